@@ -1,0 +1,38 @@
+# rmselect: which base LLM makes the best reward model, and can we know before training it?
+#
+#   snakemake --cores 2                                  # the embedded toy study (CPU)
+#   snakemake --profile slurm --configfile config/paper.yaml   # the 42-model paper study
+#
+# Stage targets: toy, rm, eval, benchmarks, posttrain, presence, analysis, report_inputs.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The embedded default, unless --configfile names another study (configs are not merged:
+# a study config is complete on its own).
+if not config:
+
+    configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/toy.smk"
+include: "workflow/rules/posttrain.smk"
+include: "workflow/rules/rm.smk"
+include: "workflow/rules/eval.smk"
+include: "workflow/rules/benchmarks.smk"
+include: "workflow/rules/presence.smk"
+include: "workflow/rules/analysis.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        TOY_TARGETS,
+        POSTTRAIN_TARGETS,
+        RM_TARGETS,
+        EVAL_TARGETS,
+        BENCHMARK_TARGETS,
+        PRESENCE_TARGETS,
+        ANALYSIS_TARGETS,

@@ -1,0 +1,362 @@
+"""Configuration and model-table loading, validated before any job runs.
+
+Every stage reads the study through :class:`Study` so that the embedded default
+(`config/config.yaml`) and the paper study (`config/paper.yaml`) go through the same code.
+Validation happens at DAG-build time: a bad config must fail with one line that names the
+file, the row and the field, before anything is written under ``results/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import jsonschema
+import yaml
+
+#: Repository root (the folder holding the Snakefile); paths in configs are relative to it.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_DIR = REPO_ROOT / "config" / "schemas"
+
+STAGES = ("base", "sft", "dpo", "rlvr", "instruct")
+MODEL_COLUMNS = (
+    "name",
+    "source",
+    "publisher",
+    "family",
+    "params_b",
+    "tokens_t",
+    "released",
+    "stage",
+    "parent",
+    "trust_remote_code",
+    "chat_template",
+)
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased as one line a user can act on."""
+
+
+# --------------------------------------------------------------------------- schemas
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    """Load ``config/schemas/<name>.schema.yaml``."""
+    path = SCHEMA_DIR / f"{name}.schema.yaml"
+    with path.open() as fh:
+        return yaml.safe_load(fh)
+
+
+def _where(err: jsonschema.ValidationError) -> str:
+    parts = [str(p) if not isinstance(p, int) else f"[{p}]" for p in err.absolute_path]
+    out = ""
+    for p in parts:
+        out += p if p.startswith("[") or not out else "." + p
+    return out or "<top level>"
+
+
+def validate_against(obj: Any, schema: Mapping[str, Any], source: str) -> None:
+    """Validate ``obj``; raise :class:`ConfigError` naming ``source`` and the field."""
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        err = errors[0]
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise ConfigError(f"{source}: field '{_where(err)}': {err.message}{more}")
+
+
+# --------------------------------------------------------------------------- model table
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One candidate base model (a row of the model table, or a produced variant)."""
+
+    name: str
+    source: str
+    publisher: str
+    family: str
+    params_b: float
+    tokens_t: float | None
+    released: str
+    stage: str
+    parent: str | None
+    trust_remote_code: bool = False
+    chat_template: str | None = None
+    #: For produced post-training variants: the recipe name in ``config['posttrain']``.
+    produce: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        """``toy`` | ``variant`` | ``local`` | ``hub``."""
+        return source_kind(self.source)
+
+    def toy_spec(self) -> dict[str, str]:
+        """Parse ``toy:key=value,key=value`` into a dict (toy models only)."""
+        if self.kind != "toy":
+            raise ConfigError(f"model '{self.name}' is not a toy model (source {self.source!r})")
+        return parse_toy_spec(self.source)
+
+
+def source_kind(source: str) -> str:
+    if source.startswith("toy:"):
+        return "toy"
+    if source.startswith("variant:"):
+        return "variant"
+    # Local paths are written absolute or starting with ./ or ../ (documented in README);
+    # anything shaped like ``org/name`` is a hub id.
+    if source.startswith(("/", "./", "../", "~")):
+        return "local"
+    if _HUB_ID.match(source):
+        return "hub"
+    return "local"
+
+
+def parse_toy_spec(source: str) -> dict[str, str]:
+    body = source[len("toy:") :]
+    out: dict[str, str] = {}
+    for item in filter(None, (s.strip() for s in body.split(","))):
+        if "=" not in item:
+            raise ConfigError(f"toy spec {source!r}: item {item!r} is not key=value")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _parse_bool(text: str, where: str) -> bool:
+    t = text.strip().lower()
+    if t in ("", "0", "false", "no", "n"):
+        return False
+    if t in ("1", "true", "yes", "y"):
+        return True
+    raise ConfigError(f"{where}: field 'trust_remote_code': {text!r} is not true/false")
+
+
+def _parse_float(text: str, where: str, col: str, required: bool) -> float | None:
+    t = text.strip()
+    if not t:
+        if required:
+            raise ConfigError(f"{where}: field '{col}' is empty; give a number")
+        return None
+    try:
+        val = float(t)
+    except ValueError:
+        raise ConfigError(f"{where}: field '{col}': {t!r} is not a number") from None
+    if not math.isfinite(val) or val <= 0:
+        raise ConfigError(f"{where}: field '{col}': {t} must be a positive number")
+    return val
+
+
+def read_model_table(path: str | Path, root: Path = REPO_ROOT) -> list[ModelSpec]:
+    """Read and validate a model TSV; cross-row checks happen in :func:`check_models`."""
+    path = Path(path)
+    full = path if path.is_absolute() else root / path
+    if not full.exists():
+        raise ConfigError(f"model table {path} does not exist; set 'models' in the config")
+    with full.open(newline="") as fh:
+        reader = csv.DictReader(fh, delimiter="\t")
+        header = reader.fieldnames or []
+        missing = [c for c in ("name", "source", "params_b", "stage") if c not in header]
+        if missing:
+            raise ConfigError(f"{path}: missing column(s) {', '.join(missing)}")
+        schema = load_schema("models")
+        specs: list[ModelSpec] = []
+        for i, row in enumerate(reader, start=2):
+            where = f"{path} row {i}"
+            row = {k: (v or "").strip() for k, v in row.items() if k is not None}
+            name = row.get("name", "")
+            if name:
+                where += f" (model '{name}')"
+            validate_against({k: v for k, v in row.items() if k in MODEL_COLUMNS}, schema, where)
+            source = row["source"]
+            if source_kind(source) == "local":
+                p = Path(source)
+                if not (p if p.is_absolute() else root / p).exists():
+                    raise ConfigError(
+                        f"{where}: field 'source': local path {source!r} does not exist"
+                    )
+            if source.startswith("toy:"):
+                parse_toy_spec(source)
+            extra = {k: v for k, v in row.items() if k not in MODEL_COLUMNS}
+            specs.append(
+                ModelSpec(
+                    name=name,
+                    source=source,
+                    publisher=row.get("publisher", ""),
+                    family=row.get("family", "") or row.get("publisher", "") or name,
+                    params_b=float(_parse_float(row["params_b"], where, "params_b", True) or 0),
+                    tokens_t=_parse_float(row.get("tokens_t", ""), where, "tokens_t", False),
+                    released=row.get("released", ""),
+                    stage=row["stage"],
+                    parent=row.get("parent") or None,
+                    trust_remote_code=_parse_bool(row.get("trust_remote_code", ""), where),
+                    chat_template=row.get("chat_template") or None,
+                    extra=extra,
+                )
+            )
+    if not specs:
+        raise ConfigError(f"{path}: the model table has no rows")
+    return specs
+
+
+def check_models(specs: Iterable[ModelSpec], source: str) -> None:
+    """Cross-row checks: unique names, known parents, no lineage cycle."""
+    by_name: dict[str, ModelSpec] = {}
+    for s in specs:
+        if s.name in by_name:
+            raise ConfigError(f"{source}: duplicate model name '{s.name}'; names must be unique")
+        by_name[s.name] = s
+    for s in by_name.values():
+        if s.parent and s.parent not in by_name:
+            raise ConfigError(
+                f"{source}: model '{s.name}': field 'parent': unknown model '{s.parent}'"
+                " (add it to the table or clear the field)"
+            )
+    for s in by_name.values():
+        seen = [s.name]
+        cur = s
+        while cur.parent:
+            if cur.parent in seen:
+                cycle = " -> ".join(seen + [cur.parent])
+                raise ConfigError(f"{source}: lineage cycle through field 'parent': {cycle}")
+            seen.append(cur.parent)
+            cur = by_name[cur.parent]
+
+
+def lineage_root(name: str, models: Mapping[str, ModelSpec]) -> str:
+    """The root ancestor of ``name`` (itself when it has no parent)."""
+    cur = models[name]
+    while cur.parent:
+        cur = models[cur.parent]
+    return cur.name
+
+
+# --------------------------------------------------------------------------- study
+
+
+@dataclass
+class Study:
+    """A validated configuration plus its effective model table."""
+
+    config: dict[str, Any]
+    source: str
+    models: dict[str, ModelSpec]
+
+    @property
+    def model_names(self) -> list[str]:
+        return list(self.models)
+
+    def model(self, name: str) -> ModelSpec:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise ConfigError(f"unknown model '{name}'") from None
+
+    def toy_models(self) -> list[str]:
+        return [n for n, m in self.models.items() if m.kind == "toy"]
+
+    def variants(self) -> list[str]:
+        return [n for n, m in self.models.items() if m.kind == "variant"]
+
+    def model_path(self, name: str) -> str:
+        """Where a model's weights live: a results/ folder, a local path, or a hub id."""
+        m = self.model(name)
+        if m.kind == "toy":
+            return f"results/toy/models/{name}"
+        if m.kind == "variant":
+            return f"results/variants/{name}/model"
+        return m.source
+
+    def size_group(self, name: str) -> str:
+        return size_group(self.model(name).params_b, self.config["size_groups"])
+
+    def candidates(self) -> list[str]:
+        """Models listed for recommendation only (no RM training)."""
+        return list(self.config.get("recommend", {}).get("candidates", []) or [])
+
+    def trained_models(self) -> list[str]:
+        cand = set(self.candidates())
+        return [n for n in self.models if n not in cand]
+
+
+def size_group(params_b: float, groups: list[Mapping[str, Any]]) -> str:
+    """Name of the first group with ``min_b <= params_b < max_b``."""
+    for g in groups:
+        lo = float(g.get("min_b", 0.0))
+        hi = float(g.get("max_b", math.inf))
+        if lo <= params_b < hi:
+            return str(g["name"])
+    raise ConfigError(f"no size group covers {params_b} B parameters; extend 'size_groups'")
+
+
+def _variant_specs(config: Mapping[str, Any], base: dict[str, ModelSpec]) -> list[ModelSpec]:
+    """Models produced by the post-training stage, entered as children of their parent."""
+    out: list[ModelSpec] = []
+    known = dict(base)
+    for i, v in enumerate(config.get("posttrain", {}).get("variants", []) or []):
+        parent = v["parent"]
+        if parent not in known:
+            raise ConfigError(
+                f"config: field 'posttrain.variants[{i}].parent': unknown model '{parent}'"
+            )
+        p = known[parent]
+        name = v.get("name") or f"{parent}-{v['stage']}"
+        spec = ModelSpec(
+            name=name,
+            source=f"variant:{v['stage']}",
+            publisher=p.publisher,
+            family=p.family,
+            params_b=p.params_b,
+            tokens_t=p.tokens_t,
+            released=p.released,
+            stage=v["stage"],
+            parent=parent,
+            trust_remote_code=p.trust_remote_code,
+            chat_template=p.chat_template,
+            produce=v.get("recipe", v["stage"]),
+        )
+        known[name] = spec
+        out.append(spec)
+    return out
+
+
+def load_study(config: Mapping[str, Any], source: str = "config", root: Path = REPO_ROOT) -> Study:
+    """Validate ``config`` (as Snakemake loaded it) and build the effective model table."""
+    cfg = dict(config)
+    validate_against(cfg, load_schema("config"), source)
+    table = cfg["models"]
+    specs = read_model_table(table, root)
+    check_models(specs, table)
+    models = {s.name: s for s in specs}
+    for s in _variant_specs(cfg, models):
+        models[s.name] = s
+    check_models(models.values(), f"{source} (model table plus posttrain.variants)")
+    for i, g in enumerate(cfg["size_groups"]):
+        d = g.get("default")
+        if d and d not in models:
+            raise ConfigError(
+                f"{source}: field 'size_groups[{i}].default': unknown model '{d}'"
+            )
+    for c in cfg.get("recommend", {}).get("candidates", []) or []:
+        if c not in models:
+            raise ConfigError(f"{source}: field 'recommend.candidates': unknown model '{c}'")
+    for m in models.values():
+        size_group(m.params_b, cfg["size_groups"])
+    return Study(config=cfg, source=source, models=models)
+
+
+def load_study_file(path: str | Path, root: Path = REPO_ROOT) -> Study:
+    """Load a YAML config file and validate it (used by tests and command-line tools)."""
+    path = Path(path)
+    full = path if path.is_absolute() else root / path
+    with full.open() as fh:
+        cfg = yaml.safe_load(fh) or {}
+    return load_study(cfg, str(path), root)

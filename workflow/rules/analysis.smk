@@ -1,0 +1,2 @@
+# Stage: analysis (placeholder until its issue lands).
+ANALYSIS_TARGETS = []

@@ -1,0 +1,2 @@
+# Stage: benchmarks (placeholder until its issue lands).
+BENCHMARK_TARGETS = []

@@ -1,0 +1,2 @@
+# Stage: eval (placeholder until its issue lands).
+EVAL_TARGETS = []

@@ -1,0 +1,2 @@
+# Stage: posttrain (placeholder until its issue lands).
+POSTTRAIN_TARGETS = []

@@ -1,0 +1,2 @@
+# Stage: presence (placeholder until its issue lands).
+PRESENCE_TARGETS = []

@@ -1,0 +1,2 @@
+# Stage: rm (placeholder until its issue lands).
+RM_TARGETS = []

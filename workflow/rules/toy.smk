@@ -1,0 +1,2 @@
+# Stage: toy (placeholder until its issue lands).
+TOY_TARGETS = []
