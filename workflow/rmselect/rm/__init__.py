@@ -1,0 +1,1 @@
+"""Reward-model training, pooling, formatting and selection."""

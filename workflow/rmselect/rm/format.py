@@ -1,0 +1,51 @@
+"""Render (prompt, response) with the base model's chat template.
+
+Training and every evaluation use this one function, so an RM sees the same text layout
+when it is scored as when it was trained.
+
+Fallback for models without a chat template (documented in the README): each turn becomes
+``<|role|>\\n{content}\\n`` and the text ends with the tokenizer's EOS token, so the reward
+is read at a token that closes the response.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+FALLBACK_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
+    "{{ eos_token }}"
+)
+
+
+def to_messages(prompt: str | Sequence[dict[str, str]], response: str) -> list[dict[str, str]]:
+    """A conversation whose last turn is the assistant's response."""
+    if isinstance(prompt, str):
+        msgs = [{"role": "user", "content": prompt}]
+    else:
+        msgs = [dict(m) for m in prompt]
+    return msgs + [{"role": "assistant", "content": response}]
+
+
+def resolve_template(tokenizer: Any, override: str | None = None) -> str:
+    """The model table's override (a file path or literal Jinja), else the tokenizer's, else fallback."""
+    if override:
+        p = Path(override)
+        return p.read_text() if p.exists() else override
+    return getattr(tokenizer, "chat_template", None) or FALLBACK_TEMPLATE
+
+
+def render(
+    tokenizer: Any,
+    prompt: str | Sequence[dict[str, str]],
+    response: str,
+    template_override: str | None = None,
+) -> str:
+    """The text an RM scores for ``response`` to ``prompt``."""
+    return tokenizer.apply_chat_template(
+        to_messages(prompt, response),
+        chat_template=resolve_template(tokenizer, template_override),
+        tokenize=False,
+        add_generation_prompt=False,
+    )
