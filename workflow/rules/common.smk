@@ -68,3 +68,15 @@ def dataset_files(entry):
     if "path" in entry:
         return [entry["path"]]
     return []
+
+
+def res(kind, key):
+    """A resource value for rules of `kind`, computed from the job's model size."""
+    from rmselect.cluster.resources import resources_for
+
+    def _value(wildcards, attempt=1):
+        name = wildcards.get("model")
+        params = STUDY.model(name).params_b if name else None
+        return resources_for(kind, params, STUDY.config, name)[key]
+
+    return _value
