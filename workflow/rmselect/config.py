@@ -297,7 +297,9 @@ def size_group(params_b: float, groups: list[Mapping[str, Any]]) -> str:
     raise ConfigError(f"no size group covers {params_b} B parameters; extend 'size_groups'")
 
 
-def _variant_specs(config: Mapping[str, Any], base: dict[str, ModelSpec]) -> list[ModelSpec]:
+def _variant_specs(
+    config: Mapping[str, Any], base: dict[str, ModelSpec], source: str = "config"
+) -> list[ModelSpec]:
     """Models produced by the post-training stage, entered as children of their parent."""
     out: list[ModelSpec] = []
     known = dict(base)
@@ -305,10 +307,15 @@ def _variant_specs(config: Mapping[str, Any], base: dict[str, ModelSpec]) -> lis
         parent = v["parent"]
         if parent not in known:
             raise ConfigError(
-                f"config: field 'posttrain.variants[{i}].parent': unknown model '{parent}'"
+                f"{source}: field 'posttrain.variants[{i}].parent': unknown model '{parent}'"
             )
         p = known[parent]
         name = v.get("name") or f"{parent}-{v['stage']}"
+        if name in known:
+            raise ConfigError(
+                f"{source}: field 'posttrain.variants[{i}]': duplicate model name '{name}';"
+                " give the variant another `name`"
+            )
         spec = ModelSpec(
             name=name,
             source=f"variant:{v['stage']}",
@@ -336,7 +343,7 @@ def load_study(config: Mapping[str, Any], source: str = "config", root: Path = R
     specs = read_model_table(table, root)
     check_models(specs, table)
     models = {s.name: s for s in specs}
-    for s in _variant_specs(cfg, models):
+    for s in _variant_specs(cfg, models, source):
         models[s.name] = s
     check_models(models.values(), f"{source} (model table plus posttrain.variants)")
     for i, g in enumerate(cfg["size_groups"]):
