@@ -70,13 +70,57 @@ def dataset_files(entry):
     return []
 
 
-def res(kind, key):
-    """A resource value for rules of `kind`, computed from the job's model size."""
+from rmselect.cluster.site import SiteError, cluster_settings  # noqa: E402
+
+# Site values for SLURM (partitions, GPU model): env vars or slurm/local.yaml, never config.
+try:
+    CLUSTER = cluster_settings()
+except SiteError as err:
+    sys.stderr.write(f"rmselect: cluster settings: {err}\n")
+    sys.exit(1)
+# Local GPU jobs: `{GPU_SLOT} {resources.gpu} -- python ...` runs on devices of their own
+# (lock-based slots; no-op under SLURM or with 0 GPUs). Trainers: `{LAUNCH} --gpus
+# {resources.gpu} -- python train.py ...` (torchrun on one node, srun+torchrun on several).
+GPU_SLOT = f"python {SCRIPTS}/gpu_slot.py"
+LAUNCH = f"python {SCRIPTS}/launch.py"
+
+
+def _job_resources(kind, wildcards, attempt):
     from rmselect.cluster.resources import resources_for
 
+    name = wildcards.get("model")
+    spec = STUDY.model(name) if name else None
+    return resources_for(
+        kind,
+        spec.params_b if spec else None,
+        STUDY.config,
+        name,
+        model_extra=spec.extra if spec else None,
+        cluster=CLUSTER,
+        attempt=attempt,
+    )
+
+
+def res(kind, key):
+    """A resource value for rules of `kind`, computed from the job's model size.
+
+    Keys: gpu, mem_mb, runtime, nodes, tasks, tasks_per_gpu, cpus_per_task, mpi, gpu_model,
+    slurm_partition, slurm_extra, zero (rmselect.cluster.resources.resources_for).
+    """
+
     def _value(wildcards, attempt=1):
-        name = wildcards.get("model")
-        params = STUDY.model(name).params_b if name else None
-        return resources_for(kind, params, STUDY.config, name)[key]
+        return _job_resources(kind, wildcards, attempt)[key]
 
     return _value
+
+
+def res_extra(kind):
+    """The SLURM-side resources besides gpu/mem_mb/runtime, for `resources: **res_extra(k)`."""
+    from rmselect.cluster.resources import EXTRA_KEYS
+
+    return {key: res(kind, key) for key in EXTRA_KEYS}
+
+
+def res_all(kind):
+    """Every resource of `kind` (gpu, mem_mb, runtime and res_extra), for `**res_all(k)`."""
+    return {key: res(kind, key) for key in ("gpu", "mem_mb", "runtime")} | res_extra(kind)

@@ -1,37 +1,268 @@
 """Compute resources per rule from model size (params_b) and the config's `resources` section.
 
-Rules ask for resources through ``res(kind, key)`` in workflow/rules/common.smk, which calls
-:func:`resources_for`. Kinds: ``toy``, ``posttrain``, ``rm_train``, ``rm_select``, ``eval``,
-``benchmarks``, ``presence``, ``analysis``. CPU-only kinds never request GPUs.
+Rules ask for resources through ``res(kind, key)`` / ``res_extra(kind)`` in
+workflow/rules/common.smk, which call :func:`resources_for`. Kinds: ``toy``, ``posttrain``,
+``rm_train``, ``rm_select``, ``eval``, ``benchmarks``, ``presence``, ``analysis``.
+
+The table (documented field by field in config/schemas/config.schema.yaml)::
+
+    resources:
+      gpus_per_node: 8          # GPUs of one node; nodes = ceil(gpus / gpus_per_node)
+      cpus_per_gpu: 8           # CPU cores per GPU (cpus_per_task = this x GPUs on a node)
+      mem_mb_per_gpu: 64000     # host memory per GPU (mem_mb is per node)
+      gpu_tiers:                # first row with params_b <= max_b applies
+        - {max_b: 3, train_gpus: 1, infer_gpus: 1, zero: 2}
+        - {max_b: 10, train_gpus: 8, infer_gpus: 1, zero: 3}
+      runtime:                  # minutes = base + per_b * params_b, per kind
+        rm_train: {base: 60, per_b: 90}
+      rm_train: {gpus: 4}       # per-kind override of any computed key
+
+Which column of a tier a kind uses: ``train_gpus`` for training kinds (``rm_train``,
+``posttrain``), ``infer_gpus`` for inference kinds (``eval``, ``benchmarks``, ``presence``).
+CPU-only kinds (``toy``, ``rm_select``, ``analysis``) never request GPUs, and neither does any
+kind when the config has no ``gpu_tiers`` (the embedded toy study runs on CPUs).
+
+Precedence, lowest first: built-in defaults < size tier < ``resources.<kind>`` (per rule) <
+model-table columns ``gpus`` / ``nodes`` / ``runtime`` / ``mem_mb`` (per model).
+Memory and runtime grow with Snakemake's ``attempt`` so a retry after an out-of-memory or
+time-limit failure asks for more.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-GPU_KINDS = ("posttrain", "rm_train", "eval", "benchmarks", "presence")
-DEFAULTS: dict[str, dict[str, int]] = {
-    "toy": {"gpu": 0, "cpus_per_task": 1, "mem_mb": 4000, "runtime": 30, "nodes": 1},
-    "posttrain": {"gpu": 0, "cpus_per_task": 1, "mem_mb": 4000, "runtime": 60, "nodes": 1},
-    "rm_train": {"gpu": 0, "cpus_per_task": 1, "mem_mb": 4000, "runtime": 60, "nodes": 1},
-    "rm_select": {"gpu": 0, "cpus_per_task": 1, "mem_mb": 4000, "runtime": 30, "nodes": 1},
-    "eval": {"gpu": 0, "cpus_per_task": 1, "mem_mb": 4000, "runtime": 60, "nodes": 1},
-    "benchmarks": {"gpu": 0, "cpus_per_task": 1, "mem_mb": 4000, "runtime": 60, "nodes": 1},
-    "presence": {"gpu": 0, "cpus_per_task": 1, "mem_mb": 4000, "runtime": 60, "nodes": 1},
-    "analysis": {"gpu": 0, "cpus_per_task": 1, "mem_mb": 4000, "runtime": 30, "nodes": 1},
+#: Kinds that may use GPUs, and which tier column they read.
+TRAIN_KINDS = ("rm_train", "posttrain")
+INFER_KINDS = ("eval", "benchmarks", "presence")
+GPU_KINDS = TRAIN_KINDS + INFER_KINDS
+CPU_KINDS = ("toy", "rm_select", "analysis")
+KINDS = GPU_KINDS + CPU_KINDS
+
+#: Per-kind defaults for CPU jobs (and the CPU side of GPU jobs): cores, MB, minutes.
+CPU_DEFAULTS: dict[str, dict[str, int]] = {
+    "toy": {"cpus": 1, "mem_mb": 4000, "runtime": 60},
+    "posttrain": {"cpus": 1, "mem_mb": 4000, "runtime": 60},
+    "rm_train": {"cpus": 1, "mem_mb": 4000, "runtime": 60},
+    "rm_select": {"cpus": 1, "mem_mb": 4000, "runtime": 30},
+    "eval": {"cpus": 1, "mem_mb": 4000, "runtime": 60},
+    "benchmarks": {"cpus": 1, "mem_mb": 4000, "runtime": 60},
+    "presence": {"cpus": 1, "mem_mb": 4000, "runtime": 60},
+    "analysis": {"cpus": 1, "mem_mb": 4000, "runtime": 30},
 }
+
+#: Runtime scaling (minutes = base + per_b * params_b) for GPU jobs when the config gives none.
+RUNTIME_DEFAULTS: dict[str, dict[str, float]] = {
+    "rm_train": {"base": 60, "per_b": 90},
+    "posttrain": {"base": 60, "per_b": 90},
+    "eval": {"base": 30, "per_b": 10},
+    "benchmarks": {"base": 60, "per_b": 30},
+    "presence": {"base": 30, "per_b": 10},
+}
+
+#: Keys every result of :func:`resources_for` carries (None = leave unset for SLURM).
+KEYS = (
+    "gpu",
+    "nodes",
+    "tasks",
+    "tasks_per_gpu",
+    "gpus_per_node",
+    "cpus_per_task",
+    "mem_mb",
+    "runtime",
+    "zero",
+    "mpi",
+    "gpu_model",
+    "slurm_partition",
+    "slurm_extra",
+)
+
+#: Keys a rule passes to Snakemake besides gpu / mem_mb / runtime (see ``res_extra``).
+EXTRA_KEYS = (
+    "nodes",
+    "tasks",
+    "tasks_per_gpu",
+    "cpus_per_task",
+    "mpi",
+    "gpu_model",
+    "slurm_partition",
+    "slurm_extra",
+)
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Site-specific values that never live in the study config (env vars / slurm/local.yaml).
+
+    ``partition`` is used for CPU jobs, ``gpu_partition`` (default ``partition``) for GPU jobs;
+    ``gpu_model`` turns ``--gpus=N`` into ``--gpus=<model>:N``; ``slurm_extra`` is appended to
+    every sbatch call; ``gpus_per_node`` overrides the config's value for this cluster.
+    """
+
+    partition: str | None = None
+    gpu_partition: str | None = None
+    gpu_model: str | None = None
+    slurm_extra: str | None = None
+    gpus_per_node: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ResourceError(ValueError):
+    """A problem with the ``resources`` section or a per-model override."""
+
+
+def _int(value: Any, where: str) -> int:
+    try:
+        out = int(str(value).strip())
+    except ValueError:
+        raise ResourceError(f"{where}: {value!r} is not an integer") from None
+    if out < 0:
+        raise ResourceError(f"{where}: {value!r} must be >= 0")
+    return out
+
+
+def gpu_tier(params_b: float, tiers: list[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The first tier with ``params_b <= max_b``; the last tier for anything larger."""
+    if not tiers:
+        raise ResourceError("resources.gpu_tiers is empty")
+    for tier in tiers:
+        if params_b <= float(tier["max_b"]):
+            return tier
+    return tiers[-1]
+
+
+def runtime_minutes(kind: str, params_b: float | None, section: Mapping[str, Any]) -> int:
+    """Runtime of one attempt: ``base + per_b * params_b`` minutes, rounded up to 10."""
+    table = dict(RUNTIME_DEFAULTS.get(kind, {"base": CPU_DEFAULTS[kind]["runtime"], "per_b": 0}))
+    table.update((section.get("runtime", {}) or {}).get(kind, {}) or {})
+    minutes = float(table.get("base", 60)) + float(table.get("per_b", 0)) * float(params_b or 0)
+    return int(math.ceil(minutes / 10.0) * 10)
 
 
 def resources_for(
-    kind: str, params_b: float | None, config: Mapping[str, Any], model: str | None = None
-) -> dict[str, int]:
+    kind: str,
+    params_b: float | None,
+    config: Mapping[str, Any],
+    model: str | None = None,
+    *,
+    model_extra: Mapping[str, str] | None = None,
+    cluster: ClusterSettings | None = None,
+    attempt: int = 1,
+) -> dict[str, Any]:
     """Resources for one job of ``kind`` on a model of ``params_b`` billion parameters.
 
-    Placeholder until the cluster issue lands: defaults, overridden by
-    ``config['resources'][kind]`` when present.
+    Returns every key of :data:`KEYS`; values are ints or strings, or None where SLURM should
+    get nothing (Snakemake drops None-valued resources of a job).
+
+    * ``gpu``: total GPUs of the job (Snakemake's ``--resources gpu=N`` counts these; the
+      SLURM plugin turns it into ``--gpus=N``); 0 for CPU-only kinds and CPU studies.
+    * ``nodes``: ``ceil(gpu / gpus_per_node)``, at least 1. ``tasks``: one launcher per node.
+      ``tasks_per_gpu``: 0, so that the plugin does not add ``--ntasks-per-gpu``.
+    * ``cpus_per_task``: ``cpus_per_gpu`` x GPUs on one node (CPU jobs: the kind's cores).
+    * ``mem_mb``: per node, ``mem_mb_per_gpu`` x GPUs on one node (CPU jobs: the kind's MB),
+      times ``attempt``. ``runtime``: minutes, times ``attempt``.
+    * ``zero``: DeepSpeed ZeRO stage of the tier (training kinds; 0 otherwise).
+    * ``mpi``: ``"srun"`` for multi-node jobs (the plugin then runs the rule in the batch
+      script and the rule calls srun itself: rmselect.cluster.launch), else None.
+    * ``gpu_model``, ``slurm_partition``: from the cluster settings, GPU jobs / all jobs.
+    * ``slurm_extra``: cluster-wide sbatch flags plus ``--ntasks-per-node=1`` for multi-node.
     """
-    out = dict(DEFAULTS.get(kind, DEFAULTS["analysis"]))
-    out.update((config.get("resources", {}) or {}).get(kind, {}) or {})
-    if kind not in GPU_KINDS:
-        out["gpu"] = 0
-    return out
+    if kind not in KINDS:
+        raise ResourceError(f"unknown resource kind {kind!r}; known: {', '.join(KINDS)}")
+    section: Mapping[str, Any] = config.get("resources", {}) or {}
+    cluster = cluster or ClusterSettings()
+    attempt = max(1, int(attempt))
+    override: Mapping[str, Any] = section.get(kind, {}) or {}
+    where_model = f"model '{model}'" if model else "model"
+    extra = {k: v for k, v in (model_extra or {}).items() if v not in (None, "")}
+
+    tiers = list(section.get("gpu_tiers", []) or [])
+    gpus_per_node = int(cluster.gpus_per_node or section.get("gpus_per_node", 8))
+    gpus, zero = 0, 0
+    if kind in GPU_KINDS and tiers and params_b is not None:
+        tier = gpu_tier(float(params_b), tiers)
+        col = "train_gpus" if kind in TRAIN_KINDS else "infer_gpus"
+        gpus = int(tier.get(col, tier.get("gpus", 1)))
+        zero = int(tier.get("zero", 0)) if kind in TRAIN_KINDS else 0
+    if kind in GPU_KINDS:
+        if "gpus" in override:
+            gpus = _int(override["gpus"], f"resources.{kind}.gpus")
+        if "zero" in override:
+            zero = _int(override["zero"], f"resources.{kind}.zero")
+        if "gpus" in extra:
+            gpus = _int(extra["gpus"], f"{where_model}: column 'gpus'")
+    # CPU-only kinds never request GPUs, whatever the overrides say.
+
+    nodes = max(1, math.ceil(gpus / gpus_per_node)) if gpus else 1
+    if "nodes" in override:
+        nodes = max(1, _int(override["nodes"], f"resources.{kind}.nodes"))
+    if "nodes" in extra:
+        nodes = max(1, _int(extra["nodes"], f"{where_model}: column 'nodes'"))
+    if gpus and gpus % nodes:
+        raise ResourceError(
+            f"{kind} job of {where_model}: {gpus} GPUs do not split evenly over {nodes} nodes"
+        )
+    gpn = gpus // nodes if gpus else 0
+
+    base = CPU_DEFAULTS[kind]
+    if gpus:
+        cpus = int(section.get("cpus_per_gpu", 8)) * gpn
+        mem = int(section.get("mem_mb_per_gpu", 64000)) * gpn
+        runtime = runtime_minutes(kind, params_b, section)
+    else:
+        cpus = int(base["cpus"])
+        mem = int(base["mem_mb"])
+        # CPU studies: the kind's default unless the config scales it explicitly.
+        scaled = kind in (section.get("runtime", {}) or {})
+        runtime = runtime_minutes(kind, params_b, section) if scaled else int(base["runtime"])
+    if "cpus_per_task" in override:
+        cpus = _int(override["cpus_per_task"], f"resources.{kind}.cpus_per_task")
+    if "mem_mb" in override:
+        mem = _int(override["mem_mb"], f"resources.{kind}.mem_mb")
+    if "runtime" in override:
+        runtime = _int(override["runtime"], f"resources.{kind}.runtime")
+    if "mem_mb" in extra:
+        mem = _int(extra["mem_mb"], f"{where_model}: column 'mem_mb'")
+    if "runtime" in extra:
+        runtime = _int(extra["runtime"], f"{where_model}: column 'runtime'")
+
+    flags = [cluster.slurm_extra] if cluster.slurm_extra else []
+    if nodes > 1:
+        flags.append("--ntasks-per-node=1")
+    partition = (cluster.gpu_partition or cluster.partition) if gpus else cluster.partition
+    return {
+        "gpu": gpus,
+        "nodes": nodes,
+        "tasks": nodes,
+        "tasks_per_gpu": 0,
+        "gpus_per_node": gpn,
+        "cpus_per_task": max(1, cpus),
+        "mem_mb": mem * attempt,
+        "runtime": runtime * attempt,
+        "zero": zero,
+        "mpi": "srun" if nodes > 1 else None,
+        "gpu_model": cluster.gpu_model if gpus else None,
+        "slurm_partition": partition or None,
+        "slurm_extra": " ".join(flags) or None,
+    }
+
+
+def resource_table(
+    config: Mapping[str, Any],
+    models: Mapping[str, Any],
+    kinds: tuple[str, ...] = GPU_KINDS,
+) -> list[dict[str, Any]]:
+    """One row per (model, kind): the documented table made concrete (for docs and tests).
+
+    ``models`` maps a name to an object with ``params_b`` and ``extra`` (a ModelSpec).
+    """
+    rows = []
+    for name, spec in models.items():
+        for kind in kinds:
+            r = resources_for(
+                kind, spec.params_b, config, name, model_extra=getattr(spec, "extra", None)
+            )
+            rows.append({"model": name, "kind": kind, "params_b": spec.params_b, **r})
+    return rows
