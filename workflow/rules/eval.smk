@@ -1,2 +1,121 @@
-# Stage: eval (placeholder until its issue lands).
-EVAL_TARGETS = []
+# Stage: eval -- score every trained RM on RewardBench v1 (the paper's benchmark) and,
+# when configured, RewardBench 2 and RM-Bench; merge imported RM results; build the RM
+# score tables. Logic: workflow/rmselect/eval/. Outputs: workflow/CONTRACTS.md "Evaluation".
+from rmselect.eval.settings import eval_settings, model_flags
+
+try:
+    EVAL = eval_settings(STUDY, TRAINED_MODELS)
+except ConfigError as err:
+    sys.stderr.write(f"rmselect: configuration error: {err}\n")
+    sys.exit(1)
+
+EVAL_OPTS = EVAL.options
+EVAL_PAIRS = EVAL.pairs
+EVAL_BENCHMARKS = list(EVAL.benchmarks)
+EVAL_BENCHMARK_RE = "|".join(EVAL_BENCHMARKS) or "(?!x)x"
+EVAL_DERIVED_RE = "|".join(EVAL.derived) or "(?!x)x"
+EVAL_JSONS = [
+    f"results/eval/{b}/{o}/{m}.json" for b in EVAL_BENCHMARKS for m, o in EVAL_PAIRS
+]
+EVAL_SCORES = [p.replace(".json", ".scores.parquet") for p in EVAL_JSONS]
+EVAL_TABLES = (
+    ["results/tables/rm_scores.csv", "results/tables/rm_scores_all.csv"]
+    if EVAL.makes_table
+    else []
+)
+# The stage's outputs (empty when nothing is evaluated or imported).
+EVAL_TARGETS = EVAL_JSONS + EVAL_SCORES + EVAL_TABLES
+
+
+rule eval:
+    input:
+        EVAL_TARGETS,
+
+
+rule eval_toy_sets:
+    input:
+        lambda wc: dataset_files(EVAL.derived[wc.benchmark]["source"]),
+    output:
+        "results/eval/data/{benchmark}.jsonl",
+    log:
+        f"{LOGS}/eval_toy_sets/{{benchmark}}.log",
+    benchmark:
+        f"{COST}/eval_toy_sets/{{benchmark}}.tsv"
+    wildcard_constraints:
+        benchmark=EVAL_DERIVED_RE,
+    conda:
+        "../../envs/eval.yaml"
+    params:
+        source=lambda wc: dataset_arg(EVAL.derived[wc.benchmark]["source"]),
+        n_ties=EVAL_OPTS["toy_ties"],
+    shell:
+        "python workflow/scripts/eval_toy_sets.py --source {params.source}"
+        " --format {wildcards.benchmark} --n-ties {params.n_ties} --out {output}"
+        " > {log} 2>&1"
+
+
+rule eval_rm:
+    input:
+        selected="results/rm/{objective}/{model}/selected.json",
+        data=lambda wc: EVAL.data_files(wc.benchmark),
+    output:
+        json="results/eval/{benchmark}/{objective}/{model}.json",
+        scores="results/eval/{benchmark}/{objective}/{model}.scores.parquet",
+    log:
+        f"{LOGS}/eval_rm/{{benchmark}}/{{objective}}/{{model}}.log",
+    benchmark:
+        f"{COST}/eval_rm/{{benchmark}}/{{objective}}/{{model}}.tsv"
+    wildcard_constraints:
+        benchmark=EVAL_BENCHMARK_RE,
+    conda:
+        "../../envs/eval.yaml"
+    resources:
+        gpu=res("eval", "gpu"),
+        mem_mb=res("eval", "mem_mb"),
+        runtime=res("eval", "runtime"),
+    params:
+        rm="results/rm/{objective}/{model}/final",
+        data=lambda wc: dataset_arg(EVAL.benchmarks[wc.benchmark]),
+        flags=lambda wc: model_flags(STUDY.model(wc.model)),
+        batch_size=EVAL_OPTS["batch_size"],
+        max_tokens=EVAL_OPTS["max_tokens"],
+        max_length=EVAL_OPTS["max_length"],
+        dtype=EVAL_OPTS["dtype"],
+        n_boot=EVAL_OPTS["n_boot"],
+        seed=EVAL_OPTS["seed"],
+        limit=(
+            f"--limit-per-subset {EVAL_OPTS['limit_per_subset']}"
+            if EVAL_OPTS["limit_per_subset"]
+            else ""
+        ),
+    shell:
+        "python workflow/scripts/eval_rm.py --benchmark {wildcards.benchmark}"
+        " --data {params.data} --rm {params.rm} --selected {input.selected}"
+        " --model {wildcards.model} --objective {wildcards.objective} {params.flags}"
+        " --batch-size {params.batch_size} --max-tokens {params.max_tokens}"
+        " --max-length {params.max_length} --dtype {params.dtype}"
+        " --n-boot {params.n_boot} --seed {params.seed} {params.limit}"
+        " --out-json {output.json} --out-scores {output.scores} > {log} 2>&1"
+
+
+rule rm_scores_table:
+    input:
+        evals=EVAL_JSONS,
+        imported=[EVAL.import_path] if EVAL.import_path else [],
+    output:
+        table="results/tables/rm_scores.csv",
+        long="results/tables/rm_scores_all.csv",
+    log:
+        f"{LOGS}/rm_scores_table/rm_scores_table.log",
+    benchmark:
+        f"{COST}/rm_scores_table/rm_scores_table.tsv"
+    conda:
+        "../../envs/eval.yaml"
+    params:
+        imported=f"--import-csv {EVAL.import_path}" if EVAL.import_path else "",
+        precedence=EVAL_OPTS["import_precedence"],
+        models=" ".join(ALL_MODELS),
+    shell:
+        "python workflow/scripts/rm_scores_table.py --evals {input.evals}"
+        " {params.imported} --precedence {params.precedence} --models {params.models}"
+        " --out {output.table} --out-all {output.long} > {log} 2>&1"

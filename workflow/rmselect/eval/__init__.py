@@ -1,0 +1,16 @@
+"""Reward-model evaluation: RewardBench v1 (the paper's), RewardBench 2 and RM-Bench.
+
+Modules:
+
+- :mod:`rmselect.eval.benchmarks` — subset/section definitions, loading and validation of
+  benchmark data (hub or local file) into one long "texts to score" frame;
+- :mod:`rmselect.eval.metrics` — per-example correctness, subset/section/overall scores
+  exactly as each benchmark defines them, and bootstrap confidence intervals;
+- :mod:`rmselect.eval.scorer` — batched, length-sorted reward scoring of any
+  ``AutoModelForSequenceClassification`` RM (BT, regression with merge weights, hub RMs);
+- :mod:`rmselect.eval.run` — ``workflow/scripts/eval_rm.py``: one RM on one benchmark;
+- :mod:`rmselect.eval.table` — ``workflow/scripts/rm_scores_table.py``: the RM score tables,
+  merging imported results;
+- :mod:`rmselect.eval.toysets` — ``workflow/scripts/eval_toy_sets.py``: RewardBench-2 and
+  RM-Bench-format toy sets derived from the toy RewardBench v1 set.
+"""

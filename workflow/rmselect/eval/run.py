@@ -1,0 +1,196 @@
+"""Evaluate one reward model on one benchmark (``workflow/scripts/eval_rm.py``).
+
+Writes, atomically:
+
+- ``--out-scores`` (Parquet): per example ``id, subset, score_chosen, score_rejected,
+  correct`` plus benchmark-specific columns (:func:`rmselect.eval.metrics.per_example`);
+- ``--out-json``: per-subset scores and counts, per-section scores with bootstrap 95%
+  intervals, the overall score (all 0-100), the subsets missing or ignored, and provenance
+  (model, objective, RM path, selected lr/step from ``selected.json``, data source,
+  counts, scorer settings, wall time).
+
+Nothing is written when loading, validation or scoring fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from rmselect.eval.benchmarks import BENCHMARKS, load_benchmark
+from rmselect.eval.metrics import WEIGHT_MODES, ScoreOptions, per_example, score
+from rmselect.eval.scorer import encode_items, load_reward_model, score_ids
+from rmselect.io import write_json, write_table
+
+#: Keys of a benchmark config entry that are options, not data-set fields.
+ENTRY_OPTIONS = ("ignore_unknown_subsets", "include_prior_sets", "prior_sets", "weights", "derive_from")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="eval_rm.py",
+        description=(
+            "Score a reward model on RewardBench v1, RewardBench 2 or RM-Bench and write"
+            " per-example scores (Parquet) and benchmark scores with bootstrap CIs (JSON)."
+        ),
+    )
+    p.add_argument("--benchmark", required=True, choices=BENCHMARKS)
+    p.add_argument(
+        "--data",
+        required=True,
+        help="benchmark config entry as JSON: {\"path\": file} or {\"hub\": id, \"split\": s}"
+        " plus options ignore_unknown_subsets, include_prior_sets, prior_sets, weights",
+    )
+    p.add_argument("--rm", required=True, help="RM folder (AutoModelForSequenceClassification) or hub id")
+    p.add_argument("--model", required=True, help="model name (table row) for provenance")
+    p.add_argument("--objective", default="", help="bt | regression (empty for hub RMs)")
+    p.add_argument("--selected", default=None, help="selected.json of the training stage (lr, step)")
+    p.add_argument("--weights", default=None, help="merge weights as a JSON list (default: rmselect.json)")
+    p.add_argument("--chat-template", default=None, help="chat template override (file or Jinja)")
+    p.add_argument("--trust-remote-code", action="store_true", help="only when the model row opts in")
+    p.add_argument("--batch-size", type=int, default=64, help="max rows per batch")
+    p.add_argument("--max-tokens", type=int, default=32768, help="max padded tokens per batch")
+    p.add_argument("--max-length", type=int, default=2048, help="truncate texts to this many tokens")
+    p.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
+    p.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (0: no CIs)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--limit-per-subset", type=int, default=None, help="debug: first N rows per subset")
+    p.add_argument("--out-json", required=True)
+    p.add_argument("--out-scores", required=True)
+    return p
+
+
+def read_selected(path: str | None) -> dict[str, Any]:
+    """``lr, step, val_accuracy`` (and the selected weights) from the training stage."""
+    if not path:
+        return {}
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: selected.json not found (run the rm stage first)")
+    sel = json.loads(p.read_text())
+    return {k: sel.get(k) for k in ("lr", "step", "val_accuracy", "weights") if k in sel}
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    entry = json.loads(args.data)
+    if not isinstance(entry, dict):
+        raise ValueError("--data must be a JSON object")
+    weights_mode = entry.get("weights", "official")
+    if weights_mode not in WEIGHT_MODES:
+        raise ValueError(
+            f"eval.benchmarks.{args.benchmark}.weights: {weights_mode!r}; use {', '.join(WEIGHT_MODES)}"
+        )
+    t0 = time.perf_counter()
+    data = load_benchmark(
+        args.benchmark,
+        entry,
+        ignore_unknown_subsets=bool(entry.get("ignore_unknown_subsets", False)),
+        include_prior_sets=bool(entry.get("include_prior_sets", False)),
+        prior_sets=entry.get("prior_sets"),
+        limit_per_subset=args.limit_per_subset,
+    )
+    selected = read_selected(args.selected)
+    rm = load_reward_model(
+        args.rm,
+        trust_remote_code=args.trust_remote_code,
+        weights=json.loads(args.weights) if args.weights else None,
+        template_override=args.chat_template,
+        max_length=args.max_length,
+        dtype=args.dtype,
+        device=args.device,
+    )
+    sys.stderr.write(
+        f"rmselect eval: {args.benchmark} ({data.source}): {data.n_examples} examples,"
+        f" {data.items.height} texts; RM {args.rm} ({rm.num_labels} output(s), {rm.dtype},"
+        f" {rm.device})\n"
+    )
+    ids, trunc = encode_items(rm, data.items["prompt"].to_list(), data.items["response"].to_list())
+    res = score_ids(rm, ids, batch_size=args.batch_size, max_tokens=args.max_tokens)
+    per_ex = per_example(data, res.rewards)
+    scores = score(
+        args.benchmark,
+        per_ex,
+        ScoreOptions(
+            weights=weights_mode,
+            include_prior_sets=data.include_prior_sets,
+            n_boot=args.n_boot,
+            seed=args.seed,
+        ),
+    )
+    import torch
+    import transformers
+
+    result = {
+        "benchmark": args.benchmark,
+        "scale": "0-100",
+        "model": args.model,
+        "objective": args.objective or None,
+        "overall": scores["overall"],
+        "sections": scores["sections"],
+        "subsets": scores["subsets"],
+        "missing_subsets": data.missing_subsets,
+        "ignored_subsets": data.ignored_subsets,
+        "weights": scores["weights"],
+        "bootstrap": scores["bootstrap"],
+        "provenance": {
+            "model": args.model,
+            "objective": args.objective or None,
+            "rm_path": args.rm,
+            "source": "trained" if args.selected else "external",
+            "selected": selected or None,
+            "merge_weights": None if rm.weights is None else rm.weights.tolist(),
+            "num_labels": rm.num_labels,
+            "reward": (
+                "score head on the backbone's last hidden state at the last real token"
+                " (attention mask); regression: outputs . merge weights"
+            ),
+            "chat_template": "override" if args.chat_template else "tokenizer or fallback",
+            "data_source": data.source,
+            "n_examples": data.n_examples,
+            "n_texts": data.items.height,
+            "n_truncated": trunc.truncated,
+            "n_response_cut": trunc.response_cut,
+            "max_length": rm.max_length,
+            "dtype": str(rm.dtype).replace("torch.", ""),
+            "device": str(rm.device),
+            "batch_size": args.batch_size,
+            "max_tokens": args.max_tokens,
+            "n_batches": res.n_batches,
+            "padding_fraction": 1 - float(res.n_tokens.sum()) / max(res.padded_tokens, 1),
+            "scoring_wall_s": res.wall_s,
+            "wall_s": time.perf_counter() - t0,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+    }
+    write_table(args.out_scores, per_ex)
+    write_json(args.out_json, result)
+    ov = scores["overall"]
+    sys.stderr.write(
+        f"rmselect eval: {args.model} {args.objective} {args.benchmark}: overall"
+        f" {_fmt(ov['score'])} [{_fmt(ov['lo'])}, {_fmt(ov['hi'])}]; "
+        + ", ".join(f"{k} {_fmt(v['score'])}" for k, v in scores["sections"].items())
+        + "\n"
+    )
+    return result
+
+
+def _fmt(x: float | None) -> str:
+    return "NA" if x is None else f"{x:.2f}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        evaluate(args)
+    except (ValueError, FileNotFoundError, OSError) as err:
+        sys.stderr.write(f"rmselect eval: error: {err}\n")
+        return 1
+    return 0

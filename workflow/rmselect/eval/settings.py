@@ -1,0 +1,156 @@
+"""The ``eval`` config section, resolved with defaults at DAG-build time.
+
+``workflow/rules/eval.smk`` calls :func:`eval_settings` once; every field is documented in
+``config/schemas/config.schema.yaml`` (section ``eval``). Errors are
+:class:`rmselect.config.ConfigError` lines naming the field.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import polars as pl
+
+from rmselect.config import ConfigError, ModelSpec, Study
+from rmselect.eval.benchmarks import BENCHMARKS, PRIMARY
+from rmselect.eval.table import PRECEDENCE, ResultsImportError, evaluated_pairs, read_import
+
+DEFAULTS: dict[str, Any] = {
+    "train_and_evaluate": True,
+    "import": None,
+    "import_precedence": "imported",
+    "n_boot": 1000,
+    "seed": None,  # None: the study's top-level seed
+    "batch_size": 64,
+    "max_tokens": 32768,
+    "max_length": 2048,
+    "dtype": "auto",
+    "limit_per_subset": None,
+    "toy_ties": 10,
+}
+#: Where derived toy sets go (rule eval_toy_sets).
+DERIVED_PATH = "results/eval/data/{benchmark}.jsonl"
+
+
+@dataclass
+class EvalSettings:
+    """Resolved ``eval`` section."""
+
+    benchmarks: dict[str, dict[str, Any]]
+    derived: dict[str, dict[str, Any]]
+    options: dict[str, Any]
+    pairs: list[tuple[str, str]]
+    imported: pl.DataFrame | None = None
+    import_path: str | None = None
+    objectives: list[str] = field(default_factory=list)
+
+    def data_files(self, benchmark: str) -> list[str]:
+        """Local files a benchmark's jobs read (empty for hub data sets)."""
+        entry = self.benchmarks[benchmark]
+        files = [entry["path"]] if "path" in entry else []
+        prior = entry.get("prior_sets") or {}
+        if entry.get("include_prior_sets") and "path" in prior:
+            files.append(prior["path"])
+        return files
+
+    @property
+    def makes_table(self) -> bool:
+        """Whether rm_scores.csv is built: the primary benchmark is scored or imported."""
+        return bool(self.import_path) or (PRIMARY in self.benchmarks and bool(self.pairs))
+
+
+def eval_settings(study: Study, trained_models: Sequence[str]) -> EvalSettings:
+    cfg: Mapping[str, Any] = study.config.get("eval", {}) or {}
+    opts = {k: cfg.get(k, v) for k, v in DEFAULTS.items()}
+    if opts["seed"] is None:
+        opts["seed"] = int(study.config.get("seed", 0))
+    if opts["import_precedence"] not in PRECEDENCE:
+        raise ConfigError(
+            f"{study.source}: field 'eval.import_precedence': {opts['import_precedence']!r};"
+            f" use {', '.join(PRECEDENCE)}"
+        )
+    raw = dict(cfg.get("benchmarks", {}) or {})
+    unknown = [b for b in raw if b not in BENCHMARKS]
+    if unknown:
+        raise ConfigError(
+            f"{study.source}: field 'eval.benchmarks': unknown benchmark(s) {', '.join(unknown)};"
+            f" use {', '.join(BENCHMARKS)}"
+        )
+    benchmarks: dict[str, dict[str, Any]] = {}
+    derived: dict[str, dict[str, Any]] = {}
+    for name, entry in raw.items():
+        entry = dict(entry or {})
+        src = entry.pop("derive_from", None)
+        if src is not None:
+            if name == PRIMARY or src != PRIMARY or PRIMARY not in raw:
+                raise ConfigError(
+                    f"{study.source}: field 'eval.benchmarks.{name}.derive_from': only"
+                    f" rewardbench2 and rmbench can be derived, from a configured {PRIMARY}"
+                )
+            derived[name] = {"source": _data_part(raw[PRIMARY])}
+            entry["path"] = DERIVED_PATH.format(benchmark=name)
+        elif "path" not in entry and "hub" not in entry:
+            raise ConfigError(
+                f"{study.source}: field 'eval.benchmarks.{name}': give 'path', 'hub' or"
+                f" 'derive_from: {PRIMARY}'"
+            )
+        benchmarks[name] = entry
+    objectives = list(study.config.get("rm", {}).get("objectives", ["bt", "regression"]))
+    imported = None
+    path = opts["import"]
+    if path:
+        try:
+            imported = read_import(path, study.model_names)
+        except ResultsImportError as err:
+            raise ConfigError(f"{study.source}: field 'eval.import': {err}") from None
+    try:
+        pairs = evaluated_pairs(
+            list(trained_models),
+            objectives,
+            imported,
+            opts["import_precedence"],
+            bool(opts["train_and_evaluate"]),
+        )
+    except ValueError as err:
+        raise ConfigError(f"{study.source}: {err}") from None
+    if not benchmarks:
+        pairs = []
+    return EvalSettings(
+        benchmarks=benchmarks,
+        derived=derived,
+        options=opts,
+        pairs=pairs,
+        imported=imported,
+        import_path=path,
+        objectives=objectives,
+    )
+
+
+def model_flags(spec: ModelSpec) -> str:
+    """eval_rm.py flags from a model-table row: chat-template override, remote code."""
+    flags = []
+    if spec.chat_template:
+        flags.append(f"--chat-template {shlex.quote(spec.chat_template)}")
+    if spec.trust_remote_code:
+        flags.append("--trust-remote-code")
+    return " ".join(flags)
+
+
+def _data_part(entry: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("path", "hub", "name", "split", "data_files", "revision")
+    return {k: entry[k] for k in keys if k in entry}
+
+
+def covered_by_import(study: Study) -> set[tuple[str, str]]:
+    """(model, objective) pairs whose RM results come from ``eval.import`` and win precedence.
+
+    For the rm stage: these pairs need no trained RM for the score table.
+    """
+    cfg = study.config.get("eval", {}) or {}
+    path = cfg.get("import")
+    if not path or cfg.get("import_precedence", "imported") != "imported":
+        return set()
+    df = read_import(path, study.model_names)
+    return set(zip(df["model"].to_list(), df["objective"].to_list()))

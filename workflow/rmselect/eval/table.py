@@ -1,0 +1,318 @@
+"""RM score tables (``workflow/scripts/rm_scores_table.py``) and imported RM results.
+
+``results/tables/rm_scores.csv``
+    one row per (model, objective) on the primary benchmark (RewardBench v1): ``model,
+    objective, benchmark, chat, chat_hard, safety, reasoning, score`` (0-100), CI columns
+    ``<col>_lo, <col>_hi`` and ``source`` (``trained`` | ``imported``).
+``results/tables/rm_scores_all.csv``
+    long form over every evaluated benchmark: ``model, objective, benchmark, section,
+    score, lo, hi, source`` (section ``overall`` is the benchmark's overall score).
+
+Imported results (``eval.import``: a CSV with the ``rm_scores.csv`` columns; ``benchmark``,
+``source`` and the CI columns may be absent or empty, ``score`` may be empty and is then the
+mean of the four sections) are validated here, at DAG-build time, with errors that name the
+file, row and column. Precedence when a (model, objective) is both imported and trained is
+``eval.import_precedence``: ``imported`` (default: the pair is not evaluated, so its RM is
+not needed), ``trained`` (the imported row is dropped), or ``error``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import polars as pl
+
+from rmselect.eval.benchmarks import PRIMARY, RB1_SECTIONS
+from rmselect.io import read_json, write_table
+
+OBJECTIVES = ("bt", "regression")
+SECTION_COLS = list(RB1_SECTIONS)  # chat, chat_hard, safety, reasoning
+VALUE_COLS = [*SECTION_COLS, "score"]
+CI_COLS = [f"{c}_{s}" for c in VALUE_COLS for s in ("lo", "hi")]
+TABLE_COLS = ["model", "objective", "benchmark", *VALUE_COLS, *CI_COLS, "source"]
+ALL_COLS = ["model", "objective", "benchmark", "section", "score", "lo", "hi", "source"]
+PRECEDENCE = ("imported", "trained", "error")
+#: Tolerance (points) between an imported ``score`` and the mean of its four sections.
+SCORE_TOLERANCE = 0.5
+
+
+class ResultsImportError(ValueError):
+    """An imported RM-results file that cannot be used (message names file/row/column)."""
+
+
+def _num(text: str, where: str, col: str, required: bool) -> float | None:
+    t = (text or "").strip()
+    if not t:
+        if required:
+            raise ResultsImportError(f"{where}: column '{col}' is empty; give a 0-100 score")
+        return None
+    try:
+        v = float(t)
+    except ValueError:
+        raise ResultsImportError(f"{where}: column '{col}': {t!r} is not a number") from None
+    if not math.isfinite(v) or not 0 <= v <= 100:
+        raise ResultsImportError(
+            f"{where}: column '{col}': {t} is outside 0-100 (RewardBench scores are"
+            " percentages; multiply fractions by 100)"
+        )
+    return v
+
+
+def read_import(path: str | Path, models: Iterable[str] | None = None) -> pl.DataFrame:
+    """Validate an imported results CSV and return it with the ``rm_scores.csv`` columns."""
+    import csv
+
+    p = Path(path)
+    if not p.is_file():
+        raise ResultsImportError(f"eval.import: file {p} does not exist")
+    known = set(models) if models is not None else None
+    with p.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        need = ["model", "objective", *SECTION_COLS]
+        miss = [c for c in need if c not in header]
+        if miss:
+            raise ResultsImportError(
+                f"{p}: missing column(s) {', '.join(miss)}; need {', '.join(need)}"
+                " (optional: benchmark, score, *_lo, *_hi)"
+            )
+        rows: list[dict[str, Any]] = []
+        seen: dict[tuple[str, str], int] = {}
+        for i, raw in enumerate(reader, start=2):
+            r = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
+            where = f"{p} row {i}"
+            model = r["model"]
+            if not model:
+                raise ResultsImportError(f"{where}: column 'model' is empty")
+            where += f" (model '{model}')"
+            if known is not None and model not in known:
+                raise ResultsImportError(
+                    f"{where}: column 'model': not in the model table; add the model to the"
+                    " table or remove the row"
+                )
+            obj = r["objective"]
+            if obj not in OBJECTIVES:
+                raise ResultsImportError(
+                    f"{where}: column 'objective': {obj!r}; use {' or '.join(OBJECTIVES)}"
+                )
+            bench = r.get("benchmark") or PRIMARY
+            if bench != PRIMARY:
+                raise ResultsImportError(
+                    f"{where}: column 'benchmark': {bench!r}; imported rows must be {PRIMARY}"
+                )
+            if (model, obj) in seen:
+                raise ResultsImportError(
+                    f"{where}: duplicate (model, objective) = ({model}, {obj});"
+                    f" first seen in row {seen[(model, obj)]}"
+                )
+            seen[(model, obj)] = i
+            out: dict[str, Any] = {"model": model, "objective": obj, "benchmark": PRIMARY}
+            for c in SECTION_COLS:
+                out[c] = _num(r[c], where, c, True)
+            mean = sum(out[c] for c in SECTION_COLS) / len(SECTION_COLS)
+            score = _num(r.get("score", ""), where, "score", False)
+            if score is not None and abs(score - mean) > SCORE_TOLERANCE:
+                raise ResultsImportError(
+                    f"{where}: column 'score': {score} but the mean of the four sections is"
+                    f" {mean:.2f}; leave 'score' empty to use the mean"
+                )
+            out["score"] = mean if score is None else score
+            for c in VALUE_COLS:
+                lo = _num(r.get(f"{c}_lo", ""), where, f"{c}_lo", False)
+                hi = _num(r.get(f"{c}_hi", ""), where, f"{c}_hi", False)
+                if lo is not None and hi is not None and not lo <= out[c] <= hi:
+                    raise ResultsImportError(
+                        f"{where}: columns '{c}_lo'/'{c}_hi': [{lo}, {hi}] does not contain"
+                        f" {c} = {out[c]}"
+                    )
+                out[f"{c}_lo"], out[f"{c}_hi"] = lo, hi
+            out["source"] = "imported"
+            rows.append(out)
+    if not rows:
+        raise ResultsImportError(f"{p}: no rows")
+    return _frame(rows)
+
+
+def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    schema = {c: (pl.Float64 if c in VALUE_COLS or c in CI_COLS else pl.Utf8) for c in TABLE_COLS}
+    return pl.DataFrame(rows, schema=schema).select(TABLE_COLS)
+
+
+def evaluated_pairs(
+    models: Sequence[str],
+    objectives: Sequence[str],
+    imported: pl.DataFrame | None,
+    precedence: str = "imported",
+    train_and_evaluate: bool = True,
+) -> list[tuple[str, str]]:
+    """(model, objective) pairs whose RMs the eval stage scores.
+
+    ``imported`` precedence drops pairs covered by the import (their RMs are not needed),
+    ``trained`` keeps them all, ``error`` refuses an overlap.
+    """
+    if precedence not in PRECEDENCE:
+        raise ValueError(f"eval.import_precedence: {precedence!r}; use {', '.join(PRECEDENCE)}")
+    if not train_and_evaluate:
+        return []
+    pairs = [(m, o) for m in models for o in objectives]
+    if imported is None:
+        return pairs
+    covered = set(zip(imported["model"].to_list(), imported["objective"].to_list()))
+    overlap = [p for p in pairs if p in covered]
+    if overlap and precedence == "error":
+        listed = ", ".join(f"{m}/{o}" for m, o in overlap[:5])
+        raise ValueError(
+            f"eval.import: {len(overlap)} (model, objective) pair(s) are both imported and"
+            f" trained ({listed}); set eval.import_precedence to imported or trained"
+        )
+    if precedence == "imported":
+        return [p for p in pairs if p not in covered]
+    return pairs
+
+
+def row_from_eval(result: dict[str, Any]) -> dict[str, Any]:
+    """One ``rm_scores.csv`` row from an eval JSON of the primary benchmark."""
+    if result.get("benchmark") != PRIMARY:
+        raise ValueError(f"row_from_eval: expected a {PRIMARY} result, got {result.get('benchmark')!r}")
+    out: dict[str, Any] = {
+        "model": result["model"],
+        "objective": result["objective"],
+        "benchmark": PRIMARY,
+        "source": "trained",
+    }
+    for c in SECTION_COLS:
+        sec = result["sections"].get(c) or {}
+        out[c], out[f"{c}_lo"], out[f"{c}_hi"] = sec.get("score"), sec.get("lo"), sec.get("hi")
+    ov = result["overall"]
+    out["score"], out["score_lo"], out["score_hi"] = ov["score"], ov.get("lo"), ov.get("hi")
+    return out
+
+
+def long_rows(result: dict[str, Any], source: str = "trained") -> list[dict[str, Any]]:
+    rows = []
+    for key, sec in result["sections"].items():
+        rows.append(
+            {
+                "model": result["model"],
+                "objective": result["objective"],
+                "benchmark": result["benchmark"],
+                "section": key,
+                "score": sec["score"],
+                "lo": sec.get("lo"),
+                "hi": sec.get("hi"),
+                "source": source,
+            }
+        )
+    ov = result["overall"]
+    rows.append(
+        {
+            "model": result["model"],
+            "objective": result["objective"],
+            "benchmark": result["benchmark"],
+            "section": "overall",
+            "score": ov["score"],
+            "lo": ov.get("lo"),
+            "hi": ov.get("hi"),
+            "source": source,
+        }
+    )
+    return rows
+
+
+def build_tables(
+    eval_jsons: Sequence[str | Path],
+    imported: pl.DataFrame | None = None,
+    precedence: str = "imported",
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(rm_scores, rm_scores_all)`` from eval JSONs plus imported rows."""
+    results = [read_json(p) for p in eval_jsons]
+    primary = [row_from_eval(r) for r in results if r["benchmark"] == PRIMARY]
+    trained = _frame(primary) if primary else _frame([])
+    long = [row for r in results for row in long_rows(r)]
+    if imported is not None and imported.height:
+        have = set(zip(trained["model"].to_list(), trained["objective"].to_list()))
+        clash = imported.filter(
+            pl.struct("model", "objective").map_elements(
+                lambda s: (s["model"], s["objective"]) in have, return_dtype=pl.Boolean
+            )
+        )
+        if clash.height:
+            if precedence == "error":
+                raise ValueError(
+                    f"{clash.height} imported row(s) are also trained:"
+                    f" {', '.join(clash['model'].to_list()[:5])}; set eval.import_precedence"
+                )
+            if precedence == "trained":
+                sys.stderr.write(
+                    f"rmselect eval: dropping {clash.height} imported row(s) that were trained"
+                    " (eval.import_precedence: trained)\n"
+                )
+                imported = imported.join(clash.select("model", "objective"), on=["model", "objective"], how="anti")
+            else:
+                trained = trained.join(clash.select("model", "objective"), on=["model", "objective"], how="anti")
+                long = [r for r in long if (r["model"], r["objective"]) not in
+                        set(zip(clash["model"].to_list(), clash["objective"].to_list()))]
+        for r in imported.iter_rows(named=True):
+            for c in VALUE_COLS:
+                long.append(
+                    {
+                        "model": r["model"],
+                        "objective": r["objective"],
+                        "benchmark": PRIMARY,
+                        "section": "overall" if c == "score" else c,
+                        "score": r[c],
+                        "lo": r[f"{c}_lo"],
+                        "hi": r[f"{c}_hi"],
+                        "source": "imported",
+                    }
+                )
+        table = pl.concat([trained, imported], how="vertical")
+    else:
+        table = trained
+    table = table.sort(["model", "objective"])
+    all_schema = {c: (pl.Float64 if c in ("score", "lo", "hi") else pl.Utf8) for c in ALL_COLS}
+    long_df = pl.DataFrame(long, schema=all_schema).sort(["model", "objective", "benchmark", "section"])
+    return table, long_df
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rm_scores_table.py",
+        description=(
+            "Collect eval JSONs (results/eval/{benchmark}/{objective}/{model}.json) and"
+            " imported RM results into results/tables/rm_scores.csv (primary benchmark,"
+            " one row per model and objective) and rm_scores_all.csv (long form)."
+        ),
+    )
+    p.add_argument("--evals", nargs="*", default=[], help="eval JSON files")
+    p.add_argument("--import-csv", default=None, help="imported results CSV (eval.import)")
+    p.add_argument("--models", nargs="*", default=None, help="model names the import may use")
+    p.add_argument("--precedence", default="imported", choices=PRECEDENCE)
+    p.add_argument("--out", required=True, help="rm_scores.csv")
+    p.add_argument("--out-all", required=True, help="rm_scores_all.csv")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        imported = read_import(args.import_csv, args.models) if args.import_csv else None
+        table, long = build_tables(args.evals, imported, args.precedence)
+    except (ValueError, OSError, KeyError) as err:
+        sys.stderr.write(f"rmselect eval: error: {err}\n")
+        return 1
+    dup = table.filter(pl.struct("model", "objective").is_duplicated())
+    if dup.height:
+        sys.stderr.write(f"rmselect eval: error: duplicate rows in rm_scores: {dup['model'].to_list()}\n")
+        return 1
+    write_table(args.out_all, long.with_columns(pl.col("score", "lo", "hi").round(4)))
+    write_table(args.out, table.with_columns(pl.col(VALUE_COLS + CI_COLS).round(4)))
+    sys.stderr.write(
+        f"rmselect eval: rm_scores.csv: {table.height} row(s)"
+        f" ({table.filter(pl.col('source') == 'imported').height} imported)\n"
+    )
+    return 0
