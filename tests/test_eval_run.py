@@ -1,0 +1,209 @@
+"""eval_rm end to end on a fake trained RM folder (final/ + selected.json), and the tables."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from rmselect.eval import run
+from rmselect.eval.metrics import ScoreOptions, score
+from rmselect.eval.table import (
+    TABLE_COLS,
+    ResultsImportError,
+    build_tables,
+    evaluated_pairs,
+    read_import,
+)
+from rmselect.eval.table import main as table_main
+from rmselect.eval.tiny import build_tiny_rm
+from rmselect.eval.toysets import derive_rmbench
+
+REPO = Path(__file__).resolve().parents[1]
+
+SUBSETS = ["alpacaeval-easy"] * 3 + ["llmbar-natural"] * 2 + ["donotanswer"] * 2 + ["math-prm", "hep-go"]
+
+
+def write_v1(path, subsets=SUBSETS):
+    rows = [
+        {
+            "prompt": f"question number {i} about cats",
+            "chosen": f"a helpful answer {i} " * (1 + i % 3),
+            "rejected": f"no {i}",
+            "subset": s,
+            "id": i,
+        }
+        for i, s in enumerate(subsets)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rm") / "results" / "rm" / "regression" / "toyx"
+    final = build_tiny_rm(
+        root / "final",
+        ["question about cats", "a helpful answer", "no"] * 5,
+        num_labels=5,
+        weights=[1.0, 0.5, 0.5, 0.0, -0.5],
+        seed=7,
+    )
+    sel = root / "selected.json"
+    sel.write_text(
+        json.dumps(
+            {"model": "toyx", "objective": "regression", "lr": 5e-6, "step": 40,
+             "val_accuracy": 0.61, "weights": [1.0, 0.5, 0.5, 0.0, -0.5], "candidates": []}
+        )
+    )
+    return final, sel
+
+
+def args(final, sel, data, out, bench="rewardbench", extra=()):
+    return [
+        "--benchmark", bench, "--data", json.dumps(data), "--rm", str(final),
+        "--selected", str(sel), "--model", "toyx", "--objective", "regression",
+        "--dtype", "float32", "--device", "cpu", "--n-boot", "50", "--seed", "3",
+        "--out-json", str(out / f"{bench}.json"), "--out-scores", str(out / f"{bench}.scores.parquet"),
+        *extra,
+    ]
+
+
+def test_eval_rm_writes_scores_and_json(trained, tmp_path):
+    final, sel = trained
+    data = tmp_path / "rb.jsonl"
+    write_v1(data)
+    assert run.main(args(final, sel, {"path": str(data)}, tmp_path, extra=["--batch-size", "4"])) == 0
+    res = json.loads((tmp_path / "rewardbench.json").read_text())
+    per = pl.read_parquet(tmp_path / "rewardbench.scores.parquet")
+    assert per.columns[:5] == ["id", "subset", "score_chosen", "score_rejected", "correct"]
+    assert per.height == len(SUBSETS)
+    assert per["correct"].to_list() == (per["score_chosen"] > per["score_rejected"]).cast(float).to_list()
+    prov = res["provenance"]
+    assert prov["selected"]["lr"] == 5e-6
+    assert prov["selected"]["step"] == 40 and prov["merge_weights"] == [1.0, 0.5, 0.5, 0.0, -0.5]
+    assert prov["n_examples"] == 9 and prov["n_texts"] == 18 and prov["data_source"] == str(data)
+    assert res["model"] == "toyx" and res["objective"] == "regression"
+    assert set(res["sections"]) == {"chat", "chat_hard", "safety", "reasoning"}
+    assert "hep-rust" in res["missing_subsets"]
+    # the JSON is the metrics of the per-example file
+    again = score("rewardbench", per, ScoreOptions(n_boot=50, seed=3))
+    assert res["overall"]["score"] == pytest.approx(again["overall"]["score"])
+    assert res["overall"]["lo"] == pytest.approx(again["overall"]["lo"])
+    assert res["subsets"]["alpacaeval-easy"]["n"] == 3
+
+
+def test_eval_rm_bad_data_writes_nothing(trained, tmp_path, capsys):
+    final, sel = trained
+    data = tmp_path / "rb.jsonl"
+    write_v1(data, ["alpacaeval-easy", "not-a-subset"])
+    assert run.main(args(final, sel, {"path": str(data)}, tmp_path)) == 1
+    assert "unknown subset(s) 'not-a-subset'" in capsys.readouterr().err
+    assert not list(tmp_path.glob("rewardbench*"))
+
+
+def test_eval_rm_rmbench_format(trained, tmp_path):
+    final, sel = trained
+    src = pl.DataFrame(write_v1(tmp_path / "v1.jsonl")).with_columns(pl.col("id").cast(pl.Utf8))
+    rows = derive_rmbench(src)
+    (tmp_path / "rmb.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert run.main(args(final, sel, {"path": str(tmp_path / "rmb.jsonl")}, tmp_path, "rmbench")) == 0
+    res = json.loads((tmp_path / "rmbench.json").read_text())
+    assert {"easy", "normal", "hard", "chat", "safety"} <= set(res["sections"])
+    per = pl.read_parquet(tmp_path / "rmbench.scores.parquet")
+    assert len(per["scores_chosen"][0]) == 3
+
+
+def test_script_help():
+    out = subprocess.run(
+        [sys.executable, str(REPO / "workflow/scripts/eval_rm.py"), "--help"],
+        capture_output=True, text=True, env={"PYTHONPATH": str(REPO / "workflow"), "PATH": ""},
+    )
+    assert out.returncode == 0 and "--benchmark" in out.stdout
+
+
+# ----------------------------------------------------------------- tables and imports
+
+HEADER = "model,objective,benchmark,chat,chat_hard,safety,reasoning,score,score_lo,score_hi,source\n"
+
+
+def eval_json(path, model, objective, chat=80.0, hard=40.0, safety=60.0, reasoning=70.0):
+    sections = {
+        k: {"score": v, "lo": v - 5, "hi": v + 5}
+        for k, v in {"chat": chat, "chat_hard": hard, "safety": safety, "reasoning": reasoning}.items()
+    }
+    overall = (chat + hard + safety + reasoning) / 4
+    path.write_text(
+        json.dumps(
+            {"benchmark": "rewardbench", "model": model, "objective": objective,
+             "sections": sections, "overall": {"score": overall, "lo": overall - 3, "hi": overall + 3}}
+        )
+    )
+    return path
+
+
+def test_import_validation_names_file_row_and_column(tmp_path):
+    p = tmp_path / "imp.csv"
+    cases = [
+        (HEADER.replace("safety,", ""), r"missing column\(s\) safety"),
+        (HEADER + "m1,bt,rewardbench,50,50,50,150,,,,\n", r"row 2 \(model 'm1'\): column 'reasoning': 150 is outside 0-100"),
+        (HEADER + "m1,dpo,rewardbench,50,50,50,50,,,,\n", r"row 2 \(model 'm1'\): column 'objective'"),
+        (HEADER + "m9,bt,rewardbench,50,50,50,50,,,,\n", r"column 'model': not in the model table"),
+        (HEADER + "m1,bt,,50,50,50,50,70,,,\n", r"column 'score': 70.0 but the mean of the four sections is 50.00"),
+        (HEADER + "m1,bt,,50,50,50,x,,,,\n", r"column 'reasoning': 'x' is not a number"),
+        (HEADER + "m1,bt,,50,50,50,50,,,,\nm1,bt,,50,50,50,50,,,,\n", r"row 3 .*duplicate .* first seen in row 2"),
+        (HEADER + "m1,bt,,50,50,50,50,,51,60,\n", r"score_lo'/'score_hi': \[51.0, 60.0\] does not contain"),
+    ]
+    for text, msg in cases:
+        p.write_text(text)
+        with pytest.raises(ResultsImportError, match=msg):
+            read_import(p, ["m1", "m2"])
+    p.write_text(HEADER + "m1,bt,,50,60,70,80,,,,\n")
+    df = read_import(p, ["m1"])
+    assert df.columns == TABLE_COLS
+    assert df["score"][0] == 65.0 and df["source"][0] == "imported"
+
+
+def test_evaluated_pairs_and_precedence(tmp_path):
+    p = tmp_path / "imp.csv"
+    p.write_text(HEADER + "m1,bt,,50,60,70,80,,,,\n")
+    imp = read_import(p)
+    pairs = evaluated_pairs(["m1", "m2"], ["bt", "regression"], imp, "imported")
+    assert ("m1", "bt") not in pairs and len(pairs) == 3
+    assert len(evaluated_pairs(["m1", "m2"], ["bt", "regression"], imp, "trained")) == 4
+    with pytest.raises(ValueError, match="both imported and trained"):
+        evaluated_pairs(["m1"], ["bt"], imp, "error")
+    assert evaluated_pairs(["m1"], ["bt"], imp, train_and_evaluate=False) == []
+
+
+def test_tables_merge_trained_and_imported(tmp_path):
+    p = tmp_path / "imp.csv"
+    p.write_text(HEADER + "m1,bt,,50,60,70,80,,,,\nm2,bt,,10,20,30,40,25,20,30,\n")
+    imp = read_import(p)
+    j = eval_json(tmp_path / "a.json", "m3", "regression")
+    j2 = eval_json(tmp_path / "b.json", "m1", "bt", chat=99.0)
+    table, long = build_tables([j], imp)
+    assert table["model"].to_list() == ["m1", "m2", "m3"]
+    assert table["source"].to_list() == ["imported", "imported", "trained"]
+    assert table.filter(pl.col("model") == "m3")["score"][0] == pytest.approx(62.5)
+    assert table.filter(pl.col("model") == "m3")["chat_lo"][0] == pytest.approx(75.0)
+    assert long.filter((pl.col("model") == "m2") & (pl.col("section") == "overall"))["lo"][0] == 20.0
+    # precedence between an imported and a trained (m1, bt)
+    t_imp, _ = build_tables([j2], imp, "imported")
+    assert t_imp.filter(pl.col("model") == "m1")["chat"][0] == 50.0
+    t_tr, _ = build_tables([j2], imp, "trained")
+    assert t_tr.filter(pl.col("model") == "m1")["chat"][0] == 99.0
+    assert t_tr.height == 2
+    out, out_all = tmp_path / "rm_scores.csv", tmp_path / "rm_scores_all.csv"
+    assert table_main(["--evals", str(j), "--import-csv", str(p), "--out", str(out), "--out-all", str(out_all)]) == 0
+    csv = pl.read_csv(out)
+    assert csv.columns == TABLE_COLS and csv.height == 3
+    # only imported rows: no evaluation needed at all
+    assert table_main(["--import-csv", str(p), "--out", str(out), "--out-all", str(out_all)]) == 0
+    assert pl.read_csv(out)["source"].to_list() == ["imported", "imported"]
+    assert np.isnan(pl.read_csv(out)["chat_lo"].cast(pl.Float64).fill_null(np.nan)[0])
