@@ -17,9 +17,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("gpus", type=int, help="number of devices the command needs")
     p.add_argument("--timeout", type=float, default=None, help="give up after this many s")
-    p.add_argument("command", nargs=argparse.REMAINDER, help="-- command and arguments")
-    args = p.parse_args(argv)
-    cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
+    argv = sys.argv[1:] if argv is None else argv
+    if "--" not in argv:
+        p.error("give the command after --")
+    cut = argv.index("--")
+    args = p.parse_args(argv[:cut])
+    cmd = argv[cut + 1 :]
     if not cmd:
         p.error("give the command after --")
     try:

@@ -26,9 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gpus", type=int, default=0, help="GPUs to claim locally (outside SLURM)")
     p.add_argument("--slot-timeout", type=float, default=None, help="s to wait for free GPUs")
     p.add_argument("--dry-run", action="store_true", help="print the plan as JSON and exit")
-    p.add_argument("command", nargs=argparse.REMAINDER, help="-- trainer command")
-    args = p.parse_args(argv)
-    cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
+    argv = sys.argv[1:] if argv is None else argv
+    if "--" not in argv:
+        p.error("give the trainer command after --")
+    cut = argv.index("--")
+    args = p.parse_args(argv[:cut])
+    cmd = argv[cut + 1 :]
     if not cmd:
         p.error("give the trainer command after --")
     env = dict(os.environ)
