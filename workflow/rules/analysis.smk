@@ -1,2 +1,500 @@
-# Stage: analysis (placeholder until its issue lands).
-ANALYSIS_TARGETS = []
+# Stage: analysis (paper §3-§7): gains, correlations, coverage, selection model, PCA,
+# BT vs regression, tables, leaderboard figure, cost table, recommender, report.
+# Logic: workflow/rmselect/analysis/; settings and defaults: rmselect.analysis.settings.
+import json
+import shlex
+
+from rmselect.analysis.models import study_rows
+from rmselect.analysis.settings import analysis_settings
+
+A = analysis_settings(config)
+AN = "results/analysis"
+FIG = "results/figures"
+ANALYSIS_ENV = "../../envs/analysis.yaml"
+RM_SCORES = A["rm_scores"]
+FEATURES = A["features"]
+COV_FILTERS = [f["name"] for f in A["coverage"]["filters"]]
+
+
+report: "../report/workflow.rst"
+
+
+def _q(obj):
+    """A config value as one shell-quoted JSON argument."""
+    return shlex.quote(json.dumps(obj, sort_keys=True))
+
+
+def _words(values):
+    return " ".join(shlex.quote(str(v)) for v in values)
+
+
+def _figs(stem):
+    return multiext(f"{FIG}/{stem}", ".png", ".pdf")
+
+
+def _upstream_targets():
+    """Final outputs of the other stages: the cost table waits for them."""
+    if not A["cost"]["wait_for_all_stages"]:
+        return []
+    out = []
+    for name in (
+        "TOY_TARGETS",
+        "POSTTRAIN_TARGETS",
+        "RM_TARGETS",
+        "EVAL_TARGETS",
+        "BENCHMARK_TARGETS",
+        "PRESENCE_TARGETS",
+    ):
+        out += list(globals().get(name, []))
+    return out
+
+
+STAGES_ARG = _words(A["stages"])
+
+rule analysis_models:
+    output:
+        f"{AN}/models.csv",
+    params:
+        models=_q(study_rows(STUDY)),
+    log:
+        f"{LOGS}/analysis_models/all.log",
+    conda:
+        ANALYSIS_ENV
+    shell:
+        "python {SCRIPTS}/analysis_models.py --models-json {params.models}"
+        " --out {output} > {log} 2>&1"
+
+
+rule analysis_gains:
+    input:
+        rm=RM_SCORES,
+        models=f"{AN}/models.csv",
+    output:
+        csv=report(
+            f"{AN}/gains_vs_default.csv",
+            caption="../report/gains_table.rst",
+            category="Tables",
+        ),
+        png=report(
+            f"{FIG}/gains_vs_default.png",
+            caption="../report/gains.rst",
+            category="Figures",
+            subcategory="Base model matters",
+        ),
+        pdf=f"{FIG}/gains_vs_default.pdf",
+    params:
+        benchmark=A["benchmark"],
+        stages=STAGES_ARG,
+    log:
+        f"{LOGS}/analysis_gains/all.log",
+    benchmark:
+        f"{COST}/analysis_gains/all.tsv"
+    resources:
+        mem_mb=res("analysis", "mem_mb"),
+        runtime=res("analysis", "runtime"),
+    conda:
+        ANALYSIS_ENV
+    shell:
+        "python {SCRIPTS}/analysis_gains.py --rm-scores {input.rm} --models {input.models}"
+        " --benchmark {params.benchmark} --stages {params.stages} --out {output.csv}"
+        " --figure {FIG}/gains_vs_default > {log} 2>&1"
+
+
+rule analysis_correlations:
+    input:
+        rm=RM_SCORES,
+        features=FEATURES,
+        models=f"{AN}/models.csv",
+    output:
+        csv=report(
+            f"{AN}/correlations.csv",
+            caption="../report/correlations_table.rst",
+            category="Tables",
+        ),
+        png=report(
+            f"{FIG}/correlations.png",
+            caption="../report/correlations.rst",
+            category="Figures",
+            subcategory="Predicting RM quality",
+        ),
+        pdf=f"{FIG}/correlations.pdf",
+    params:
+        benchmark=A["benchmark"],
+        stages=STAGES_ARG,
+        missing=A["missing"],
+        boot=A["correlations"]["bootstrap"],
+        ci=A["correlations"]["ci"],
+        alpha=A["correlations"]["alpha"],
+        seed=A["seed"],
+    log:
+        f"{LOGS}/analysis_correlations/all.log",
+    benchmark:
+        f"{COST}/analysis_correlations/all.tsv"
+    resources:
+        mem_mb=res("analysis", "mem_mb"),
+        runtime=res("analysis", "runtime"),
+    conda:
+        ANALYSIS_ENV
+    shell:
+        "python {SCRIPTS}/analysis_correlations.py --rm-scores {input.rm}"
+        " --features {input.features} --models {input.models}"
+        " --benchmark {params.benchmark} --stages {params.stages} --missing {params.missing}"
+        " --bootstrap {params.boot} --ci {params.ci} --alpha {params.alpha}"
+        " --seed {params.seed} --out {output.csv} --figure {FIG}/correlations > {log} 2>&1"
+
+
+rule analysis_coverage:
+    input:
+        rm=RM_SCORES,
+        features=FEATURES,
+        models=f"{AN}/models.csv",
+    output:
+        csv=f"{AN}/coverage.csv",
+        png=report(
+            expand(f"{FIG}/coverage_{{name}}.png", name=COV_FILTERS),
+            caption="../report/coverage.rst",
+            category="Figures",
+            subcategory="Predicting RM quality",
+        ),
+        pdf=expand(f"{FIG}/coverage_{{name}}.pdf", name=COV_FILTERS),
+    params:
+        benchmark=A["benchmark"],
+        stages=STAGES_ARG,
+        missing=A["missing"],
+        k=_words(A["coverage"]["k"]),
+        filters=_q(A["coverage"]["filters"]),
+        stems=_words(f"{FIG}/coverage_{n}" for n in COV_FILTERS),
+    log:
+        f"{LOGS}/analysis_coverage/all.log",
+    benchmark:
+        f"{COST}/analysis_coverage/all.tsv"
+    resources:
+        mem_mb=res("analysis", "mem_mb"),
+        runtime=res("analysis", "runtime"),
+    conda:
+        ANALYSIS_ENV
+    shell:
+        "python {SCRIPTS}/analysis_coverage.py --rm-scores {input.rm}"
+        " --features {input.features} --models {input.models}"
+        " --benchmark {params.benchmark} --stages {params.stages} --missing {params.missing}"
+        " --k {params.k} --filters {params.filters} --out {output.csv}"
+        " --figures {params.stems} > {log} 2>&1"
+
+
+rule analysis_selection:
+    input:
+        rm=RM_SCORES,
+        features=FEATURES,
+        models=f"{AN}/models.csv",
+        coverage=f"{AN}/coverage.csv",
+    output:
+        json=f"{AN}/selection_model.json",
+        csv=report(
+            f"{AN}/selection_coverage.csv",
+            caption="../report/selection_table.rst",
+            category="Tables",
+        ),
+        coef=report(
+            f"{FIG}/selection_coefficients.png",
+            caption="../report/selection_coefficients.rst",
+            category="Figures",
+            subcategory="Selection model",
+        ),
+        cov=report(
+            f"{FIG}/selection_coverage.png",
+            caption="../report/selection_coverage.rst",
+            category="Figures",
+            subcategory="Selection model",
+        ),
+        vs=report(
+            f"{FIG}/selection_vs_filtered.png",
+            caption="../report/selection_vs_filtered.rst",
+            category="Figures",
+            subcategory="Selection model",
+        ),
+        pdf=multiext(
+            f"{FIG}/selection_",
+            "coefficients.pdf",
+            "coverage.pdf",
+            "vs_filtered.pdf",
+        ),
+    params:
+        benchmark=A["benchmark"],
+        stages=STAGES_ARG,
+        missing=A["missing"],
+        k=_words(A["coverage"]["k"]),
+        compare_k=_words(A["coverage"]["compare_k"]),
+        flt=A["coverage"]["compare_filter"],
+        selection=lambda wc, threads: _q(
+            A["selection"] | {"seed": A["seed"], "n_jobs": threads}
+        ),
+    threads: A["selection"]["n_jobs"]
+    log:
+        f"{LOGS}/analysis_selection/all.log",
+    benchmark:
+        f"{COST}/analysis_selection/all.tsv"
+    resources:
+        mem_mb=res("analysis", "mem_mb"),
+        runtime=res("analysis", "runtime"),
+    conda:
+        ANALYSIS_ENV
+    shell:
+        "python {SCRIPTS}/analysis_selection.py --rm-scores {input.rm}"
+        " --features {input.features} --models {input.models} --coverage {input.coverage}"
+        " --benchmark {params.benchmark} --stages {params.stages} --missing {params.missing}"
+        " --k {params.k} --compare-k {params.compare_k} --selection {params.selection}"
+        " --appendix-filter {params.flt} --out-json {output.json} --out-coverage {output.csv}"
+        " --figures {FIG}/selection_coefficients {FIG}/selection_coverage"
+        " {FIG}/selection_vs_filtered > {log} 2>&1"
+
+
+rule analysis_pca:
+    input:
+        rm=RM_SCORES,
+        features=FEATURES,
+        models=f"{AN}/models.csv",
+    output:
+        var=f"{AN}/pca_variance.csv",
+        load=f"{AN}/pca_loadings.csv",
+        var_png=report(
+            f"{FIG}/pca_variance.png",
+            caption="../report/pca_variance.rst",
+            category="Figures",
+            subcategory="Feature structure",
+        ),
+        load_png=report(
+            f"{FIG}/pca_loadings.png",
+            caption="../report/pca_loadings.rst",
+            category="Figures",
+            subcategory="Feature structure",
+        ),
+        pdf=multiext(f"{FIG}/pca_", "variance.pdf", "loadings.pdf"),
+    params:
+        benchmark=A["benchmark"],
+        stages=STAGES_ARG,
+        missing=A["missing"],
+        components=A["pca"]["components"],
+    log:
+        f"{LOGS}/analysis_pca/all.log",
+    benchmark:
+        f"{COST}/analysis_pca/all.tsv"
+    resources:
+        mem_mb=res("analysis", "mem_mb"),
+        runtime=res("analysis", "runtime"),
+    conda:
+        ANALYSIS_ENV
+    shell:
+        "python {SCRIPTS}/analysis_pca.py --rm-scores {input.rm} --features {input.features}"
+        " --models {input.models} --benchmark {params.benchmark} --stages {params.stages}"
+        " --missing {params.missing} --components {params.components}"
+        " --out-variance {output.var} --out-loadings {output.load}"
+        " --figures {FIG}/pca_variance {FIG}/pca_loadings > {log} 2>&1"
+
+
+rule analysis_bt_vs_regression:
+    input:
+        rm=RM_SCORES,
+        models=f"{AN}/models.csv",
+    output:
+        csv=f"{AN}/bt_vs_regression.csv",
+        png=report(
+            f"{FIG}/bt_vs_regression.png",
+            caption="../report/bt_vs_regression.rst",
+            category="Figures",
+            subcategory="Objectives and post-training",
+        ),
+        pdf=f"{FIG}/bt_vs_regression.pdf",
+    params:
+        benchmark=A["benchmark"],
+    log:
+        f"{LOGS}/analysis_bt_vs_regression/all.log",
+    benchmark:
+        f"{COST}/analysis_bt_vs_regression/all.tsv"
+    conda:
+        ANALYSIS_ENV
+    shell:
+        "python {SCRIPTS}/analysis_bt_vs_regression.py --rm-scores {input.rm}"
+        " --models {input.models} --benchmark {params.benchmark} --out {output.csv}"
+        " --figure {FIG}/bt_vs_regression > {log} 2>&1"
+
+
+rule analysis_tables:
+    input:
+        rm=RM_SCORES,
+        models=f"{AN}/models.csv",
+    output:
+        csv=report(
+            multiext(
+                f"{AN}/tables/table",
+                "3_models.csv",
+                "4_regression.csv",
+                "5_bt.csv",
+            ),
+            caption="../report/tables.rst",
+            category="Tables",
+        ),
+        tex=multiext(
+            f"{AN}/tables/table",
+            "3_models.tex",
+            "4_regression.tex",
+            "5_bt.tex",
+        ),
+    params:
+        benchmark=A["benchmark"],
+    log:
+        f"{LOGS}/analysis_tables/all.log",
+    conda:
+        ANALYSIS_ENV
+    shell:
+        "python {SCRIPTS}/analysis_tables.py --rm-scores {input.rm} --models {input.models}"
+        " --benchmark {params.benchmark} --outdir {AN}/tables > {log} 2>&1"
+
+
+# Table 1 only when the post-training table is configured (analysis.posttraining).
+if A["posttraining"]:
+
+    rule analysis_posttrain_table:
+        input:
+            A["posttraining"],
+        output:
+            f"{AN}/tables/table1_posttraining.tex",
+        log:
+            f"{LOGS}/analysis_posttrain_table/all.log",
+        conda:
+            ANALYSIS_ENV
+        shell:
+            "python {SCRIPTS}/analysis_tables.py --posttraining {input}"
+            " --out-tex {output} > {log} 2>&1"
+
+
+rule analysis_leaderboard:
+    input:
+        A["leaderboard_csv"] or [],
+    output:
+        csv=f"{AN}/leaderboard_share.csv",
+        png=report(
+            f"{FIG}/leaderboard_families.png",
+            caption="../report/leaderboard.rst",
+            category="Figures",
+            subcategory="Base model matters",
+        ),
+        pdf=f"{FIG}/leaderboard_families.pdf",
+    params:
+        lb=A["leaderboard_csv"] or "''",
+        top=A["leaderboard_top"],
+    log:
+        f"{LOGS}/analysis_leaderboard/all.log",
+    conda:
+        ANALYSIS_ENV
+    shell:
+        "python {SCRIPTS}/analysis_leaderboard.py --leaderboard {params.lb}"
+        " --top {params.top} --out {output.csv} --figure {FIG}/leaderboard_families"
+        " > {log} 2>&1"
+
+
+rule recommend:
+    input:
+        rm=RM_SCORES,
+        features=FEATURES,
+        models=f"{AN}/models.csv",
+        selection=f"{AN}/selection_model.json",
+    output:
+        report(
+            "results/recommendation.csv",
+            caption="../report/recommendation.rst",
+            category="Tables",
+        ),
+    params:
+        candidates=_words(A["recommend"]["candidates"]),
+        benchmark=A["benchmark"],
+        stages=STAGES_ARG,
+        missing=A["missing"],
+        selection=_q(A["selection"] | {"seed": A["seed"], "n_jobs": 1}),
+        level=A["recommend"]["interval_level"],
+        top=A["recommend"]["top_features"],
+    log:
+        f"{LOGS}/recommend/all.log",
+    benchmark:
+        f"{COST}/recommend/all.tsv"
+    resources:
+        mem_mb=res("analysis", "mem_mb"),
+        runtime=res("analysis", "runtime"),
+    conda:
+        ANALYSIS_ENV
+    shell:
+        "python {SCRIPTS}/recommend.py --rm-scores {input.rm} --features {input.features}"
+        " --models {input.models} --selection-json {input.selection}"
+        " --candidates {params.candidates} --benchmark {params.benchmark}"
+        " --stages {params.stages} --missing {params.missing}"
+        " --selection {params.selection} --level {params.level}"
+        " --top-features {params.top} --out {output} > {log} 2>&1"
+
+
+ANALYSIS_FIGURES = [
+    f"{FIG}/gains_vs_default.png",
+    f"{FIG}/correlations.png",
+    *expand(f"{FIG}/coverage_{{name}}.png", name=COV_FILTERS),
+    f"{FIG}/selection_coefficients.png",
+    f"{FIG}/selection_coverage.png",
+    f"{FIG}/selection_vs_filtered.png",
+    f"{FIG}/pca_variance.png",
+    f"{FIG}/pca_loadings.png",
+    f"{FIG}/bt_vs_regression.png",
+    f"{FIG}/leaderboard_families.png",
+]
+ANALYSIS_TABLES = [
+    f"{AN}/models.csv",
+    f"{AN}/gains_vs_default.csv",
+    f"{AN}/correlations.csv",
+    f"{AN}/coverage.csv",
+    f"{AN}/selection_model.json",
+    f"{AN}/selection_coverage.csv",
+    f"{AN}/pca_variance.csv",
+    f"{AN}/pca_loadings.csv",
+    f"{AN}/bt_vs_regression.csv",
+    f"{AN}/leaderboard_share.csv",
+    f"{AN}/tables/table3_models.tex",
+    "results/recommendation.csv",
+] + ([f"{AN}/tables/table1_posttraining.tex"] if A["posttraining"] else [])
+
+
+rule analysis_cost:
+    input:
+        ANALYSIS_FIGURES,
+        ANALYSIS_TABLES,
+        _upstream_targets(),
+        rm=RM_SCORES,
+        features=FEATURES,
+        models=f"{AN}/models.csv",
+    output:
+        csv=f"{AN}/cost.csv",
+        summary=report(
+            f"{AN}/cost_summary.csv",
+            caption="../report/cost.rst",
+            category="Tables",
+        ),
+    params:
+        cost=_q(A["cost"]),
+    log:
+        f"{LOGS}/analysis_cost/all.log",
+    conda:
+        ANALYSIS_ENV
+    shell:
+        "python {SCRIPTS}/analysis_cost.py --cost-dir {COST} --models {input.models}"
+        " --config {params.cost} --out {output.csv} --out-summary {output.summary}"
+        " > {log} 2>&1"
+
+
+ANALYSIS_TARGETS = (
+    ANALYSIS_FIGURES + ANALYSIS_TABLES + [f"{AN}/cost.csv", f"{AN}/cost_summary.csv"]
+)
+
+
+rule figures:
+    input:
+        ANALYSIS_FIGURES,
+
+
+rule analysis:
+    input:
+        ANALYSIS_TARGETS,

@@ -1,0 +1,210 @@
+"""Compute spent per stage and per model, from Snakemake ``benchmark:`` files (§ cost table).
+
+Inputs: every ``results/cost/<rule>/<wildcards>.tsv`` (columns ``s, h:m:s, max_rss, ...,
+cpu_time``; an optional ``gpu_s`` column is summed when a job records it; a file with several
+rows — ``repeat()`` — counts its mean) plus, optionally, JSON files with a ``gpu_s`` field
+(``analysis.cost.gpu_json``: ``{glob, stage, rule}``; the model is the name found in the path),
+e.g. the benchmark outputs.
+
+* rule → stage: the first stage in ``analysis.cost.stages`` (``{stage: [rule-name prefixes]}``)
+  with a prefix of the rule name; otherwise ``other``.
+* model: the longest model name of the model table that appears in the file's path relative
+  to the rule folder as a whole path/name component (delimited by ``/ _ , =`` or the
+  extension); ``(none)`` for jobs without a model.
+
+``cost.csv``: stage, rule, model, jobs, wall_s, cpu_s, max_rss_mb (largest), gpu_s.
+``cost_summary.csv``: quantity, wall_s, cpu_s, gpu_s: one row per stage, ``total``,
+``screening`` (rules with a prefix in ``analysis.cost.screening``; paper: ``bench_``,
+``presence_``), ``rm_grid`` (prefixes in ``analysis.cost.rm_grid``; ``rm_train``) and
+``screening_to_rm_grid_ratio`` (screening ÷ rm_grid; empty when the RM grid cost is 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import polars as pl
+
+from rmselect.analysis.data import AnalysisError, setup_logging
+from rmselect.io import write_table
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STAGES: dict[str, list[str]] = {
+    "toy": ["toy_"],
+    "posttrain": ["posttrain"],
+    "rm_train": ["rm_train"],
+    "rm_select": ["rm_select", "rm_merge"],
+    "eval": ["eval"],
+    "benchmarks": ["bench_"],
+    "presence": ["presence_"],
+    "analysis": ["analysis", "recommend"],
+}
+
+COLUMNS = {
+    "stage": pl.String,
+    "rule": pl.String,
+    "model": pl.String,
+    "jobs": pl.Int64,
+    "wall_s": pl.Float64,
+    "cpu_s": pl.Float64,
+    "max_rss_mb": pl.Float64,
+    "gpu_s": pl.Float64,
+}
+
+
+def stage_of(rule: str, stages: Mapping[str, Sequence[str]]) -> str:
+    for stage, prefixes in stages.items():
+        if any(rule.startswith(p) for p in prefixes):
+            return stage
+    return "other"
+
+
+def model_of(relpath: str, models: Sequence[str]) -> str:
+    """Longest model name appearing in ``relpath`` as a delimited component."""
+    for m in sorted(models, key=len, reverse=True):
+        if re.search(r"(^|[/_,=])" + re.escape(m) + r"($|[/_,=]|\.[A-Za-z]+$)", relpath):
+            return m
+    return "(none)"
+
+
+def _num(df: pl.DataFrame, col: str) -> float:
+    if col not in df.columns:
+        return 0.0
+    v = df[col].cast(pl.Float64, strict=False).drop_nulls()
+    return float(v.mean()) if v.len() else 0.0
+
+
+def read_benchmarks(
+    cost_dir: str | Path, models: Sequence[str], stages: Mapping[str, Sequence[str]]
+) -> list[dict[str, Any]]:
+    root = Path(cost_dir)
+    rows = []
+    for f in sorted(root.rglob("*.tsv")) if root.exists() else []:
+        rel = f.relative_to(root)
+        rule = rel.parts[0] if len(rel.parts) > 1 else f.stem
+        try:
+            df = pl.read_csv(f, separator="\t", infer_schema_length=0)
+        except Exception as err:
+            raise AnalysisError(f"{f}: not a Snakemake benchmark TSV ({err}); delete it") from None
+        if "s" not in df.columns:
+            raise AnalysisError(f"{f}: lacks column 's' (wall seconds); not a benchmark file")
+        sub = str(Path(*rel.parts[1:])) if len(rel.parts) > 1 else rel.name
+        rows.append(
+            {
+                "stage": stage_of(rule, stages),
+                "rule": rule,
+                "model": model_of(sub, models),
+                "wall_s": _num(df, "s"),
+                "cpu_s": _num(df, "cpu_time"),
+                "max_rss_mb": _num(df, "max_rss"),
+                "gpu_s": _num(df, "gpu_s"),
+            }
+        )
+    return rows
+
+
+def read_gpu_json(specs: Sequence[Mapping[str, str]], models: Sequence[str]) -> list[dict]:
+    rows = []
+    for spec in specs:
+        for f in sorted(glob.glob(spec["glob"], recursive=True)):
+            try:
+                obj = json.loads(Path(f).read_text())
+            except (OSError, json.JSONDecodeError):
+                log.warning("%s: unreadable JSON, skipped for GPU seconds", f)
+                continue
+            g = obj.get("gpu_s") if isinstance(obj, dict) else None
+            if g is None:
+                continue
+            rows.append(
+                {
+                    "stage": spec.get("stage", "other"),
+                    "rule": spec.get("rule", "(json)"),
+                    "model": model_of(f, models),
+                    "wall_s": 0.0,
+                    "cpu_s": 0.0,
+                    "max_rss_mb": 0.0,
+                    "gpu_s": float(g),
+                }
+            )
+    return rows
+
+
+def cost_table(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    if not rows:
+        return pl.DataFrame(schema=COLUMNS)
+    return (
+        pl.DataFrame(rows)
+        .group_by("stage", "rule", "model")
+        .agg(
+            pl.len().cast(pl.Int64).alias("jobs"),
+            pl.col("wall_s").sum(),
+            pl.col("cpu_s").sum(),
+            pl.col("max_rss_mb").max(),
+            pl.col("gpu_s").sum(),
+        )
+        .sort("stage", "rule", "model")
+        .select(list(COLUMNS))
+    )
+
+
+def summary(
+    cost: pl.DataFrame, screening: Sequence[str], rm_grid: Sequence[str]
+) -> pl.DataFrame:
+    out = []
+
+    def tot(d: pl.DataFrame, name: str) -> dict[str, Any]:
+        return {"quantity": name} | {c: float(d[c].sum()) for c in ("wall_s", "cpu_s", "gpu_s")}
+
+    for st in cost["stage"].unique(maintain_order=True).sort().to_list():
+        out.append(tot(cost.filter(pl.col("stage") == st), f"stage:{st}"))
+    out.append(tot(cost, "total"))
+
+    def by_prefix(prefixes: Sequence[str]) -> pl.DataFrame:
+        return cost.filter(
+            pl.col("rule").map_elements(
+                lambda r: any(r.startswith(p) for p in prefixes), return_dtype=pl.Boolean
+            )
+        ) if cost.height else cost
+
+    s, r = tot(by_prefix(screening), "screening"), tot(by_prefix(rm_grid), "rm_grid")
+    out += [s, r]
+    ratio = {"quantity": "screening_to_rm_grid_ratio"}
+    for c in ("wall_s", "cpu_s", "gpu_s"):
+        ratio[c] = s[c] / r[c] if r[c] > 0 else None
+    out.append(ratio)
+    return pl.DataFrame(
+        out, schema={"quantity": pl.String, "wall_s": pl.Float64, "cpu_s": pl.Float64,
+                     "gpu_s": pl.Float64}
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="analysis_cost.py", description="Compute per stage and model from benchmark files."
+    )
+    ap.add_argument("--cost-dir", default="results/cost")
+    ap.add_argument("--models", required=True, help="results/analysis/models.csv")
+    ap.add_argument("--config", default="{}", help="JSON of analysis.cost")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--out-summary", required=True)
+    a = ap.parse_args(argv)
+    setup_logging()
+    cfg = json.loads(a.config)
+    names = pl.read_csv(a.models)["model"].to_list()
+    stages = cfg.get("stages") or DEFAULT_STAGES
+    rows = read_benchmarks(a.cost_dir, names, stages)
+    rows += read_gpu_json(cfg.get("gpu_json", []) or [], names)
+    log.info("cost: %d benchmark/GPU records from %s", len(rows), a.cost_dir)
+    cost = cost_table(rows)
+    summ = summary(cost, cfg.get("screening", ["bench_", "presence_"]),
+                   cfg.get("rm_grid", ["rm_train"]))
+    write_table(a.out, cost)
+    write_table(a.out_summary, summ)
+    return 0

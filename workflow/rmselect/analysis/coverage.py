@@ -1,0 +1,146 @@
+"""Coverage at top-k (§4, Figures 4 and 9).
+
+coverage@k(feature) = |top-k models by feature ∩ top-k models by RM score| / k.
+Higher is better for every feature, so a feature that correlates negatively with RM quality
+gets low coverage (as in the paper). Ties are broken by model name (ascending) so that the
+top-k sets are deterministic. ``k`` runs over ``analysis.coverage.k`` (values above the
+number of models with both values are skipped).
+
+Filters (``analysis.coverage.filters``): a feature *passes* a filter when its coverage is
+at least the given value at every listed k (paper: ≥ 0.4 at k=5 and ≥ 0.7 at k=10, and
+the appendix variant 0.4 / 0.6). A filter whose k exceeds the population is not passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import polars as pl
+
+from rmselect import plotting
+from rmselect.analysis.data import (
+    align,
+    load_features,
+    load_models,
+    load_rm_scores,
+    objectives_present,
+)
+from rmselect.io import write_table
+
+
+def top_k(names: Sequence[str], values: np.ndarray, k: int) -> set[str]:
+    """The k names with the largest values (ties: name ascending)."""
+    order = sorted(range(len(names)), key=lambda i: (-values[i], names[i]))
+    return {names[i] for i in order[:k]}
+
+
+def coverage_at_k(names: Sequence[str], pred: np.ndarray, truth: np.ndarray, k: int) -> float:
+    """|top-k by ``pred`` ∩ top-k by ``truth``| / k over the models where both are known."""
+    ok = ~np.isnan(pred) & ~np.isnan(truth)
+    nm = [n for n, o in zip(names, ok) if o]
+    if k > len(nm) or k < 1:
+        return float("nan")
+    return len(top_k(nm, pred[ok], k) & top_k(nm, truth[ok], k)) / k
+
+
+def passes(cov: Mapping[int, float], thresholds: Mapping[int, float]) -> bool:
+    """True when coverage at every threshold k is known and at least the threshold."""
+    for k, t in thresholds.items():
+        v = cov.get(int(k), float("nan"))
+        if v is None or np.isnan(v) or v < t:
+            return False
+    return True
+
+
+def parse_filters(obj: Any) -> dict[str, dict[int, float]]:
+    """``[{name, thresholds: {k: min}}]`` → ``{name: {k: min}}``."""
+    out = {}
+    for f in obj or []:
+        out[str(f["name"])] = {int(k): float(v) for k, v in f["thresholds"].items()}
+    return out
+
+
+def coverage_table(
+    al_by_objective: dict, ks: Sequence[int], filters: Mapping[str, Mapping[int, float]]
+) -> pl.DataFrame:
+    """Rows (objective, feature, k, coverage, missing_policy, passes_<filter>...)."""
+    rows = []
+    for obj, al in al_by_objective.items():
+        y = al.y["overall"]
+        for j, feat in enumerate(al.features):
+            cov = {k: coverage_at_k(al.models, al.X[:, j], y, k) for k in ks}
+            flags = {f"passes_{name}": passes(cov, th) for name, th in filters.items()}
+            for k in ks:
+                if not np.isnan(cov[k]):
+                    rows.append(
+                        {"objective": obj, "feature": feat, "k": k, "coverage": cov[k]}
+                        | flags
+                        | {"missing_policy": al.missing_policy}
+                    )
+    schema = {
+        "objective": pl.String,
+        "feature": pl.String,
+        "k": pl.Int64,
+        "coverage": pl.Float64,
+    } | {f"passes_{n}": pl.Boolean for n in filters} | {"missing_policy": pl.String}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def plot(df: pl.DataFrame, stem: str, flt: str, title: str) -> None:
+    """Coverage vs k for the features passing filter ``flt`` (Figures 4 / 9)."""
+    objs = df["objective"].unique(maintain_order=True).to_list() or ["(none)"]
+    fig, axes = plotting.figure("double", height=2.6, ncols=len(objs), squeeze=False, sharey=True)
+    col = f"passes_{flt}"
+    for ax, obj in zip(axes[0], objs):
+        d = df.filter(pl.col("objective") == obj)
+        shown = d.filter(pl.col(col))["feature"].unique(maintain_order=True).to_list() if (
+            col in d.columns
+        ) else []
+        for i, feat in enumerate(shown):
+            s = d.filter(pl.col("feature") == feat).sort("k")
+            ax.plot(s["k"], s["coverage"], marker="o", ms=2.5, label=feat,
+                    color=plotting.PALETTE[i % len(plotting.PALETTE)],
+                    ls=["-", "--", ":", "-."][(i // len(plotting.PALETTE)) % 4])
+        if not shown:
+            ax.text(0.5, 0.5, f"no feature passes filter '{flt}'", ha="center",
+                    transform=ax.transAxes)
+        else:
+            ax.legend(fontsize=5, ncols=2)
+        ax.set_xlabel("k (top-k models)")
+        ax.set_ylabel("Coverage (fraction of true top-k)")
+        ax.set_ylim(0, 1.05)
+        ax.set_title(f"{obj}: {title}")
+    plotting.save(fig, stem)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="analysis_coverage.py", description="Coverage at top-k of every feature."
+    )
+    ap.add_argument("--rm-scores", required=True)
+    ap.add_argument("--features", required=True)
+    ap.add_argument("--models", required=True)
+    ap.add_argument("--benchmark", default="rewardbench")
+    ap.add_argument("--stages", nargs="*", default=[])
+    ap.add_argument("--missing", default="drop_feature")
+    ap.add_argument("--k", type=int, nargs="+", required=True)
+    ap.add_argument("--filters", required=True, help="JSON [{name, thresholds: {k: min}}]")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--figures", nargs="+", required=True,
+                    help="one figure stem per filter, in filter order")
+    a = ap.parse_args(argv)
+    filters = parse_filters(json.loads(a.filters))
+    if len(a.figures) != len(filters):
+        ap.error("give one --figures stem per filter")
+    rm = load_rm_scores(a.rm_scores, a.benchmark)
+    feats, models = load_features(a.features), load_models(a.models)
+    als = {o: align(rm, feats, models, o, a.stages, a.missing) for o in objectives_present(rm)}
+    df = coverage_table(als, a.k, filters)
+    for (name, th), stem in zip(filters.items(), a.figures):
+        desc = " & ".join(f"≥{v:g} at k={k}" for k, v in th.items())
+        plot(df, stem, name, f"filter {desc}")
+    write_table(a.out, df)
+    return 0

@@ -1,0 +1,96 @@
+"""The effective model table as a CSV for the analysis (``results/analysis/models.csv``).
+
+The Snakemake rule passes the study's model table (TSV rows plus post-training variants, with
+each model's size group and that group's default model) as JSON, so that analysis scripts do
+not have to re-read and re-validate the configuration. The CSV doubles as Table 3.
+
+Columns: ``model, family, publisher, params_b, tokens_t, released, stage, parent, size_group,
+group_default, candidate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Sequence
+
+import polars as pl
+
+from rmselect.analysis.data import AnalysisError, parse_json_arg
+from rmselect.io import write_table
+
+COLUMNS = (
+    "model",
+    "family",
+    "publisher",
+    "params_b",
+    "tokens_t",
+    "released",
+    "stage",
+    "parent",
+    "size_group",
+    "group_default",
+    "candidate",
+)
+
+
+def study_rows(study: Any) -> list[dict[str, Any]]:
+    """Rows for :func:`models_table` from a :class:`rmselect.config.Study` (used by the rule)."""
+    defaults = {g["name"]: g.get("default") for g in study.config["size_groups"]}
+    cands = set(study.candidates())
+    rows = []
+    for name, m in study.models.items():
+        g = study.size_group(name)
+        rows.append(
+            {
+                "model": name,
+                "family": m.family,
+                "publisher": m.publisher,
+                "params_b": m.params_b,
+                "tokens_t": m.tokens_t,
+                "released": m.released,
+                "stage": m.stage,
+                "parent": m.parent or "",
+                "size_group": g,
+                "group_default": defaults.get(g) or "",
+                "candidate": name in cands,
+            }
+        )
+    return rows
+
+
+def models_table(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """Validate rows (every column of :data:`COLUMNS`) and return them as a frame."""
+    if not rows:
+        raise AnalysisError("the model table is empty")
+    for r in rows:
+        missing = [c for c in COLUMNS if c not in r]
+        if missing:
+            raise AnalysisError(f"model '{r.get('model')}': missing field(s) {missing}")
+    return pl.DataFrame(
+        [{c: r[c] for c in COLUMNS} for r in rows],
+        schema={
+            "model": pl.String,
+            "family": pl.String,
+            "publisher": pl.String,
+            "params_b": pl.Float64,
+            "tokens_t": pl.Float64,
+            "released": pl.String,
+            "stage": pl.String,
+            "parent": pl.String,
+            "size_group": pl.String,
+            "group_default": pl.String,
+            "candidate": pl.Boolean,
+        },
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="analysis_models.py",
+        description="Write the effective model table (JSON rows from the workflow) as CSV.",
+    )
+    ap.add_argument("--models-json", required=True, help="JSON list of model rows")
+    ap.add_argument("--out", required=True, help="output CSV (results/analysis/models.csv)")
+    a = ap.parse_args(argv)
+    write_table(a.out, models_table(parse_json_arg(a.models_json, "models-json")))
+    return 0

@@ -1,0 +1,141 @@
+"""Recommend a base model among candidates that have features but no reward model.
+
+For each objective the selection model of :mod:`.selection` (same grid, same seed, same
+missing-value policy) is fitted on the analysed models that have RM scores, then predicts the
+overall RM score of every candidate (``recommend.candidates``).
+
+* Prediction interval: split-conformal style, from the nested-CV out-of-fold residuals
+  r_i = y_i - ŷ_i written by the selection analysis (``oof_residuals`` in
+  ``selection_model.json``): [ŷ + q_{(1-level)/2}(r), ŷ + q_{(1+level)/2}(r)] (numpy linear
+  quantiles). With few models it is wide and only approximately calibrated; it is empty when
+  fewer than 3 residuals exist.
+* rank: 1 = highest predicted score within the objective.
+* top_features: the ``recommend.top_features`` polynomial terms with the largest
+  |coefficient × standardised term value| for that candidate, as ``term:+contribution``
+  (points above/below the training mean contributed by that term).
+* A candidate's missing feature value is filled with the training mean and listed in
+  ``imputed_features``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, Sequence
+
+import numpy as np
+import polars as pl
+
+from rmselect.analysis.data import (
+    AnalysisError,
+    align,
+    load_features,
+    load_models,
+    load_rm_scores,
+    objectives_present,
+)
+from rmselect.analysis.selection import SelectionConfig, contributions, grid_search
+from rmselect.io import read_json, write_table
+
+SCHEMA = {
+    "candidate": pl.String,
+    "objective": pl.String,
+    "predicted_score": pl.Float64,
+    "pi_lo": pl.Float64,
+    "pi_hi": pl.Float64,
+    "pi_level": pl.Float64,
+    "rank": pl.Int64,
+    "top_features": pl.String,
+    "imputed_features": pl.String,
+    "missing_policy": pl.String,
+}
+
+
+def interval(pred: float, residuals: Sequence[float], level: float) -> tuple[float, float]:
+    r = np.asarray([x for x in residuals if x is not None and np.isfinite(x)], dtype=float)
+    if len(r) < 3:
+        return (float("nan"), float("nan"))
+    lo, hi = np.quantile(r, [(1 - level) / 2, (1 + level) / 2])
+    return (float(pred + lo), float(pred + hi))
+
+
+def recommend(
+    rm: pl.DataFrame,
+    feats: pl.DataFrame,
+    models: pl.DataFrame,
+    candidates: Sequence[str],
+    stages: Sequence[str] | None,
+    missing: str,
+    cfg: SelectionConfig,
+    residuals: dict[str, list[float]],
+    level: float = 0.9,
+    n_top: int = 3,
+) -> pl.DataFrame:
+    have = set(feats["model"].to_list())
+    absent = [c for c in candidates if c not in have]
+    if absent:
+        raise AnalysisError(
+            f"features table has no row for candidate(s) {', '.join(absent)}; run the"
+            " benchmarks stage for them or drop them from recommend.candidates"
+        )
+    rows: list[dict[str, Any]] = []
+    for obj in objectives_present(rm):
+        al = align(rm, feats, models, obj, stages, missing)
+        al_models = set(al.models)
+        cands = [c for c in candidates if c not in al_models]
+        if not cands:
+            continue
+        gs = grid_search(al.X, al.y["overall"], missing == "impute", cfg)
+        model = gs.best_estimator_
+        cf = feats.filter(pl.col("model").is_in(cands))
+        Xc = np.column_stack([cf[f].cast(pl.Float64).to_numpy() for f in al.features])
+        names_c = cf["model"].to_list()
+        means = np.nanmean(al.X, axis=0)
+        imputed = [[f for f, v in zip(al.features, row) if np.isnan(v)] for row in Xc]
+        if missing != "impute":
+            Xc = np.where(np.isnan(Xc), means, Xc)
+        pred = model.predict(Xc)
+        contrib = contributions(model, al.features, Xc)
+        order = np.argsort(-pred, kind="stable")
+        rank = np.empty(len(pred), dtype=int)
+        rank[order] = np.arange(1, len(pred) + 1)
+        for i, c in enumerate(names_c):
+            lo, hi = interval(float(pred[i]), residuals.get(obj, []), level)
+            top = "; ".join(f"{t['term']}:{t['contribution']:+.2f}" for t in contrib[i][:n_top])
+            rows.append({
+                "candidate": c, "objective": obj, "predicted_score": float(pred[i]),
+                "pi_lo": lo, "pi_hi": hi, "pi_level": level, "rank": int(rank[i]),
+                "top_features": top, "imputed_features": ";".join(imputed[i]),
+                "missing_policy": missing,
+            })
+    return pl.DataFrame(rows, schema=SCHEMA).sort("objective", "rank")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="recommend.py",
+        description="Rank candidate base models (features, no RM) by predicted RM score.",
+    )
+    ap.add_argument("--rm-scores", required=True)
+    ap.add_argument("--features", required=True)
+    ap.add_argument("--models", required=True)
+    ap.add_argument("--selection-json", required=True, help="selection_model.json (residuals)")
+    ap.add_argument("--candidates", nargs="*", default=[])
+    ap.add_argument("--benchmark", default="rewardbench")
+    ap.add_argument("--stages", nargs="*", default=[])
+    ap.add_argument("--missing", default="drop_feature")
+    ap.add_argument("--selection", default="{}", help="JSON of analysis.selection")
+    ap.add_argument("--level", type=float, default=0.9, help="prediction interval level")
+    ap.add_argument("--top-features", type=int, default=3)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args(argv)
+    cfg = SelectionConfig.from_dict(json.loads(a.selection))
+    sel = read_json(a.selection_json)
+    res = {o: s.get("oof_residuals", []) for o, s in sel.get("objectives", {}).items()}
+    df = recommend(
+        load_rm_scores(a.rm_scores, a.benchmark), load_features(a.features),
+        load_models(a.models), a.candidates, a.stages, a.missing, cfg, res, a.level,
+        a.top_features,
+    ) if a.candidates else pl.DataFrame(schema=SCHEMA)
+    write_table(a.out, df)
+    return 0

@@ -1,0 +1,444 @@
+"""The selection model: Elastic Net over polynomial features (§4, Figures 5, 6, 10).
+
+Model (one per objective, target = overall RM score)::
+
+    [SimpleImputer(mean) if missing == impute] → StandardScaler → PolynomialFeatures(degree,
+    no bias) → StandardScaler → ElasticNet(alpha, l1_ratio)
+
+Hyper-parameters are chosen by ``GridSearchCV`` over the paper's grid (degree {1,2,3},
+alpha {0.1, 0.01, 0.001, 0.0001}, l1_ratio {0, 0.25, 0.5, 0.75, 1}) with shuffled
+``KFold(cv_folds)`` (paper: 10), scoring ``analysis.selection.scoring``; the best setting is
+refit on all models (the reported model and its non-zero coefficients, on the standardised
+polynomial terms).
+
+Selection quality, each as coverage@k of the predicted score (see :mod:`.coverage`),
+hit@k (the true best model is in the predicted top-k) and regret@k (overall RM points lost:
+true best score minus the best true score among the predicted top-k, i.e. the loss when the
+top-k shortlist is trained and the best kept; regret@1 = choosing the predicted best).
+precision@k is |predicted top-k ∩ true top-k| / k, which equals coverage@k because both
+sets have k members; it is written under both names.
+
+* ``in_sample``: predictions of the model refit on all models (what the paper reports).
+* ``nested_cv``: out-of-fold predictions of shuffled ``KFold(outer_folds)``; inside each
+  training part the whole grid search runs again (nested CV, no leakage).
+* ``leave_one_family_out``: ``GroupKFold`` with one group per family (``n_splits`` = number
+  of families): each family is predicted by a model that never saw a relative.
+
+Baseline ``best_single_feature``: in sample, the feature with the highest mean coverage over
+``compare_k`` (the paper's comparison); out of sample, in each training part the feature with
+the largest |Spearman ρ| is picked and a straight line fitted, then used to predict the held-
+out models (so the baseline faces the same leakage rules as the model).
+
+MAE with and without presence features (``presence_*`` columns): nested-CV and in-sample mean
+absolute error of the same procedure on all features vs all but ``presence_*``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import polars as pl
+from scipy import stats
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import ElasticNet, LinearRegression
+from sklearn.model_selection import GridSearchCV, GroupKFold, KFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+
+from rmselect import plotting
+from rmselect.analysis.coverage import coverage_at_k, top_k
+from rmselect.analysis.data import (
+    AnalysisError,
+    Aligned,
+    align,
+    load_features,
+    load_models,
+    load_rm_scores,
+    objectives_present,
+)
+from rmselect.io import write_json, write_table
+
+
+@dataclass
+class SelectionConfig:
+    """``analysis.selection`` (defaults = the paper's grid)."""
+
+    degrees: list[int] = field(default_factory=lambda: [1, 2, 3])
+    alphas: list[float] = field(default_factory=lambda: [0.1, 0.01, 0.001, 0.0001])
+    l1_ratios: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
+    cv_folds: int = 10
+    outer_folds: int = 10
+    scoring: str = "neg_mean_squared_error"
+    max_iter: int = 10000
+    seed: int = 0
+    n_jobs: int = 1
+    leave_one_family_out: bool = True
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> "SelectionConfig":
+        d = dict(d or {})
+        known = {f for f in cls.__dataclass_fields__}
+        bad = set(d) - known
+        if bad:
+            raise AnalysisError(f"analysis.selection: unknown field(s) {sorted(bad)}")
+        return cls(**d)
+
+
+def pipeline(impute: bool, cfg: SelectionConfig) -> Pipeline:
+    steps: list[tuple[str, Any]] = []
+    if impute:
+        steps.append(("impute", SimpleImputer(strategy="mean")))
+    steps += [
+        ("scale", StandardScaler()),
+        ("poly", PolynomialFeatures(degree=1, include_bias=False)),
+        ("scale_poly", StandardScaler()),
+        ("enet", ElasticNet(max_iter=cfg.max_iter, random_state=cfg.seed)),
+    ]
+    return Pipeline(steps)
+
+
+def grid_search(X: np.ndarray, y: np.ndarray, impute: bool, cfg: SelectionConfig) -> GridSearchCV:
+    """Fit the paper's grid search on (X, y) and refit the best setting on all rows."""
+    n = len(y)
+    folds = max(2, min(cfg.cv_folds, n))
+    gs = GridSearchCV(
+        pipeline(impute, cfg),
+        {
+            "poly__degree": list(cfg.degrees),
+            "enet__alpha": list(cfg.alphas),
+            "enet__l1_ratio": list(cfg.l1_ratios),
+        },
+        cv=KFold(n_splits=folds, shuffle=True, random_state=cfg.seed),
+        scoring=cfg.scoring,
+        n_jobs=cfg.n_jobs,
+        refit=True,
+        error_score="raise",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        gs.fit(X, y)
+    return gs
+
+
+def coefficients(model: Pipeline, features: Sequence[str], tol: float = 1e-10) -> list[dict]:
+    """Non-zero coefficients of a fitted pipeline, named by polynomial term."""
+    names = model.named_steps["poly"].get_feature_names_out(list(features))
+    coef = model.named_steps["enet"].coef_
+    out = [
+        {"term": str(t), "coef": float(c)} for t, c in zip(names, coef) if abs(c) > tol
+    ]
+    return sorted(out, key=lambda r: -abs(r["coef"]))
+
+
+def contributions(model: Pipeline, features: Sequence[str], X: np.ndarray) -> list[list[dict]]:
+    """Per row: terms with coef × standardised term value, largest |contribution| first."""
+    Z = model[:-1].transform(X)
+    names = model.named_steps["poly"].get_feature_names_out(list(features))
+    coef = model.named_steps["enet"].coef_
+    out = []
+    for z in Z:
+        c = coef * z
+        idx = [i for i in np.argsort(-np.abs(c)) if coef[i] != 0]
+        out.append([{"term": str(names[i]), "contribution": float(c[i])} for i in idx])
+    return out
+
+
+def _splits(al: Aligned, kind: str, cfg: SelectionConfig):
+    n = len(al.models)
+    if kind == "nested_cv":
+        return KFold(n_splits=max(2, min(cfg.outer_folds, n)), shuffle=True,
+                     random_state=cfg.seed).split(al.X)
+    fams = np.array(al.family)
+    g = len(set(al.family))
+    if g < 2:
+        return None
+    return GroupKFold(n_splits=g).split(al.X, groups=fams)
+
+
+def best_single_fit(X: np.ndarray, y: np.ndarray) -> tuple[int, LinearRegression, float]:
+    """Index of the feature with largest |Spearman ρ| on (X, y), its line fit, its mean."""
+    best, best_r = 0, -1.0
+    for j in range(X.shape[1]):
+        ok = ~np.isnan(X[:, j])
+        if ok.sum() >= 3 and np.ptp(X[ok, j]) > 0 and np.ptp(y[ok]) > 0:
+            r = abs(float(stats.spearmanr(X[ok, j], y[ok]).statistic))
+            if r > best_r:
+                best, best_r = j, r
+    ok = ~np.isnan(X[:, best])
+    lr = LinearRegression().fit(X[ok, best : best + 1], y[ok])
+    return best, lr, float(np.nanmean(X[:, best]))
+
+
+def out_of_sample(
+    al: Aligned, X: np.ndarray, kind: str, cfg: SelectionConfig
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Out-of-fold predictions of the selection model and of the single-feature baseline."""
+    y = al.y["overall"]
+    splits = _splits(al, kind, cfg)
+    if splits is None:
+        return None
+    pred = np.full(len(y), np.nan)
+    base = np.full(len(y), np.nan)
+    impute = al.missing_policy == "impute"
+    for tr, te in splits:
+        if len(tr) < 3:
+            continue
+        gs = grid_search(X[tr], y[tr], impute, cfg)
+        pred[te] = gs.predict(X[te])
+        j, lr, mean = best_single_fit(X[tr], y[tr])
+        xt = np.where(np.isnan(X[te, j]), mean, X[te, j])
+        base[te] = lr.predict(xt.reshape(-1, 1))
+    return pred, base
+
+
+def quality_rows(
+    names: Sequence[str], pred: np.ndarray, y: np.ndarray, ks: Sequence[int]
+) -> list[dict[str, Any]]:
+    """coverage/precision/hit/regret at each k of predictions ``pred`` against truth ``y``."""
+    ok = ~np.isnan(pred) & ~np.isnan(y)
+    nm = [n for n, o in zip(names, ok) if o]
+    p, t = pred[ok], y[ok]
+    true_best = max(nm, key=lambda n: (t[nm.index(n)], n)) if nm else None
+    rows = []
+    for k in ks:
+        if k < 1 or k > len(nm):
+            continue
+        cov = coverage_at_k(nm, p, t, k)
+        shortlist = top_k(nm, p, k)
+        best_in = max(t[nm.index(n)] for n in shortlist)
+        rows.append(
+            {
+                "k": int(k),
+                "coverage": cov,
+                "precision_at_k": cov,
+                "hit_at_k": bool(true_best in shortlist),
+                "regret_points": float(np.max(t) - best_in),
+            }
+        )
+    return rows
+
+
+def mae(pred: np.ndarray, y: np.ndarray) -> float | None:
+    ok = ~np.isnan(pred) & ~np.isnan(y)
+    return float(np.mean(np.abs(pred[ok] - y[ok]))) if ok.any() else None
+
+
+def analyse_objective(
+    al: Aligned, cfg: SelectionConfig, ks: Sequence[int], compare_k: Sequence[int]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Fit, evaluate and summarise one objective: (JSON summary, selection_coverage rows)."""
+    y = al.y["overall"]
+    if len(al.models) < 4 or not al.features:
+        raise AnalysisError(
+            f"objective {al.objective}: {len(al.models)} model(s) and {len(al.features)}"
+            " feature(s) after the missing-value policy; the selection model needs >= 4 models"
+            " and >= 1 feature"
+        )
+    impute = al.missing_policy == "impute"
+    X = al.X
+    gs = grid_search(X, y, impute, cfg)
+    model = gs.best_estimator_
+    fitted = model.predict(X)
+    rows: list[dict[str, Any]] = []
+
+    def add(evaluation: str, predictor: str, feature: str, pred: np.ndarray) -> None:
+        for r in quality_rows(al.models, pred, y, ks):
+            rows.append(
+                {"objective": al.objective, "evaluation": evaluation, "predictor": predictor,
+                 "feature": feature} | r | {"missing_policy": al.missing_policy}
+            )
+
+    add("in_sample", "selection_model", "", fitted)
+    # In-sample best single feature: highest mean coverage over compare_k (paper's baseline).
+    cov_mean = []
+    for j in range(X.shape[1]):
+        c = [coverage_at_k(al.models, X[:, j], y, k) for k in compare_k]
+        cov_mean.append(np.nanmean(c) if not np.all(np.isnan(c)) else -1.0)
+    jbest = int(np.argmax(cov_mean))
+    add("in_sample", "best_single_feature", al.features[jbest], X[:, jbest])
+    summary: dict[str, Any] = {
+        "n_models": len(al.models),
+        "models": al.models,
+        "features": al.features,
+        "best_params": {k.split("__")[1]: v for k, v in gs.best_params_.items()},
+        "cv_score": float(gs.best_score_),
+        "scoring": cfg.scoring,
+        "intercept": float(model.named_steps["enet"].intercept_),
+        "coefficients": coefficients(model, al.features),
+        "in_sample_mae": mae(fitted, y),
+        "best_single_feature_in_sample": al.features[jbest],
+    }
+    oof: dict[str, np.ndarray] = {}
+    kinds = ["nested_cv"] + (["leave_one_family_out"] if cfg.leave_one_family_out else [])
+    for kind in kinds:
+        res = out_of_sample(al, X, kind, cfg)
+        if res is None:
+            summary[f"{kind}_mae"] = None
+            continue
+        pred, base = res
+        oof[kind] = pred
+        add(kind, "selection_model", "", pred)
+        add(kind, "best_single_feature", "(chosen per fold)", base)
+        summary[f"{kind}_mae"] = mae(pred, y)
+        summary[f"{kind}_baseline_mae"] = mae(base, y)
+    summary["oof_residuals"] = (
+        (y - oof["nested_cv"]).tolist() if "nested_cv" in oof else []
+    )
+    # Mean coverage over compare_k: selection model vs best single feature, per evaluation.
+    cmp: dict[str, Any] = {}
+    for ev in ["in_sample"] + list(oof):
+        sel = [r["coverage"] for r in rows if r["evaluation"] == ev
+               and r["predictor"] == "selection_model" and r["k"] in compare_k]
+        bas = [r["coverage"] for r in rows if r["evaluation"] == ev
+               and r["predictor"] == "best_single_feature" and r["k"] in compare_k]
+        if sel and bas:
+            cmp[ev] = {"selection_model": float(np.mean(sel)),
+                       "best_single_feature": float(np.mean(bas)),
+                       "difference": float(np.mean(sel) - np.mean(bas))}
+    summary["mean_coverage_compare_k"] = {"k": list(compare_k)} | cmp
+    # MAE with and without presence features.
+    pres = [j for j, f in enumerate(al.features) if f.startswith("presence_")]
+    if pres and len(pres) < len(al.features):
+        keep = [j for j in range(len(al.features)) if j not in pres]
+        sub = Aligned(al.objective, al.models, [al.features[j] for j in keep], X[:, keep], al.y,
+                      al.family, al.params_b, al.missing_policy, al.dropped)
+        gs2 = grid_search(sub.X, y, impute, cfg)
+        r2 = out_of_sample(sub, sub.X, "nested_cv", cfg)
+        summary["mae_presence"] = {
+            "with_presence": {"in_sample": summary["in_sample_mae"],
+                              "nested_cv": summary.get("nested_cv_mae")},
+            "without_presence": {"in_sample": mae(gs2.best_estimator_.predict(sub.X), y),
+                                 "nested_cv": mae(r2[0], y) if r2 else None},
+            "presence_features": [al.features[j] for j in pres],
+        }
+    else:
+        summary["mae_presence"] = None
+    summary["missing_policy"] = al.missing_policy
+    summary["dropped"] = al.dropped
+    return summary, rows
+
+
+COV_SCHEMA = {
+    "objective": pl.String,
+    "evaluation": pl.String,
+    "predictor": pl.String,
+    "feature": pl.String,
+    "k": pl.Int64,
+    "coverage": pl.Float64,
+    "precision_at_k": pl.Float64,
+    "hit_at_k": pl.Boolean,
+    "regret_points": pl.Float64,
+    "missing_policy": pl.String,
+}
+
+
+def plot_coefficients(summary: dict[str, Any], stem: str) -> None:
+    """Figure 5: non-zero coefficients of the refit model per objective."""
+    objs = list(summary["objectives"]) or ["(none)"]
+    n = max([len(summary["objectives"][o]["coefficients"]) for o in objs
+             if o in summary["objectives"]] or [1])
+    fig, axes = plotting.figure("double", height=max(1.8, 0.18 * min(n, 25) + 0.9),
+                                ncols=len(objs), squeeze=False)
+    for ax, obj in zip(axes[0], objs):
+        co = summary["objectives"].get(obj, {}).get("coefficients", [])[:25][::-1]
+        ax.barh(range(len(co)), [c["coef"] for c in co],
+                color=[plotting.PALETTE[0] if c["coef"] > 0 else plotting.PALETTE[3] for c in co])
+        ax.set_yticks(range(len(co)), [c["term"] for c in co])
+        ax.axvline(0, color="black", lw=0.6)
+        ax.set_xlabel("Coefficient (RM points per SD of term)")
+        ax.set_title(f"{obj}: non-zero Elastic Net terms")
+    plotting.save(fig, stem)
+
+
+def plot_comparison(cov: pl.DataFrame, stem: str, extra: pl.DataFrame | None = None,
+                    title: str = "") -> None:
+    """Figure 6 (selection model vs best single feature) or 10 (vs filtered features)."""
+    objs = cov["objective"].unique(maintain_order=True).to_list() or ["(none)"]
+    fig, axes = plotting.figure("double", height=2.6, ncols=len(objs), squeeze=False, sharey=True)
+    styles = {"in_sample": "-", "nested_cv": "--", "leave_one_family_out": ":"}
+    for ax, obj in zip(axes[0], objs):
+        d = cov.filter(pl.col("objective") == obj)
+        i = 0
+        for (ev, pr), s in d.group_by(["evaluation", "predictor"], maintain_order=True):
+            if extra is not None and pr != "selection_model":
+                continue
+            s = s.sort("k")
+            lab = f"{'model' if pr == 'selection_model' else 'best feature'} ({ev})"
+            if pr == "best_single_feature" and ev == "in_sample":
+                lab = f"{s['feature'][0]} (in_sample)"
+            ax.plot(s["k"], s["coverage"], ls=styles.get(ev, "-"), marker="o", ms=2,
+                    color=plotting.PALETTE[0 if pr == "selection_model" else 1], label=lab)
+            i += 1
+        if extra is not None:
+            e = extra.filter(pl.col("objective") == obj)
+            for j, feat in enumerate(e["feature"].unique(maintain_order=True).to_list()):
+                s = e.filter(pl.col("feature") == feat).sort("k")
+                ax.plot(s["k"], s["coverage"], marker=".", ms=2, lw=0.8,
+                        color=plotting.PALETTE[(j + 1) % len(plotting.PALETTE)], label=feat)
+        ax.set_xlabel("k (top-k models)")
+        ax.set_ylabel("Coverage (fraction of true top-k)")
+        ax.set_ylim(0, 1.05)
+        ax.set_title(f"{obj}{': ' + title if title else ''}")
+        ax.legend(fontsize=5)
+    plotting.save(fig, stem)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="analysis_selection.py",
+        description="Elastic Net selection model: grid search, refit, in- and out-of-sample"
+        " selection quality (Figures 5, 6, 10).",
+    )
+    ap.add_argument("--rm-scores", required=True)
+    ap.add_argument("--features", required=True)
+    ap.add_argument("--models", required=True)
+    ap.add_argument("--coverage", required=True, help="coverage.csv (for Figure 10)")
+    ap.add_argument("--benchmark", default="rewardbench")
+    ap.add_argument("--stages", nargs="*", default=[])
+    ap.add_argument("--missing", default="drop_feature")
+    ap.add_argument("--k", type=int, nargs="+", required=True)
+    ap.add_argument("--compare-k", type=int, nargs="+", required=True)
+    ap.add_argument("--selection", default="{}", help="JSON of analysis.selection")
+    ap.add_argument("--appendix-filter", default="", help="coverage filter name for Figure 10")
+    ap.add_argument("--out-json", required=True)
+    ap.add_argument("--out-coverage", required=True)
+    ap.add_argument("--figures", nargs=3, required=True, help="stems of Figures 5, 6, 10")
+    a = ap.parse_args(argv)
+    cfg = SelectionConfig.from_dict(json.loads(a.selection))
+    rm = load_rm_scores(a.rm_scores, a.benchmark)
+    feats, models = load_features(a.features), load_models(a.models)
+    summary: dict[str, Any] = {
+        "target": "overall",
+        "benchmark": a.benchmark,
+        "missing_policy": a.missing,
+        "grid": {"degree": cfg.degrees, "alpha": cfg.alphas, "l1_ratio": cfg.l1_ratios},
+        "cv_folds": cfg.cv_folds,
+        "outer_folds": cfg.outer_folds,
+        "seed": cfg.seed,
+        "objectives": {},
+    }
+    rows: list[dict[str, Any]] = []
+    for obj in objectives_present(rm):
+        al = align(rm, feats, models, obj, a.stages, a.missing)
+        s, r = analyse_objective(al, cfg, a.k, a.compare_k)
+        summary["objectives"][obj] = s
+        rows.extend(r)
+    cov = pl.DataFrame(rows, schema=COV_SCHEMA)
+    plot_coefficients(summary, a.figures[0])
+    plot_comparison(cov, a.figures[1], title="selection model vs best single feature")
+    feat_cov = pl.read_csv(a.coverage)
+    col = f"passes_{a.appendix_filter}"
+    extra = (feat_cov.filter(pl.col(col)) if col in feat_cov.columns
+             else feat_cov.head(0)).select("objective", "feature", "k", "coverage")
+    plot_comparison(cov.filter(pl.col("evaluation") == "in_sample"), a.figures[2], extra,
+                    title=f"vs features passing '{a.appendix_filter}'")
+    write_table(a.out_coverage, cov)
+    write_json(a.out_json, summary)
+    return 0

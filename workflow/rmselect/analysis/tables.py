@@ -1,0 +1,161 @@
+"""Paper tables as CSV and LaTeX (Tables 1, 3, 4, 5).
+
+* Table 3 (models): ``results/analysis/models.csv`` columns model, publisher, family,
+  params_b, tokens_t, stage, size_group.
+* Tables 4 and 5 (full per-section results, regression and BT): one row per model with the
+  four sections and the overall score (0–100) and the overall score's CI when present.
+* Table 1 (post-training): ``posttraining.csv`` of the post-training stage (lineage, model,
+  stage, objective, section, score, delta_points, delta_relative_pct) pivoted to one row per
+  (objective, lineage, model) with "score (±rel%)" per section.
+
+The LaTeX is a plain ``booktabs`` tabular (no package beyond booktabs), with LaTeX special
+characters escaped; numbers are printed with ``digits`` decimals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Sequence
+
+import polars as pl
+
+from rmselect.analysis.data import SECTIONS, load_models, load_rm_scores, read_csv
+from rmselect.io import atomic_path, write_table
+
+_LATEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+
+
+def _cell(v: object, digits: int) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "--"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return latex_escape(str(v))
+
+
+def to_latex(df: pl.DataFrame, caption: str, label: str, digits: int = 1) -> str:
+    """A booktabs table: text columns left-aligned, numeric columns right-aligned."""
+    align = "".join("r" if df[c].dtype.is_numeric() else "l" for c in df.columns)
+    head = " & ".join(latex_escape(c.replace("_", " ")) for c in df.columns) + r" \\"
+    body = [" & ".join(_cell(v, digits) for v in row) + r" \\" for row in df.iter_rows()]
+    return "\n".join(
+        [
+            r"\begin{table}[t]",
+            r"\centering",
+            r"\small",
+            rf"\begin{{tabular}}{{{align}}}",
+            r"\toprule",
+            head,
+            r"\midrule",
+            *body,
+            r"\bottomrule",
+            r"\end{tabular}",
+            rf"\caption{{{latex_escape(caption)}}}",
+            rf"\label{{{label}}}",
+            r"\end{table}",
+            "",
+        ]
+    )
+
+
+def write_tex(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def model_table(models: pl.DataFrame) -> pl.DataFrame:
+    cols = ["model", "publisher", "family", "params_b", "tokens_t", "stage", "size_group"]
+    return models.select([c for c in cols if c in models.columns]).with_columns(
+        pl.col("tokens_t").cast(pl.Float64, strict=False)
+    ).sort("params_b", "model")
+
+
+def results_table(rm: pl.DataFrame, objective: str) -> pl.DataFrame:
+    d = rm.filter(pl.col("objective") == objective)
+    cols = ["model"] + [c for c in ("chat", "chat_hard", "safety", "reasoning") if c in d.columns]
+    cols += ["overall"] + [c for c in ("score_lo", "score_hi") if c in d.columns]
+    return d.select(cols).sort("overall", descending=True)
+
+
+def posttraining_table(pt: pl.DataFrame) -> pl.DataFrame:
+    """Table 1: one row per (objective, lineage, model, stage), "score (+x.x%)" per section."""
+    d = pt.with_columns(
+        pl.col("score").cast(pl.Float64),
+        pl.col("delta_relative_pct").cast(pl.Float64, strict=False),
+    ).with_columns(
+        pl.when(pl.col("delta_relative_pct").is_null())
+        .then(pl.col("score").round(1).cast(pl.String))
+        .otherwise(
+            pl.format("{} ({}%)", pl.col("score").round(1),
+                      pl.col("delta_relative_pct").round(1))
+        )
+        .alias("cell")
+    )
+    secs = [s for s in SECTIONS if s in set(d["section"].to_list())]
+    w = d.pivot(on="section", index=["objective", "lineage", "model", "stage"], values="cell")
+    return w.select(["objective", "lineage", "model", "stage"] + secs)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="analysis_tables.py",
+        description="Tables 3-5 (models, per-section results) as CSV and LaTeX; Table 1 from"
+        " posttraining.csv with --posttraining.",
+    )
+    ap.add_argument("--rm-scores")
+    ap.add_argument("--models")
+    ap.add_argument("--benchmark", default="rewardbench")
+    ap.add_argument("--outdir", help="results/analysis/tables")
+    ap.add_argument("--posttraining", help="posttraining.csv; writes only Table 1 to --out-tex")
+    ap.add_argument("--out-tex", help="Table 1 LaTeX path (with --posttraining)")
+    ap.add_argument("--digits", type=int, default=1)
+    a = ap.parse_args(argv)
+    if a.posttraining:
+        if not a.out_tex:
+            ap.error("--posttraining needs --out-tex")
+        pt = read_csv(
+            a.posttraining,
+            ("lineage", "model", "stage", "objective", "section", "score", "delta_relative_pct"),
+            "post-training table",
+        )
+        write_tex(a.out_tex, to_latex(
+            posttraining_table(pt),
+            "RM score per section after each post-training stage (relative change vs the base"
+            " model in parentheses).", "tab:posttraining", a.digits))
+        return 0
+    if not (a.rm_scores and a.models and a.outdir):
+        ap.error("give --rm-scores, --models and --outdir (or --posttraining and --out-tex)")
+    out = Path(a.outdir)
+    models = load_models(a.models)
+    rm = load_rm_scores(a.rm_scores, a.benchmark)
+    t3 = model_table(models)
+    write_table(out / "table3_models.csv", t3)
+    write_tex(out / "table3_models.tex", to_latex(
+        t3, "Base models: parameters (billions), pre-training tokens (trillions), stage and"
+        " size group.", "tab:models", 2))
+    for num, obj in (("4", "regression"), ("5", "bt")):
+        t = results_table(rm, obj)
+        write_table(out / f"table{num}_{obj}.csv", t)
+        write_tex(out / f"table{num}_{obj}.tex", to_latex(
+            t, f"{a.benchmark} results per section (0-100), {obj} reward models.",
+            f"tab:results-{obj}", a.digits))
+    return 0
