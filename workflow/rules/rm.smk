@@ -1,2 +1,83 @@
-# Stage: rm (placeholder until its issue lands).
-RM_TARGETS = []
+# Stage: rm — reward-model training (DeepSpeed) over the LR grid, then selection.
+#
+#   results/rm/{objective}/{model}/lr{lr}/run.json    one training run (rule rm_train)
+#   results/rm/{objective}/{model}/selected.json      best (lr, step[, weights]) (rule rm_select)
+#   results/rm/{objective}/{model}/final/             the selected HF checkpoint
+#
+# Only run.json is declared for a training run: the run dir's checkpoints (ckpt/, ds/) are
+# not outputs, so Snakemake never deletes them when a job fails, and a rerun resumes.
+from rmselect.rm import rules as rm_rules
+
+RM_CFG = rm_rules.rm_config(config)
+RM_OBJECTIVES = RM_CFG["objectives"]
+RM_TARGETS = expand(
+    "results/rm/{objective}/{model}/selected.json",
+    objective=RM_OBJECTIVES,
+    model=TRAINED_MODELS,
+)
+
+
+wildcard_constraints:
+    lr="[0-9][0-9.e+\\-]*",
+
+
+rule rm:
+    input:
+        RM_TARGETS,
+
+
+rule rm_train:
+    input:
+        model=lambda wc: model_files(wc.model),
+        data=lambda wc: rm_rules.train_data_files(config, wc.objective),
+    output:
+        "results/rm/{objective}/{model}/lr{lr}/run.json",
+    log:
+        "results/logs/rm_train/{objective}/{model}/lr{lr}.log",
+    benchmark:
+        "results/cost/rm_train/{objective}/{model}/lr{lr}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: lambda wc: rm_rules.nproc(config, res("rm_train", "gpu")(wc))
+    resources:
+        gpu=res("rm_train", "gpu"),
+        mem_mb=res("rm_train", "mem_mb"),
+        runtime=res("rm_train", "runtime"),
+    params:
+        launch=lambda wc: rm_rules.launcher(
+            rm_rules.nproc(config, res("rm_train", "gpu")(wc)),
+            res("rm_train", "gpu")(wc),
+        ),
+        flags=lambda wc: rm_rules.train_flags(STUDY, wc.model, wc.objective, wc.lr),
+        out=lambda wc, output: str(Path(output[0]).parent),
+    shell:
+        "OMP_NUM_THREADS=1 {params.launch} workflow/scripts/train_rm.py {params.flags}"
+        " --out {params.out} --threads 1 > {log} 2>&1"
+
+
+rule rm_select:
+    input:
+        runs=lambda wc: expand(
+            "results/rm/{objective}/{model}/lr{lr}/run.json",
+            objective=wc.objective,
+            model=wc.model,
+            lr=rm_rules.lr_grid(config, wc.objective),
+        ),
+    output:
+        selected="results/rm/{objective}/{model}/selected.json",
+        final=directory("results/rm/{objective}/{model}/final"),
+    log:
+        "results/logs/rm_select/{objective}/{model}.log",
+    benchmark:
+        "results/cost/rm_select/{objective}/{model}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        mem_mb=res("rm_select", "mem_mb"),
+        runtime=res("rm_select", "runtime"),
+    params:
+        flags=rm_rules.select_flags(config),
+    shell:
+        "python workflow/scripts/select_rm.py --runs {input.runs} --model-name {wildcards.model}"
+        " --objective {wildcards.objective} --final {output.final}"
+        " --selected {output.selected} {params.flags} > {log} 2>&1"

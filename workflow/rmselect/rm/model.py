@@ -1,0 +1,185 @@
+"""The reward model: a Hugging Face sequence classifier read at the last real token.
+
+Training wraps ``AutoModelForSequenceClassification`` in :class:`RewardModel`, which runs the
+transformer trunk, pools the last hidden state at the last position whose attention mask is
+1 (:func:`rmselect.rm.pooling.pool_last`) and applies the model's own ``score`` head. The
+saved checkpoint is a plain HF sequence-classification directory.
+
+**Agreement with plain transformers.** HF's sequence classifiers find the last token as the
+last position whose id differs from ``config.pad_token_id``. That is only right when the pad
+id never occurs in real text — it breaks when pad == eos (the EOS closing a response counts
+as padding). :func:`prepare_tokenizer` therefore always gives the tokenizer a dedicated pad
+token (:data:`PAD_TOKEN`, added as a special token, embedding grown only when the matrix has
+no spare row) and the saved config's ``pad_token_id`` is that id. Plain-transformers scores
+then equal ours for left and right padding alike (tests/test_rm_model.py).
+
+**Positions.** ``position_ids`` are computed from the attention mask (``cumsum - 1``), so a
+left-padded sequence gets the same positions, and the same reward, as a right-padded one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from rmselect.rm.pooling import pool_last
+
+#: The pad token every trained RM's tokenizer carries (never produced by normal text).
+PAD_TOKEN = "<|rmselect_pad|>"
+
+
+def prepare_tokenizer(tokenizer: Any, padding_side: str = "right") -> Any:
+    """Give ``tokenizer`` the dedicated pad token (idempotent); returns it."""
+    if tokenizer.pad_token != PAD_TOKEN:
+        tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
+    tokenizer.padding_side = padding_side
+    return tokenizer
+
+
+def fit_embeddings(model: Any, tokenizer: Any) -> bool:
+    """Grow the input embedding when the pad id has no row; True when it was resized."""
+    emb = model.get_input_embeddings()
+    if tokenizer.pad_token_id >= emb.num_embeddings:
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        return True
+    return False
+
+
+def _set_pad_id(config: Any, pad_id: int) -> None:
+    config.pad_token_id = pad_id
+    text = config.get_text_config() if hasattr(config, "get_text_config") else None
+    if text is not None and text is not config:
+        text.pad_token_id = pad_id
+
+
+def disable_dropout(model: nn.Module) -> None:
+    """Set every dropout probability to 0 (RM training is deterministic given the data)."""
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = 0.0
+    cfg = getattr(model, "config", None)
+    for key in ("attention_dropout", "hidden_dropout", "resid_pdrop", "embd_pdrop", "attn_pdrop"):
+        if cfg is not None and hasattr(cfg, key) and isinstance(getattr(cfg, key), float):
+            setattr(cfg, key, 0.0)
+
+
+def head_of(model: Any) -> nn.Module:
+    """The linear head of an HF sequence classifier (``score`` for decoder LMs)."""
+    for name in ("score", "classifier"):
+        head = getattr(model, name, None)
+        if isinstance(head, nn.Module):
+            return head
+    raise ValueError(
+        f"{type(model).__name__} has no 'score' or 'classifier' head; this architecture is "
+        "not supported for reward-model training"
+    )
+
+
+def trunk_of(model: Any) -> nn.Module:
+    """The transformer body of an HF sequence classifier (``model.model`` and friends)."""
+    trunk = getattr(model, model.base_model_prefix, None)
+    if not isinstance(trunk, nn.Module):
+        raise ValueError(f"{type(model).__name__}: cannot find its base model")
+    return trunk
+
+
+def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that count only real tokens (left padding gets the same positions)."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+class RewardModel(nn.Module):
+    """``hf`` trunk -> hidden state at the last real token -> ``hf``'s linear head."""
+
+    def __init__(self, hf: Any):
+        super().__init__()
+        self.hf = hf
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Rewards ``(batch, num_labels)``."""
+        out = trunk_of(self.hf)(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=positions_from_mask(attention_mask),
+            use_cache=False,
+        )
+        hidden = out[0] if isinstance(out, (tuple, list)) else out.last_hidden_state
+        pooled = pool_last(hidden, attention_mask)
+        head = head_of(self.hf)
+        return head(pooled.to(head.weight.dtype))
+
+
+def load_for_training(
+    ref: str | Path,
+    num_labels: int,
+    tokenizer: Any,
+    trust_remote_code: bool = False,
+    dtype: torch.dtype = torch.float32,
+    label_names: Sequence[str] | None = None,
+) -> Any:
+    """HF sequence classifier for ``ref`` with ``num_labels`` outputs, ready to train.
+
+    The pad id is written into the config and the embedding grown if needed; dropout off.
+    """
+    from rmselect.hf import load_sequence_classifier
+
+    model = load_sequence_classifier(
+        ref, num_labels=num_labels, trust_remote_code=trust_remote_code, dtype=dtype
+    )
+    fit_embeddings(model, tokenizer)
+    _set_pad_id(model.config, tokenizer.pad_token_id)
+    if label_names:
+        model.config.id2label = {i: n for i, n in enumerate(label_names)}
+        model.config.label2id = {n: i for i, n in enumerate(label_names)}
+    if num_labels > 1:
+        model.config.problem_type = "regression"
+    disable_dropout(model)
+    model.config.use_cache = False
+    return model
+
+
+def save_hf(
+    model: Any,
+    tokenizer: Any,
+    out_dir: str | Path,
+    state_dict: dict[str, torch.Tensor] | None = None,
+    chat_template: str | None = None,
+) -> None:
+    """Write an HF sequence-classification dir atomically (model, config, tokenizer).
+
+    ``chat_template`` (the resolved template the RM was trained with) is baked into the
+    saved tokenizer so that scoring from the directory renders exactly like training did.
+    """
+    from rmselect.io import atomic_path
+
+    with atomic_path(out_dir) as tmp:
+        model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
+        if chat_template is not None:
+            tokenizer.chat_template = chat_template
+        tokenizer.save_pretrained(tmp)
+
+
+@torch.no_grad()
+def score_hf_dir(
+    path: str | Path,
+    texts: Sequence[str],
+    padding_side: str = "right",
+    batch_size: int = 16,
+) -> torch.Tensor:
+    """Scores with *plain transformers* (HF's own pooling), for cross-checks and tests."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path))
+    tok.padding_side = padding_side
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(path), dtype=torch.float32, use_safetensors=True
+    ).eval()
+    outs = []
+    for i in range(0, len(texts), batch_size):
+        enc = tok(list(texts[i : i + batch_size]), padding=True, return_tensors="pt",
+                  add_special_tokens=False)
+        outs.append(model(**enc).logits.float())
+    return torch.cat(outs)

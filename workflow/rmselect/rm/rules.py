@@ -1,0 +1,149 @@
+"""What workflow/rules/rm.smk asks of the config: LR grids, per-size settings, flags.
+
+Kept here (not in the .smk file) so that it is typed and unit-tested.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any, Mapping
+
+from rmselect.config import ConfigError, Study
+
+#: Defaults of the ``rm:`` config section (config/schemas/config.schema.yaml documents them).
+DEFAULTS: dict[str, Any] = {
+    "objectives": ["bt", "regression"],
+    "epochs": {"bt": 1, "regression": 2},
+    "global_batch": 64,
+    "warmup_steps": 20,
+    "eval_every": 20,
+    "max_length": 4096,
+    "weight_decay": 0.0,
+    "grad_clip": 1.0,
+    "mega_batch": 8,
+    "eval_batch": 32,
+    "nproc_per_node": 1,
+    "merge_grid_step": 0.05,
+    "train_merge_grid_step": 0.05,
+    "max_train_examples": None,
+    "max_val_pairs": None,
+    "keep_ds_checkpoint": False,
+    "prune_checkpoints": False,
+    "tensorboard": False,
+    "by_size": [{"max_b": 1.0e9, "zero_stage": 0, "micro_batch": 4}],
+}
+SIZE_DEFAULTS = {"zero_stage": 0, "micro_batch": 4, "grad_checkpointing": False,
+                 "offload_optimizer": False}
+
+
+def rm_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``rm`` section with defaults filled in."""
+    out = dict(DEFAULTS)
+    out.update(config.get("rm", {}) or {})
+    return out
+
+
+def lr_label(value: Any) -> str:
+    """The ``{lr}`` wildcard of a grid value: Python's float repr (``5e-06``, ``0.0003``)."""
+    try:
+        return str(float(value))
+    except (TypeError, ValueError):
+        raise ConfigError(f"config: field 'rm.lr_grid': {value!r} is not a number") from None
+
+
+def lr_grid(config: Mapping[str, Any], objective: str) -> list[str]:
+    """The LR wildcards of ``objective``."""
+    grid = (rm_config(config).get("lr_grid") or {}).get(objective)
+    if not grid:
+        raise ConfigError(f"config: field 'rm.lr_grid.{objective}' is missing or empty")
+    return [lr_label(v) for v in grid]
+
+
+def size_settings(config: Mapping[str, Any], params_b: float) -> dict[str, Any]:
+    """ZeRO stage, micro batch, checkpointing and offload for a model of ``params_b``."""
+    for row in rm_config(config)["by_size"]:
+        if params_b < float(row["max_b"]):
+            return {**SIZE_DEFAULTS, **row}
+    raise ConfigError(
+        f"config: field 'rm.by_size': no entry covers {params_b} B parameters; raise the last max_b"
+    )
+
+
+def nproc(config: Mapping[str, Any], gpus: int) -> int:
+    """Ranks per node: the GPUs a job holds, or ``rm.nproc_per_node`` on CPU."""
+    return int(gpus) if gpus and int(gpus) > 0 else int(rm_config(config)["nproc_per_node"])
+
+
+def launcher(n: int, gpus: int = 0) -> str:
+    """Command prefix that starts the trainer on ``n`` ranks (``gpus`` GPUs held).
+
+    Several ranks, or any GPU job, go through the cluster launcher
+    (workflow/scripts/launch.py: ``torchrun`` on one node with a free rendezvous port, or
+    ``srun`` + ``torchrun`` across the nodes of a SLURM job, GPUs claimed per job). One CPU
+    rank runs as a plain process: the entry point sets up a one-rank group on a free port
+    itself, which saves torchrun's start-up (~3 s per toy run).
+    """
+    if n <= 1 and not gpus:
+        return "python"
+    nproc = "auto" if gpus else str(n)
+    return (f"python workflow/scripts/launch.py --nproc {nproc} --cpu-procs {n} "
+            f"--gpus {int(gpus)} -- python")
+
+
+def train_flags(study: Study, model: str, objective: str, lr: str) -> str:
+    """Every command-line flag of workflow/scripts/train_rm.py for one run but ``--out``."""
+    cfg = study.config
+    rc = rm_config(cfg)
+    spec = study.model(model)
+    size = size_settings(cfg, spec.params_b)
+    data = cfg["data"]
+    train_entry = data["helpsteer2_preference" if objective == "bt" else "helpsteer2"]
+    epochs = rc["epochs"][objective] if isinstance(rc["epochs"], Mapping) else rc["epochs"]
+    flags: list[str] = [
+        "--model", study.model_path(model), "--model-name", model,
+        "--objective", objective, "--lr", lr,
+        "--train-data", json.dumps(train_entry, sort_keys=True),
+        "--val-data", json.dumps(data["helpsteer2_preference"], sort_keys=True),
+        "--global-batch", str(rc["global_batch"]), "--micro-batch", str(size["micro_batch"]),
+        "--epochs", str(epochs), "--warmup-steps", str(rc["warmup_steps"]),
+        "--eval-every", str(rc["eval_every"]), "--max-length", str(rc["max_length"]),
+        "--zero-stage", str(size["zero_stage"]), "--weight-decay", str(rc["weight_decay"]),
+        "--grad-clip", str(rc["grad_clip"]), "--seed", str(cfg.get("seed", 0)),
+        "--mega-batch", str(rc["mega_batch"]), "--eval-batch", str(rc["eval_batch"]),
+        "--merge-grid-step", str(rc["train_merge_grid_step"]),
+    ]
+    if size["offload_optimizer"]:
+        flags.append("--offload-optimizer")
+    if size["grad_checkpointing"]:
+        flags.append("--grad-checkpointing")
+    if spec.chat_template:
+        flags += ["--chat-template", spec.chat_template]
+    if spec.trust_remote_code:
+        flags.append("--trust-remote-code")
+    for key, flag in (("max_train_examples", "--max-train-examples"),
+                      ("max_val_pairs", "--max-val-pairs")):
+        if rc.get(key):
+            flags += [flag, str(rc[key])]
+    if rc["keep_ds_checkpoint"]:
+        flags.append("--keep-ds-checkpoint")
+    if rc["tensorboard"]:
+        flags.append("--tensorboard")
+    return " ".join(shlex.quote(f) for f in flags)
+
+
+def train_data_files(config: Mapping[str, Any], objective: str) -> list[str]:
+    """Local files a training run reads (hub data sets resolve at run time)."""
+    data = config["data"]
+    entries = [data["helpsteer2_preference" if objective == "bt" else "helpsteer2"],
+               data["helpsteer2_preference"]]
+    return sorted({e["path"] for e in entries if "path" in e})
+
+
+def select_flags(config: Mapping[str, Any]) -> str:
+    """Config-dependent flags of workflow/scripts/select_rm.py."""
+    rc = rm_config(config)
+    flags = ["--merge-grid-step", str(rc["merge_grid_step"])]
+    if rc["prune_checkpoints"]:
+        flags.append("--prune")
+    return " ".join(flags)

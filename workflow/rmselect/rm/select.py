@@ -1,0 +1,130 @@
+"""Pick the final reward model of one (objective, base model) over the LR grid.
+
+Every run (``lr{lr}/run.json``) lists its evaluation points. For BT the candidate score is
+the validation accuracy of each (LR, step) checkpoint. For regression each checkpoint's
+validation predictions (``val_preds.parquet``) go through the exhaustive merge-weight search
+(:mod:`rmselect.rm.merge`) and the candidate score is the best weight vector's accuracy;
+the winner is the best (LR, step, w). Ties go to the smaller LR, then the earlier step.
+
+The winner is copied (hard links where possible) to ``final/`` with ``rmselect.json``
+(merge weights, provenance) and described in ``selected.json``. With ``--prune`` every other
+checkpoint dir of the runs is deleted afterwards (the run.json files stay).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from rmselect.io import atomic_path, read_json, read_table, write_json
+from rmselect.rm.data import ATTRIBUTES
+from rmselect.rm.merge import pair_diff, search
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="select_rm.py",
+        description="Select the best (learning rate, step[, merge weights]) checkpoint of one "
+        "base model and objective; write final/ and selected.json.",
+    )
+    p.add_argument("--runs", nargs="+", required=True, help="run.json of every LR of the grid")
+    p.add_argument("--model-name", required=True)
+    p.add_argument("--objective", required=True, choices=["bt", "regression"])
+    p.add_argument("--final", required=True, help="output dir for the selected checkpoint")
+    p.add_argument("--selected", required=True, help="output selected.json")
+    p.add_argument("--merge-grid-step", type=float, default=0.05,
+                   help="regression: weight grid step (0.05 = the paper's 21^5 vectors)")
+    p.add_argument("--prune", action="store_true",
+                   help="delete the non-selected checkpoint dirs after copying the winner")
+    return p
+
+
+def regression_candidate(ckpt: Path, step: float) -> dict[str, Any]:
+    """Best merge weights of one regression checkpoint from its validation predictions."""
+    path = ckpt / "val_preds.parquet"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} is missing: the checkpoint was pruned or the run is incomplete; "
+            "delete the run's run.json to retrain it"
+        )
+    df = read_table(path).sort(["side", "pair_id"])
+    cols = [f"a{j}" for j in range(len(ATTRIBUTES))]
+    ch = df.filter(df["side"] == "chosen").select(cols).to_numpy()
+    rj = df.filter(df["side"] == "rejected").select(cols).to_numpy()
+    res = search(pair_diff(ch, rj), step)
+    return {"val_accuracy": res.accuracy, "weights": list(res.weights)}
+
+
+def collect(runs: Sequence[str | Path], objective: str, grid_step: float) -> list[dict[str, Any]]:
+    """Every (lr, step) candidate with its validation accuracy (and weights)."""
+    cands = []
+    for rp in runs:
+        run = read_json(rp)
+        if run.get("objective") != objective:
+            raise ValueError(f"{rp}: objective {run.get('objective')!r}, expected {objective!r}")
+        for ev in run["evals"]:
+            c = {"lr": float(run["lr"]), "step": int(ev["step"]), "checkpoint": ev["checkpoint"],
+                 "val_accuracy": float(ev["val_accuracy"]), "weights": None}
+            if objective == "regression":
+                c.update(regression_candidate(Path(ev["checkpoint"]), grid_step))
+            cands.append(c)
+    if not cands:
+        raise ValueError("no evaluated checkpoints in the given runs")
+    return cands
+
+
+def best_candidate(cands: list[dict[str, Any]]) -> dict[str, Any]:
+    """Highest accuracy; ties to the smaller LR, then the earlier step."""
+    return min(cands, key=lambda c: (-c["val_accuracy"], c["lr"], c["step"]))
+
+
+def copy_checkpoint(src: Path, dst: Path, meta: dict[str, Any]) -> None:
+    """Copy ``src`` to ``dst`` atomically (hard links when possible) and add rmselect.json."""
+    if not (src / "config.json").exists():
+        raise FileNotFoundError(f"checkpoint {src} is missing (pruned?); retrain the run")
+    with atomic_path(dst) as tmp:
+        def _link(s: str, d: str) -> None:
+            try:
+                os.link(s, d)
+            except OSError:
+                shutil.copy2(s, d)
+
+        shutil.copytree(src, tmp, copy_function=_link,
+                        ignore=shutil.ignore_patterns("val_preds.parquet"))
+        (tmp / "rmselect.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    t0 = time.time()
+    cands = collect(args.runs, args.objective, args.merge_grid_step)
+    best = best_candidate(cands)
+    meta = {
+        "model": args.model_name, "objective": args.objective, "lr": best["lr"],
+        "step": best["step"], "val_accuracy": best["val_accuracy"], "weights": best["weights"],
+        "attributes": list(ATTRIBUTES) if args.objective == "regression" else None,
+        "score": ("dot(outputs, weights)" if args.objective == "regression" else "outputs[0]"),
+        "source_checkpoint": best["checkpoint"],
+    }
+    copy_checkpoint(Path(best["checkpoint"]), Path(args.final), meta)
+    write_json(args.selected, {**meta, "merge_grid_step": args.merge_grid_step
+                               if args.objective == "regression" else None,
+                               "candidates": cands, "select_s": time.time() - t0})
+    if args.prune:
+        for c in cands:
+            if c["checkpoint"] != best["checkpoint"]:
+                shutil.rmtree(c["checkpoint"], ignore_errors=True)
+    sys.stderr.write(
+        f"[select_rm] {args.model_name} {args.objective}: lr {best['lr']:g} step {best['step']} "
+        f"val accuracy {best['val_accuracy']:.4f} weights {best['weights']} "
+        f"({len(cands)} candidates, {time.time() - t0:.1f}s)\n"
+    )
+    return 0
