@@ -1,0 +1,94 @@
+"""The Elastic Net selection model: planted coefficients, selection metrics, no leakage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rmselect.analysis.data import Aligned
+from rmselect.analysis.selection import (
+    SelectionConfig,
+    analyse_objective,
+    coefficients,
+    grid_search,
+    out_of_sample,
+    quality_rows,
+)
+
+FAST = SelectionConfig(degrees=[1, 2], alphas=[0.05, 0.01], l1_ratios=[1.0], cv_folds=3,
+                       outer_folds=3, seed=0)
+
+
+def test_recovers_planted_sparse_coefficients():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 6))
+    y = 3.0 * X[:, 0] - 2.0 * X[:, 3] + rng.normal(0, 0.05, 80)
+    cfg = SelectionConfig(degrees=[1, 2], alphas=[0.01, 0.1], l1_ratios=[1.0], cv_folds=5)
+    gs = grid_search(X, y, impute=False, cfg=cfg)
+    feats = [f"f{j}" for j in range(6)]
+    co = {c["term"]: c["coef"] for c in coefficients(gs.best_estimator_, feats, tol=0.05)}
+    assert set(co) == {"f0", "f3"}
+    # coefficients are per SD of the (standardised) term: ≈ 3·sd(x0), −2·sd(x3)
+    assert co["f0"] == pytest.approx(3.0 * X[:, 0].std(), rel=0.05)
+    assert co["f3"] == pytest.approx(-2.0 * X[:, 3].std(), rel=0.05)
+
+
+def test_quality_rows_by_hand():
+    names = ["a", "b", "c", "d"]
+    truth = np.array([70, 80, 60, 50.0])  # best = b
+    pred = np.array([9, 5, 8, 1.0])  # predicted order a > c > b > d
+    rows = {r["k"]: r for r in quality_rows(names, pred, truth, [1, 2, 3, 4])}
+    # k=1: choose a (70) instead of b (80) → regret 10; coverage {a} vs {b} = 0
+    assert rows[1]["regret_points"] == pytest.approx(10.0) and rows[1]["coverage"] == 0.0
+    assert not rows[1]["hit_at_k"]
+    # k=2: {a,c} vs {b,a} → 1/2, best in shortlist 70 → regret 10
+    assert rows[2]["coverage"] == 0.5 and rows[2]["regret_points"] == pytest.approx(10.0)
+    # k=3: {a,c,b} vs {b,a,c} → 1, b in shortlist → regret 0
+    assert rows[3]["coverage"] == 1.0 and rows[3]["hit_at_k"] and rows[3]["regret_points"] == 0
+    assert rows[2]["precision_at_k"] == rows[2]["coverage"]
+
+
+def _aligned(n=16, seed=1):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    y = 60 + 4 * X[:, 0] + rng.normal(0, 0.5, n)
+    names = [f"m{i:02d}" for i in range(n)]
+    fams = [f"fam{i % 4}" for i in range(n)]
+    return Aligned("regression", names, ["bench", "noise1", "noise2"], X,
+                   {"overall": y}, fams, np.ones(n), "drop_feature")
+
+
+def test_nested_cv_prediction_does_not_see_its_own_target():
+    al = _aligned()
+    pred, _ = out_of_sample(al, al.X, "nested_cv", FAST)
+    y2 = al.y["overall"].copy()
+    y2[5] += 1000.0  # a wild change to one model's target
+    al2 = Aligned(al.objective, al.models, al.features, al.X, {"overall": y2}, al.family,
+                  al.params_b, al.missing_policy)
+    pred2, _ = out_of_sample(al2, al2.X, "nested_cv", FAST)
+    assert pred2[5] == pytest.approx(pred[5])  # held out: unaffected by its own target
+    assert not np.allclose(np.delete(pred2, 5), np.delete(pred, 5))  # others see it
+
+
+def test_leave_one_family_out_holds_out_whole_families():
+    al = _aligned()
+    pred, base = out_of_sample(al, al.X, "leave_one_family_out", FAST)
+    assert not np.isnan(pred).any() and not np.isnan(base).any()
+    y2 = al.y["overall"].copy()
+    fam0 = [i for i, f in enumerate(al.family) if f == "fam0"]
+    y2[fam0] += 500.0
+    al2 = Aligned(al.objective, al.models, al.features, al.X, {"overall": y2}, al.family,
+                  al.params_b, al.missing_policy)
+    pred2, _ = out_of_sample(al2, al2.X, "leave_one_family_out", FAST)
+    assert pred2[fam0] == pytest.approx(pred[fam0])
+
+
+def test_summary_on_a_clear_signal():
+    al = _aligned(n=20)
+    s, rows = analyse_objective(al, FAST, ks=[1, 3, 5], compare_k=[3, 5])
+    assert s["coefficients"][0]["term"] == "bench"
+    assert s["nested_cv_mae"] < 3.0 and s["in_sample_mae"] < 3.0
+    assert s["mae_presence"] is None  # no presence_* features
+    assert {r["evaluation"] for r in rows} == {"in_sample", "nested_cv", "leave_one_family_out"}
+    assert len(s["oof_residuals"]) == 20
+    assert s["best_single_feature_in_sample"] == "bench"
