@@ -10,7 +10,8 @@ Output (``results/benchmarks/{model}/{task}.json``)::
 
     model, benchmark, kind, lm_eval_task, mode, seed, num_fewshot, metric_scale,
     leaves: {leaf: {metric, raw, n_items, n_total, output_type, baseline, baseline_source,
-                    normalised}},
+                    normalised, indices (small-mode subsample, null = all),
+                    items ([doc_id, per-item metric] as lm-eval logged them)}},
     raw_metrics: lm-eval's ``results`` rows as produced (groups and leaves),
     raw_score, normalised, score (0-100), score_kind (normalised | raw),
     items_used, items_total, wall_s, gpu_s, load_s, device, backend, versions, isolation
@@ -186,6 +187,29 @@ def _top_objects(loaded: Mapping[str, Any], name: str) -> list[Any]:
     return list(loaded["tasks"].values())  # a tag: its member tasks
 
 
+def _light_env_info(storage: dict[str, Any]) -> None:
+    """Replacement for lm-eval's ``add_env_info``.
+
+    The original calls torch's ``collect_env`` (pip/conda/nvidia-smi subprocesses, about
+    2 s per ``simple_evaluate`` call) - more than a whole toy benchmark costs. We record the
+    versions that matter instead.
+    """
+    from importlib.metadata import version
+
+    import torch
+    import transformers
+
+    storage.update(
+        {
+            "pretty_env_info": None,
+            "lm_eval_version": version("lm_eval"),
+            "transformers_version": transformers.__version__,
+            "torch_version": torch.__version__,
+            "upper_git_hash": None,
+        }
+    )
+
+
 def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=lambda o: str(o)))
 
@@ -193,7 +217,11 @@ def _jsonable(obj: Any) -> Any:
 def run_lm_eval(spec: TaskSpec, handle: ModelHandle, settings: Settings) -> dict[str, Any]:
     """Evaluate one lm-eval benchmark; returns the result record (without model fields)."""
     import lm_eval
+    import lm_eval.evaluator
     from lm_eval.tasks import TaskManager
+
+    lm_eval.evaluator.add_env_info = _light_env_info
+    lm_eval.evaluator.get_git_commit_hash = lambda: None
 
     lm = handle.lm()  # loaded once per process; its time is load_s, not this benchmark's
     t0 = time.monotonic()
@@ -256,6 +284,12 @@ def run_lm_eval(spec: TaskSpec, handle: ModelHandle, settings: Settings) -> dict
         base, source = resolve_baseline(leaf, spec.baseline, otype, choices)
         raws[leaf] = value
         bases[leaf] = base
+        mname, _, filt = key.partition(",")
+        items = [
+            [int(x["doc_id"]), _jsonable(x.get(mname))]
+            for x in logged.get(leaf, [])
+            if x.get("filter", "none") == (filt or "none")
+        ]
         leaf_out[leaf] = {
             "metric": key,
             "raw": value,
@@ -264,6 +298,8 @@ def run_lm_eval(spec: TaskSpec, handle: ModelHandle, settings: Settings) -> dict
             "output_type": otype,
             "baseline": base,
             "baseline_source": source,
+            "indices": samples.get(leaf),
+            "items": items,
         }
     summ = summarise(raws, bases, spec.scale)
     for leaf, rec in leaf_out.items():
@@ -285,7 +321,8 @@ def run_lm_eval(spec: TaskSpec, handle: ModelHandle, settings: Settings) -> dict
         "items_used": sum(n_items.values()),
         "items_total": sum(n_total.values()),
         "wall_s": round(wall, 3),
-        "lm_eval_version": lm_eval.__version__ if hasattr(lm_eval, "__version__") else None,
+        "lm_eval_version": out.get("lm_eval_version"),
+        "transformers_version": out.get("transformers_version"),
     }
 
 

@@ -125,27 +125,29 @@ class BenchConfig:
 
 
 def _task(name: str, raw: Mapping[str, Any] | None) -> TaskSpec:
-    where = f"config: field 'benchmarks.tasks.{name}'"
+    def where(sub: str = "") -> str:
+        return f"config: field 'benchmarks.tasks.{name}{sub}'"
+
     if not _NAME.match(name):
-        raise ConfigError(f"{where}: benchmark names may use letters, digits, '.', '_', '-'")
+        raise ConfigError(f"{where()}: benchmark names may use letters, digits, '.', '_', '-'")
     raw = dict(raw or {})
     kind = raw.get("kind", "lm_eval")
     if kind not in KINDS:
-        raise ConfigError(f"{where}.kind: {kind!r} is not one of {', '.join(KINDS)}")
+        raise ConfigError(f"{where('.kind')}: {kind!r} is not one of {', '.join(KINDS)}")
     metric = raw.get("metric", "pass@1" if kind == "code" else "acc")
     metrics = tuple([metric] if isinstance(metric, str) else metric)
     if not metrics:
-        raise ConfigError(f"{where}.metric: give at least one metric name")
+        raise ConfigError(f"{where('.metric')}: give at least one metric name")
     baseline = raw.get("baseline")
     if isinstance(baseline, str) and baseline != "none":
-        raise ConfigError(f"{where}.baseline: {baseline!r} must be a number or 'none'")
+        raise ConfigError(f"{where('.baseline')}: {baseline!r} must be a number or 'none'")
     if isinstance(baseline, (int, float)) and not 0 <= float(baseline) < 1:
-        raise ConfigError(f"{where}.baseline: {baseline} must lie in [0, 1)")
+        raise ConfigError(f"{where('.baseline')}: {baseline} must lie in [0, 1)")
     n = int(raw.get("n", 100))
     if n < 1:
-        raise ConfigError(f"{where}.n: {n} must be at least 1")
+        raise ConfigError(f"{where('.n')}: {n} must be at least 1")
     if kind == "code" and not raw.get("data"):
-        raise ConfigError(f"{where}.data: a code benchmark needs its JSONL file (HumanEval schema)")
+        raise ConfigError(f"{where('.data')}: a code benchmark needs its JSONL file (HumanEval schema)")
     spec = TaskSpec(
         name=name,
         kind=kind,
