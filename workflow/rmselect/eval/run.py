@@ -24,7 +24,6 @@ from typing import Any, Sequence
 
 from rmselect.eval.benchmarks import BENCHMARKS, load_benchmark
 from rmselect.eval.metrics import WEIGHT_MODES, ScoreOptions, per_example, score
-from rmselect.eval.scorer import encode_items, load_reward_model, score_ids
 from rmselect.io import write_json, write_table
 
 #: Keys of a benchmark config entry that are options, not data-set fields.
@@ -86,6 +85,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(
             f"eval.benchmarks.{args.benchmark}.weights: {weights_mode!r}; use {', '.join(WEIGHT_MODES)}"
         )
+    from rmselect.eval.scorer import encode_items, load_reward_model, score_ids
+
     t0 = time.perf_counter()
     data = load_benchmark(
         args.benchmark,
