@@ -3,11 +3,11 @@
 # parameter counts from checkpoints, the feature table, and (toy zoo) the small-scale vs full
 # screening check. Logic: workflow/rmselect/bench/. Outputs: workflow/CONTRACTS.md
 # "Upstream benchmarks". DAG building reads the config only: no lm_eval import, no network.
-import json
 import re
-import shlex
+from pathlib import Path
 
-from rmselect.bench.spec import bench_config, task_inputs
+from rmselect.bench import smk as bsmk
+from rmselect.bench.spec import bench_config
 
 try:
     BENCH = bench_config(STUDY.config)
@@ -33,67 +33,20 @@ BENCH_TABLES = [
 SCREEN_MODELS = list(BENCH.screening.get("models") or ALL_MODELS)
 SCREEN_TASKS = list(BENCH.screening.get("tasks") or BENCH_RUN)
 SCREEN_OTHER = BENCH.other_mode()
-
-
-def bench_dir(mode):
-    return "results/benchmarks" if mode == BENCH.mode else f"results/screening/{mode}"
-
-
+SCREEN_DIRS = {
+    BENCH.mode: "results/benchmarks",
+    SCREEN_OTHER: f"results/screening/{SCREEN_OTHER}",
+}
 BENCH_AGREEMENT = (
     ["results/analysis/screening_agreement.csv"] if BENCH.screening_enabled else []
 )
-
-
-def _presence_domains():
-    d = (STUDY.config.get("presence") or {}).get("domains") or []
-    if isinstance(d, dict):
-        return list(d)
-    return [x["name"] if isinstance(x, dict) else str(x) for x in d]
-
-
-BENCH_PRESENCE_DOMAINS = _presence_domains()
+BENCH_PRESENCE_DOMAINS = bsmk.presence_domains(STUDY.config)
 BENCH_PRESENCE = ["results/presence/summary.csv"] if BENCH_PRESENCE_DOMAINS else []
 BENCH_PUBLISHED = BENCH.published
 # The stage's outputs.
 BENCHMARK_TARGETS = (
-    BENCH_RUNS + BENCH_PARAMS + BENCH_TABLES + BENCH_AGREEMENT if ALL_MODELS else []
+    [*BENCH_RUNS, *BENCH_PARAMS, *BENCH_TABLES, *BENCH_AGREEMENT] if ALL_MODELS else []
 )
-
-
-def bench_settings(mode):
-    keys = (
-        "seed",
-        "backend",
-        "device",
-        "dtype",
-        "batch_size",
-        "max_length",
-        "apply_chat_template",
-        "bootstrap_iters",
-        "sandbox",
-    )
-    out = {k: getattr(BENCH, k) for k in keys}
-    out["sandbox"] = dict(out["sandbox"])
-    out["mode"] = mode
-    return shlex.quote(json.dumps(out, sort_keys=True))
-
-
-def bench_specs(tasks):
-    return " ".join(
-        "--spec " + shlex.quote(json.dumps(BENCH.tasks[t].to_dict(), sort_keys=True))
-        for t in tasks
-    )
-
-
-def bench_task_files(tasks):
-    return sorted({f for t in tasks for f in task_inputs(BENCH.tasks[t])})
-
-
-def bench_model_flags(wildcards):
-    m = STUDY.model(wildcards.model)
-    ref = shlex.quote(model_ref(wildcards.model))
-    trc = " --trust-remote-code" if m.trust_remote_code else ""
-    return f"--model-ref {ref}{trc}"
 
 
 rule benchmarks:
@@ -102,11 +55,18 @@ rule benchmarks:
 
 
 if BENCH.jobs == "per_model":
+    # One job per model. With the screening check on, the job of a screened model also
+    # reruns the screened benchmarks in the other mode (same process, model loaded once).
+    _screened = SCREEN_MODELS if BENCH.screening_enabled else []
+    BENCH_PLAIN_RE = (
+        "|".join(re.escape(m) for m in ALL_MODELS if m not in _screened) or "(?!x)x"
+    )
+    BENCH_SCREENED_RE = "|".join(re.escape(m) for m in _screened) or "(?!x)x"
 
     rule bench_model:
         input:
             model=model_input,
-            tasks=bench_task_files(BENCH_RUN),
+            tasks=bsmk.task_files(BENCH, BENCH_RUN),
         output:
             [f"results/benchmarks/{{model}}/{t}.json" for t in BENCH_RUN],
         log:
@@ -114,56 +74,66 @@ if BENCH.jobs == "per_model":
         benchmark:
             f"{COST}/bench_model/{{model}}.tsv"
         wildcard_constraints:
-            model=BENCH_MODEL_RE,
+            model=BENCH_PLAIN_RE,
         conda:
             "../../envs/benchmarks.yaml"
+        threads: BENCH.threads
         resources:
             gpu=res("benchmarks", "gpu"),
             mem_mb=res("benchmarks", "mem_mb"),
             runtime=res("benchmarks", "runtime"),
         params:
-            flags=bench_model_flags,
-            settings=bench_settings(BENCH.mode),
-            specs=bench_specs(BENCH_RUN),
+            flags=lambda wc: bsmk.model_flags(STUDY, wc.model),
+            settings=bsmk.settings_arg(BENCH, BENCH.mode),
+            specs=bsmk.specs_arg(BENCH, BENCH_RUN),
         shell:
             "python workflow/scripts/bench_run.py --model {wildcards.model} {params.flags}"
             " --settings {params.settings} {params.specs}"
             " --out-dir results/benchmarks/{wildcards.model} > {log} 2>&1"
 
-    rule bench_screen_model:
+    rule bench_model_screen:
         input:
             model=model_input,
-            tasks=bench_task_files(SCREEN_TASKS),
+            tasks=bsmk.task_files(BENCH, BENCH_RUN),
         output:
-            [f"results/screening/{{mode}}/{{model}}/{t}.json" for t in SCREEN_TASKS],
+            main=[f"results/benchmarks/{{model}}/{t}.json" for t in BENCH_RUN],
+            screen=[
+                f"results/screening/{SCREEN_OTHER}/{{model}}/{t}.json"
+                for t in SCREEN_TASKS
+            ],
         log:
-            f"{LOGS}/bench_screen_model/{{mode}}/{{model}}.log",
+            f"{LOGS}/bench_model_screen/{{model}}.log",
         benchmark:
-            f"{COST}/bench_screen_model/{{mode}}/{{model}}.tsv"
+            f"{COST}/bench_model_screen/{{model}}.tsv"
         wildcard_constraints:
-            model=BENCH_MODEL_RE,
-            mode=SCREEN_OTHER,
+            model=BENCH_SCREENED_RE,
         conda:
             "../../envs/benchmarks.yaml"
+        threads: BENCH.threads
         resources:
             gpu=res("benchmarks", "gpu"),
             mem_mb=res("benchmarks", "mem_mb"),
             runtime=res("benchmarks", "runtime"),
         params:
-            flags=bench_model_flags,
-            settings=bench_settings(SCREEN_OTHER),
-            specs=bench_specs(SCREEN_TASKS),
+            flags=lambda wc: bsmk.model_flags(STUDY, wc.model),
+            settings=bsmk.settings_arg(BENCH, BENCH.mode),
+            specs=bsmk.specs_arg(BENCH, BENCH_RUN),
+            screen=" ".join(f"--screen-task {t}" for t in SCREEN_TASKS),
+            other=SCREEN_OTHER,
         shell:
             "python workflow/scripts/bench_run.py --model {wildcards.model} {params.flags}"
             " --settings {params.settings} {params.specs}"
-            " --out-dir results/screening/{wildcards.mode}/{wildcards.model} > {log} 2>&1"
+            " --out-dir results/benchmarks/{wildcards.model}"
+            " --screen-mode {params.other} {params.screen}"
+            " --screen-out-dir results/screening/{params.other}/{wildcards.model}"
+            " > {log} 2>&1"
 
 else:
 
     rule bench_run:
         input:
             model=model_input,
-            tasks=lambda wc: bench_task_files([wc.task]),
+            tasks=lambda wc: bsmk.task_files(BENCH, [wc.task]),
         output:
             "results/benchmarks/{model}/{task}.json",
         log:
@@ -175,14 +145,15 @@ else:
             task=BENCH_RUN_RE,
         conda:
             "../../envs/benchmarks.yaml"
+        threads: BENCH.threads
         resources:
             gpu=res("benchmarks", "gpu"),
             mem_mb=res("benchmarks", "mem_mb"),
             runtime=res("benchmarks", "runtime"),
         params:
-            flags=bench_model_flags,
-            settings=bench_settings(BENCH.mode),
-            spec=lambda wc: bench_specs([wc.task]),
+            flags=lambda wc: bsmk.model_flags(STUDY, wc.model),
+            settings=bsmk.settings_arg(BENCH, BENCH.mode),
+            spec=lambda wc: bsmk.specs_arg(BENCH, [wc.task]),
         shell:
             "python workflow/scripts/bench_run.py --model {wildcards.model} {params.flags}"
             " --settings {params.settings} {params.spec}"
@@ -191,7 +162,7 @@ else:
     rule bench_screen_run:
         input:
             model=model_input,
-            tasks=lambda wc: bench_task_files([wc.task]),
+            tasks=lambda wc: bsmk.task_files(BENCH, [wc.task]),
         output:
             "results/screening/{mode}/{model}/{task}.json",
         log:
@@ -204,14 +175,15 @@ else:
             mode=SCREEN_OTHER,
         conda:
             "../../envs/benchmarks.yaml"
+        threads: BENCH.threads
         resources:
             gpu=res("benchmarks", "gpu"),
             mem_mb=res("benchmarks", "mem_mb"),
             runtime=res("benchmarks", "runtime"),
         params:
-            flags=bench_model_flags,
-            settings=bench_settings(SCREEN_OTHER),
-            spec=lambda wc: bench_specs([wc.task]),
+            flags=lambda wc: bsmk.model_flags(STUDY, wc.model),
+            settings=bsmk.settings_arg(BENCH, SCREEN_OTHER),
+            spec=lambda wc: bsmk.specs_arg(BENCH, [wc.task]),
         shell:
             "python workflow/scripts/bench_run.py --model {wildcards.model} {params.flags}"
             " --settings {params.settings} {params.spec}"
@@ -230,7 +202,7 @@ rule bench_params:
     conda:
         "../../envs/benchmarks.yaml"
     params:
-        ref=lambda wc: shlex.quote(model_ref(wc.model)),
+        ref=lambda wc: bsmk.text_arg(model_ref(wc.model)),
         kind=lambda wc: STUDY.model(wc.model).kind,
         params_b=lambda wc: STUDY.model(wc.model).params_b,
         tokens=lambda wc: (
@@ -262,24 +234,13 @@ rule features_table:
     conda:
         "../../envs/benchmarks.yaml"
     params:
-        models=shlex.quote(
-            json.dumps(
-                {
-                    m: {
-                        "source": STUDY.model(m).source,
-                        "params_b": STUDY.model(m).params_b,
-                        "tokens_t": STUDY.model(m).tokens_t,
-                    }
-                    for m in ALL_MODELS
-                }
-            )
-        ),
-        tasks=shlex.quote(json.dumps(BENCH_TASKS)),
-        run_tasks=shlex.quote(json.dumps(BENCH_RUN)),
-        aggregates=shlex.quote(json.dumps(BENCH.aggregates)),
-        published=shlex.quote(json.dumps(BENCH_PUBLISHED) if BENCH_PUBLISHED else ""),
-        presence=shlex.quote(BENCH_PRESENCE[0] if BENCH_PRESENCE else ""),
-        domains=shlex.quote(json.dumps(BENCH_PRESENCE_DOMAINS)),
+        models=bsmk.models_arg(STUDY, ALL_MODELS),
+        tasks=bsmk.json_arg(BENCH_TASKS),
+        run_tasks=bsmk.json_arg(BENCH_RUN),
+        aggregates=bsmk.json_arg(BENCH.aggregates),
+        published=bsmk.json_arg(BENCH_PUBLISHED),
+        presence=lambda wc, input: input.presence[0] if input.presence else "''",
+        domains=bsmk.json_arg(BENCH_PRESENCE_DOMAINS),
     shell:
         "python workflow/scripts/features_table.py --models {params.models}"
         " --tasks {params.tasks} --run-tasks {params.run_tasks}"
@@ -293,13 +254,13 @@ rule screening_agreement:
     input:
         small=expand(
             "{d}/{model}/{task}.json",
-            d=bench_dir("small"),
+            d=SCREEN_DIRS["small"],
             model=SCREEN_MODELS,
             task=SCREEN_TASKS,
         ),
         full=expand(
             "{d}/{model}/{task}.json",
-            d=bench_dir("full"),
+            d=SCREEN_DIRS["full"],
             model=SCREEN_MODELS,
             task=SCREEN_TASKS,
         ),
@@ -310,10 +271,10 @@ rule screening_agreement:
     conda:
         "../../envs/benchmarks.yaml"
     params:
-        models=shlex.quote(json.dumps(SCREEN_MODELS)),
-        tasks=shlex.quote(json.dumps(SCREEN_TASKS)),
-        small=bench_dir("small"),
-        full=bench_dir("full"),
+        models=bsmk.json_arg(SCREEN_MODELS),
+        tasks=bsmk.json_arg(SCREEN_TASKS),
+        small=lambda wc, input: Path(input.small[0]).parents[1],
+        full=lambda wc, input: Path(input.full[0]).parents[1],
     shell:
         "python workflow/scripts/bench_agreement.py --models {params.models}"
         " --tasks {params.tasks} --small-dir {params.small} --full-dir {params.full}"

@@ -29,7 +29,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -54,6 +54,8 @@ class Settings:
     max_length: int | None = None
     apply_chat_template: bool = False
     bootstrap_iters: int = 0
+    #: CPU threads for torch (tiny models on a shared CPU run fastest single-threaded).
+    threads: int = 1
     sandbox: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -91,6 +93,10 @@ class ModelHandle:
         self.trust_remote_code = trust_remote_code
         self.settings = settings
         self.device = resolve_device(settings.device)
+        if self.device == "cpu":
+            import torch
+
+            torch.set_num_threads(max(1, int(settings.threads)))
         self._hf: tuple[Any, Any] | None = None
         self._lm: Any = None
         self.load_s = 0.0
@@ -392,11 +398,17 @@ def run_benchmarks(
     outs: Sequence[str | Path],
     settings: Settings,
     trust_remote_code: bool = False,
+    handle: ModelHandle | None = None,
 ) -> list[dict[str, Any]]:
-    """Run ``specs`` on one model and write one JSON per benchmark to ``outs`` (atomically)."""
+    """Run ``specs`` on one model and write one JSON per benchmark to ``outs`` (atomically).
+
+    Pass ``handle`` to reuse an already loaded model (e.g. for a second mode).
+    """
     if len(specs) != len(outs):
         raise ValueError("one output path per benchmark")
-    handle = ModelHandle(ref, trust_remote_code, settings, model)
+    if handle is None:
+        handle = ModelHandle(ref, trust_remote_code, settings, model)
+    handle.settings = settings
     records = []
     for spec, out in zip(specs, outs):
         log.info("model %s: benchmark %s (%s mode)", model, spec.name, settings.mode)
@@ -418,6 +430,7 @@ def run_benchmarks(
             "load_s": round(handle.load_s, 3),
             "device": handle.device,
             "backend": settings.backend if spec.kind == "lm_eval" else "hf",
+            "threads": settings.threads if handle.device == "cpu" else None,
         }
         write_json(out, rec)
         log.info(
@@ -447,6 +460,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JSON of one benchmark spec (repeat for several benchmarks)")
     p.add_argument("--out-dir", required=True,
                    help="folder for the results: <out-dir>/<benchmark>.json per --spec")
+    p.add_argument("--screen-mode", choices=["small", "full"], default=None,
+                   help="also run --screen-task benchmarks in this mode (screening check), "
+                        "reusing the loaded model")
+    p.add_argument("--screen-task", action="append", default=[],
+                   help="benchmark (one of the --spec names) to rerun in --screen-mode")
+    p.add_argument("--screen-out-dir", default=None,
+                   help="folder for the --screen-mode results")
     return p
 
 
@@ -458,5 +478,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings.from_dict(json.loads(args.settings))
     specs = [TaskSpec.from_dict(json.loads(s)) for s in args.spec]
     outs = [Path(args.out_dir) / f"{s.name}.json" for s in specs]
-    run_benchmarks(args.model, args.model_ref, specs, outs, settings, args.trust_remote_code)
+    handle = ModelHandle(args.model_ref, args.trust_remote_code, settings, args.model)
+    run_benchmarks(args.model, args.model_ref, specs, outs, settings, args.trust_remote_code,
+                   handle)
+    if args.screen_task:
+        if not args.screen_mode or not args.screen_out_dir:
+            raise SystemExit("--screen-task needs --screen-mode and --screen-out-dir")
+        by_name = {s.name: s for s in specs}
+        unknown = [t for t in args.screen_task if t not in by_name]
+        if unknown:
+            raise SystemExit(f"--screen-task {unknown} not among the --spec benchmarks")
+        screen = [by_name[t] for t in args.screen_task]
+        run_benchmarks(args.model, args.model_ref, screen,
+                       [Path(args.screen_out_dir) / f"{s.name}.json" for s in screen],
+                       replace(settings, mode=args.screen_mode), args.trust_remote_code, handle)
     return 0

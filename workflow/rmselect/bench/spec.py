@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "jobs": "per_task",
     "bootstrap_iters": 0,
     "params_tolerance": 0.05,
+    "threads": 1,
 }
 #: Sandbox defaults (see :class:`rmselect.bench.sandbox.Limits`).
 SANDBOX_DEFAULTS: dict[str, Any] = {"timeout_s": 10.0, "cpu_s": 5, "mem_mb": 1024}
@@ -105,6 +106,7 @@ class BenchConfig:
     jobs: str
     bootstrap_iters: int
     params_tolerance: float
+    threads: int
     sandbox: Mapping[str, Any]
     tasks: Mapping[str, TaskSpec]
     screening: Mapping[str, Any]
@@ -215,6 +217,7 @@ def bench_config(config: Mapping[str, Any]) -> BenchConfig:
         jobs=vals["jobs"],
         bootstrap_iters=int(vals["bootstrap_iters"]),
         params_tolerance=float(vals["params_tolerance"]),
+        threads=int(vals["threads"]),
         sandbox={**SANDBOX_DEFAULTS, **(raw.get("sandbox") or {})},
         tasks=tasks,
         screening=screening,
