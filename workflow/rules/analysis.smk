@@ -1,68 +1,47 @@
 # Stage: analysis (paper §3-§7): gains, correlations, coverage, selection model, PCA,
 # BT vs regression, tables, leaderboard figure, cost table, recommender, report.
-# Logic: workflow/rmselect/analysis/; settings and defaults: rmselect.analysis.settings.
-import json
-import shlex
-
+# Logic: workflow/rmselect/analysis/; settings, defaults and helpers: rmselect.analysis.settings.
+# Figure scripts get the PNG path and write the PDF beside it (rmselect.plotting.save).
 from rmselect.analysis.models import study_rows
-from rmselect.analysis.settings import analysis_settings
+from rmselect.analysis.settings import (
+    analysis_settings,
+    producible,
+    shell_json,
+    shell_words,
+    upstream_targets,
+)
 
 A = analysis_settings(config)
 AN = "results/analysis"
 FIG = "results/figures"
 ANALYSIS_ENV = "../../envs/analysis.yaml"
+ASCRIPT = str(SCRIPTS)
 RM_SCORES = A["rm_scores"]
 FEATURES = A["features"]
 COV_FILTERS = [f["name"] for f in A["coverage"]["filters"]]
+STAGES_ARG = shell_words(A["stages"])
+SELECTION_ARG = shell_json(A["selection"] | {"seed": A["seed"]})
+# Table 1 needs the post-training stage's table; without one (no lineage) it is skipped.
+POSTTRAINING = (
+    A["posttraining"] if producible(A["posttraining"], workflow.rules) else None
+)
 
 
 report: "../report/workflow.rst"
 
 
-def _q(obj):
-    """A config value as one shell-quoted JSON argument."""
-    return shlex.quote(json.dumps(obj, sort_keys=True))
-
-
-def _words(values):
-    return " ".join(shlex.quote(str(v)) for v in values)
-
-
-def _figs(stem):
-    return multiext(f"{FIG}/{stem}", ".png", ".pdf")
-
-
-def _upstream_targets():
-    """Final outputs of the other stages: the cost table waits for them."""
-    if not A["cost"]["wait_for_all_stages"]:
-        return []
-    out = []
-    for name in (
-        "TOY_TARGETS",
-        "POSTTRAIN_TARGETS",
-        "RM_TARGETS",
-        "EVAL_TARGETS",
-        "BENCHMARK_TARGETS",
-        "PRESENCE_TARGETS",
-    ):
-        out += list(globals().get(name, []))
-    return out
-
-
-STAGES_ARG = _words(A["stages"])
-
 rule analysis_models:
     output:
         f"{AN}/models.csv",
-    params:
-        models=_q(study_rows(STUDY)),
     log:
         f"{LOGS}/analysis_models/all.log",
     conda:
         ANALYSIS_ENV
+    params:
+        script=f"{ASCRIPT}/analysis_models.py",
+        models=shell_json(study_rows(STUDY)),
     shell:
-        "python {SCRIPTS}/analysis_models.py --models-json {params.models}"
-        " --out {output} > {log} 2>&1"
+        "python {params.script} --models-json {params.models} --out {output} > {log} 2>&1"
 
 
 rule analysis_gains:
@@ -82,22 +61,23 @@ rule analysis_gains:
             subcategory="Base model matters",
         ),
         pdf=f"{FIG}/gains_vs_default.pdf",
-    params:
-        benchmark=A["benchmark"],
-        stages=STAGES_ARG,
     log:
         f"{LOGS}/analysis_gains/all.log",
     benchmark:
         f"{COST}/analysis_gains/all.tsv"
+    conda:
+        ANALYSIS_ENV
     resources:
         mem_mb=res("analysis", "mem_mb"),
         runtime=res("analysis", "runtime"),
-    conda:
-        ANALYSIS_ENV
+    params:
+        script=f"{ASCRIPT}/analysis_gains.py",
+        benchmark=A["benchmark"],
+        stages=STAGES_ARG,
     shell:
-        "python {SCRIPTS}/analysis_gains.py --rm-scores {input.rm} --models {input.models}"
+        "python {params.script} --rm-scores {input.rm} --models {input.models}"
         " --benchmark {params.benchmark} --stages {params.stages} --out {output.csv}"
-        " --figure {FIG}/gains_vs_default > {log} 2>&1"
+        " --figure {output.png} > {log} 2>&1"
 
 
 rule analysis_correlations:
@@ -118,7 +98,17 @@ rule analysis_correlations:
             subcategory="Predicting RM quality",
         ),
         pdf=f"{FIG}/correlations.pdf",
+    log:
+        f"{LOGS}/analysis_correlations/all.log",
+    benchmark:
+        f"{COST}/analysis_correlations/all.tsv"
+    conda:
+        ANALYSIS_ENV
+    resources:
+        mem_mb=res("analysis", "mem_mb"),
+        runtime=res("analysis", "runtime"),
     params:
+        script=f"{ASCRIPT}/analysis_correlations.py",
         benchmark=A["benchmark"],
         stages=STAGES_ARG,
         missing=A["missing"],
@@ -126,21 +116,12 @@ rule analysis_correlations:
         ci=A["correlations"]["ci"],
         alpha=A["correlations"]["alpha"],
         seed=A["seed"],
-    log:
-        f"{LOGS}/analysis_correlations/all.log",
-    benchmark:
-        f"{COST}/analysis_correlations/all.tsv"
-    resources:
-        mem_mb=res("analysis", "mem_mb"),
-        runtime=res("analysis", "runtime"),
-    conda:
-        ANALYSIS_ENV
     shell:
-        "python {SCRIPTS}/analysis_correlations.py --rm-scores {input.rm}"
-        " --features {input.features} --models {input.models}"
-        " --benchmark {params.benchmark} --stages {params.stages} --missing {params.missing}"
-        " --bootstrap {params.boot} --ci {params.ci} --alpha {params.alpha}"
-        " --seed {params.seed} --out {output.csv} --figure {FIG}/correlations > {log} 2>&1"
+        "python {params.script} --rm-scores {input.rm} --features {input.features}"
+        " --models {input.models} --benchmark {params.benchmark} --stages {params.stages}"
+        " --missing {params.missing} --bootstrap {params.boot} --ci {params.ci}"
+        " --alpha {params.alpha} --seed {params.seed} --out {output.csv}"
+        " --figure {output.png} > {log} 2>&1"
 
 
 rule analysis_coverage:
@@ -157,28 +138,27 @@ rule analysis_coverage:
             subcategory="Predicting RM quality",
         ),
         pdf=expand(f"{FIG}/coverage_{{name}}.pdf", name=COV_FILTERS),
-    params:
-        benchmark=A["benchmark"],
-        stages=STAGES_ARG,
-        missing=A["missing"],
-        k=_words(A["coverage"]["k"]),
-        filters=_q(A["coverage"]["filters"]),
-        stems=_words(f"{FIG}/coverage_{n}" for n in COV_FILTERS),
     log:
         f"{LOGS}/analysis_coverage/all.log",
     benchmark:
         f"{COST}/analysis_coverage/all.tsv"
+    conda:
+        ANALYSIS_ENV
     resources:
         mem_mb=res("analysis", "mem_mb"),
         runtime=res("analysis", "runtime"),
-    conda:
-        ANALYSIS_ENV
+    params:
+        script=f"{ASCRIPT}/analysis_coverage.py",
+        benchmark=A["benchmark"],
+        stages=STAGES_ARG,
+        missing=A["missing"],
+        k=shell_words(A["coverage"]["k"]),
+        filters=shell_json(A["coverage"]["filters"]),
     shell:
-        "python {SCRIPTS}/analysis_coverage.py --rm-scores {input.rm}"
-        " --features {input.features} --models {input.models}"
-        " --benchmark {params.benchmark} --stages {params.stages} --missing {params.missing}"
-        " --k {params.k} --filters {params.filters} --out {output.csv}"
-        " --figures {params.stems} > {log} 2>&1"
+        "python {params.script} --rm-scores {input.rm} --features {input.features}"
+        " --models {input.models} --benchmark {params.benchmark} --stages {params.stages}"
+        " --missing {params.missing} --k {params.k} --filters {params.filters}"
+        " --out {output.csv} --figures {output.png} > {log} 2>&1"
 
 
 rule analysis_selection:
@@ -218,34 +198,33 @@ rule analysis_selection:
             "coverage.pdf",
             "vs_filtered.pdf",
         ),
-    params:
-        benchmark=A["benchmark"],
-        stages=STAGES_ARG,
-        missing=A["missing"],
-        k=_words(A["coverage"]["k"]),
-        compare_k=_words(A["coverage"]["compare_k"]),
-        flt=A["coverage"]["compare_filter"],
-        selection=lambda wc, threads: _q(
-            A["selection"] | {"seed": A["seed"], "n_jobs": threads}
-        ),
-    threads: A["selection"]["n_jobs"]
     log:
         f"{LOGS}/analysis_selection/all.log",
     benchmark:
         f"{COST}/analysis_selection/all.tsv"
+    conda:
+        ANALYSIS_ENV
+    threads: A["selection"]["n_jobs"]
     resources:
         mem_mb=res("analysis", "mem_mb"),
         runtime=res("analysis", "runtime"),
-    conda:
-        ANALYSIS_ENV
+    params:
+        script=f"{ASCRIPT}/analysis_selection.py",
+        benchmark=A["benchmark"],
+        stages=STAGES_ARG,
+        missing=A["missing"],
+        k=shell_words(A["coverage"]["k"]),
+        compare_k=shell_words(A["coverage"]["compare_k"]),
+        flt=A["coverage"]["compare_filter"],
+        selection=SELECTION_ARG,
     shell:
-        "python {SCRIPTS}/analysis_selection.py --rm-scores {input.rm}"
-        " --features {input.features} --models {input.models} --coverage {input.coverage}"
+        "python {params.script} --rm-scores {input.rm} --features {input.features}"
+        " --models {input.models} --coverage {input.coverage}"
         " --benchmark {params.benchmark} --stages {params.stages} --missing {params.missing}"
         " --k {params.k} --compare-k {params.compare_k} --selection {params.selection}"
-        " --appendix-filter {params.flt} --out-json {output.json} --out-coverage {output.csv}"
-        " --figures {FIG}/selection_coefficients {FIG}/selection_coverage"
-        " {FIG}/selection_vs_filtered > {log} 2>&1"
+        " --n-jobs {threads} --appendix-filter {params.flt} --out-json {output.json}"
+        " --out-coverage {output.csv} --figures {output.coef} {output.cov} {output.vs}"
+        " > {log} 2>&1"
 
 
 rule analysis_pca:
@@ -269,26 +248,27 @@ rule analysis_pca:
             subcategory="Feature structure",
         ),
         pdf=multiext(f"{FIG}/pca_", "variance.pdf", "loadings.pdf"),
-    params:
-        benchmark=A["benchmark"],
-        stages=STAGES_ARG,
-        missing=A["missing"],
-        components=A["pca"]["components"],
     log:
         f"{LOGS}/analysis_pca/all.log",
     benchmark:
         f"{COST}/analysis_pca/all.tsv"
+    conda:
+        ANALYSIS_ENV
     resources:
         mem_mb=res("analysis", "mem_mb"),
         runtime=res("analysis", "runtime"),
-    conda:
-        ANALYSIS_ENV
+    params:
+        script=f"{ASCRIPT}/analysis_pca.py",
+        benchmark=A["benchmark"],
+        stages=STAGES_ARG,
+        missing=A["missing"],
+        components=A["pca"]["components"],
     shell:
-        "python {SCRIPTS}/analysis_pca.py --rm-scores {input.rm} --features {input.features}"
+        "python {params.script} --rm-scores {input.rm} --features {input.features}"
         " --models {input.models} --benchmark {params.benchmark} --stages {params.stages}"
         " --missing {params.missing} --components {params.components}"
         " --out-variance {output.var} --out-loadings {output.load}"
-        " --figures {FIG}/pca_variance {FIG}/pca_loadings > {log} 2>&1"
+        " --figures {output.var_png} {output.load_png} > {log} 2>&1"
 
 
 rule analysis_bt_vs_regression:
@@ -304,18 +284,19 @@ rule analysis_bt_vs_regression:
             subcategory="Objectives and post-training",
         ),
         pdf=f"{FIG}/bt_vs_regression.pdf",
-    params:
-        benchmark=A["benchmark"],
     log:
         f"{LOGS}/analysis_bt_vs_regression/all.log",
     benchmark:
         f"{COST}/analysis_bt_vs_regression/all.tsv"
     conda:
         ANALYSIS_ENV
+    params:
+        script=f"{ASCRIPT}/analysis_bt_vs_regression.py",
+        benchmark=A["benchmark"],
     shell:
-        "python {SCRIPTS}/analysis_bt_vs_regression.py --rm-scores {input.rm}"
-        " --models {input.models} --benchmark {params.benchmark} --out {output.csv}"
-        " --figure {FIG}/bt_vs_regression > {log} 2>&1"
+        "python {params.script} --rm-scores {input.rm} --models {input.models}"
+        " --benchmark {params.benchmark} --out {output.csv} --figure {output.png}"
+        " > {log} 2>&1"
 
 
 rule analysis_tables:
@@ -339,32 +320,35 @@ rule analysis_tables:
             "4_regression.tex",
             "5_bt.tex",
         ),
-    params:
-        benchmark=A["benchmark"],
     log:
         f"{LOGS}/analysis_tables/all.log",
     conda:
         ANALYSIS_ENV
+    params:
+        script=f"{ASCRIPT}/analysis_tables.py",
+        benchmark=A["benchmark"],
     shell:
-        "python {SCRIPTS}/analysis_tables.py --rm-scores {input.rm} --models {input.models}"
-        " --benchmark {params.benchmark} --outdir {AN}/tables > {log} 2>&1"
+        "python {params.script} --rm-scores {input.rm} --models {input.models}"
+        " --benchmark {params.benchmark} --csv {output.csv} --tex {output.tex}"
+        " > {log} 2>&1"
 
 
-# Table 1 only when the post-training table is configured (analysis.posttraining).
-if A["posttraining"]:
+# Table 1 only when the post-training table exists or a rule makes it.
+if POSTTRAINING:
 
     rule analysis_posttrain_table:
         input:
-            A["posttraining"],
+            POSTTRAINING,
         output:
             f"{AN}/tables/table1_posttraining.tex",
         log:
             f"{LOGS}/analysis_posttrain_table/all.log",
         conda:
             ANALYSIS_ENV
+        params:
+            script=f"{ASCRIPT}/analysis_tables.py",
         shell:
-            "python {SCRIPTS}/analysis_tables.py --posttraining {input}"
-            " --out-tex {output} > {log} 2>&1"
+            "python {params.script} --posttraining {input} --out-tex {output} > {log} 2>&1"
 
 
 rule analysis_leaderboard:
@@ -379,17 +363,17 @@ rule analysis_leaderboard:
             subcategory="Base model matters",
         ),
         pdf=f"{FIG}/leaderboard_families.pdf",
-    params:
-        lb=A["leaderboard_csv"] or "''",
-        top=A["leaderboard_top"],
     log:
         f"{LOGS}/analysis_leaderboard/all.log",
     conda:
         ANALYSIS_ENV
+    params:
+        script=f"{ASCRIPT}/analysis_leaderboard.py",
+        lb=A["leaderboard_csv"] or "''",
+        top=A["leaderboard_top"],
     shell:
-        "python {SCRIPTS}/analysis_leaderboard.py --leaderboard {params.lb}"
-        " --top {params.top} --out {output.csv} --figure {FIG}/leaderboard_families"
-        " > {log} 2>&1"
+        "python {params.script} --leaderboard {params.lb} --top {params.top}"
+        " --out {output.csv} --figure {output.png} > {log} 2>&1"
 
 
 rule recommend:
@@ -404,29 +388,30 @@ rule recommend:
             caption="../report/recommendation.rst",
             category="Tables",
         ),
-    params:
-        candidates=_words(A["recommend"]["candidates"]),
-        benchmark=A["benchmark"],
-        stages=STAGES_ARG,
-        missing=A["missing"],
-        selection=_q(A["selection"] | {"seed": A["seed"], "n_jobs": 1}),
-        level=A["recommend"]["interval_level"],
-        top=A["recommend"]["top_features"],
     log:
         f"{LOGS}/recommend/all.log",
     benchmark:
         f"{COST}/recommend/all.tsv"
+    conda:
+        ANALYSIS_ENV
     resources:
         mem_mb=res("analysis", "mem_mb"),
         runtime=res("analysis", "runtime"),
-    conda:
-        ANALYSIS_ENV
+    params:
+        script=f"{ASCRIPT}/recommend.py",
+        candidates=shell_words(A["recommend"]["candidates"]),
+        benchmark=A["benchmark"],
+        stages=STAGES_ARG,
+        missing=A["missing"],
+        selection=SELECTION_ARG,
+        level=A["recommend"]["interval_level"],
+        top=A["recommend"]["top_features"],
     shell:
-        "python {SCRIPTS}/recommend.py --rm-scores {input.rm} --features {input.features}"
+        "python {params.script} --rm-scores {input.rm} --features {input.features}"
         " --models {input.models} --selection-json {input.selection}"
         " --candidates {params.candidates} --benchmark {params.benchmark}"
         " --stages {params.stages} --missing {params.missing}"
-        " --selection {params.selection} --level {params.level}"
+        " --selection {params.selection} --n-jobs {threads} --level {params.level}"
         " --top-features {params.top} --out {output} > {log} 2>&1"
 
 
@@ -455,16 +440,14 @@ ANALYSIS_TABLES = [
     f"{AN}/leaderboard_share.csv",
     f"{AN}/tables/table3_models.tex",
     "results/recommendation.csv",
-] + ([f"{AN}/tables/table1_posttraining.tex"] if A["posttraining"] else [])
+] + ([f"{AN}/tables/table1_posttraining.tex"] if POSTTRAINING else [])
 
 
 rule analysis_cost:
     input:
         ANALYSIS_FIGURES,
         ANALYSIS_TABLES,
-        _upstream_targets(),
-        rm=RM_SCORES,
-        features=FEATURES,
+        upstream_targets(globals(), A["cost"]["wait_for_all_stages"]),
         models=f"{AN}/models.csv",
     output:
         csv=f"{AN}/cost.csv",
@@ -473,21 +456,21 @@ rule analysis_cost:
             caption="../report/cost.rst",
             category="Tables",
         ),
-    params:
-        cost=_q(A["cost"]),
     log:
         f"{LOGS}/analysis_cost/all.log",
     conda:
         ANALYSIS_ENV
+    params:
+        script=f"{ASCRIPT}/analysis_cost.py",
+        cost_dir=COST,
+        cost=shell_json(A["cost"]),
     shell:
-        "python {SCRIPTS}/analysis_cost.py --cost-dir {COST} --models {input.models}"
+        "python {params.script} --cost-dir {params.cost_dir} --models {input.models}"
         " --config {params.cost} --out {output.csv} --out-summary {output.summary}"
         " > {log} 2>&1"
 
 
-ANALYSIS_TARGETS = (
-    ANALYSIS_FIGURES + ANALYSIS_TABLES + [f"{AN}/cost.csv", f"{AN}/cost_summary.csv"]
-)
+ANALYSIS_TARGETS = ANALYSIS_FIGURES + ANALYSIS_TABLES + [f"{AN}/cost.csv"]
 
 
 rule figures:

@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--models", required=True)
     ap.add_argument("--benchmark", default="rewardbench")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--figure", required=True)
+    ap.add_argument("--figure", required=True, help="figure path (.png; the .pdf is written beside it)")
     a = ap.parse_args(argv)
     df = bt_vs_regression(load_rm_scores(a.rm_scores, a.benchmark), load_models(a.models))
     plot(df, a.figure)

@@ -276,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--figure", required=True, help="figure path stem")
+    ap.add_argument("--figure", required=True, help="figure path (.png; the .pdf is written beside it)")
     a = ap.parse_args(argv)
     rm = load_rm_scores(a.rm_scores, a.benchmark)
     feats, models = load_features(a.features), load_models(a.models)

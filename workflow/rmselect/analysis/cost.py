@@ -42,7 +42,7 @@ DEFAULT_STAGES: dict[str, list[str]] = {
     "rm_train": ["rm_train"],
     "rm_select": ["rm_select", "rm_merge"],
     "eval": ["eval"],
-    "benchmarks": ["bench_"],
+    "benchmarks": ["bench_", "features_"],
     "presence": ["presence_"],
     "analysis": ["analysis", "recommend"],
 }

@@ -130,11 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--filters", required=True, help="JSON [{name, thresholds: {k: min}}]")
     ap.add_argument("--out", required=True)
     ap.add_argument("--figures", nargs="+", required=True,
-                    help="one figure stem per filter, in filter order")
+                    help="one PNG path per filter, in filter order (PDFs beside them)")
     a = ap.parse_args(argv)
     filters = parse_filters(json.loads(a.filters))
     if len(a.figures) != len(filters):
-        ap.error("give one --figures stem per filter")
+        ap.error("give one --figures path per filter")
     rm = load_rm_scores(a.rm_scores, a.benchmark)
     feats, models = load_features(a.features), load_models(a.models)
     als = {o: align(rm, feats, models, o, a.stages, a.missing) for o in objectives_present(rm)}

@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--benchmark", default="rewardbench")
     ap.add_argument("--stages", nargs="*", default=[], help="model stages analysed (all if none)")
     ap.add_argument("--out", required=True, help="gains_vs_default.csv")
-    ap.add_argument("--figure", required=True, help="figure path stem (writes .png and .pdf)")
+    ap.add_argument("--figure", required=True, help="figure path (.png; the .pdf is written beside it)")
     a = ap.parse_args(argv)
     df = gains(load_rm_scores(a.rm_scores, a.benchmark), load_models(a.models), a.stages)
     plot(df, a.figure)

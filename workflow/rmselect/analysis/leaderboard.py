@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--leaderboard", default="", help="leaderboard CSV (empty: placeholder)")
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--figure", required=True)
+    ap.add_argument("--figure", required=True, help="figure path (.png; the .pdf is written beside it)")
     a = ap.parse_args(argv)
     setup_logging()
     share = None

@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--components", type=int, default=0, help="0 = all")
     ap.add_argument("--out-variance", required=True)
     ap.add_argument("--out-loadings", required=True)
-    ap.add_argument("--figures", nargs=2, required=True, help="stems of Figures 12 and 13")
+    ap.add_argument("--figures", nargs=2, required=True, help="PNG paths of Figures 12 and 13 (PDFs beside them)")
     a = ap.parse_args(argv)
     rm = load_rm_scores(a.rm_scores, a.benchmark)
     objs = objectives_present(rm)

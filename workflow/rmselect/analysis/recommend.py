@@ -125,11 +125,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--stages", nargs="*", default=[])
     ap.add_argument("--missing", default="drop_feature")
     ap.add_argument("--selection", default="{}", help="JSON of analysis.selection")
+    ap.add_argument("--n-jobs", type=int, default=0, help="threads (overrides n_jobs)")
     ap.add_argument("--level", type=float, default=0.9, help="prediction interval level")
     ap.add_argument("--top-features", type=int, default=3)
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     cfg = SelectionConfig.from_dict(json.loads(a.selection))
+    if a.n_jobs:
+        cfg.n_jobs = a.n_jobs
     sel = read_json(a.selection_json)
     res = {o: s.get("oof_residuals", []) for o, s in sel.get("objectives", {}).items()}
     df = recommend(

@@ -406,12 +406,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--k", type=int, nargs="+", required=True)
     ap.add_argument("--compare-k", type=int, nargs="+", required=True)
     ap.add_argument("--selection", default="{}", help="JSON of analysis.selection")
+    ap.add_argument("--n-jobs", type=int, default=0, help="threads (overrides n_jobs)")
     ap.add_argument("--appendix-filter", default="", help="coverage filter name for Figure 10")
     ap.add_argument("--out-json", required=True)
     ap.add_argument("--out-coverage", required=True)
-    ap.add_argument("--figures", nargs=3, required=True, help="stems of Figures 5, 6, 10")
+    ap.add_argument("--figures", nargs=3, required=True, help="PNG paths of Figures 5, 6, 10 (PDFs beside them)")
     a = ap.parse_args(argv)
     cfg = SelectionConfig.from_dict(json.loads(a.selection))
+    if a.n_jobs:
+        cfg.n_jobs = a.n_jobs
     rm = load_rm_scores(a.rm_scores, a.benchmark)
     feats, models = load_features(a.features), load_models(a.models)
     summary: dict[str, Any] = {

@@ -124,7 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--rm-scores")
     ap.add_argument("--models")
     ap.add_argument("--benchmark", default="rewardbench")
-    ap.add_argument("--outdir", help="results/analysis/tables")
+    ap.add_argument("--csv", nargs=3, help="Table 3, 4 (regression), 5 (BT) CSV paths")
+    ap.add_argument("--tex", nargs=3, help="Table 3, 4, 5 LaTeX paths")
     ap.add_argument("--posttraining", help="posttraining.csv; writes only Table 1 to --out-tex")
     ap.add_argument("--out-tex", help="Table 1 LaTeX path (with --posttraining)")
     ap.add_argument("--digits", type=int, default=1)
@@ -142,20 +143,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             "RM score per section after each post-training stage (relative change vs the base"
             " model in parentheses).", "tab:posttraining", a.digits))
         return 0
-    if not (a.rm_scores and a.models and a.outdir):
-        ap.error("give --rm-scores, --models and --outdir (or --posttraining and --out-tex)")
-    out = Path(a.outdir)
+    if not (a.rm_scores and a.models and a.csv and a.tex):
+        ap.error("give --rm-scores, --models, --csv and --tex (or --posttraining and --out-tex)")
     models = load_models(a.models)
     rm = load_rm_scores(a.rm_scores, a.benchmark)
     t3 = model_table(models)
-    write_table(out / "table3_models.csv", t3)
-    write_tex(out / "table3_models.tex", to_latex(
+    write_table(a.csv[0], t3)
+    write_tex(a.tex[0], to_latex(
         t3, "Base models: parameters (billions), pre-training tokens (trillions), stage and"
         " size group.", "tab:models", 2))
-    for num, obj in (("4", "regression"), ("5", "bt")):
+    for i, obj in ((1, "regression"), (2, "bt")):
         t = results_table(rm, obj)
-        write_table(out / f"table{num}_{obj}.csv", t)
-        write_tex(out / f"table{num}_{obj}.tex", to_latex(
+        write_table(a.csv[i], t)
+        write_tex(a.tex[i], to_latex(
             t, f"{a.benchmark} results per section (0-100), {obj} reward models.",
             f"tab:results-{obj}", a.digits))
     return 0

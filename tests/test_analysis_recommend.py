@@ -1,0 +1,52 @@
+"""Recommender: prediction interval, ranking, contributions that add up."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from analysis_helpers import FIXTURE, fixture_models_csv
+
+from rmselect.analysis.data import load_features, load_models, load_rm_scores
+from rmselect.analysis.recommend import interval, recommend
+from rmselect.analysis.selection import SelectionConfig, contributions, grid_search
+
+FAST = SelectionConfig(degrees=[1], alphas=[0.1, 0.01], l1_ratios=[0.5, 1.0], cv_folds=3,
+                       outer_folds=3, seed=0)
+
+
+def test_interval_from_residual_quantiles_by_hand():
+    # quantiles 0.25 / 0.75 of (-2, -1, 0, 1, 2) are -1 and 1
+    assert interval(50.0, [-2, -1, 0, 1, 2], 0.5) == pytest.approx((49.0, 51.0))
+    lo, hi = interval(50.0, [1.0, 2.0], 0.9)
+    assert np.isnan(lo) and np.isnan(hi)  # too few residuals
+
+
+def test_contributions_add_up_to_the_prediction():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(30, 3))
+    y = 2 * X[:, 0] + X[:, 1] + rng.normal(0, 0.1, 30)
+    m = grid_search(X, y, False, FAST).best_estimator_
+    c = contributions(m, ["a", "b", "c"], X[:2])
+    for row, pred in zip(c, m.predict(X[:2])):
+        total = m.named_steps["enet"].intercept_ + sum(t["contribution"] for t in row)
+        assert total == pytest.approx(pred)
+
+
+def test_ranks_held_back_models_on_the_fixture(tmp_path):
+    models = load_models(fixture_models_csv(tmp_path))
+    rm = load_rm_scores(FIXTURE / "rm_scores.csv", "rewardbench")
+    cands = ["famd-7b", "famc-0.5b"]  # the best and one of the worst RMs of the fixture
+    rm_train = rm.filter(~pl.col("model").is_in(cands))
+    feats = load_features(FIXTURE / "features.csv")
+    out = recommend(rm_train, feats, models, cands, None, "drop_feature", FAST,
+                    {"regression": [-1.0, -0.5, 0.0, 0.5, 1.0]}, level=0.5, n_top=2)
+    assert out.height == 4  # 2 candidates x 2 objectives
+    reg = out.filter(pl.col("objective") == "regression").sort("rank")
+    assert reg["candidate"].to_list() == ["famd-7b", "famc-0.5b"]
+    r0 = reg.row(0, named=True)
+    assert r0["pi_lo"] == pytest.approx(r0["predicted_score"] - 0.5)
+    assert r0["pi_hi"] == pytest.approx(r0["predicted_score"] + 0.5)
+    assert r0["top_features"].count(":") == 2
+    assert out.filter(pl.col("objective") == "bt")["pi_lo"].is_nan().all()  # no residuals
+    assert set(out["missing_policy"]) == {"drop_feature"}

@@ -1,0 +1,53 @@
+"""LaTeX tables, Table 1 pivot and the Figure 1 family share."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from rmselect.analysis.leaderboard import family_share
+from rmselect.analysis.tables import latex_escape, posttraining_table, results_table, to_latex
+from analysis_helpers import rm_frame
+
+
+def test_latex_escape():
+    assert latex_escape("a_b & 50% #1 {x} $y") == r"a\_b \& 50\% \#1 \{x\} \$y"
+
+
+def test_to_latex_structure():
+    df = pl.DataFrame({"model": ["m_1", "m2"], "score": [71.234, None]},
+                      schema={"model": pl.String, "score": pl.Float64})
+    tex = to_latex(df, "Cap", "tab:x", digits=1)
+    assert r"\begin{tabular}{lr}" in tex
+    assert r"m\_1 & 71.2 \\" in tex
+    assert r"m2 & -- \\" in tex  # missing value
+    assert tex.count(r"\toprule") == 1 and r"\label{tab:x}" in tex
+
+
+def test_results_table_sorted_by_overall():
+    rm = rm_frame([("a", "bt", 60.0), ("b", "bt", 70.0), ("c", "regression", 80.0)])
+    t = results_table(rm, "bt")
+    assert t["model"].to_list() == ["b", "a"]
+    assert t.columns[:6] == ["model", "chat", "chat_hard", "safety", "reasoning", "overall"]
+
+
+def test_posttraining_pivot():
+    pt = pl.DataFrame({
+        "lineage": ["L"] * 4, "model": ["base", "base", "sft", "sft"],
+        "stage": ["base", "base", "sft", "sft"], "objective": ["bt"] * 4,
+        "section": ["chat", "overall", "chat", "overall"],
+        "score": [50.0, 60.0, 55.0, 63.0], "delta_points": [None, None, 5.0, 3.0],
+        "delta_relative_pct": [None, None, 10.0, 5.0],
+    })
+    t = posttraining_table(pt)
+    sft = t.filter(pl.col("model") == "sft").row(0, named=True)
+    assert sft["chat"] == "55.0 (10.0%)" and sft["overall"] == "63.0 (5.0%)"
+    base = t.filter(pl.col("model") == "base").row(0, named=True)
+    assert base["chat"] == "50.0"
+
+
+def test_family_share_top_k():
+    lb = pl.DataFrame({"rank": ["3", "1", "2", "4"], "base_family": ["q", "l", "l", "g"]})
+    s = family_share(lb, top=3)  # ranks 1..3: l, l, q
+    d = dict(zip(s["base_family"], s["share_pct"]))
+    assert d == pytest.approx({"l": 200 / 3, "q": 100 / 3})
