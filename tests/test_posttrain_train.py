@@ -100,6 +100,19 @@ def test_dpo_pairs_mask_the_response():
     assert _decode_labels(tok, pair.rejected) == "blue<|end|>\n"
 
 
+def test_dpo_conversational_format_matches_strings():
+    tok = make_tokenizer()
+    q = [{"role": "user", "content": "what is two plus two"}]
+    strings = pl.DataFrame({"prompt": ["what is two plus two"], "chosen": ["four"], "rejected": ["blue"]})
+    full = pl.DataFrame({"chosen": [q + [{"role": "assistant", "content": "four"}]],
+                         "rejected": [q + [{"role": "assistant", "content": "blue"}]]})
+    (a,), _ = pd.dpo_examples(strings, tok, TEMPLATE, 512)
+    (b,), _ = pd.dpo_examples(full, tok, TEMPLATE, 512)
+    assert a == b
+    with pytest.raises(DatasetError, match="row 0 field 'chosen': a string response needs"):
+        pd.dpo_examples(strings.drop("prompt"), tok, TEMPLATE, 512)
+
+
 def test_bad_rows_are_named():
     tok = make_tokenizer()
     with pytest.raises(DatasetError, match=r"row 0 field 'messages': no assistant turn"):
@@ -107,6 +120,10 @@ def test_bad_rows_are_named():
                         tok, TEMPLATE, 64)
     with pytest.raises(DatasetError, match="missing column"):
         pd.dpo_examples(pl.DataFrame({"prompt": ["x"], "chosen": ["y"]}), tok, TEMPLATE, 64)
+    with pytest.raises(DatasetError, match="must end with an assistant turn"):
+        pd.dpo_examples(pl.DataFrame({"chosen": [[{"role": "user", "content": "x"}]],
+                                      "rejected": [[{"role": "user", "content": "x"}]]}),
+                        tok, TEMPLATE, 64)
 
 
 def test_non_prefix_stable_template_is_rejected():

@@ -1,2 +1,156 @@
-# Stage: presence (placeholder until its issue lands).
-PRESENCE_TARGETS = []
+# Stage: presence -- presence scores of every model on domain corpora (PAPER.md section 6),
+# their distributions and pairwise Jensen-Shannon distances.
+#
+#   results/presence/{model}/{domain}.parquet   doc_id, n_tokens, score (one job per model)
+#   results/presence/{model}/presence.json      provenance (scored_by, reused_from, settings)
+#   results/presence/summary.csv                model, domain, mean, std, n_docs, scored_by
+#   results/presence/histograms.csv             shared-bin histograms per domain
+#   results/presence/jsd.csv                    model_a, model_b, domain, jsd (+ domain mean)
+#   results/figures/presence_distributions.png|pdf, results/figures/presence_jsd.png|pdf
+#
+# Logic: workflow/rmselect/presence/.
+from rmselect.cluster.resources import resources_for
+from rmselect.presence import smk as prsmk
+
+try:
+    PRESENCE = prsmk.settings(STUDY)
+except ConfigError as err:
+    sys.stderr.write(f"rmselect: configuration error: {err}\n")
+    sys.exit(1)
+
+PRESENCE_DOMAINS = list(PRESENCE["domains"])
+PRESENCE_MODELS = prsmk.presence_models(STUDY, PRESENCE) if PRESENCE_DOMAINS else []
+PRESENCE_PLAN = prsmk.plan(STUDY, PRESENCE)
+PRESENCE_SCORED = [m for m in PRESENCE_MODELS if PRESENCE_PLAN[m] == m]
+PRESENCE_REUSED = [m for m in PRESENCE_MODELS if PRESENCE_PLAN[m] != m]
+PRESENCE_FILES = expand(
+    "results/presence/{model}/{domain}.parquet",
+    model=PRESENCE_MODELS,
+    domain=PRESENCE_DOMAINS,
+)
+PRESENCE_TABLES = [
+    "results/presence/summary.csv",
+    "results/presence/histograms.csv",
+    "results/presence/jsd.csv",
+]
+PRESENCE_FIGURES = expand(
+    "results/figures/presence_{fig}.{ext}",
+    fig=["distributions", "jsd"],
+    ext=["png", "pdf"],
+)
+# The stage's outputs (empty when presence.domains is empty).
+PRESENCE_TARGETS = (
+    PRESENCE_FILES + PRESENCE_TABLES + PRESENCE_FIGURES if PRESENCE_MODELS else []
+)
+
+
+def presence_res(key):
+    """Resources of a presence job (reference models are not in the model table)."""
+
+    def _value(wildcards, attempt=1):
+        name = wildcards.model
+        extra = STUDY.model(name).extra if name in STUDY.models else None
+        return resources_for(
+            "presence",
+            prsmk.params_b(STUDY, PRESENCE, name),
+            STUDY.config,
+            name,
+            model_extra=extra,
+            cluster=CLUSTER,
+            attempt=attempt,
+        )[key]
+
+    return _value
+
+
+rule presence:
+    input:
+        PRESENCE_TARGETS,
+
+
+rule presence_score:
+    input:
+        model=lambda wc: prsmk.model_files(STUDY, PRESENCE, wc.model),
+        corpora=prsmk.domain_files(PRESENCE),
+    output:
+        scores=expand(
+            "results/presence/{{model}}/{domain}.parquet", domain=PRESENCE_DOMAINS
+        ),
+        provenance="results/presence/{model}/presence.json",
+    log:
+        f"{LOGS}/presence_score/{{model}}.log",
+    benchmark:
+        f"{COST}/presence_score/{{model}}.tsv"
+    conda:
+        "../../envs/presence.yaml"
+    wildcard_constraints:
+        model=prsmk.name_regex(PRESENCE_SCORED),
+    resources:
+        gpu=presence_res("gpu"),
+        mem_mb=presence_res("mem_mb"),
+        runtime=presence_res("runtime"),
+    params:
+        flags=lambda wc: prsmk.score_flags(STUDY, PRESENCE, wc.model),
+        out=lambda wc, output: str(Path(output.provenance).parent),
+    shell:
+        "OMP_NUM_THREADS=1 {GPU_SLOT} {resources.gpu} -- python workflow/scripts/presence_score.py"
+        " {params.flags} --out-dir {params.out} > {log} 2>&1"
+
+
+rule presence_reuse:
+    input:
+        scores=lambda wc: expand(
+            "results/presence/{model}/{domain}.parquet",
+            model=PRESENCE_PLAN[wc.model],
+            domain=PRESENCE_DOMAINS,
+        ),
+        provenance=lambda wc: f"results/presence/{PRESENCE_PLAN[wc.model]}/presence.json",
+    output:
+        scores=expand(
+            "results/presence/{{model}}/{domain}.parquet", domain=PRESENCE_DOMAINS
+        ),
+        provenance="results/presence/{model}/presence.json",
+    log:
+        f"{LOGS}/presence_reuse/{{model}}.log",
+    conda:
+        "../../envs/presence.yaml"
+    wildcard_constraints:
+        model=prsmk.name_regex(PRESENCE_REUSED),
+    params:
+        src=lambda wc, input: str(Path(input.provenance).parent),
+        out=lambda wc, output: str(Path(output.provenance).parent),
+        domains=PRESENCE_DOMAINS,
+    shell:
+        "python workflow/scripts/presence_reuse.py --name {wildcards.model}"
+        " --from-dir {params.src} --out-dir {params.out} --domains {params.domains}"
+        " > {log} 2>&1"
+
+
+rule presence_distributions:
+    input:
+        scores=PRESENCE_FILES,
+        provenance=expand("results/presence/{model}/presence.json", model=PRESENCE_MODELS),
+    output:
+        summary="results/presence/summary.csv",
+        histograms="results/presence/histograms.csv",
+        jsd="results/presence/jsd.csv",
+        figures=PRESENCE_FIGURES,
+    log:
+        f"{LOGS}/presence_distributions/presence.log",
+    benchmark:
+        f"{COST}/presence_distributions/presence.tsv"
+    conda:
+        "../../envs/presence.yaml"
+    resources:
+        mem_mb=res("analysis", "mem_mb"),
+        runtime=res("analysis", "runtime"),
+    params:
+        models=PRESENCE_MODELS,
+        domains=PRESENCE_DOMAINS,
+        bins=PRESENCE["bins"],
+    shell:
+        "python workflow/scripts/presence_distributions.py --presence-dir results/presence"
+        " --models {params.models} --domains {params.domains} --bins {params.bins}"
+        " --summary {output.summary} --histograms {output.histograms} --jsd {output.jsd}"
+        " --fig-distributions results/figures/presence_distributions"
+        " --fig-jsd results/figures/presence_jsd > {log} 2>&1"

@@ -6,7 +6,7 @@ only**: every assistant turn's content and the template's end-of-turn text that 
 the generation prompt adds.
 
 DPO rows hold ``prompt`` (a string, or a list of messages), ``chosen`` and ``rejected``
-(strings: the final assistant turn). The log-probability of a response is summed over its
+(strings: the final assistant turn; or conversations, see :func:`dpo_examples`). The log-probability of a response is summed over its
 tokens only (same masking as SFT, last assistant turn).
 
 Spans are found by rendering growing prefixes of the conversation: for assistant turn *i*,
@@ -134,19 +134,41 @@ def sft_examples(
     return out, dropped
 
 
+def _side(prompt: list[dict[str, str]] | None, value: Any, where: str) -> list[dict[str, str]]:
+    """The conversation of one DPO side: prompt + response, or a full conversation."""
+    if isinstance(value, str):
+        if prompt is None:
+            raise DatasetError(f"{where}: a string response needs a 'prompt' column")
+        return prompt + [{"role": "assistant", "content": value}]
+    msgs = _messages(value, where)
+    if not msgs or msgs[-1]["role"] != "assistant":
+        raise DatasetError(f"{where}: the conversation must end with an assistant turn")
+    if len(msgs) == 1:  # only the response: the prompt comes from the prompt column
+        if prompt is None:
+            raise DatasetError(f"{where}: a lone assistant turn needs a 'prompt' column")
+        return prompt + msgs
+    return msgs
+
+
 def dpo_examples(
     df: pl.DataFrame, tokenizer: Any, template: str, max_length: int, what: str = "DPO data"
 ) -> tuple[list[PreferencePair], int]:
-    """One :class:`PreferencePair` per row whose two responses survive truncation; dropped."""
-    require_columns(df, ["prompt", "chosen", "rejected"], what)
+    """One :class:`PreferencePair` per row whose two responses survive truncation; dropped.
+
+    ``chosen``/``rejected`` are strings (the response to ``prompt``), or conversations in the
+    conversational preference format: a lone assistant turn (prompt from ``prompt``) or the
+    full conversation ending with the response (``prompt`` then optional, e.g. Tulu 3's
+    preference mixture).
+    """
+    require_columns(df, ["chosen", "rejected"], what)
+    prompts = df["prompt"].to_list() if "prompt" in df.columns else [None] * df.height
     out, dropped = [], 0
-    for i, row in enumerate(df.select("prompt", "chosen", "rejected").iter_rows(named=True)):
-        prompt = _messages(row["prompt"], f"{what} row {i} field 'prompt'")
+    rows = df.select("chosen", "rejected").iter_rows(named=True)
+    for i, (p, row) in enumerate(zip(prompts, rows)):
+        prompt = _messages(p, f"{what} row {i} field 'prompt'") if p is not None else None
         seqs = []
         for side in ("chosen", "rejected"):
-            if not isinstance(row[side], str):
-                raise DatasetError(f"{what} row {i} field '{side}': expected a string response")
-            msgs = prompt + [{"role": "assistant", "content": row[side]}]
+            msgs = _side(prompt, row[side], f"{what} row {i} field '{side}'")
             text, spans = assistant_spans(tokenizer, msgs, template, last_only=True)
             seqs.append(tokenize_spans(tokenizer, text, spans, max_length))
         if min(s.n_loss_tokens for s in seqs) == 0:

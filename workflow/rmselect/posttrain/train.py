@@ -137,6 +137,10 @@ def init_distributed(use_cuda: bool) -> tuple[int, int]:
                           MASTER_PORT=str(_free_port()))
     if not use_cuda:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    # DeepSpeed builds its CPU communication op once; keep it in the repository's cache.
+    from rmselect.config import REPO_ROOT
+
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(REPO_ROOT / ".torch_extensions"))
     import deepspeed
 
     deepspeed.init_distributed(dist_backend="nccl" if use_cuda else "gloo", verbose=False)

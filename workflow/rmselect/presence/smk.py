@@ -1,0 +1,112 @@
+"""DAG-build helpers for workflow/rules/presence.smk: settings, models, reuse plan, resources.
+
+Settings (``presence:`` in the config, documented in config/schemas/config.schema.yaml) are
+merged over :data:`DEFAULTS`. The presence models are every model of the effective model table
+plus ``presence.reference_models`` (models scored for the distributions only, e.g. LLM360
+Crystal, which was trained on all of SlimPajama once; they enter the JSD matrix and figures
+and the summary, but not the model table).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any, Mapping
+
+from rmselect.config import ConfigError, Study
+from rmselect.posttrain.smk import name_regex  # noqa: F401  (re-exported for presence.smk)
+from rmselect.presence.reuse import reuse_plan
+
+DEFAULTS: dict[str, Any] = {
+    "domains": {},
+    "max_tokens": 2048,
+    "n_docs": 64,
+    "seed": None,  # None: the study's top-level seed
+    "batch_tokens": 16384,
+    "prefix": "auto",
+    "bins": 40,
+    "family_reuse": False,
+    "reference_models": [],
+}
+RESERVED_DOMAINS = ("mean", "summary", "jsd", "histograms", "presence")
+
+
+def settings(study: Study) -> dict[str, Any]:
+    """``presence`` section merged over the defaults, checked against the model table."""
+    out = dict(DEFAULTS)
+    out.update(study.config.get("presence") or {})
+    if out["seed"] is None:
+        out["seed"] = int(study.config.get("seed", 0))
+    for d in out["domains"]:
+        if d in RESERVED_DOMAINS:
+            raise ConfigError(f"config: field 'presence.domains.{d}': '{d}' is a reserved name")
+    for i, ref in enumerate(out["reference_models"]):
+        if ref["name"] in study.models:
+            raise ConfigError(
+                f"config: field 'presence.reference_models[{i}].name': '{ref['name']}' is "
+                "already a model of the model table; reference models are scored in addition"
+            )
+    return out
+
+
+def references(cfg: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    return {r["name"]: r for r in cfg["reference_models"]}
+
+
+def presence_models(study: Study, cfg: Mapping[str, Any]) -> list[str]:
+    return list(study.model_names) + list(references(cfg))
+
+
+def plan(study: Study, cfg: Mapping[str, Any]) -> dict[str, str]:
+    """``{model: model whose scores it gets}`` (family reuse; references score themselves)."""
+    out = reuse_plan(study.models, study.model_names, bool(cfg["family_reuse"]))
+    out.update({r: r for r in references(cfg)})
+    return out
+
+
+def model_ref(study: Study, cfg: Mapping[str, Any], name: str) -> str:
+    refs = references(cfg)
+    return str(refs[name]["source"]) if name in refs else study.model_path(name)
+
+
+def model_files(study: Study, cfg: Mapping[str, Any], name: str) -> list[str]:
+    if name in references(cfg):
+        return []
+    m = study.model(name)
+    if m.kind in ("toy", "variant"):
+        return [f"{study.model_path(name)}/config.json"]
+    if m.kind == "local":
+        return [m.source]
+    return []
+
+
+def params_b(study: Study, cfg: Mapping[str, Any], name: str) -> float | None:
+    refs = references(cfg)
+    if name in refs:
+        return float(refs[name].get("params_b") or 0) or None
+    return study.model(name).params_b
+
+
+def trust_remote_code(study: Study, cfg: Mapping[str, Any], name: str) -> bool:
+    refs = references(cfg)
+    if name in refs:
+        return bool(refs[name].get("trust_remote_code", False))
+    return study.model(name).trust_remote_code
+
+
+def domain_files(cfg: Mapping[str, Any]) -> list[str]:
+    return [e["path"] for e in cfg["domains"].values() if "path" in e]
+
+
+def score_flags(study: Study, cfg: Mapping[str, Any], name: str) -> str:
+    """Command-line flags of presence_score.py for model ``name``."""
+    flags = [
+        "--model", model_ref(study, cfg, name), "--name", name,
+        "--domains", json.dumps(cfg["domains"], sort_keys=True),
+        "--max-tokens", str(cfg["max_tokens"]), "--n-docs", str(cfg["n_docs"]),
+        "--seed", str(cfg["seed"]), "--batch-tokens", str(cfg["batch_tokens"]),
+        "--prefix", str(cfg["prefix"]),
+    ]
+    if trust_remote_code(study, cfg, name):
+        flags.append("--trust-remote-code")
+    return " ".join(shlex.quote(f) for f in flags)
