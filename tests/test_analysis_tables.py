@@ -32,14 +32,18 @@ def test_results_table_sorted_by_overall():
 
 
 def test_posttraining_pivot():
+    # the lineage table's layout: section "score" = overall, one row set per benchmark
     pt = pl.DataFrame({
-        "lineage": ["L"] * 4, "model": ["base", "base", "sft", "sft"],
-        "stage": ["base", "base", "sft", "sft"], "objective": ["bt"] * 4,
-        "section": ["chat", "overall", "chat", "overall"],
-        "score": [50.0, 60.0, 55.0, 63.0], "delta_points": [None, None, 5.0, 3.0],
-        "delta_relative_pct": [None, None, 10.0, 5.0],
+        "lineage": ["L"] * 5, "model": ["base", "base", "sft", "sft", "sft"],
+        "stage": ["base", "base", "sft", "sft", "sft"], "depth": [0, 0, 1, 1, 1],
+        "objective": ["bt"] * 5, "benchmark": ["rewardbench"] * 4 + ["rmbench"],
+        "section": ["chat", "score", "chat", "score", "score"],
+        "score": [50.0, 60.0, 55.0, 63.0, 1.0], "delta_points": [None, None, 5.0, 3.0, 0.0],
+        "delta_relative_pct": [None, None, 10.0, 5.0, 0.0],
     })
-    t = posttraining_table(pt)
+    t = posttraining_table(pt, "rewardbench")
+    assert t.columns == ["objective", "lineage", "model", "stage", "chat", "overall"]
+    assert t["model"].to_list() == ["base", "sft"]
     sft = t.filter(pl.col("model") == "sft").row(0, named=True)
     assert sft["chat"] == "55.0 (10.0%)" and sft["overall"] == "63.0 (5.0%)"
     base = t.filter(pl.col("model") == "base").row(0, named=True)

@@ -347,8 +347,10 @@ if POSTTRAINING:
             ANALYSIS_ENV
         params:
             script=f"{ASCRIPT}/analysis_tables.py",
+            benchmark=A["benchmark"],
         shell:
-            "python {params.script} --posttraining {input} --out-tex {output} > {log} 2>&1"
+            "python {params.script} --posttraining {input} --benchmark {params.benchmark}"
+            " --out-tex {output} > {log} 2>&1"
 
 
 rule analysis_leaderboard:

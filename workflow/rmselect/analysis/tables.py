@@ -96,11 +96,18 @@ def results_table(rm: pl.DataFrame, objective: str) -> pl.DataFrame:
     return d.select(cols).sort("overall", descending=True)
 
 
-def posttraining_table(pt: pl.DataFrame) -> pl.DataFrame:
-    """Table 1: one row per (objective, lineage, model, stage), "score (+x.x%)" per section."""
+def posttraining_table(pt: pl.DataFrame, benchmark: str | None = None) -> pl.DataFrame:
+    """Table 1: one row per (objective, lineage, model, stage), "score (+x.x%)" per section.
+
+    Rows of other benchmarks are dropped when ``benchmark`` is given and the table has a
+    ``benchmark`` column; section ``score`` (the lineage table's name) is shown as overall.
+    """
+    if benchmark and "benchmark" in pt.columns:
+        pt = pt.filter(pl.col("benchmark") == benchmark)
     d = pt.with_columns(
-        pl.col("score").cast(pl.Float64),
+        pl.col("score").cast(pl.Float64, strict=False),
         pl.col("delta_relative_pct").cast(pl.Float64, strict=False),
+        pl.col("section").replace({"score": "overall"}),
     ).with_columns(
         pl.when(pl.col("delta_relative_pct").is_null())
         .then(pl.col("score").round(1).cast(pl.String))
@@ -110,8 +117,12 @@ def posttraining_table(pt: pl.DataFrame) -> pl.DataFrame:
         )
         .alias("cell")
     )
+    if "depth" in d.columns:
+        d = d.with_columns(pl.col("depth").cast(pl.Int64, strict=False)).sort(
+            "objective", "lineage", "depth", "model")
     secs = [s for s in SECTIONS if s in set(d["section"].to_list())]
-    w = d.pivot(on="section", index=["objective", "lineage", "model", "stage"], values="cell")
+    w = d.pivot(on="section", index=["objective", "lineage", "model", "stage"], values="cell",
+                maintain_order=True)
     return w.select(["objective", "lineage", "model", "stage"] + secs)
 
 
@@ -139,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "post-training table",
         )
         write_tex(a.out_tex, to_latex(
-            posttraining_table(pt),
+            posttraining_table(pt, a.benchmark),
             "RM score per section after each post-training stage (relative change vs the base"
             " model in parentheses).", "tab:posttraining", a.digits))
         return 0
