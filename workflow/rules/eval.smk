@@ -56,6 +56,7 @@ rule eval_toy_sets:
 
 rule eval_rm:
     input:
+        rm="results/rm/{objective}/{model}/final",
         selected="results/rm/{objective}/{model}/selected.json",
         data=lambda wc: EVAL.data_files(wc.benchmark),
     output:
@@ -74,7 +75,6 @@ rule eval_rm:
         mem_mb=res("eval", "mem_mb"),
         runtime=res("eval", "runtime"),
     params:
-        rm="results/rm/{objective}/{model}/final",
         data=lambda wc: dataset_arg(EVAL.benchmarks[wc.benchmark]),
         flags=lambda wc: model_flags(STUDY.model(wc.model)),
         batch_size=EVAL_OPTS["batch_size"],
@@ -90,7 +90,7 @@ rule eval_rm:
         ),
     shell:
         "python workflow/scripts/eval_rm.py --benchmark {wildcards.benchmark}"
-        " --data {params.data} --rm {params.rm} --selected {input.selected}"
+        " --data {params.data} --rm {input.rm} --selected {input.selected}"
         " --model {wildcards.model} --objective {wildcards.objective} {params.flags}"
         " --batch-size {params.batch_size} --max-tokens {params.max_tokens}"
         " --max-length {params.max_length} --dtype {params.dtype}"

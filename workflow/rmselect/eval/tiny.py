@@ -51,6 +51,7 @@ def build_tiny_rm(
     max_positions: int = 512,
     seed: int = 0,
     pad_is_eos: bool = False,
+    head_std: float = 1.0,
 ) -> Path:
     """Save a random-init tiny Llama RM (safetensors) with its tokenizer to ``path``."""
     import torch
@@ -77,7 +78,7 @@ def build_tiny_rm(
     )
     model = AutoModelForSequenceClassification.from_config(cfg)
     with torch.no_grad():  # a visible head: random-init heads are near zero
-        model.score.weight.normal_(0, 1.0)
+        model.score.weight.normal_(0, head_std)
     model.save_pretrained(path, safe_serialization=True)
     tok.save_pretrained(path)
     if weights is not None or num_labels > 1:
