@@ -1,0 +1,91 @@
+"""The eval config section: benchmarks, derived toy sets, imports and which RMs are needed."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rmselect.config import ConfigError, load_study
+from rmselect.eval.settings import covered_by_import, eval_settings, model_flags
+
+REPO = Path(__file__).resolve().parents[1]
+TOY = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+HEADER = "model,objective,chat,chat_hard,safety,reasoning\n"
+
+
+def settings(eval_section, tmp_path=None):
+    cfg = copy.deepcopy(TOY)
+    cfg["eval"] = eval_section
+    study = load_study(cfg, "test.yaml", REPO)
+    return study, eval_settings(study, study.trained_models())
+
+
+def test_toy_default_evaluates_every_trained_rm_on_three_benchmarks():
+    study, ev = settings(TOY["eval"])
+    assert list(ev.benchmarks) == ["rewardbench", "rewardbench2", "rmbench"]
+    assert ev.benchmarks["rmbench"]["path"] == "results/eval/data/rmbench.jsonl"
+    assert ev.derived["rewardbench2"]["source"] == {"path": "results/toy/data/rewardbench.jsonl"}
+    assert len(ev.pairs) == 2 * len(study.trained_models())
+    assert ev.makes_table and ev.options["seed"] == TOY["seed"]
+    assert ev.data_files("rewardbench2") == ["results/eval/data/rewardbench2.jsonl"]
+
+
+def test_import_only_needs_no_rm(tmp_path):
+    imp = tmp_path / "imp.csv"
+    imp.write_text(HEADER + "toyllama-2-m,bt,50,50,50,50\n")
+    study, ev = settings(
+        {"train_and_evaluate": False, "import": str(imp), "benchmarks": {"rewardbench": {"path": "x.jsonl"}}}
+    )
+    assert ev.pairs == [] and ev.makes_table
+    study, ev = settings({"import": str(imp), "benchmarks": {"rewardbench": {"path": "x.jsonl"}}})
+    assert ("toyllama-2-m", "bt") not in ev.pairs and ("toyllama-2-m", "regression") in ev.pairs
+    assert covered_by_import(study) == {("toyllama-2-m", "bt")}
+
+
+def test_config_errors_name_the_field(tmp_path):
+    imp = tmp_path / "imp.csv"
+    imp.write_text(HEADER + "nosuchmodel,bt,50,50,50,50\n")
+    with pytest.raises(ConfigError, match=r"eval.import.*row 2 \(model 'nosuchmodel'\)"):
+        settings({"import": str(imp), "benchmarks": {}})
+    with pytest.raises(ConfigError, match="derive_from"):
+        settings({"benchmarks": {"rmbench": {"derive_from": "rewardbench"}}})
+    with pytest.raises(ConfigError, match=r"eval.benchmarks"):
+        settings({"benchmarks": {"rewardbench3": {"path": "x"}}})
+    with pytest.raises(ConfigError, match="weights"):
+        settings({"benchmarks": {"rewardbench": {"path": "x", "weights": "equal"}}})
+    imp.write_text(HEADER + "toyllama-2-m,bt,50,50,50,50\n")
+    with pytest.raises(ConfigError, match="both imported and trained"):
+        settings({"import": str(imp), "import_precedence": "error", "benchmarks": {"rewardbench": {"path": "x"}}})
+
+
+def test_model_flags_follow_the_table_row():
+    study, _ = settings(TOY["eval"])
+    spec = study.model("toyqwen-2-m")
+    assert model_flags(spec) == ""
+    from dataclasses import replace
+
+    assert model_flags(replace(spec, trust_remote_code=True, chat_template="t.jinja")) == (
+        "--chat-template t.jinja --trust-remote-code"
+    )
+
+
+@pytest.mark.workflow
+def test_dry_run_import_only_runs_just_the_table(tmp_path):
+    imp = tmp_path / "imp.csv"
+    imp.write_text(HEADER + "toyllama-2-m,bt,50,50,50,50\n")
+    cfg = copy.deepcopy(TOY)
+    cfg["eval"] = {"train_and_evaluate": False, "import": str(imp), "benchmarks": {"rewardbench": TOY["eval"]["benchmarks"]["rewardbench"]}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "eval", "--configfile", str(path), "--forceall", "--quiet", "rules"],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = out.stdout + out.stderr
+    assert "rm_scores_table" in text and "eval_rm" not in text and "rm_train" not in text
