@@ -23,6 +23,7 @@ For each (objective, section, feature) on the complete pairs (``n`` of them):
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import warnings
 from typing import Sequence
@@ -40,8 +41,11 @@ from rmselect.analysis.data import (
     load_models,
     load_rm_scores,
     objectives_present,
+    setup_logging,
 )
 from rmselect.io import write_table
+
+log = logging.getLogger(__name__)
 
 COLUMNS = (
     "objective",
@@ -221,6 +225,27 @@ def correlations(
     return df.with_columns(pl.col(pl.Float64).fill_nan(None))
 
 
+def summary(df: pl.DataFrame, top: int = 5) -> str:
+    """The ``top`` features by Spearman ρ with the overall score, per objective (for the log)."""
+    lines = []
+    for obj in df["objective"].unique(maintain_order=True).to_list():
+        d = (
+            df.filter((pl.col("objective") == obj) & (pl.col("section") == "overall"))
+            .sort("spearman_rho", descending=True, nulls_last=True)
+            .head(top)
+        )
+        for r in d.iter_rows(named=True):
+            def f(v: float | None, fmt: str = ".3f") -> str:
+                return "NA" if v is None else format(v, fmt)
+
+            lines.append(
+                f"  {obj:<10} {r['feature']:<24} rho={f(r['spearman_rho'])} "
+                f"[{f(r['spearman_lo'])}, {f(r['spearman_hi'])}] "
+                f"p_holm={f(r['spearman_p_holm'], '.2g')} n={r['n']}"
+            )
+    return "\n".join(lines)
+
+
 def plot(df: pl.DataFrame, stem: str, method: str = "spearman") -> None:
     """Figure 3: heatmap feature × section of Spearman rho per objective; * = Holm p < 0.05."""
     objs = df["objective"].unique(maintain_order=True).to_list() or ["(none)"]
@@ -278,12 +303,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--figure", required=True, help="figure path (.png; the .pdf is written beside it)")
     a = ap.parse_args(argv)
+    setup_logging()
     rm = load_rm_scores(a.rm_scores, a.benchmark)
     feats, models = load_features(a.features), load_models(a.models)
     als = {
         o: align(rm, feats, models, o, a.stages, a.missing) for o in objectives_present(rm)
     }
     df = correlations(als, a.bootstrap, a.ci, a.alpha, a.seed)
+    for obj, al in als.items():
+        log.info("%s: %d models, %d features, missing policy %s, dropped %s", obj,
+                 len(al.models), len(al.features), al.missing_policy, al.dropped)
+    log.info("strongest Spearman correlations with the overall RM score:\n%s", summary(df))
     plot(df, a.figure)
     write_table(a.out, df)
     return 0

@@ -169,6 +169,13 @@ def align(
         )
     pop = set(population(models, stages))
     r = rm.filter(pl.col("objective") == objective)
+    unknown = sorted(set(r["model"].to_list()) - set(models["model"].to_list()))
+    if unknown:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "RM scores of model(s) %s ignored: not in the model table (add them to the"
+            " config's model TSV to analyse them)", ", ".join(unknown))
     names = [m for m in r["model"].to_list() if m in pop]
     feat_models = set(features["model"].to_list())
     no_feat = sorted(set(names) - feat_models)

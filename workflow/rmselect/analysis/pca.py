@@ -6,7 +6,7 @@ left by the missing-value policy (with ``impute``, column means fill the gaps fi
 Each column is standardised (z-score), then ``sklearn.decomposition.PCA``.
 
 Outputs: ``pca_variance.csv`` (component, explained_variance_ratio, cumulative, missing_policy)
-and ``pca_loadings.csv`` (feature, component, loading).
+and ``pca_loadings.csv`` (feature, component, loading, missing_policy).
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def pca(al: Aligned, n_components: int | None = None) -> tuple[pl.DataFrame, pl.
             "feature": [f for _ in range(k) for f in al.features],
             "component": [f"PC{i + 1}" for i in range(k) for _ in al.features],
             "loading": p.components_.reshape(-1),
+            "missing_policy": [al.missing_policy] * (k * len(al.features)),
         }
     )
     return var, load

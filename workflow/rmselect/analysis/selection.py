@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -61,8 +62,11 @@ from rmselect.analysis.data import (
     load_models,
     load_rm_scores,
     objectives_present,
+    setup_logging,
 )
 from rmselect.io import write_json, write_table
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -373,15 +377,20 @@ def plot_comparison(cov: pl.DataFrame, stem: str, extra: pl.DataFrame | None = N
             lab = f"{'model' if pr == 'selection_model' else 'best feature'} ({ev})"
             if pr == "best_single_feature" and ev == "in_sample":
                 lab = f"{s['feature'][0]} (in_sample)"
+            if extra is not None:  # Figure 10: the model in black over coloured features
+                color, lw = plotting.PALETTE[7], 1.8
+            else:
+                color, lw = plotting.PALETTE[0 if pr == "selection_model" else 1], 1.5
             ax.plot(s["k"], s["coverage"], ls=styles.get(ev, "-"), marker="o", ms=2,
-                    color=plotting.PALETTE[0 if pr == "selection_model" else 1], label=lab)
+                    color=color, lw=lw, label=lab, zorder=3)
             i += 1
         if extra is not None:
             e = extra.filter(pl.col("objective") == obj)
             for j, feat in enumerate(e["feature"].unique(maintain_order=True).to_list()):
                 s = e.filter(pl.col("feature") == feat).sort("k")
                 ax.plot(s["k"], s["coverage"], marker=".", ms=2, lw=0.8,
-                        color=plotting.PALETTE[(j + 1) % len(plotting.PALETTE)], label=feat)
+                        color=plotting.PALETTE[j % 7],
+                        ls=["-", "--", ":", "-."][(j // 7) % 4], label=feat)
         ax.set_xlabel("k (top-k models)")
         ax.set_ylabel("Coverage (fraction of true top-k)")
         ax.set_ylim(0, 1.05)
@@ -412,6 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out-coverage", required=True)
     ap.add_argument("--figures", nargs=3, required=True, help="PNG paths of Figures 5, 6, 10 (PDFs beside them)")
     a = ap.parse_args(argv)
+    setup_logging()
     cfg = SelectionConfig.from_dict(json.loads(a.selection))
     if a.n_jobs:
         cfg.n_jobs = a.n_jobs
@@ -432,6 +442,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         al = align(rm, feats, models, obj, a.stages, a.missing)
         s, r = analyse_objective(al, cfg, a.k, a.compare_k)
         summary["objectives"][obj] = s
+        log.info(
+            "%s: %d models, best %s, %d non-zero terms; MAE in-sample %.2f, nested CV %s,"
+            " leave-one-family-out %s; mean coverage over k=%s: %s", obj, s["n_models"],
+            s["best_params"], len(s["coefficients"]), s["in_sample_mae"],
+            s.get("nested_cv_mae"), s.get("leave_one_family_out_mae"), a.compare_k,
+            {k: v for k, v in s["mean_coverage_compare_k"].items() if k != "k"},
+        )
         rows.extend(r)
     cov = pl.DataFrame(rows, schema=COV_SCHEMA)
     plot_coefficients(summary, a.figures[0])
