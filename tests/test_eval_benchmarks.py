@@ -117,3 +117,31 @@ def test_toy_derivations_are_valid_sets():
     data = prepare("rmbench", pl.DataFrame(rmb), "derived")
     assert set(data.present_subsets) == {"chat", "math", "code", "safety-response"}
     assert json.dumps(rmb[0]["chosen"][0]) == '"c0"' and rmb[0]["chosen"][2].startswith("## Answer")
+
+
+def test_hub_path_uses_load_dataset_with_the_default_split(monkeypatch):
+    import datasets
+
+    calls = []
+
+    def fake(hub, split=None, **kw):
+        calls.append((hub, split))
+        if hub == "allenai/preference-test-sets":
+            return datasets.Dataset.from_dict({"prompt": ["p"], "chosen": ["c"], "rejected": ["r"]})
+        return datasets.Dataset.from_pandas(v1(["hep-go", "math-prm"]).to_pandas())
+
+    monkeypatch.setattr(datasets, "load_dataset", fake)
+    data = load_benchmark("rewardbench", {"hub": "allenai/reward-bench"})
+    assert calls == [("allenai/reward-bench", "filtered")] and data.n_examples == 2
+    assert data.source == "allenai/reward-bench split=filtered"
+    # prior sets from the hub: one split per subset, a subset column added
+    data = load_benchmark(
+        "rewardbench",
+        {"hub": "allenai/reward-bench"},
+        include_prior_sets=True,
+        prior_sets={"hub": "allenai/preference-test-sets"},
+    )
+    assert ("allenai/preference-test-sets", "shp") in calls
+    assert set(data.present_subsets) == {"hep-go", "math-prm", "anthropic_helpful", "anthropic_hhh", "shp", "summarize"}
+    with pytest.raises(BenchmarkDataError, match="no 'prior_sets' data set"):
+        load_benchmark("rewardbench", {"hub": "allenai/reward-bench"}, include_prior_sets=True)
