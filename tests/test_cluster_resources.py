@@ -146,3 +146,10 @@ def test_schema_rejects_unknown_resource_fields():
     cfg = {**PAPER.config, "resources": {"rm_train": {"gpus": -1}}}
     with pytest.raises(ConfigError, match="resources.rm_train.gpus"):
         load_study(cfg, "paper")
+
+
+def test_cpu_jobs_leave_cores_to_the_rules_threads():
+    r = resources_for("rm_train", 0.0001, TOY.config)
+    assert r["cpus_per_task"] is None  # the plugin then asks for the rule's threads
+    cfg = {**TOY.config, "resources": {"rm_train": {"cpus_per_task": 3}}}
+    assert resources_for("rm_train", 0.0001, cfg)["cpus_per_task"] == 3

@@ -124,3 +124,14 @@ def res_extra(kind):
 def res_all(kind):
     """Every resource of `kind` (gpu, mem_mb, runtime and res_extra), for `**res_all(k)`."""
     return {key: res(kind, key) for key in ("gpu", "mem_mb", "runtime")} | res_extra(kind)
+
+
+def code_hash(*paths):
+    """Content hash of scripts / package folders, for `params: code=code_hash(...)`.
+
+    Editing that code changes the parameter, so the rule and everything downstream rerun
+    (Snakemake does not look inside scripts a shell command calls). rmselect.cluster.rerun.
+    """
+    from rmselect.cluster.rerun import code_hash as _code_hash
+
+    return _code_hash(*paths, root=REPO)

@@ -41,16 +41,16 @@ GPU_KINDS = TRAIN_KINDS + INFER_KINDS
 CPU_KINDS = ("toy", "rm_select", "analysis")
 KINDS = GPU_KINDS + CPU_KINDS
 
-#: Per-kind defaults for CPU jobs (and the CPU side of GPU jobs): cores, MB, minutes.
+#: Per-kind defaults for CPU jobs: MB and minutes (cores: the rule's threads).
 CPU_DEFAULTS: dict[str, dict[str, int]] = {
-    "toy": {"cpus": 1, "mem_mb": 4000, "runtime": 60},
-    "posttrain": {"cpus": 1, "mem_mb": 4000, "runtime": 60},
-    "rm_train": {"cpus": 1, "mem_mb": 4000, "runtime": 60},
-    "rm_select": {"cpus": 1, "mem_mb": 4000, "runtime": 30},
-    "eval": {"cpus": 1, "mem_mb": 4000, "runtime": 60},
-    "benchmarks": {"cpus": 1, "mem_mb": 4000, "runtime": 60},
-    "presence": {"cpus": 1, "mem_mb": 4000, "runtime": 60},
-    "analysis": {"cpus": 1, "mem_mb": 4000, "runtime": 30},
+    "toy": {"mem_mb": 4000, "runtime": 60},
+    "posttrain": {"mem_mb": 4000, "runtime": 60},
+    "rm_train": {"mem_mb": 4000, "runtime": 60},
+    "rm_select": {"mem_mb": 4000, "runtime": 30},
+    "eval": {"mem_mb": 4000, "runtime": 60},
+    "benchmarks": {"mem_mb": 4000, "runtime": 60},
+    "presence": {"mem_mb": 4000, "runtime": 60},
+    "analysis": {"mem_mb": 4000, "runtime": 30},
 }
 
 #: Runtime scaling (minutes = base + per_b * params_b) for GPU jobs when the config gives none.
@@ -160,10 +160,12 @@ def resources_for(
       SLURM plugin turns it into ``--gpus=N``); 0 for CPU-only kinds and CPU studies.
     * ``nodes``: ``ceil(gpu / gpus_per_node)``, at least 1. ``tasks``: one launcher per node.
       ``tasks_per_gpu``: 0, so that the plugin does not add ``--ntasks-per-gpu``.
-    * ``cpus_per_task``: ``cpus_per_gpu`` x GPUs on one node (CPU jobs: the kind's cores).
+    * ``cpus_per_task``: ``cpus_per_gpu`` x GPUs on one node; CPU jobs: None (SLURM then
+      gets the rule's ``threads``) unless ``resources.<kind>.cpus_per_task`` says otherwise.
+    * ``zero``: DeepSpeed ZeRO stage of the tier (training kinds; 0 otherwise; used by the
+      posttrain rules; the RM trainer takes its stage from ``rm.by_size``).
     * ``mem_mb``: per node, ``mem_mb_per_gpu`` x GPUs on one node (CPU jobs: the kind's MB),
       times ``attempt``. ``runtime``: minutes, times ``attempt``.
-    * ``zero``: DeepSpeed ZeRO stage of the tier (training kinds; 0 otherwise).
     * ``mpi``: ``"srun"`` for multi-node jobs (the plugin then runs the rule in the batch
       script and the rule calls srun itself: rmselect.cluster.launch), else None.
     * ``gpu_model``, ``slurm_partition``: from the cluster settings, GPU jobs / all jobs.
@@ -207,12 +209,12 @@ def resources_for(
     gpn = gpus // nodes if gpus else 0
 
     base = CPU_DEFAULTS[kind]
+    cpus: int | None = None  # CPU jobs: None = the rule's threads (the plugin's default)
     if gpus:
         cpus = int(section.get("cpus_per_gpu", 8)) * gpn
         mem = int(section.get("mem_mb_per_gpu", 64000)) * gpn
         runtime = runtime_minutes(kind, params_b, section)
     else:
-        cpus = int(base["cpus"])
         mem = int(base["mem_mb"])
         # CPU studies: the kind's default unless the config scales it explicitly.
         scaled = kind in (section.get("runtime", {}) or {})
@@ -238,7 +240,7 @@ def resources_for(
         "tasks": nodes,
         "tasks_per_gpu": 0,
         "gpus_per_node": gpn,
-        "cpus_per_task": max(1, cpus),
+        "cpus_per_task": max(1, cpus) if cpus is not None else None,
         "mem_mb": mem * attempt,
         "runtime": runtime * attempt,
         "zero": zero,
