@@ -123,7 +123,8 @@ def res_extra(kind):
 
 def res_all(kind):
     """Every resource of `kind` (gpu, mem_mb, runtime and res_extra), for `**res_all(k)`."""
-    return {key: res(kind, key) for key in ("gpu", "mem_mb", "runtime")} | res_extra(kind)
+    base = {key: res(kind, key) for key in ("gpu", "mem_mb", "runtime")}
+    return base | res_extra(kind)
 
 
 def code_hash(*paths):
