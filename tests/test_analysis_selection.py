@@ -92,3 +92,31 @@ def test_summary_on_a_clear_signal():
     assert {r["evaluation"] for r in rows} == {"in_sample", "nested_cv", "leave_one_family_out"}
     assert len(s["oof_residuals"]) == 20
     assert s["best_single_feature_in_sample"] == "bench"
+
+
+def test_l1_ratio_zero_is_the_same_objective_as_elastic_net():
+    from sklearn.linear_model import ElasticNet
+
+    from rmselect.analysis.selection import ElasticNetOrRidge
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(40, 5))
+    y = X @ np.array([1.0, -2.0, 0.0, 0.5, 0.0]) + rng.normal(0, 0.1, 40)
+    ours = ElasticNetOrRidge(alpha=0.3, l1_ratio=0.0).fit(X, y)
+    ref = ElasticNet(alpha=0.3, l1_ratio=0.0, tol=1e-12, max_iter=100000).fit(X, y)
+    assert ours.coef_ == pytest.approx(ref.coef_, abs=1e-6)
+    assert ours.intercept_ == pytest.approx(ref.intercept_, abs=1e-6)
+    l1 = ElasticNetOrRidge(alpha=0.3, l1_ratio=1.0).fit(X, y)
+    assert l1.coef_ == pytest.approx(ElasticNet(alpha=0.3, l1_ratio=1.0).fit(X, y).coef_)
+
+
+def test_impute_policy_runs_the_imputer_inside_the_pipeline():
+    al = _aligned()
+    X = al.X.copy()
+    X[[1, 7], 1] = np.nan
+    al2 = Aligned(al.objective, al.models, al.features, X, al.y, al.family, al.params_b,
+                  "impute")
+    s, rows = analyse_objective(al2, FAST, ks=[1, 3], compare_k=[3])
+    assert s["missing_policy"] == "impute" and np.isfinite(s["nested_cv_mae"])
+    gs = grid_search(X, al.y["overall"], True, FAST)
+    assert "impute" in gs.best_estimator_.named_steps
