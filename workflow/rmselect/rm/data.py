@@ -158,6 +158,7 @@ def encode_rendered(
     ``response_starts`` (character offsets) lets the count of cut responses be exact.
     """
     prefix = special_prefix(tokenizer)
+    bos = getattr(tokenizer, "bos_token_id", None)
     want_offsets = response_starts is not None and max_length is not None
     enc = tokenizer(
         list(texts), add_special_tokens=False, return_offsets_mapping=want_offsets
@@ -166,8 +167,9 @@ def encode_rendered(
     for i, ids in enumerate(enc["input_ids"]):
         ids = list(ids)
         head = prefix if prefix and ids[: len(prefix)] != prefix else []
-        n_head = len(prefix)  # kept in front of any cut
         full = head + ids
+        # Kept in front of any cut: the tokenizer's prefix, or a BOS the template wrote.
+        n_head = len(prefix) if prefix else int(bool(full) and full[0] == bos)
         if stats is not None:
             stats.texts += 1
         if max_length is not None and len(full) > max_length:

@@ -40,6 +40,12 @@ def make_tokenizer(out_dir: str | Path | None = None, pad_is_eos: bool = False, 
     from tokenizers import AddedToken
 
     tk.add_special_tokens([AddedToken(s, special=True) for s in specials])
+    if bos:  # like Llama tokenizers: BOS added by the post-processor
+        from tokenizers import processors
+
+        tk.post_processor = processors.TemplateProcessing(
+            single="<|bos|> $A", pair="<|bos|> $A $B", special_tokens=[("<|bos|>", 1)]
+        )
     kwargs: dict[str, Any] = {"eos_token": "<|eos|>", "unk_token": "<unk>"}
     if bos:
         kwargs["bos_token"] = "<|bos|>"

@@ -1,0 +1,217 @@
+"""End-to-end RM training on a tiny local model: learning, selection, resume, multi-rank ZeRO.
+
+Single-rank runs call the trainer in-process (one process group, no launch cost); the
+multi-rank and kill tests start real processes (torchrun, SIGKILL) and are marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rmselect.rm import data as D
+from rmselect.rm import model as M
+from rmselect.rm import select, tiny, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rmtrain")
+    tiny.make_model(root / "base", arch="llama", hidden=32, layers=2, heads=4, pad_is_eos=True)
+    tiny.write_preference_data(root / "pref.jsonl", 256, 64, ties=4)
+    tiny.write_rated_data(root / "hs2.jsonl", 192)
+    return root
+
+
+def _args(root: Path, out: Path, objective="bt", **kw) -> list[str]:
+    opts = {
+        "--model": str(root / "base"), "--objective": objective, "--lr": "0.002",
+        "--out": str(out),
+        "--train-data": json.dumps({"path": str(root / ("pref.jsonl" if objective == "bt" else "hs2.jsonl"))}),
+        "--val-data": json.dumps({"path": str(root / "pref.jsonl")}),
+        "--global-batch": "16", "--micro-batch": "8", "--epochs": "1", "--warmup-steps": "2",
+        "--eval-every": "4", "--max-length": "64", "--seed": "3", "--log-every": "100",
+        "--merge-grid-step": "0.25",
+    }
+    opts.update({k: str(v) for k, v in kw.items() if v is not None})
+    return [x for k, v in opts.items() for x in (k, v)]
+
+
+def _metrics(out: Path) -> list[dict]:
+    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@torch.no_grad()
+def _plain_hf_pair_scores(ckpt: Path, root: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Validation rewards computed with plain transformers from a saved checkpoint."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(ckpt))
+    model = AutoModelForSequenceClassification.from_pretrained(str(ckpt)).eval()
+    pairs = D.load_pairs({"path": str(root / "pref.jsonl")}, "validation")
+    out = []
+    for side in ("chosen", "rejected"):
+        texts = [tok.apply_chat_template([{"role": "user", "content": p.prompt},
+                                          {"role": "assistant", "content": getattr(p, side)}],
+                                         tokenize=False) for p in pairs]
+        ids = D.encode_rendered(tok, texts, max_length=64)
+        enc = tok.pad({"input_ids": ids}, padding=True, return_tensors="pt")
+        out.append(model(**enc).logits.double().numpy())
+    return out[0], out[1]
+
+
+def test_bt_learns_exports_and_selects(setup, tmp_path):
+    out = tmp_path / "lr"
+    assert train.main(_args(setup, out)) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["batch"] == "8 x 2 x 1 = 16" and run["steps"] == 16
+    assert [e["step"] for e in run["evals"]] == [4, 8, 12, 16]
+    assert run["best"]["val_accuracy"] >= 0.85  # chance is 0.5; measured 1.0
+    assert run["padding_fraction"] <= 0.05
+    rows = _metrics(out)
+    steps = [r for r in rows if "loss" in r]
+    assert len(steps) == 16 and steps[-1]["loss"] < steps[0]["loss"]
+    assert steps[0]["lr"] == pytest.approx(0.001) and steps[5]["lr"] == pytest.approx(0.002)
+    assert {"tokens_per_s", "padding_fraction", "max_mem_mb"} <= set(steps[0])
+    assert not (out / "ds").exists()  # optimizer state removed after a finished run
+
+    sel = tmp_path / "selected.json"
+    assert select.main(["--runs", str(out / "run.json"), "--model-name", "tiny",
+                        "--objective", "bt", "--final", str(tmp_path / "final"),
+                        "--selected", str(sel)]) == 0
+    chosen = json.loads(sel.read_text())
+    assert chosen["val_accuracy"] == run["best"]["val_accuracy"]
+    assert chosen["step"] == run["best"]["step"]
+    # Plain transformers on final/ reproduces the trainer's validation accuracy.
+    c, r = _plain_hf_pair_scores(tmp_path / "final", setup)
+    assert c.shape[1] == 1
+    assert float(np.mean(c[:, 0] > r[:, 0])) == chosen["val_accuracy"]
+
+
+def test_regression_merge_weights_selected(setup, tmp_path):
+    out = tmp_path / "lr"
+    assert train.main(_args(setup, out, "regression", **{"--epochs": 2, "--eval-every": 6})) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["steps"] == 2 * (192 // 16) and [e["step"] for e in run["evals"]] == [6, 12, 18, 24]
+    ck = Path(run["evals"][-1]["checkpoint"])
+    assert (ck / "val_preds.parquet").exists() and len(run["evals"][-1]["weights"]) == 5
+    sel = tmp_path / "selected.json"
+    assert select.main(["--runs", str(out / "run.json"), "--model-name", "tiny",
+                        "--objective", "regression", "--final", str(tmp_path / "final"),
+                        "--selected", str(sel), "--merge-grid-step", "0.1"]) == 0
+    chosen = json.loads(sel.read_text())
+    w = np.array(chosen["weights"])
+    assert w[4] <= 0 and (w[:4] >= 0).all()
+    assert chosen["val_accuracy"] >= 0.75  # the merged score beats chance (0.5)
+    meta = json.loads((tmp_path / "final" / "rmselect.json").read_text())
+    assert meta["weights"] == chosen["weights"]
+    c, r = _plain_hf_pair_scores(tmp_path / "final", setup)
+    assert c.shape[1] == 5
+    assert float(np.mean((c - r) @ w > 0)) == pytest.approx(chosen["val_accuracy"])
+
+
+def test_resume_after_stop_gives_identical_results(setup, tmp_path):
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    assert train.main(_args(setup, full)) == 0
+    assert train.main(_args(setup, cut, **{"--stop-after-steps": 10})) == train.STOPPED_EXIT
+    assert (cut / "ds" / "latest").exists() and not (cut / "run.json").exists()
+    assert [r["step"] for r in _metrics(cut) if "loss" in r][-1] == 10
+    assert train.main(_args(setup, cut)) == 0  # resumes from step 8
+    a, b = (json.loads((d / "run.json").read_text()) for d in (full, cut))
+    assert [(e["step"], e["val_accuracy"]) for e in a["evals"]] == [
+        (e["step"], e["val_accuracy"]) for e in b["evals"]]
+    la = [(r["step"], r["loss"]) for r in _metrics(full) if "loss" in r]
+    lb = [(r["step"], r["loss"]) for r in _metrics(cut) if "loss" in r]
+    assert la == lb  # bit-identical losses, each step logged once
+    from safetensors.torch import load_file
+
+    wa = load_file(str(full / "ckpt" / "step16" / "model.safetensors"))
+    wb = load_file(str(cut / "ckpt" / "step16" / "model.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_changed_settings_start_fresh(setup, tmp_path):
+    out = tmp_path / "lr"
+    assert train.main(_args(setup, out, **{"--stop-after-steps": 5})) == train.STOPPED_EXIT
+    assert train.main(_args(setup, out, **{"--lr": "0.001", "--stop-after-steps": 5})) == train.STOPPED_EXIT
+    first = [r for r in _metrics(out) if "loss" in r]
+    assert first[0]["step"] == 1 and first[0]["lr"] == pytest.approx(0.0005)
+
+
+def test_global_batch_must_divide(setup, tmp_path):
+    with pytest.raises(ValueError, match="not divisible"):
+        train.main(_args(setup, tmp_path / "x", **{"--micro-batch": 5}))
+
+
+DIST_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def _env() -> dict[str, str]:
+    """A child environment without the rank variables the in-process runs set."""
+    env = {k: v for k, v in os.environ.items() if k not in DIST_VARS}
+    return {**env, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "workflow")}
+
+
+def _torchrun(args: list[str], nproc: int) -> subprocess.CompletedProcess:
+    env = _env()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={nproc}", str(REPO / "workflow/scripts/train_rm.py"), *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", [2, 3])
+def test_two_ranks_zero_matches_one_rank(setup, tmp_path, stage):
+    kw = {"--micro-batch": 4, "--zero-stage": stage, "--eval-every": 8}
+    one = tmp_path / "one"
+    assert train.main(_args(setup, one, **{**kw, "--zero-stage": 0})) == 0
+    two = tmp_path / "two"
+    proc = _torchrun(_args(setup, two, **kw), 2)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = json.loads((two / "run.json").read_text())
+    assert run["world_size"] == 2 and run["batch"] == "4 x 2 x 2 = 16"
+    l1 = [r["loss"] for r in _metrics(one) if "loss" in r]
+    l2 = [r["loss"] for r in _metrics(two) if "loss" in r]
+    np.testing.assert_allclose(l2, l1, rtol=2e-3, atol=2e-4)  # same examples per step
+    # The ZeRO-partitioned model is exported whole and scores like the one-rank model.
+    c1, r1 = _plain_hf_pair_scores(one / "ckpt" / "step16", setup)
+    c2, r2 = _plain_hf_pair_scores(two / "ckpt" / "step16", setup)
+    np.testing.assert_allclose(c2, c1, rtol=1e-2, atol=1e-2)
+    assert run["evals"][-1]["val_accuracy"] == pytest.approx(float(np.mean(c2 > r2)))
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_resumes_to_identical_metrics(setup, tmp_path):
+    full = tmp_path / "full"
+    assert train.main(_args(setup, full, **{"--eval-every": 2})) == 0
+    out = tmp_path / "killed"
+    env = _env()
+    cmd = [sys.executable, str(REPO / "workflow/scripts/train_rm.py"),
+           *_args(setup, out, **{"--eval-every": 2})]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    latest = out / "ds" / "latest"
+    while time.time() < deadline and proc.poll() is None:
+        if latest.exists() and int(latest.read_text().strip()[4:] or 0) >= 6:
+            break  # checkpoint of step 6 (or later) complete: kill mid-run
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "run.json").exists()
+    assert subprocess.run(cmd, env=env, capture_output=True, timeout=600).returncode == 0
+    a, b = (json.loads((d / "run.json").read_text()) for d in (full, out))
+    assert [(e["step"], e["val_accuracy"]) for e in a["evals"]] == [
+        (e["step"], e["val_accuracy"]) for e in b["evals"]]
+    assert [r["loss"] for r in _metrics(full) if "loss" in r] == [
+        r["loss"] for r in _metrics(out) if "loss" in r]
