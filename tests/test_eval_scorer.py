@@ -130,3 +130,15 @@ def test_truncation_keeps_the_end_and_respects_position_limit(tmp_path):
     full = rm.tokenizer(texts[0], add_special_tokens=False)["input_ids"]
     assert ids[0][-5:] == full[-5:]  # the end of the response survives
     assert np.isfinite(score_texts(rm, texts, progress=False).rewards).all()
+
+
+def test_fallback_to_the_models_own_pooling_agrees(bt_dir):
+    # a model without a recognisable head falls back to forward().logits with a pad id
+    # that occurs in no real token; both paths give the same rewards
+    from dataclasses import replace
+
+    rm = load_reward_model(bt_dir, dtype="float32", device="cpu")
+    texts = render_texts(rm, PROMPTS, RESPONSES)
+    ours = score_texts(rm, texts, progress=False).rewards
+    fallback = score_texts(replace(rm, wrapped=None), texts, progress=False).rewards
+    np.testing.assert_allclose(ours, fallback, atol=1e-5)

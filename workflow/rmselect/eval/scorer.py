@@ -11,10 +11,11 @@ Any ``AutoModelForSequenceClassification`` directory or hub id works:
 How the reward is read
     Text = :func:`rmselect.rm.format.render` and tokens = :func:`rmselect.rm.data.encode_rendered`
     (the same rendering, BOS handling and left truncation as training).
-    The backbone (``model.base_model``) runs on right-padded batches; its last hidden state
-    is gathered at the last real token of each row, found from the attention mask
-    (:func:`rmselect.rm.pooling.pool_last`), and the model's own score head (``score`` or
-    ``classifier``) is applied to it. The head is linear, so this equals the model's own
+    The forward is the training stage's (:class:`rmselect.rm.model.RewardModel`): the trunk
+    (``model.base_model``) runs on right-padded batches with positions from the attention
+    mask; its last hidden state is gathered at the last real token of each row, found from
+    the attention mask (:func:`rmselect.rm.pooling.pool_last`), and the model's own score
+    head (``score`` or ``classifier``) is applied to it. The head is linear, so this equals the model's own
     ``forward().logits`` whenever that finds the same token (it searches for the last token
     that differs from ``pad_token_id``, which goes wrong when pad == eos and the text ends
     with EOS; the attention mask never does). ``tests/test_eval_scorer.py`` checks that the
@@ -44,11 +45,11 @@ import torch
 from rmselect.hf import default_dtype, load_sequence_classifier, load_tokenizer
 from rmselect.rm.data import TruncationStats, encode_rendered, tokenize_responses
 from rmselect.rm.format import render
-from rmselect.rm.pooling import pool_last
+from rmselect.rm.model import RewardModel as TrainingRewardModel
+from rmselect.rm.model import head_of, trunk_of
 
 #: File inside a trained RM folder holding the regression merge weights.
 RM_META = "rmselect.json"
-HEAD_NAMES = ("score", "classifier")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -68,6 +69,8 @@ class RewardModel:
     template_override: str | None = None
     max_length: int | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    #: The training stage's forward around ``model`` (None: fall back to ``model.logits``).
+    wrapped: Any = None
 
     @property
     def dtype(self) -> torch.dtype:
@@ -139,6 +142,7 @@ def load_reward_model(
         template_override=template_override,
         max_length=max_length,
         device=dev,
+        wrapped=wrap_model(model),
     )
 
 
@@ -205,32 +209,38 @@ def length_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | No
     return batches
 
 
-def _head(model: Any) -> Any | None:
-    for name in HEAD_NAMES:
-        head = getattr(model, name, None)
-        if isinstance(head, torch.nn.Module):
-            return head
-    return None
-
-
 @torch.inference_mode()
 def forward_outputs(rm: RewardModel, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Raw head outputs ``(batch, num_labels)`` at the last real token (float32)."""
-    model = rm.model
-    head = _head(model)
-    backbone = getattr(model, "base_model", None)
-    if head is not None and backbone is not None and backbone is not model:
-        hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-        last = hidden.last_hidden_state if hasattr(hidden, "last_hidden_state") else hidden[0]
-        return head(pool_last(last, attention_mask)).float()
+    """Raw head outputs ``(batch, num_labels)`` at the last real token (float32).
+
+    Uses the training stage's forward (:class:`rmselect.rm.model.RewardModel`: trunk with
+    mask-derived positions, hidden state at the last real token, the model's own head).
+    """
+    if rm.wrapped is not None:
+        return rm.wrapped(input_ids, attention_mask).float()
     # Fallback: the model's own pooling (rightmost token != pad_token_id), with padding
     # filled by an id that occurs in no real token of this batch, so it finds the last one.
+    model = rm.model
     cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     used = set(input_ids[attention_mask.bool()].tolist())
     pad_id = next(i for i in range(len(used) + 1) if i not in used)
     cfg.pad_token_id = pad_id
     ids = input_ids.masked_fill(attention_mask == 0, pad_id)
     return model(input_ids=ids, attention_mask=attention_mask, use_cache=False).logits.float()
+
+
+def wrap_model(model: Any) -> Any | None:
+    """The training-stage RM wrapper, or None when the model has no recognisable head."""
+    try:
+        head_of(model)
+        trunk_of(model)
+    except ValueError:
+        sys.stderr.write(
+            f"rmselect eval: warning: {type(model).__name__} has no score/classifier head;"
+            " using its own pooled logits\n"
+        )
+        return None
+    return TrainingRewardModel(model).eval()
 
 
 def reward_from_outputs(rm: RewardModel, outputs: np.ndarray) -> np.ndarray:
