@@ -181,3 +181,29 @@ def test_screening_agreement_hand_computed():
     # a constant side has no rank correlation (empty, not 0)
     const = {k: dict(v, score=5.0) for k, v in small.items()}
     assert agreement.agreement(const, full, ["t"], models).row(0, named=True)["spearman"] is None
+
+
+# ----------------------------------------------------------------- rule arguments
+
+
+def test_rule_arguments_round_trip():
+    import shlex
+
+    from rmselect.bench import smk
+    from rmselect.bench.run import Settings
+    from rmselect.bench.spec import TaskSpec, bench_config
+    from rmselect.config import load_study_file
+
+    study = load_study_file("config/paper.yaml")
+    bench = bench_config(study.config)
+    settings = Settings.from_dict(json.loads(shlex.split(smk.settings_arg(bench, "full"))[0]))
+    assert settings.mode == "full" and settings.batch_size == "auto" and settings.threads == 1
+    argv = shlex.split(smk.specs_arg(bench, ["squadv2", "humaneval"]))
+    specs = [TaskSpec.from_dict(json.loads(a)) for a in argv[1::2]]
+    assert specs[0] == bench.tasks["squadv2"] and specs[1].include_path.endswith("lm_tasks")
+    assert smk.task_files(bench, ["humaneval", "mbpp"]) == ["workflow/rmselect/bench/lm_tasks"]
+    assert smk.model_flags(study, "Phi-3-small-8k-instruct").endswith("--trust-remote-code")
+    assert "--trust-remote-code" not in smk.model_flags(study, "gemma-2-2b-it")
+    assert smk.presence_domains({"presence": {"domains": {"wiki": {}, "code": {}}}}) == [
+        "wiki", "code"]
+    assert smk.presence_domains({"presence": {}}) == []

@@ -299,8 +299,12 @@ def check_program(prompt: str, completion: str, test: str, entry_point: str | No
     return "\n".join(parts) + "\n"
 
 
+@lru_cache(maxsize=8)
 def selfcheck(limits: Limits = Limits(), python: str | None = None) -> None:
-    """Fail loudly if the sandbox cannot run a trivial program (else every sample would score 0)."""
+    """Fail loudly if the sandbox cannot run a trivial program (else every sample would score 0).
+
+    Cached: checked once per process and (limits, interpreter).
+    """
     ok = run_python("assert sum([1, 2]) == 3\n", limits, python)
     bad = run_python("assert 1 == 2\n", limits, python)
     if ok.status != "passed" or bad.status != "failed":
