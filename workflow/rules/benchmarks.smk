@@ -43,6 +43,15 @@ BENCH_AGREEMENT = (
 BENCH_PRESENCE_DOMAINS = bsmk.presence_domains(STUDY.config)
 BENCH_PRESENCE = ["results/presence/summary.csv"] if BENCH_PRESENCE_DOMAINS else []
 BENCH_PUBLISHED = BENCH.published
+# Code a run job depends on (editing it reruns the jobs; rmselect.cluster.rerun).
+BENCH_RUN_CODE = code_hash(
+    "workflow/scripts/bench_run.py",
+    *(
+        f"workflow/rmselect/bench/{m}.py"
+        for m in ("run", "code", "sandbox", "normalise", "sampling", "spec")
+    ),
+    "workflow/rmselect/bench/lm_tasks",
+)
 # The stage's outputs.
 BENCHMARK_TARGETS = (
     [*BENCH_RUNS, *BENCH_PARAMS, *BENCH_TABLES, *BENCH_AGREEMENT] if ALL_MODELS else []
@@ -79,10 +88,12 @@ if BENCH.jobs == "per_model":
             "../../envs/benchmarks.yaml"
         threads: BENCH.threads
         resources:
+            **res_extra("benchmarks"),
             gpu=res("benchmarks", "gpu"),
             mem_mb=res("benchmarks", "mem_mb"),
             runtime=res("benchmarks", "runtime"),
         params:
+            code=BENCH_RUN_CODE,
             flags=lambda wc: bsmk.model_flags(STUDY, wc.model),
             settings=bsmk.settings_arg(BENCH, BENCH.mode),
             specs=bsmk.specs_arg(BENCH, BENCH_RUN),
@@ -111,10 +122,12 @@ if BENCH.jobs == "per_model":
             "../../envs/benchmarks.yaml"
         threads: BENCH.threads
         resources:
+            **res_extra("benchmarks"),
             gpu=res("benchmarks", "gpu"),
             mem_mb=res("benchmarks", "mem_mb"),
             runtime=res("benchmarks", "runtime"),
         params:
+            code=BENCH_RUN_CODE,
             flags=lambda wc: bsmk.model_flags(STUDY, wc.model),
             settings=bsmk.settings_arg(BENCH, BENCH.mode),
             specs=bsmk.specs_arg(BENCH, BENCH_RUN),
@@ -147,10 +160,12 @@ else:
             "../../envs/benchmarks.yaml"
         threads: BENCH.threads
         resources:
+            **res_extra("benchmarks"),
             gpu=res("benchmarks", "gpu"),
             mem_mb=res("benchmarks", "mem_mb"),
             runtime=res("benchmarks", "runtime"),
         params:
+            code=BENCH_RUN_CODE,
             flags=lambda wc: bsmk.model_flags(STUDY, wc.model),
             settings=bsmk.settings_arg(BENCH, BENCH.mode),
             spec=lambda wc: bsmk.specs_arg(BENCH, [wc.task]),
@@ -177,10 +192,12 @@ else:
             "../../envs/benchmarks.yaml"
         threads: BENCH.threads
         resources:
+            **res_extra("benchmarks"),
             gpu=res("benchmarks", "gpu"),
             mem_mb=res("benchmarks", "mem_mb"),
             runtime=res("benchmarks", "runtime"),
         params:
+            code=BENCH_RUN_CODE,
             flags=lambda wc: bsmk.model_flags(STUDY, wc.model),
             settings=bsmk.settings_arg(BENCH, SCREEN_OTHER),
             spec=lambda wc: bsmk.specs_arg(BENCH, [wc.task]),
@@ -211,6 +228,9 @@ rule bench_params:
             else ""
         ),
         tolerance=BENCH.params_tolerance,
+        code=code_hash(
+            "workflow/scripts/bench_params.py", "workflow/rmselect/bench/params.py"
+        ),
     shell:
         "python workflow/scripts/bench_params.py --model {wildcards.model}"
         " --model-ref {params.ref} --kind {params.kind} --params-b {params.params_b}"
@@ -234,6 +254,11 @@ rule features_table:
     conda:
         "../../envs/benchmarks.yaml"
     params:
+        code=code_hash(
+            "workflow/scripts/features_table.py",
+            "workflow/rmselect/bench/features.py",
+            "workflow/rmselect/bench/published.py",
+        ),
         models=bsmk.models_arg(STUDY, ALL_MODELS),
         tasks=bsmk.json_arg(BENCH_TASKS),
         run_tasks=bsmk.json_arg(BENCH_RUN),
@@ -271,6 +296,10 @@ rule screening_agreement:
     conda:
         "../../envs/benchmarks.yaml"
     params:
+        code=code_hash(
+            "workflow/scripts/bench_agreement.py",
+            "workflow/rmselect/bench/agreement.py",
+        ),
         models=bsmk.json_arg(SCREEN_MODELS),
         tasks=bsmk.json_arg(SCREEN_TASKS),
         small=lambda wc, input: Path(input.small[0]).parents[1],
