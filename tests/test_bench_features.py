@@ -207,3 +207,38 @@ def test_rule_arguments_round_trip():
     assert smk.presence_domains({"presence": {"domains": {"wiki": {}, "code": {}}}}) == [
         "wiki", "code"]
     assert smk.presence_domains({"presence": {}}) == []
+
+
+def test_features_script_end_to_end(tmp_path: Path):
+    runs = tmp_path / "benchmarks"
+    for m, score in (("toyqwen-1-s", 40.0), ("Qwen2.5-0.5B-Instruct", 0.0)):
+        (runs / m).mkdir(parents=True)
+        (runs / m / "t1.json").write_text(json.dumps({"score": score, "mode": "small"}))
+    (runs / "toyqwen-1-s" / "params.json").write_text(
+        json.dumps({"source": "safetensors", "params_b": 0.00014}))
+    pres = tmp_path / "summary.csv"
+    pres.write_text("model,domain,mean,std,n_docs\ntoyqwen-1-s,code,-3.5,0.2,64\n")
+    pub = tmp_path / "pub.csv"
+    pub.write_text("name,Avg\nqwen/qwen2.5-0.5b-instruct,12.5\nunknown/x,3\n")
+    models = {"toyqwen-1-s": {"source": "toy:a", "params_b": 0.0001, "tokens_t": None},
+              "Qwen2.5-0.5B-Instruct": {"source": "Qwen/Qwen2.5-0.5B-Instruct",
+                                        "params_b": 0.49, "tokens_t": 18.0}}
+    out = tmp_path / "tables"
+    rc = features.main([
+        "--models", json.dumps(models), "--tasks", json.dumps(["t1"]),
+        "--run-tasks", json.dumps(["t1"]), "--runs-dir", str(runs),
+        "--published", json.dumps({"path": str(pub), "name_column": "name",
+                                   "columns": {"Avg": "openllm_v2"}}),
+        "--presence", str(pres), "--presence-domains", json.dumps(["code"]),
+        "--out", str(out / "f.csv"), "--out-sources", str(out / "s.csv"),
+        "--out-published", str(out / "p.csv"),
+    ])
+    assert rc == 0
+    lines = (out / "f.csv").read_text().splitlines()
+    assert lines[0] == "model,t1,openllm_v2,params_b,tokens_t,presence_code"
+    assert lines[1] == "toyqwen-1-s,40.0,,0.00014,,-3.5"
+    assert lines[2] == "Qwen2.5-0.5B-Instruct,0.0,12.5,0.49,18.0,"
+    report = pl.read_csv(out / "p.csv")
+    assert set(report["kind"]) == {"matched", "unmatched_name", "model_without_row"}
+    src = pl.read_csv(out / "s.csv")
+    assert src.filter(pl.col("feature") == "openllm_v2")["source"].to_list() == ["imported"]
