@@ -55,3 +55,21 @@ def test_family_share_top_k():
     s = family_share(lb, top=3)  # ranks 1..3: l, l, q
     d = dict(zip(s["base_family"], s["share_pct"]))
     assert d == pytest.approx({"l": 200 / 3, "q": 100 / 3})
+
+
+def test_leaderboard_placeholder_without_csv(tmp_path):
+    from rmselect.analysis.leaderboard import main
+
+    assert main(["--out", str(tmp_path / "share.csv"), "--figure", str(tmp_path / "f.png")]) == 0
+    assert pl.read_csv(tmp_path / "share.csv").height == 0
+    assert (tmp_path / "f.png").exists() and (tmp_path / "f.pdf").exists()
+
+
+def test_model_table_has_groups_and_defaults(tmp_path):
+    from analysis_helpers import fixture_models_csv
+
+    m = pl.read_csv(fixture_models_csv(tmp_path))
+    row = m.filter(pl.col("model") == "famb-2b").row(0, named=True)
+    # params 2.0 falls in medium [1, 5) whose default is fama-2b
+    assert row["size_group"] == "medium" and row["group_default"] == "fama-2b"
+    assert m.height == 12 and not m["candidate"].any()
