@@ -53,7 +53,7 @@ def test_table_and_ratio_by_hand(tmp_path):
     gj.write_text(json.dumps({"gpu_s": 7.5}))
     rows += read_gpu_json([{"glob": str(tmp_path / "benchmarks/*/*.json"),
                             "stage": "benchmarks", "rule": "bench_gpu"}], ["m1", "m2"])
-    t = cost_table(rows)
+    t = cost_table(rows, {"rm_train": {"m1": 2, "m2": 4}})
     m1 = t.filter((t["rule"] == "rm_train") & (t["model"] == "m1")).row(0, named=True)
     assert m1["jobs"] == 2 and m1["wall_s"] == 200 and m1["cpu_s"] == 180
     assert m1["max_rss_mb"] == 700 and m1["stage"] == "rm_train"
@@ -67,6 +67,9 @@ def test_table_and_ratio_by_hand(tmp_path):
     assert s["screening"]["gpu_s"] == pytest.approx(7.5)
     assert s["screening_to_rm_grid_ratio"]["gpu_s"] is None  # no GPU time in the RM grid
     assert s["total"]["wall_s"] == pytest.approx(445.0)
+    # allocated GPU-seconds: m1 2 GPUs x 200 s + m2 4 GPUs x 200 s = 1200
+    assert s["rm_grid"]["gpu_s_alloc"] == pytest.approx(1200.0)
+    assert m1["gpu_s_alloc"] == pytest.approx(400.0)
 
 
 def test_empty_cost_dir_gives_header_only(tmp_path):

@@ -5,6 +5,7 @@
 from rmselect.analysis.models import study_rows
 from rmselect.analysis.settings import (
     analysis_settings,
+    gpu_allocation,
     producible,
     shell_json,
     shell_words,
@@ -466,9 +467,11 @@ rule analysis_cost:
         script=f"{ASCRIPT}/analysis_cost.py",
         cost_dir=COST,
         cost=shell_json(A["cost"]),
+        gpus=shell_json(gpu_allocation(STUDY)),
     shell:
         "python {params.script} --cost-dir {params.cost_dir} --models {input.models}"
-        " --config {params.cost} --out {output.csv} --out-summary {output.summary}"
+        " --config {params.cost} --gpus {params.gpus} --out {output.csv}"
+        " --out-summary {output.summary}"
         " > {log} 2>&1"
 
 

@@ -12,8 +12,14 @@ e.g. the benchmark outputs.
   to the rule folder as a whole path/name component (delimited by ``/ _ , =`` or the
   extension); ``(none)`` for jobs without a model.
 
-``cost.csv``: stage, rule, model, jobs, wall_s, cpu_s, max_rss_mb (largest), gpu_s.
-``cost_summary.csv``: quantity, wall_s, cpu_s, gpu_s: one row per stage, ``total``,
+* ``gpu_s``: GPU-seconds a job recorded itself (``gpu_s`` column or JSON field);
+  ``gpu_s_alloc``: wall seconds × the GPUs the job was allocated (``--gpus``: the GPU count
+  that ``rmselect.cluster.resources`` gives the job's stage — the stage names ``rm_train,
+  posttrain, eval, benchmarks, presence`` are resource kinds — for its model; 0 on CPU runs).
+
+``cost.csv``: stage, rule, model, jobs, wall_s, cpu_s, max_rss_mb (largest), gpu_s,
+gpu_s_alloc.
+``cost_summary.csv``: quantity, wall_s, cpu_s, gpu_s, gpu_s_alloc: one row per stage, ``total``,
 ``screening`` (rules with a prefix in ``analysis.cost.screening``; paper: ``bench_``,
 ``presence_``), ``rm_grid`` (prefixes in ``analysis.cost.rm_grid``; ``rm_train``) and
 ``screening_to_rm_grid_ratio`` (screening ÷ rm_grid; empty when the RM grid cost is 0).
@@ -56,7 +62,9 @@ COLUMNS = {
     "cpu_s": pl.Float64,
     "max_rss_mb": pl.Float64,
     "gpu_s": pl.Float64,
+    "gpu_s_alloc": pl.Float64,
 }
+SUMS = ("wall_s", "cpu_s", "gpu_s", "gpu_s_alloc")
 
 
 def stage_of(rule: str, stages: Mapping[str, Sequence[str]]) -> str:
@@ -136,9 +144,15 @@ def read_gpu_json(specs: Sequence[Mapping[str, str]], models: Sequence[str]) -> 
     return rows
 
 
-def cost_table(rows: list[dict[str, Any]]) -> pl.DataFrame:
+def cost_table(
+    rows: list[dict[str, Any]], gpus: Mapping[str, Mapping[str, int]] | None = None
+) -> pl.DataFrame:
+    """Sum jobs per (stage, rule, model); ``gpus`` = {stage: {model: allocated GPUs}}."""
     if not rows:
         return pl.DataFrame(schema=COLUMNS)
+    gpus = gpus or {}
+    for r in rows:
+        r["gpu_s_alloc"] = r["wall_s"] * float(gpus.get(r["stage"], {}).get(r["model"], 0))
     return (
         pl.DataFrame(rows)
         .group_by("stage", "rule", "model")
@@ -148,6 +162,7 @@ def cost_table(rows: list[dict[str, Any]]) -> pl.DataFrame:
             pl.col("cpu_s").sum(),
             pl.col("max_rss_mb").max(),
             pl.col("gpu_s").sum(),
+            pl.col("gpu_s_alloc").sum(),
         )
         .sort("stage", "rule", "model")
         .select(list(COLUMNS))
@@ -160,7 +175,7 @@ def summary(
     out = []
 
     def tot(d: pl.DataFrame, name: str) -> dict[str, Any]:
-        return {"quantity": name} | {c: float(d[c].sum()) for c in ("wall_s", "cpu_s", "gpu_s")}
+        return {"quantity": name} | {c: float(d[c].sum()) for c in SUMS}
 
     for st in cost["stage"].unique(maintain_order=True).sort().to_list():
         out.append(tot(cost.filter(pl.col("stage") == st), f"stage:{st}"))
@@ -176,13 +191,10 @@ def summary(
     s, r = tot(by_prefix(screening), "screening"), tot(by_prefix(rm_grid), "rm_grid")
     out += [s, r]
     ratio = {"quantity": "screening_to_rm_grid_ratio"}
-    for c in ("wall_s", "cpu_s", "gpu_s"):
+    for c in SUMS:
         ratio[c] = s[c] / r[c] if r[c] > 0 else None
     out.append(ratio)
-    return pl.DataFrame(
-        out, schema={"quantity": pl.String, "wall_s": pl.Float64, "cpu_s": pl.Float64,
-                     "gpu_s": pl.Float64}
-    )
+    return pl.DataFrame(out, schema={"quantity": pl.String} | {c: pl.Float64 for c in SUMS})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -192,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--cost-dir", default="results/cost")
     ap.add_argument("--models", required=True, help="results/analysis/models.csv")
     ap.add_argument("--config", default="{}", help="JSON of analysis.cost")
+    ap.add_argument("--gpus", default="{}", help="JSON {stage: {model: allocated GPUs}}")
     ap.add_argument("--out", required=True)
     ap.add_argument("--out-summary", required=True)
     a = ap.parse_args(argv)
@@ -202,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = read_benchmarks(a.cost_dir, names, stages)
     rows += read_gpu_json(cfg.get("gpu_json", []) or [], names)
     log.info("cost: %d benchmark/GPU records from %s", len(rows), a.cost_dir)
-    cost = cost_table(rows)
+    cost = cost_table(rows, json.loads(a.gpus))
     summ = summary(cost, cfg.get("screening", ["bench_", "presence_"]),
                    cfg.get("rm_grid", ["rm_train"]))
     write_table(a.out, cost)

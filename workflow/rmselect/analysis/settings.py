@@ -121,3 +121,24 @@ def producible(path: str | None, rules: Any) -> bool:
     if Path(path).exists():
         return True
     return any(str(f) == path for r in rules for f in r.output)
+
+
+def gpu_allocation(study: Any) -> dict[str, dict[str, int]]:
+    """GPUs a job of each GPU kind gets per model (``rmselect.cluster.resources``).
+
+    The cost table multiplies a job's wall time by this to give allocated GPU-seconds. A model
+    whose resources cannot be computed is left out (its jobs then count 0 allocated GPUs).
+    """
+    from rmselect.cluster.resources import GPU_KINDS, resources_for
+
+    out: dict[str, dict[str, int]] = {}
+    for kind in GPU_KINDS:
+        per: dict[str, int] = {}
+        for name, m in study.models.items():
+            try:
+                g = resources_for(kind, m.params_b, study.config, name)["gpu"]
+            except Exception:  # noqa: BLE001 - a cost estimate must not break the DAG
+                continue
+            per[name] = int(g or 0)
+        out[kind] = per
+    return out
