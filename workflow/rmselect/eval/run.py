@@ -27,7 +27,14 @@ from rmselect.eval.metrics import WEIGHT_MODES, ScoreOptions, per_example, score
 from rmselect.io import write_json, write_table
 
 #: Keys of a benchmark config entry that are options, not data-set fields.
-ENTRY_OPTIONS = ("ignore_unknown_subsets", "include_prior_sets", "prior_sets", "weights", "derive_from")
+ENTRY_OPTIONS = (
+    "ignore_unknown_subsets",
+    "include_prior_sets",
+    "prior_sets",
+    "weights",
+    "derive_from",
+    "limit_per_subset",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         required=True,
         help="benchmark config entry as JSON: {\"path\": file} or {\"hub\": id, \"split\": s}"
-        " plus options ignore_unknown_subsets, include_prior_sets, prior_sets, weights",
+        " plus options ignore_unknown_subsets, include_prior_sets, prior_sets, weights,"
+        " limit_per_subset",
     )
     p.add_argument("--rm", required=True, help="RM folder (AutoModelForSequenceClassification) or hub id")
     p.add_argument("--model", required=True, help="model name (table row) for provenance")
@@ -59,7 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (0: no CIs)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    p.add_argument("--limit-per-subset", type=int, default=None, help="debug: first N rows per subset")
+    p.add_argument(
+        "--limit-per-subset", type=int, default=None,
+        help="first N rows per subset (debug; a limit_per_subset in --data wins)",
+    )
     p.add_argument("--out-json", required=True)
     p.add_argument("--out-scores", required=True)
     return p
@@ -94,7 +105,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         ignore_unknown_subsets=bool(entry.get("ignore_unknown_subsets", False)),
         include_prior_sets=bool(entry.get("include_prior_sets", False)),
         prior_sets=entry.get("prior_sets"),
-        limit_per_subset=args.limit_per_subset,
+        limit_per_subset=entry.get("limit_per_subset") or args.limit_per_subset,
     )
     selected = read_selected(args.selected)
     rm = load_reward_model(
@@ -154,6 +165,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             "chat_template": "override" if args.chat_template else "tokenizer or fallback",
             "data_source": data.source,
             "n_examples": data.n_examples,
+            "limit_per_subset": entry.get("limit_per_subset") or args.limit_per_subset,
             "n_texts": data.items.height,
             "n_truncated": trunc.truncated,
             "n_response_cut": trunc.response_cut,
