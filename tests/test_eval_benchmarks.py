@@ -145,3 +145,18 @@ def test_hub_path_uses_load_dataset_with_the_default_split(monkeypatch):
     assert set(data.present_subsets) == {"hep-go", "math-prm", "anthropic_helpful", "anthropic_hhh", "shp", "summarize"}
     with pytest.raises(BenchmarkDataError, match="no 'prior_sets' data set"):
         load_benchmark("rewardbench", {"hub": "allenai/reward-bench"}, include_prior_sets=True)
+
+
+def test_eval_toy_sets_script_writes_a_loadable_set(tmp_path):
+    from rmselect.eval.toysets import main
+
+    src = tmp_path / "rb.jsonl"
+    v1(["alpacaeval-easy"] * 3 + ["hep-go"] * 2).write_ndjson(src)
+    out = tmp_path / "rb2.jsonl"
+    assert main(["--source", json.dumps({"path": str(src)}), "--format", "rewardbench2", "--n-ties", "1", "--out", str(out)]) == 0
+    data = load_benchmark("rewardbench2", {"path": str(out)})
+    assert data.n_examples == 5 + 2 and "Ties" in data.present_subsets
+    bad = tmp_path / "bad.jsonl"
+    v1(["nope"]).write_ndjson(bad)
+    assert main(["--source", json.dumps({"path": str(bad)}), "--format", "rmbench", "--out", str(tmp_path / "x.jsonl")]) == 1
+    assert not (tmp_path / "x.jsonl").exists()
