@@ -50,7 +50,6 @@ from rmselect.eval.benchmarks import (
     RB1_OFFICIAL_WEIGHTS,
     RB1_PRIOR_SECTION,
     RB2_TIES,
-    RMB_DOMAINS,
     BenchmarkData,
     sections_of,
 )
