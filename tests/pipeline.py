@@ -41,14 +41,13 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def _reduce_lists(node: Any, key_re: re.Pattern[str]) -> Any:
+def _reduce_lists(node: Any, key_re: re.Pattern[str], hit: bool = False) -> Any:
     """Keep only the first element of every list under a key matching ``key_re``."""
     if isinstance(node, dict):
-        return {
-            k: (v[:1] if isinstance(v, list) and v and key_re.search(str(k)) else
-                _reduce_lists(v, key_re))
-            for k, v in node.items()
-        }  # fmt: skip
+        return {k: _reduce_lists(v, key_re, hit or bool(key_re.search(str(k))))
+                for k, v in node.items()}  # fmt: skip
+    if isinstance(node, list) and hit and node:
+        return node[:1]
     return node
 
 
@@ -72,7 +71,11 @@ def reduced_config(base: dict[str, Any], table: str) -> dict[str, Any]:
         pass
     cfg["toy"] = toy
     # one learning rate per grid, wherever the rm section keeps its grids
-    cfg["rm"] = _reduce_lists(cfg.get("rm", {}) or {}, re.compile(r"(^|_)lrs?($|_)|grid"))
+    rm = _reduce_lists(cfg.get("rm", {}) or {}, re.compile(r"(^|_)lrs?($|_)|grid"))
+    for key, value in (("max_train_examples", 64), ("max_val_pairs", 32)):
+        if key in rm:
+            rm[key] = value
+    cfg["rm"] = rm
     ev = cfg.get("eval", {}) or {}
     if isinstance(ev.get("benchmarks"), dict) and "rewardbench" in ev["benchmarks"]:
         ev["benchmarks"] = {"rewardbench": ev["benchmarks"]["rewardbench"]}
@@ -91,6 +94,12 @@ def reduced_config(base: dict[str, Any], table: str) -> dict[str, Any]:
                 if len([t for t in parts if t in keep]) >= 1
             }
     cfg["benchmarks"] = bm
+    pr = cfg.get("presence", {}) or {}
+    if "n_docs" in pr:
+        pr["n_docs"] = 16
+    if isinstance(pr.get("domains"), dict) and len(pr["domains"]) > 2:
+        pr["domains"] = dict(list(pr["domains"].items())[:2])
+    cfg["presence"] = pr
     cfg.setdefault("posttrain", {})["variants"] = []
     cfg.setdefault("recommend", {})["candidates"] = []
     return cfg

@@ -114,11 +114,15 @@ def res(kind, key):
     return _value
 
 
-def res_extra(kind):
-    """The SLURM-side resources besides gpu/mem_mb/runtime, for `resources: **res_extra(k)`."""
+def res_extra(kind, getter=None):
+    """The SLURM-side resources besides gpu/mem_mb/runtime, for `resources: **res_extra(k)`.
+
+    `getter(key)` replaces `res(kind, key)` for rules with their own size lookup.
+    """
     from rmselect.cluster.resources import EXTRA_KEYS
 
-    return {key: res(kind, key) for key in EXTRA_KEYS}
+    getter = getter or (lambda key: res(kind, key))
+    return {key: getter(key) for key in EXTRA_KEYS}
 
 
 def res_all(kind):
