@@ -61,7 +61,8 @@ def plot(df: pl.DataFrame, stem: str) -> None:
     objs = df["objective"].unique(maintain_order=True).to_list() or ["(none)"]
     n = max(df.group_by("objective").len()["len"].max() or 1, 1) if df.height else 1
     fig, axes = plotting.figure(
-        "double", height=max(2.2, 0.16 * n + 1.0), ncols=len(objs), squeeze=False, sharey=False
+        "double", height=max(2.2, 0.16 * n + 1.0), ncols=len(objs), squeeze=False, sharey=False,
+        layout="constrained",
     )
     groups = df["size_group"].unique(maintain_order=True).to_list()
     for ax, obj in zip(axes[0], objs):

@@ -386,7 +386,7 @@ def plot_coefficients(summary: dict[str, Any], stem: str) -> None:
     n = max([len(summary["objectives"][o]["coefficients"]) for o in objs
              if o in summary["objectives"]] or [1])
     fig, axes = plotting.figure("double", height=max(1.8, 0.18 * min(n, 25) + 0.9),
-                                ncols=len(objs), squeeze=False)
+                                ncols=len(objs), squeeze=False, layout="constrained")
     for ax, obj in zip(axes[0], objs):
         co = summary["objectives"].get(obj, {}).get("coefficients", [])[:25][::-1]
         ax.barh(range(len(co)), [c["coef"] for c in co],
