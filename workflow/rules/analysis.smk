@@ -169,7 +169,11 @@ rule analysis_selection:
         models=f"{AN}/models.csv",
         coverage=f"{AN}/coverage.csv",
     output:
-        json=f"{AN}/selection_model.json",
+        json=report(
+            f"{AN}/selection_model.json",
+            caption="../report/selection_model.rst",
+            category="Tables",
+        ),
         csv=report(
             f"{AN}/selection_coverage.csv",
             caption="../report/selection_table.rst",
