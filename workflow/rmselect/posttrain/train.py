@@ -143,6 +143,13 @@ def init_distributed(use_cuda: bool) -> tuple[int, int]:
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(REPO_ROOT / ".torch_extensions"))
     import deepspeed
 
+    if not use_cuda and os.environ.get("RMSELECT_DS_SHM") != "1":
+        # DeepSpeed's shared-memory CPU allreduce is a C++ build of minutes on first use and
+        # only speeds up multi-process CPU runs; gloo does the job. RMSELECT_DS_SHM=1 keeps it.
+        import importlib
+
+        ds_torch = importlib.import_module("deepspeed.comm.torch")
+        ds_torch.build_shm_op = lambda: None  # type: ignore[attr-defined]
     deepspeed.init_distributed(dist_backend="nccl" if use_cuda else "gloo", verbose=False)
     if use_cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
