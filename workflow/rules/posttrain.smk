@@ -58,15 +58,15 @@ rule posttrain_variant:
         f"{LOGS}/posttrain_variant/{{model}}.log",
     benchmark:
         f"{COST}/posttrain_variant/{{model}}.tsv"
-    conda:
-        "../../envs/posttrain.yaml"
     wildcard_constraints:
         model=psmk.name_regex(POSTTRAIN_VARIANTS),
+    conda:
+        "../../envs/posttrain.yaml"
     resources:
+        **res_extra("posttrain"),
         gpu=res("posttrain", "gpu"),
         mem_mb=res("posttrain", "mem_mb"),
         runtime=res("posttrain", "runtime"),
-        **res_extra("posttrain"),
     params:
         launch=lambda wc: psmk.launcher(res("posttrain", "gpu")(wc)),
         zero=lambda wc: res("posttrain", "zero")(wc) or 0,
@@ -96,7 +96,7 @@ rule posttrain_lineage:
         runtime=res("analysis", "runtime"),
     params:
         models=psmk.lineage_models_arg(STUDY),
-        stem="results/figures/posttraining",
+        stem=lambda wc, output: str(Path(output.png).with_suffix("")),
     shell:
         "python workflow/scripts/lineage_table.py --rm-scores {input.rm_scores}"
         " --models {params.models} --out {output.table} --figure {params.stem} > {log} 2>&1"

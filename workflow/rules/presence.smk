@@ -9,7 +9,6 @@
 #   results/figures/presence_distributions.png|pdf, results/figures/presence_jsd.png|pdf
 #
 # Logic: workflow/rmselect/presence/.
-from rmselect.cluster.resources import resources_for
 from rmselect.presence import smk as prsmk
 
 try:
@@ -44,25 +43,6 @@ PRESENCE_TARGETS = (
 )
 
 
-def presence_res(key):
-    """Resources of a presence job (reference models are not in the model table)."""
-
-    def _value(wildcards, attempt=1):
-        name = wildcards.model
-        extra = STUDY.model(name).extra if name in STUDY.models else None
-        return resources_for(
-            "presence",
-            prsmk.params_b(STUDY, PRESENCE, name),
-            STUDY.config,
-            name,
-            model_extra=extra,
-            cluster=CLUSTER,
-            attempt=attempt,
-        )[key]
-
-    return _value
-
-
 rule presence:
     input:
         PRESENCE_TARGETS,
@@ -81,19 +61,20 @@ rule presence_score:
         f"{LOGS}/presence_score/{{model}}.log",
     benchmark:
         f"{COST}/presence_score/{{model}}.tsv"
-    conda:
-        "../../envs/presence.yaml"
     wildcard_constraints:
         model=prsmk.name_regex(PRESENCE_SCORED),
+    conda:
+        "../../envs/presence.yaml"
     resources:
-        gpu=presence_res("gpu"),
-        mem_mb=presence_res("mem_mb"),
-        runtime=presence_res("runtime"),
+        gpu=prsmk.resource(STUDY, PRESENCE, CLUSTER, "gpu"),
+        mem_mb=prsmk.resource(STUDY, PRESENCE, CLUSTER, "mem_mb"),
+        runtime=prsmk.resource(STUDY, PRESENCE, CLUSTER, "runtime"),
     params:
+        slot=GPU_SLOT,
         flags=lambda wc: prsmk.score_flags(STUDY, PRESENCE, wc.model),
         out=lambda wc, output: str(Path(output.provenance).parent),
     shell:
-        "OMP_NUM_THREADS=1 {GPU_SLOT} {resources.gpu} -- python workflow/scripts/presence_score.py"
+        "OMP_NUM_THREADS=1 {params.slot} {resources.gpu} -- python workflow/scripts/presence_score.py"
         " {params.flags} --out-dir {params.out} > {log} 2>&1"
 
 
@@ -112,10 +93,10 @@ rule presence_reuse:
         provenance="results/presence/{model}/presence.json",
     log:
         f"{LOGS}/presence_reuse/{{model}}.log",
-    conda:
-        "../../envs/presence.yaml"
     wildcard_constraints:
         model=prsmk.name_regex(PRESENCE_REUSED),
+    conda:
+        "../../envs/presence.yaml"
     params:
         src=lambda wc, input: str(Path(input.provenance).parent),
         out=lambda wc, output: str(Path(output.provenance).parent),
@@ -129,7 +110,9 @@ rule presence_reuse:
 rule presence_distributions:
     input:
         scores=PRESENCE_FILES,
-        provenance=expand("results/presence/{model}/presence.json", model=PRESENCE_MODELS),
+        provenance=expand(
+            "results/presence/{model}/presence.json", model=PRESENCE_MODELS
+        ),
     output:
         summary="results/presence/summary.csv",
         histograms="results/presence/histograms.csv",
@@ -148,9 +131,11 @@ rule presence_distributions:
         models=PRESENCE_MODELS,
         domains=PRESENCE_DOMAINS,
         bins=PRESENCE["bins"],
+        dir=lambda wc, input: str(Path(input.provenance[0]).parent.parent),
+        fig_dist=lambda wc, output: str(Path(output.figures[0]).with_suffix("")),
+        fig_jsd=lambda wc, output: str(Path(output.figures[2]).with_suffix("")),
     shell:
-        "python workflow/scripts/presence_distributions.py --presence-dir results/presence"
+        "python workflow/scripts/presence_distributions.py --presence-dir {params.dir}"
         " --models {params.models} --domains {params.domains} --bins {params.bins}"
         " --summary {output.summary} --histograms {output.histograms} --jsd {output.jsd}"
-        " --fig-distributions results/figures/presence_distributions"
-        " --fig-jsd results/figures/presence_jsd > {log} 2>&1"
+        " --fig-distributions {params.fig_dist} --fig-jsd {params.fig_jsd} > {log} 2>&1"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from rmselect.config import ConfigError, Study
 from rmselect.posttrain.smk import name_regex  # noqa: F401  (re-exported for presence.smk)
@@ -110,3 +110,16 @@ def score_flags(study: Study, cfg: Mapping[str, Any], name: str) -> str:
     if trust_remote_code(study, cfg, name):
         flags.append("--trust-remote-code")
     return " ".join(shlex.quote(f) for f in flags)
+
+
+def resource(study: Study, cfg: Mapping[str, Any], cluster: Any, key: str) -> Callable[..., Any]:
+    """A Snakemake resource callable for presence jobs (reference models included)."""
+    from rmselect.cluster.resources import resources_for
+
+    def _value(wildcards: Any, attempt: int = 1) -> Any:
+        name = wildcards.model
+        extra = study.model(name).extra if name in study.models else None
+        return resources_for("presence", params_b(study, cfg, name), study.config, name,
+                             model_extra=extra, cluster=cluster, attempt=attempt)[key]
+
+    return _value
