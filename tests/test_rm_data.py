@@ -121,6 +121,27 @@ def test_batch_plan_deterministic_world_size_independent_and_low_padding():
     assert D.padding_fraction(random_mbs) > 0.2
 
 
+def test_sign_agrees_with_the_toy_zoo():
+    toy = pytest.importorskip("rmselect.toy.data")
+    assert toy.PREFERENCE_SIGN == D.PREFERENCE_SIGN
+
+
+def test_pack_rows_layout_and_low_padding():
+    rng = np.random.default_rng(0)
+    seqs = [list(range(1, int(n) + 1)) for n in rng.integers(16, 70, size=32)]
+    pk = D.pack_rows(seqs, 0)
+    assert pk.padding_fraction <= 0.05 < D.padding_fraction([seqs])
+    for i, s in enumerate(seqs):  # each sequence intact, positions restart at 0
+        r, c = int(pk.last_row[i]), int(pk.last_col[i])
+        start = c - len(s) + 1
+        assert pk.input_ids[r, start : c + 1].tolist() == s
+        assert pk.position_ids[r, start : c + 1].tolist() == list(range(len(s)))
+    # A small kappa (attention dear) prefers narrower rows than a large one.
+    narrow, wide = D.choose_layout([len(s) for s in seqs], 50.0), D.choose_layout(
+        [len(s) for s in seqs], 1e6)
+    assert narrow[1] <= wide[1]
+
+
 def test_pad_batch_sides():
     ids, mask = D.pad_batch([[5, 6, 7], [8]], 0, "right")
     assert ids.tolist() == [[5, 6, 7], [8, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]

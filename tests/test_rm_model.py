@@ -63,6 +63,19 @@ def test_reward_is_read_at_the_last_real_token_for_any_padding(base):
 
 
 @torch.no_grad()
+def test_packed_rows_give_the_same_rewards_as_separate_sequences(base):
+    tok, _, rm = _rm(base, labels=5)
+    ids = D.tokenize_responses(tok, PROMPTS * 3, RESPONSES * 3, None, None)
+    single = torch.cat([rm(torch.tensor([s]), torch.ones(1, len(s), dtype=torch.long)) for s in ids])
+    pk = D.pack_rows(ids, tok.pad_token_id)
+    assert pk.input_ids.shape[0] < len(ids)  # several sequences share a row
+    assert pk.padding_fraction < D.padding_fraction([ids])
+    out = rm(pk.input_ids, position_ids=pk.position_ids, last_row=pk.last_row,
+             last_col=pk.last_col)
+    torch.testing.assert_close(out, single, atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
 def test_plain_transformers_scores_equal_ours_after_saving(base, tmp_path):
     tok, hf, rm = _rm(base, labels=5)
     ids = D.tokenize_responses(tok, PROMPTS, RESPONSES, None, None)

@@ -23,6 +23,7 @@ Conventions (all tested in tests/test_rm_data.py):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -305,6 +306,97 @@ def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int, side: str = "right"):
             ids[i, width - len(s) :] = t
             mask[i, width - len(s) :] = 1
     return ids, mask
+
+
+@dataclass
+class Packed:
+    """Sequences packed into rows: ``input_ids``/``position_ids`` (rows x width) and, per
+    sequence in input order, the (row, column) of its last token."""
+
+    input_ids: Any
+    position_ids: Any
+    last_row: Any
+    last_col: Any
+    widths: list[int]
+
+    @property
+    def padding_fraction(self) -> float:
+        total = self.input_ids.numel()
+        return 0.0 if total == 0 else 1.0 - sum(self.widths) / total
+
+
+def balanced_rows(lengths: Sequence[int], n_rows: int) -> tuple[list[list[int]], int]:
+    """Longest-processing-time split of sequences into ``n_rows`` rows; (rows, width)."""
+    import heapq
+
+    heap = [(0, r) for r in range(n_rows)]
+    rows: list[list[int]] = [[] for _ in range(n_rows)]
+    for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        load, r = heapq.heappop(heap)
+        rows[r].append(i)
+        heapq.heappush(heap, (load + lengths[i], r))
+    rows = [row for row in rows if row]
+    return rows, max(sum(lengths[i] for i in row) for row in rows)
+
+
+def choose_layout(lengths: Sequence[int], kappa: float = 1024.0,
+                  max_padding: float = 0.05) -> tuple[list[list[int]], int]:
+    """Rows for :func:`pack_rows`: the cheapest layout whose padding is <= ``max_padding``.
+
+    Cost of ``R`` rows of width ``W`` ~ ``R W (1 + W / kappa)``: the linear layers scale with
+    positions, dense masked attention with ``W`` per position; ``kappa`` = per-token
+    linear work / per-position attention work (~ 2 hidden + 1.5 ffn, see
+    :func:`rmselect.rm.model.attention_ratio`). When no layout reaches ``max_padding`` the
+    least padded one is used.
+    """
+    total = sum(lengths)
+    best_ok = best_any = None
+    for n_rows in range(1, len(lengths) + 1):
+        rows, width = balanced_rows(lengths, n_rows)
+        pad = 1.0 - total / (len(rows) * width)
+        cost = len(rows) * width * (1.0 + width / kappa)
+        if pad <= max_padding and (best_ok is None or cost < best_ok[0]):
+            best_ok = (cost, rows, width)
+        if best_any is None or pad < best_any[0]:
+            best_any = (pad, rows, width)
+    chosen = best_ok if best_ok is not None else best_any
+    assert chosen is not None
+    return chosen[1], chosen[2]
+
+
+def pack_rows(seqs: Sequence[Sequence[int]], pad_id: int, kappa: float = 1024.0,
+              max_padding: float = 0.05) -> Packed:
+    """Pack sequences into rows (no attention across sequences), padding <= ``max_padding``
+    where possible (:func:`choose_layout`).
+
+    Inside a row every sequence's positions restart at 0, which transformers turns into a
+    block-diagonal causal mask when no attention mask is given; the row's tail is padding
+    whose positions continue the last sequence (causal attention never lets a real token
+    see it).
+    """
+    import torch
+
+    if not seqs:
+        raise ValueError("no sequences to pack")
+    lengths = [len(s) for s in seqs]
+    if min(lengths) == 0:
+        raise ValueError("empty token sequence")
+    rows, width = choose_layout(lengths, kappa, max_padding)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    pos = torch.zeros((len(rows), width), dtype=torch.long)
+    last_row = torch.zeros(len(seqs), dtype=torch.long)
+    last_col = torch.zeros(len(seqs), dtype=torch.long)
+    for r, members in enumerate(rows):
+        col = 0
+        for i in members:
+            n = len(seqs[i])
+            ids[r, col : col + n] = torch.as_tensor(list(seqs[i]), dtype=torch.long)
+            pos[r, col : col + n] = torch.arange(n)
+            last_row[i], last_col[i] = r, col + n - 1
+            col += n
+        if col < width:  # tail: continue the last sequence's positions
+            pos[r, col:] = torch.arange(col, width) - col + pos[r, col - 1] + 1
+    return Packed(ids, pos, last_row, last_col, [len(s) for s in seqs])
 
 
 def padding_fraction(seqs_per_batch: Sequence[Sequence[Sequence[int]]]) -> float:

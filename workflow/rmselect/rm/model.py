@@ -86,6 +86,19 @@ def trunk_of(model: Any) -> nn.Module:
     return trunk
 
 
+def attention_ratio(config: Any) -> float:
+    """Per-token linear work / per-position attention work of a transformer (for packing).
+
+    ~ (4 h^2 + 3 h ffn) / (2 h) = 2 h + 1.5 ffn; 1024 when the config does not say.
+    """
+    cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
+    h = getattr(cfg, "hidden_size", None)
+    ffn = getattr(cfg, "intermediate_size", None) or (4 * h if h else None)
+    if not h:
+        return 1024.0
+    return 2.0 * h + 1.5 * ffn
+
+
 def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """Position ids that count only real tokens (left padding gets the same positions)."""
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -98,16 +111,33 @@ class RewardModel(nn.Module):
         super().__init__()
         self.hf = hf
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Rewards ``(batch, num_labels)``."""
-        out = trunk_of(self.hf)(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=positions_from_mask(attention_mask),
-            use_cache=False,
-        )
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        last_row: torch.Tensor | None = None,
+        last_col: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Rewards ``(sequences, num_labels)``.
+
+        Padded input: ``input_ids`` + ``attention_mask`` (either side), one sequence per row.
+        Packed input (:func:`rmselect.rm.data.pack_rows`): ``position_ids`` restarting at 0
+        per sequence, no attention mask, and the (row, column) of every sequence's last token.
+        """
+        trunk = trunk_of(self.hf)
+        if attention_mask is not None:
+            out = trunk(input_ids=input_ids, attention_mask=attention_mask,
+                        position_ids=positions_from_mask(attention_mask), use_cache=False)
+        else:
+            if position_ids is None or last_row is None or last_col is None:
+                raise ValueError("packed input needs position_ids, last_row and last_col")
+            out = trunk(input_ids=input_ids, position_ids=position_ids, use_cache=False)
         hidden = out[0] if isinstance(out, (tuple, list)) else out.last_hidden_state
-        pooled = pool_last(hidden, attention_mask)
+        if attention_mask is not None:
+            pooled = pool_last(hidden, attention_mask)
+        else:
+            pooled = hidden[last_row, last_col]
         head = head_of(self.hf)
         return head(pooled.to(head.weight.dtype))
 

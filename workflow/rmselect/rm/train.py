@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--seed", type=int, default=42)
     a("--mega-batch", type=int, default=8, help="global batches sorted together by length")
     a("--eval-batch", type=int, default=32, help="sequences per validation forward")
+    a("--packing", action=argparse.BooleanOptionalAction, default=True,
+      help="pack a micro-batch's sequences into rows (block-diagonal attention) instead of "
+      "padding each to the longest")
     a("--merge-grid-step", type=float, default=0.05,
       help="regression: grid step of the merge-weight search used for the logged accuracy")
     a("--chat-template", default=None, help="chat template override (file or Jinja)")
@@ -112,6 +115,7 @@ class RunConfig:
     grad_clip: float
     seed: int
     mega_batch: int
+    packing: bool
     chat_template: str | None
     max_train_examples: int | None
     max_val_pairs: int | None
@@ -322,11 +326,18 @@ def ds_config(cfg: RunConfig, accum: int, cuda: bool) -> dict[str, Any]:
     return conf
 
 
-def _forward_rows(engine: Any, rows: list[list[int]], pad_id: int, device: Any):
-    from rmselect.rm.data import pad_batch
+def _forward_rows(engine: Any, rows: list[list[int]], pad_id: int, device: Any,
+                  pack: bool = False, kappa: float = 1024.0) -> tuple[Any, int]:
+    """Rewards of ``rows`` (one forward) and the number of positions computed."""
+    from rmselect.rm.data import pack_rows, pad_batch
 
+    if pack:
+        pk = pack_rows(rows, pad_id, kappa)
+        out = engine(pk.input_ids.to(device), position_ids=pk.position_ids.to(device),
+                     last_row=pk.last_row.to(device), last_col=pk.last_col.to(device))
+        return out, int(pk.input_ids.numel())
     ids, mask = pad_batch(rows, pad_id, "right")
-    return engine(ids.to(device), mask.to(device))
+    return engine(ids.to(device), mask.to(device)), int(ids.numel())
 
 
 def evaluate(engine: Any, prep: Prepared, pad_id: int, batch: int, rank: int, world: int,
@@ -352,7 +363,7 @@ def evaluate(engine: Any, prep: Prepared, pad_id: int, batch: int, rank: int, wo
             j = r * world + rank
             real = j < len(batches)
             idx = batches[j] if real else batches[0]
-            out = _forward_rows(engine, [seqs[i] for i in idx], pad_id, device)
+            out, _ = _forward_rows(engine, [seqs[i] for i in idx], pad_id, device)
             if real:
                 mine.append((idx, out.float().cpu().numpy()))
     engine.train()
@@ -430,7 +441,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rmselect.io import write_json
     from rmselect.rm import data as D
     from rmselect.rm.format import resolve_template
-    from rmselect.rm.model import RewardModel, load_for_training, prepare_tokenizer
+    from rmselect.rm.model import (
+        RewardModel,
+        attention_ratio,
+        load_for_training,
+        prepare_tokenizer,
+    )
 
     if not cuda:
         _skip_cpu_shm_op()
@@ -450,6 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         zero_stage=args.zero_stage, offload_optimizer=args.offload_optimizer,
         grad_checkpointing=args.grad_checkpointing, weight_decay=args.weight_decay,
         grad_clip=args.grad_clip, seed=args.seed, mega_batch=args.mega_batch,
+        packing=args.packing,
         chat_template=args.chat_template, max_train_examples=args.max_train_examples,
         max_val_pairs=args.max_val_pairs, world_size=world,
         extra={"merge_grid_step": args.merge_grid_step, "eval_batch": args.eval_batch},
@@ -490,11 +507,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         cfg.micro_batch, world, cfg.epochs, cfg.seed, cfg.mega_batch)
     n_steps = len(plan)
     points = eval_points(n_steps, cfg.eval_every)
-    pad_frac_plan = D.padding_fraction(
-        [prep.rows(mb) for st in plan for acc in st.micro for mb in acc])
     log.info(f"{n_train} training examples, {len(prep.val_chosen)} validation pairs, "
-             f"{n_steps} steps, evaluations at {points}; planned padding "
-             f"{pad_frac_plan:.3%}; truncation {prep.truncation}")
+             f"{n_steps} steps, evaluations at {points}; "
+             f"{'packed' if cfg.packing else 'padded'} batches; truncation {prep.truncation}")
 
     # ---- model and engine
     torch.manual_seed(cfg.seed)
@@ -504,6 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cfg.grad_checkpointing:
         hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = RewardModel(hf)
+    kappa = attention_ratio(hf.config)
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.offload_optimizer and cuda:
         from deepspeed.ops.adam import DeepSpeedCPUAdam
@@ -537,9 +553,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for st in plan[start:]:
         t0 = time.time()
         losses = []
+        positions = 0
         for mb in st.for_rank(rank):
             rows = prep.rows(mb)
-            out_t = _forward_rows(engine, rows, pad_id, device)
+            out_t, n_pos = _forward_rows(engine, rows, pad_id, device, cfg.packing, kappa)
+            positions += n_pos
             if cfg.objective == "bt":
                 r = out_t[:, 0].float()
                 loss = -torch.nn.functional.logsigmoid(r[: len(mb)] - r[len(mb):]).mean()
@@ -550,19 +568,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             engine.backward(loss)
             engine.step()
             losses.append(float(loss.detach()))
-        loss_v = float(np.mean(losses))
+        stats = [float(np.mean(losses)), float(positions)]
         if world > 1:
-            lt = torch.tensor([loss_v], device=device)
+            lt = torch.tensor(stats, dtype=torch.float64, device=device)
             dist.all_reduce(lt)
-            loss_v = float(lt.item()) / world
+            stats = [float(lt[0]) / world, float(lt[1])]
+        loss_v, positions = stats[0], int(stats[1])
         step = st.index + 1
         dt = time.time() - t0
-        all_rows = [prep.rows(mb) for acc in st.micro for mb in acc]
-        tokens = sum(len(s) for rows in all_rows for s in rows)
+        tokens = sum(len(x) for acc in st.micro for mb in acc for x in prep.rows(mb))
         row = {"step": step, "epoch": st.epoch, "loss": loss_v,
                "lr": cfg.lr * lr_factor(st.index, cfg.warmup_steps),
                "tokens": tokens, "tokens_per_s": tokens / max(dt, 1e-9),
-               "padding_fraction": D.padding_fraction(all_rows),
+               "padding_fraction": 1.0 - tokens / max(positions, 1),
                "max_mem_mb": max_mem_mb(cuda), "step_s": dt}
         log.metric(row)
         if rank == 0 and (step % max(1, args.log_every) == 0 or step == n_steps):

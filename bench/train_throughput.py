@@ -1,0 +1,179 @@
+#!/usr/bin/env python
+"""Reward-model training throughput: our DeepSpeed trainer vs TRL's RewardTrainer.
+
+Both train the same base model (same initial head) on the same preference pairs, tokenized
+once by our pipeline (chat template, BOS rule) and kept only when they fit ``--max-length``
+(TRL gets the token ids directly as ``chosen_ids``/``rejected_ids``), with the same global
+batch, micro batch, learning-rate schedule, fp32 on CPU and one thread. Prints, for each,
+steady-state real (non-pad) tokens per second (steps after the first) and the padding
+fraction of the tensors it fed the model, then the ratio.
+
+    .venv/bin/python bench/train_throughput.py                       # toy zoo model
+    .venv/bin/python bench/train_throughput.py --model results/toy/models/toyllama-2-m
+
+Without the toy zoo it builds a tiny random model and synthetic pairs (rmselect.rm.tiny).
+Goal (issue 3): ours >= 1.3x TRL's tokens/s with padding <= 5%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow"))
+os.environ.setdefault("DS_ACCELERATOR", "cpu")
+os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(REPO / ".torch_extensions"))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def parse(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--model", default="results/toy/models/toyqwen-1-l")
+    p.add_argument("--data", default="results/toy/data/helpsteer2_preference.jsonl")
+    p.add_argument("--global-batch", type=int, default=16)
+    p.add_argument("--micro-batch", type=int, default=16)
+    p.add_argument("--steps", type=int, default=24, help="optimizer steps for each trainer")
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--json", default=None, help="also write the numbers here")
+    return p.parse_args(argv)
+
+
+def prepare(args, work: Path):
+    """Pairs that fit, as texts (for our trainer) and token ids (for TRL)."""
+    from rmselect.hf import load_tokenizer
+    from rmselect.rm import data as D
+    from rmselect.rm import tiny
+    from rmselect.rm.format import resolve_template
+    from rmselect.rm.model import prepare_tokenizer
+
+    model, data = Path(args.model), Path(args.data)
+    if not (model / "config.json").exists() or not data.exists():
+        print(f"[bench] {model} or {data} missing: using a tiny random model and synthetic pairs")
+        model = tiny.make_model(work / "tiny", hidden=64, layers=2, heads=4)
+        data = tiny.write_preference_data(work / "pairs.jsonl", 1200, 16, min_len=4, max_len=40)
+    tok = prepare_tokenizer(load_tokenizer(model))
+    tpl = resolve_template(tok, None)
+    pairs = D.load_pairs({"path": str(data)}, "train")
+    prompts = [p.prompt for p in pairs]
+    ch = D.tokenize_responses(tok, prompts, [p.chosen for p in pairs], tpl, None)
+    rj = D.tokenize_responses(tok, prompts, [p.rejected for p in pairs], tpl, None)
+    keep = [i for i in range(len(pairs)) if max(len(ch[i]), len(rj[i])) <= args.max_length]
+    need = args.steps * args.global_batch
+    if len(keep) < need:
+        raise SystemExit(f"only {len(keep)} fitting pairs, need {need}; lower --steps")
+    keep = keep[:need]
+    rows = [{"prompt": pairs[i].prompt, "response_1": pairs[i].chosen,
+             "response_2": pairs[i].rejected, "preference_strength": -1, "split": "train"}
+            for i in keep]  # -1: response_1 (the chosen one) preferred
+    rows += [{**r, "split": "validation"} for r in rows[:32]]
+    pairs_file = work / "bench_pairs.jsonl"
+    pairs_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return model, tok, pairs_file, [ch[i] for i in keep], [rj[i] for i in keep]
+
+
+def run_trl(args, model_dir: Path, tok, chosen, rejected, work: Path) -> dict:
+    import torch
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import RewardConfig, RewardTrainer
+    from trl.trainer.reward_trainer import DataCollatorForPreference
+
+    from rmselect.rm.model import load_for_training
+
+    torch.manual_seed(args.seed)
+    model = load_for_training(model_dir, 1, tok)
+    ds = Dataset.from_dict({"chosen_ids": chosen, "rejected_ids": rejected})
+    seen = {"positions": 0, "real": 0}
+
+    class CountingCollator(DataCollatorForPreference):
+        def torch_call(self, examples):
+            out = super().torch_call(examples)
+            seen["positions"] += out["attention_mask"].numel()
+            seen["real"] += int(out["attention_mask"].sum())
+            return out
+
+    times: list[float] = []
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, a, state, control, **kw):
+            self.t = time.perf_counter()
+
+        def on_step_end(self, a, state, control, **kw):
+            times.append(time.perf_counter() - self.t)
+
+    cfg = RewardConfig(
+        output_dir=str(work / "trl"), per_device_train_batch_size=args.micro_batch,
+        gradient_accumulation_steps=args.global_batch // args.micro_batch,
+        learning_rate=args.lr, lr_scheduler_type="constant_with_warmup", warmup_steps=2,
+        max_steps=args.steps, num_train_epochs=1, logging_steps=10**6, save_strategy="no",
+        eval_strategy="no", report_to=[], bf16=False, fp16=False, gradient_checkpointing=False,
+        use_cpu=True, dataloader_num_workers=0, max_length=None, seed=args.seed,
+        disable_tqdm=True, max_grad_norm=1.0, weight_decay=0.0,
+    )
+    trainer = RewardTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tok,
+                            data_collator=CountingCollator(pad_token_id=tok.pad_token_id),
+                            callbacks=[Timer()])
+    trainer.train()
+    per_step = sum(len(c) + len(r) for c, r in zip(chosen, rejected)) / args.steps
+    steady = times[1:]
+    return {"tokens_per_s": per_step * len(steady) / sum(steady),
+            "padding_fraction": 1.0 - seen["real"] / seen["positions"],
+            "step_s": sum(steady) / len(steady), "steps": len(times)}
+
+
+def run_ours(args, model_dir: Path, pairs_file: Path, work: Path) -> dict:
+    from rmselect.rm import train
+
+    out = work / "ours"
+    data = json.dumps({"path": str(pairs_file)})
+    argv = ["--model", str(model_dir), "--objective", "bt", "--lr", str(args.lr), "--out", str(out),
+            "--train-data", data, "--val-data", data, "--global-batch", str(args.global_batch),
+            "--micro-batch", str(args.micro_batch), "--warmup-steps", "2",
+            "--eval-every", str(10**6), "--max-length", str(args.max_length),
+            "--seed", str(args.seed), "--threads", str(args.threads), "--log-every", str(10**6),
+            "--mega-batch", "8"]
+    assert train.main(argv) == 0
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "loss" in r][1:]
+    positions = sum(r["tokens"] / (1 - r["padding_fraction"]) for r in steps)
+    return {"tokens_per_s": sum(r["tokens"] for r in steps) / sum(r["step_s"] for r in steps),
+            "padding_fraction": 1.0 - sum(r["tokens"] for r in steps) / positions,
+            "step_s": sum(r["step_s"] for r in steps) / len(steps), "steps": len(steps) + 1}
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix="rm_bench_") as tmp:
+        work = Path(tmp)
+        model_dir, tok, pairs_file, chosen, rejected = prepare(args, work)
+        print(f"[bench] model {model_dir}, {len(chosen)} pairs, global batch {args.global_batch}"
+              f" (micro {args.micro_batch}), {args.steps} steps, {args.threads} thread(s)")
+        trl = run_trl(args, model_dir, tok, chosen, rejected, work)
+        ours = run_ours(args, model_dir, pairs_file, work)
+    ratio = ours["tokens_per_s"] / trl["tokens_per_s"]
+    print(f"TRL RewardTrainer: {trl['tokens_per_s']:8.0f} tokens/s  padding {trl['padding_fraction']:.1%}"
+          f"  ({trl['step_s']:.3f} s/step)")
+    print(f"rmselect trainer : {ours['tokens_per_s']:8.0f} tokens/s  padding {ours['padding_fraction']:.1%}"
+          f"  ({ours['step_s']:.3f} s/step)")
+    print(f"ratio ours/TRL   : {ratio:.2f}x  (goal >= 1.30x with padding <= 5%)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"trl": trl, "ours": ours, "ratio": ratio,
+                                               "args": vars(args)}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

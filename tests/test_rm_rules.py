@@ -1,0 +1,54 @@
+"""What rm.smk asks of the config: LR wildcards, per-size settings, launcher, flags."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+from rmselect.config import ConfigError, load_study_file
+from rmselect.rm import rules
+
+
+def test_lr_labels_are_python_float_reprs():
+    assert rules.lr_label(5e-6) == "5e-06" and rules.lr_label("3e-4") == "0.0003"
+    with pytest.raises(ConfigError, match="rm.lr_grid"):
+        rules.lr_label("fast")
+
+
+def test_paper_grid_and_sizes():
+    study = load_study_file("config/paper.yaml")
+    assert len(rules.lr_grid(study.config, "bt")) == 10
+    assert rules.lr_grid(study.config, "regression")[0] == "1e-07"
+    assert rules.size_settings(study.config, 1.5)["zero_stage"] == 2
+    big = rules.size_settings(study.config, 8.0)
+    assert big["zero_stage"] == 3 and big["micro_batch"] == 1 and big["grad_checkpointing"]
+    with pytest.raises(ConfigError, match="lr_grid.bt"):
+        rules.lr_grid({"rm": {"lr_grid": {}}}, "bt")
+
+
+def test_launcher():
+    assert rules.launcher(1) == "python"
+    two = rules.launcher(2)
+    assert "launch.py --nproc 2" in two and two.endswith("-- python")
+    assert "--nproc auto" in rules.launcher(8, gpus=8) and "--gpus 8" in rules.launcher(8, 8)
+    assert rules.nproc({"rm": {"nproc_per_node": 3}}, 0) == 3
+    assert rules.nproc({"rm": {"nproc_per_node": 3}}, 4) == 4
+
+
+def test_train_flags_parse_with_the_trainer():
+    from rmselect.rm.train import build_parser
+
+    study = load_study_file("config/config.yaml")
+    model = study.trained_models()[0]
+    for objective in ("bt", "regression"):
+        lr = rules.lr_grid(study.config, objective)[0]
+        flags = shlex.split(rules.train_flags(study, model, objective, lr))
+        args = build_parser().parse_args(flags + ["--out", "x"])
+        assert args.objective == objective and args.lr == float(lr)
+        assert args.global_batch == study.config["rm"]["global_batch"]
+        data = "helpsteer2_preference" if objective == "bt" else "helpsteer2"
+        assert study.config["data"][data]["path"] in args.train_data
+    assert rules.train_data_files(study.config, "regression") == sorted(
+        {study.config["data"]["helpsteer2"]["path"],
+         study.config["data"]["helpsteer2_preference"]["path"]})
