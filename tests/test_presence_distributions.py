@@ -171,3 +171,54 @@ def test_reuse_copies_files_with_provenance(tmp_path):
     assert pl.read_parquet(tmp_path / "small" / "d.parquet").equals(df)
     prov = json.loads((tmp_path / "small" / "presence.json").read_text())
     assert prov["model"] == "small" and prov["reused_from"] == "big"
+
+
+# --------------------------------------------------------------------------- DAG helpers
+
+
+def _study(presence: dict):
+    import yaml
+
+    from rmselect.config import load_study
+
+    repo = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    cfg["presence"] = presence
+    return load_study(cfg, "config/config.yaml", repo)
+
+
+def test_settings_defaults_references_and_flags():
+    from rmselect.presence import smk
+
+    study = _study({"domains": {"d": {"path": "x.jsonl"}},
+                    "reference_models": [{"name": "Crystal", "source": "LLM360/Crystal",
+                                          "params_b": 7.0, "trust_remote_code": True}]})
+    cfg = smk.settings(study)
+    assert cfg["max_tokens"] == 2048 and cfg["prefix"] == "auto" and cfg["family_reuse"] is False
+    assert cfg["seed"] == study.config["seed"]
+    models = smk.presence_models(study, cfg)
+    assert models[-1] == "Crystal" and len(models) == len(study.models) + 1
+    assert smk.model_files(study, cfg, "Crystal") == []
+    assert smk.params_b(study, cfg, "Crystal") == 7.0
+    flags = smk.score_flags(study, cfg, "Crystal")
+    assert "--model LLM360/Crystal" in flags and flags.endswith("--trust-remote-code")
+    assert "--trust-remote-code" not in smk.score_flags(study, cfg, "toyllama-2-m")
+    assert smk.model_files(study, cfg, "toyllama-2-m-sft") == [
+        "results/variants/toyllama-2-m-sft/model/config.json"]
+
+
+def test_settings_reject_reserved_domain_and_duplicate_reference():
+    from rmselect.config import ConfigError
+    from rmselect.presence import smk
+
+    with pytest.raises(ConfigError, match="presence.domains.mean"):
+        smk.settings(_study({"domains": {"mean": {"path": "x"}}}))
+    with pytest.raises(ConfigError, match=r"reference_models\[0\].name': 'toyllama-2-m'"):
+        smk.settings(_study({"reference_models": [{"name": "toyllama-2-m", "source": "a/b"}]}))
+
+
+def test_schema_rejects_unknown_presence_field():
+    from rmselect.config import ConfigError
+
+    with pytest.raises(ConfigError, match="presence"):
+        _study({"n_doc": 3})
