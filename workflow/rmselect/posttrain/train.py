@@ -247,7 +247,10 @@ def train(
     bf16 = {"auto": use_cuda and torch.cuda.is_bf16_supported(), "bf16": True, "fp32": False}[
         recipe.get("precision", "auto")
     ]
-    model = load_causal_lm(parent, trust_remote_code=trust_remote_code, dtype=torch.float32)
+    # bf16 weights when training in bf16 (DeepSpeed keeps fp32 master weights in the
+    # optimiser): halves host memory while every rank loads the parent.
+    model = load_causal_lm(parent, trust_remote_code=trust_remote_code,
+                           dtype=torch.bfloat16 if bf16 else torch.float32)
     if recipe.get("gradient_checkpointing"):
         model.gradient_checkpointing_enable()
     if stage == "dpo":
