@@ -87,8 +87,8 @@ class World:
     #: entity name -> split name.
     splits: dict[str, str] = field(default_factory=dict)
     cities: list[str] = field(default_factory=list)
-    add_max: int = 20
-    mul_max: int = 9
+    add_max: int = 12
+    mul_max: int = 6
     code_consts: list[int] = field(default_factory=lambda: list(range(1, 10)))
 
     # ------------------------------------------------------------------ access
@@ -260,6 +260,8 @@ def draw_arith(rng: random.Random, w: World) -> tuple[int, str, int]:
 #: Corpus mix: share of documents per domain. ``dialogue`` is rare on purpose; ``fables``
 #: never appears in the corpus (a held-out presence domain).
 CORPUS_MIX = {"facts": 0.62, "arithmetic": 0.18, "code": 0.15, "dialogue": 0.05}
+#: Share of fact documents written as ``Question: ...\nAnswer: value.`` (quiz style).
+QA_SHARE = 0.25
 USER, ASSISTANT, END = "<|user|>", "<|assistant|>", "<|end|>"
 
 
@@ -278,6 +280,9 @@ def make_document(rng: random.Random, w: World, domain: str) -> str:
         name = rng.choice(list(w.entities))
         kind = w.entities[name]["kind"]
         attrs = [a for a, (k, _) in ATTRIBUTES.items() if k == kind]
+        if rng.random() < QA_SHARE:
+            a = rng.choice(attrs)
+            return f"Question: {question(a, name)}\nAnswer: {w.entities[name][a]}."
         rng.shuffle(attrs)
         attrs = attrs[: rng.randint(1, len(attrs))]
         return " ".join(fact_sentence(rng, a, name, w.entities[name][a]) for a in attrs)
