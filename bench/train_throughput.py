@@ -44,7 +44,12 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--repeats", type=int, default=2,
+                   help="alternate TRL and ours this many times; the best run of each counts "
+                   "(the machine is shared, so the best is the least disturbed)")
     p.add_argument("--json", default=None, help="also write the numbers here")
+    p.add_argument("--worker", choices=["trl", "ours"], default=None, help=argparse.SUPPRESS)
+    p.add_argument("--work", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -112,7 +117,7 @@ def run_trl(args, model_dir: Path, tok, chosen, rejected, work: Path) -> dict:
             times.append(time.perf_counter() - self.t)
 
     cfg = RewardConfig(
-        output_dir=str(work / "trl"), per_device_train_batch_size=args.micro_batch,
+        output_dir=str(work), per_device_train_batch_size=args.micro_batch,
         gradient_accumulation_steps=args.global_batch // args.micro_batch,
         learning_rate=args.lr, lr_scheduler_type="constant_with_warmup", warmup_steps=2,
         max_steps=args.steps, num_train_epochs=1, logging_steps=10**6, save_strategy="no",
@@ -134,7 +139,7 @@ def run_trl(args, model_dir: Path, tok, chosen, rejected, work: Path) -> dict:
 def run_ours(args, model_dir: Path, pairs_file: Path, work: Path) -> dict:
     from rmselect.rm import train
 
-    out = work / "ours"
+    out = work
     data = json.dumps({"path": str(pairs_file)})
     argv = ["--model", str(model_dir), "--objective", "bt", "--lr", str(args.lr), "--out", str(out),
             "--train-data", data, "--val-data", data, "--global-batch", str(args.global_batch),
@@ -151,18 +156,56 @@ def run_ours(args, model_dir: Path, pairs_file: Path, work: Path) -> dict:
             "step_s": sum(r["step_s"] for r in steps) / len(steps), "steps": len(steps) + 1}
 
 
-def main(argv=None) -> int:
-    args = parse(argv)
+def _worker(args) -> int:
+    """One trainer in this (fresh) process; numbers to <work>/<worker>.json."""
     import torch
 
     torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    model_dir, tok, pairs_file, chosen, rejected = prepare(args, work)
+    sub = work / f"{args.worker}_run"
+    if args.worker == "trl":
+        res = run_trl(args, model_dir, tok, chosen, rejected, sub)
+    else:
+        res = run_ours(args, model_dir, pairs_file, sub)
+    (work / f"{args.worker}.json").write_text(json.dumps(res))
+    return 0
+
+
+def _spawn(args, which: str, work: Path) -> dict:
+    import subprocess
+
+    cmd = [sys.executable, __file__, "--worker", which, "--work", str(work)]
+    for k in ("model", "data", "global_batch", "micro_batch", "steps", "max_length", "lr",
+              "threads", "seed"):
+        cmd += [f"--{k.replace('_', '-')}", str(getattr(args, k))]
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env["OMP_NUM_THREADS"] = str(args.threads)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"{which} run failed:\n{proc.stderr[-3000:]}")
+    return json.loads((work / f"{which}.json").read_text())
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    if args.worker:
+        return _worker(args)
     with tempfile.TemporaryDirectory(prefix="rm_bench_") as tmp:
         work = Path(tmp)
-        model_dir, tok, pairs_file, chosen, rejected = prepare(args, work)
+        model_dir, _, _, chosen, _ = prepare(args, work)
         print(f"[bench] model {model_dir}, {len(chosen)} pairs, global batch {args.global_batch}"
-              f" (micro {args.micro_batch}), {args.steps} steps, {args.threads} thread(s)")
-        trl = run_trl(args, model_dir, tok, chosen, rejected, work)
-        ours = run_ours(args, model_dir, pairs_file, work)
+              f" (micro {args.micro_batch}), {args.steps} steps, {args.threads} thread(s); "
+              f"each trainer in a fresh process, {args.repeats} round(s)", flush=True)
+        trls, ourss = [], []
+        for k in range(args.repeats):
+            trls.append(_spawn(args, "trl", work))
+            ourss.append(_spawn(args, "ours", work))
+            print(f"[bench] round {k + 1}: TRL {trls[-1]['tokens_per_s']:.0f} tok/s, "
+                  f"ours {ourss[-1]['tokens_per_s']:.0f} tok/s", flush=True)
+        trl = max(trls, key=lambda r: r["tokens_per_s"])
+        ours = max(ourss, key=lambda r: r["tokens_per_s"])
     ratio = ours["tokens_per_s"] / trl["tokens_per_s"]
     print(f"TRL RewardTrainer: {trl['tokens_per_s']:8.0f} tokens/s  padding {trl['padding_fraction']:.1%}"
           f"  ({trl['step_s']:.3f} s/step)")

@@ -351,7 +351,9 @@ def choose_layout(lengths: Sequence[int], kappa: float = 1024.0,
     """
     total = sum(lengths)
     best_ok = best_any = None
-    for n_rows in range(1, len(lengths) + 1):
+    n = len(lengths)
+    # Row counts ceil(n / k): every distinct "k sequences per row" layout, ~2 sqrt(n) tries.
+    for n_rows in sorted({-(-n // k) for k in range(1, n + 1)}):
         rows, width = balanced_rows(lengths, n_rows)
         pad = 1.0 - total / (len(rows) * width)
         cost = len(rows) * width * (1.0 + width / kappa)
