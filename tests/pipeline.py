@@ -23,10 +23,11 @@ SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 COPY = ("Snakefile", "workflow", "config", "envs", "slurm", "local", "bench", "pyproject.toml")
 IGNORE = shutil.ignore_patterns("__pycache__", "*.egg-info", ".snakemake", "results", "local.yaml")
 
-#: The three toy models of the reduced study: one per size group (each group's default).
-REDUCED_MODELS = ("toyllama-2-s", "toyllama-2-m", "toyqwen-1-l")
+#: The toy models of the reduced study: each size group's default plus one more family
+#: (the selection model of the analysis needs at least 4 models).
+REDUCED_MODELS = ("toyllama-2-s", "toyllama-2-m", "toyqwen-1-l", "toyneox-1-s")
 #: An extra model for "adding a model" (not in the reduced table at first).
-EXTRA_MODEL = "toyneox-1-s"
+EXTRA_MODEL = "toyqwen-1-s"
 TOY_STEPS = 20
 
 

@@ -1,12 +1,14 @@
 """A real single-node SLURM cluster (munge + slurmctld + slurmd on 127.0.0.1) running a slice
 of the toy workflow through `snakemake --profile slurm`.
 
-The slice: the toy build of one model (world, tokenizer, pre-training), a two-rank training
-job started by workflow/scripts/launch.py (torchrun) that checkpoints every step, and an
-aggregate over both. The test checks that jobs ran under SLURM (job ids in Snakemake's output,
-SLURM_JOB_ID seen by every rank), that results equal a local run, then scancels a running
-training job and shows that a rerun resumes from its checkpoint. The daemons it started are
-stopped by pid at the end.
+The slice: the toy build of one model (world, tokenizer, data, pre-training: one grouped
+SLURM job), its BT reward model trained on two ranks (rule rm_train through
+workflow/scripts/launch.py, torchrun), selection + RewardBench evaluation (one grouped job)
+and an aggregate over the results. Before the rm/eval stages exist, a two-rank stand-in
+trainer replaces them. The test checks that jobs ran under SLURM (job ids in Snakemake's
+output and in the launcher's log line, SLURM_JOB_ID seen by the jobs), that results equal a
+local run, then scancels a running (stand-in) training job that checkpoints every step and
+shows that a rerun resumes from its checkpoint. The daemons it started are stopped by pid.
 """
 
 from __future__ import annotations
@@ -65,7 +67,11 @@ import hashlib, json, os, sys
 out, files = sys.argv[1], sys.argv[2:]
 digest = {f: hashlib.sha256(open(f, "rb").read()).hexdigest() for f in files
           if not f.endswith(".json")}
-values = {f: json.load(open(f))["value"] for f in files if f.endswith(".json")}
+values = {}
+for f in files:
+    if f.endswith(".json"):
+        d = json.load(open(f))
+        values[f] = d["value"] if "value" in d else {"overall": d["overall"], "subsets": d["subsets"]}
 json.dump({"slurm_job_id": os.environ.get("SLURM_JOB_ID", ""), "sha256": digest,
            "values": values}, open(out, "w"), sort_keys=True)
 '''
@@ -96,8 +102,7 @@ rule probe_train:
 
 rule probe_aggregate:
     input:
-        "results/toy/models/MODEL/model.safetensors",
-        "results/probe/train/MODEL.json",
+        AGG_INPUTS,
     output:
         "results/probe/aggregate.json",
     log:
@@ -110,10 +115,28 @@ rule probe_aggregate:
 '''.replace("MODEL", MODEL)
 
 
-def add_probe(wd: Workdir) -> None:
+#: The real slice once the rm and eval stages exist: training (2 ranks), selection, evaluation.
+EVAL = f"results/eval/rewardbench/bt/{MODEL}"
+RM_SLICE = [f"results/toy/models/{MODEL}/model.safetensors", f"{EVAL}.json",
+            f"{EVAL}.scores.parquet"]  # fmt: skip
+PROBE_SLICE = [f"results/toy/models/{MODEL}/model.safetensors", f"results/probe/train/{MODEL}.json"]
+
+
+def add_probe(wd: Workdir, inputs: list[str] | None = None) -> None:
     (wd.path / "probe_trainer.py").write_text(TRAINER)
     (wd.path / "probe_aggregate.py").write_text(AGGREGATE)
-    (wd.path / "probe.smk").write_text(PROBE_SMK)
+    smk = PROBE_SMK.replace('include: "Snakefile"\n',
+                            f'include: "Snakefile"\n\nAGG_INPUTS = {inputs or PROBE_SLICE!r}\n')
+    (wd.path / "probe.smk").write_text(smk)
+    cfg = wd.load_config()
+    if "nproc_per_node" in (cfg.get("rm") or {}):
+        cfg["rm"]["nproc_per_node"] = 2  # the RM training job runs 2 ranks (torchrun, gloo)
+        wd.save_config(cfg)
+
+
+def has_rm_slice(wd: Workdir) -> bool:
+    rules = wd.snakemake("-s", "probe.smk", "--list-rules").stdout.split()
+    return {"rm_train", "rm_select", "eval_rm"} <= set(rules)
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +169,8 @@ def slurm_env(c: TestCluster) -> dict[str, str]:
 
 SLURM_ARGS = ("-s", "probe.smk", "--profile", "slurm", "--slurm-keep-successful-logs")
 # The toy chain of one model as one SLURM job (each job pays two Snakemake start-ups).
-TOY_GROUP = ("--groups", "toy_world=toy", "toy_tokenizer=toy", "toy_pretrain=toy")
+TOY_GROUP = ("--groups", "toy_world=toy", "toy_tokenizer=toy", "toy_pretrain=toy",
+             "toy_data=toy", "rm_select=rmeval", "eval_rm=rmeval")  # fmt: skip
 
 
 def test_slice_runs_under_slurm_and_matches_local(cluster, tmp_path):
@@ -154,11 +178,16 @@ def test_slice_runs_under_slurm_and_matches_local(cluster, tmp_path):
     add_probe(wd)
     if "toy_pretrain" not in wd.snakemake("-s", "probe.smk", "--list-rules").stdout:
         pytest.skip("toy stage (workflow/rules/toy.smk) has no toy_pretrain rule yet")
+    # The real slice (toy build, RM training on 2 ranks, selection + evaluation, aggregate)
+    # once those stages exist; before that the toy build plus a launcher-started stand-in.
+    real = has_rm_slice(wd)
+    inputs = RM_SLICE if real else PROBE_SLICE
+    add_probe(wd, inputs)
     # The same slice locally, at the same time (it gives the reference results).
     local = make_workdir(tmp_path / "local")
-    add_probe(local)
+    add_probe(local, inputs)
     local_run = subprocess.Popen(
-        [SNAKEMAKE, "--configfile", str(local.config), "-s", "probe.smk", "--cores", "1",
+        [SNAKEMAKE, "--configfile", str(local.config), "-s", "probe.smk", "--cores", "2",
          "results/probe/aggregate.json"],
         cwd=local.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
@@ -166,27 +195,37 @@ def test_slice_runs_under_slurm_and_matches_local(cluster, tmp_path):
     t0 = time.monotonic()
     try:
         out = wd.snakemake(*SLURM_ARGS, *TOY_GROUP, "--", "results/probe/aggregate.json",
-                           env=slurm_env(cluster), timeout=900)  # fmt: skip
+                           env=slurm_env(cluster), timeout=1500)  # fmt: skip
     finally:
-        local_out, _ = local_run.communicate(timeout=900)
+        local_out, _ = local_run.communicate(timeout=1500)
     wall = time.monotonic() - t0
     assert local_run.returncode == 0, local_out[-3000:]
     text = out.stdout + out.stderr
     submitted = re.findall(r"submitted with SLURM jobid (\d+)", text)
-    # toy group (world, tokenizer, pretrain), training, aggregate
-    assert len(submitted) == 3, text[-3000:]
-    # the profile's retries and requeue reached sbatch / the scheduler
+    # toy group, training, [selection + evaluation group], aggregate
+    assert len(submitted) == (4 if real else 3), text[-3000:]
+    # the profile's requeue setting reached the scheduler
     jobs = subprocess.run(["scontrol", "show", "job", submitted[-1]], env=cluster.env,
                           capture_output=True, text=True).stdout  # fmt: skip
     assert "Requeue=1" in jobs, jobs
     agg = json.loads((wd.path / "results/probe/aggregate.json").read_text())
-    train = json.loads((wd.path / f"results/probe/train/{MODEL}.json").read_text())
     assert agg["slurm_job_id"] in submitted
-    assert train["slurm_job_id"] in submitted and train["slurm_job_id"] != agg["slurm_job_id"]
-    assert train["world_size"] == 2
-    assert [r["slurm_job_id"] for r in train["ranks"]] == [train["slurm_job_id"]] * 2
-    log = (wd.path / f"results/logs/probe_train/{MODEL}.log").read_text()
-    assert f"SLURM_JOB_ID={train['slurm_job_id']}" in log and "world_size=2" in log
+    if real:
+        logs = list((wd.path / "results/logs/rm_train/bt" / MODEL).glob("lr*.log"))
+        assert len(logs) == 1, logs
+        log = logs[0].read_text()
+        run = json.loads((wd.path / "results/rm/bt" / MODEL / logs[0].stem / "run.json")
+                         .read_text())  # fmt: skip
+        assert run["world_size"] == 2
+        m = re.search(r"launch: SLURM_JOB_ID=(\d+) nodes=1 nproc_per_node=2 world_size=2", log)
+        assert m and m.group(1) in submitted and m.group(1) != agg["slurm_job_id"], log[:2000]
+    else:
+        train = json.loads((wd.path / f"results/probe/train/{MODEL}.json").read_text())
+        assert train["slurm_job_id"] in submitted and train["slurm_job_id"] != agg["slurm_job_id"]
+        assert train["world_size"] == 2
+        assert [r["slurm_job_id"] for r in train["ranks"]] == [train["slurm_job_id"]] * 2
+        log = (wd.path / f"results/logs/probe_train/{MODEL}.log").read_text()
+        assert f"SLURM_JOB_ID={train['slurm_job_id']}" in log and "world_size=2" in log
     # per-job SLURM logs exist (kept with --slurm-keep-successful-logs) and name the job ids
     slurm_logs = list((wd.path / ".snakemake" / "slurm_logs").rglob("*.log"))
     assert {p.stem for p in slurm_logs} >= set(submitted)
@@ -196,7 +235,7 @@ def test_slice_runs_under_slurm_and_matches_local(cluster, tmp_path):
     assert lagg["slurm_job_id"] == ""
     assert lagg["sha256"] == agg["sha256"]
     assert lagg["values"] == agg["values"]
-    print(f"SLURM slice: {len(submitted)} jobs in {wall:.0f} s")
+    print(f"SLURM slice ({'rm' if real else 'probe'}): {len(submitted)} jobs in {wall:.0f} s")
 
 
 def _job_of(c: TestCluster, rule: str) -> str | None:
