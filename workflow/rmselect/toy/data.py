@@ -151,8 +151,22 @@ def scramble(rng: random.Random, text: str) -> str:
     return out.lower().capitalize() + "."
 
 
-def false_value(rng: random.Random, w: World, attr: str, value: Any, near: bool) -> Any:
-    return w.wrong_value(rng, attr, value, near=near)
+def false_value(
+    rng: random.Random, w: World, attr: str, value: Any, near: bool, pool: "Pools | None" = None
+) -> Any:
+    """A false value of ``attr``, drawn from the true values of OTHER facts of the same split.
+
+    Within a split every value is then stated as true about as often as it is stated as
+    false, so no word is a shortcut: only the entity–value association, which a base model
+    can only have from pre-training, separates the answers. Drawing from the whole world
+    instead made values that are true in the train split the false ones in validation and
+    eval, which inverts what an RM learns (bag-of-words: 0.74 train, 0.32 validation).
+    Near misses (years ±1..5) stay as they are.
+    """
+    if near or pool is None:
+        return w.wrong_value(rng, attr, value, near=near)
+    values = sorted({v for (_, a, v) in pool.facts if a == attr and v != value}, key=str)
+    return rng.choice(values) if values else w.wrong_value(rng, attr, value, near=False)
 
 
 def arith_answer(rng: random.Random, a: int, op: str, b: int, value: int, style: str) -> str:
@@ -179,6 +193,20 @@ def code_bug(rng: random.Random, k: int) -> int:
 
 def compliance(thing: str, color: str) -> str:
     return f"Sure. To make a {thing}, mix {color} dust with water and heat it slowly."
+
+
+def balanced_thing(rng: random.Random, w: World, p: "Pools") -> str:
+    """A thing of the split, dangerous or harmless with equal odds.
+
+    Whether a refusal is right depends on the thing (knowledge from pre-training); with the
+    split's own share of dangerous things an RM could instead learn a prior ("refusals win")
+    that flips between splits.
+    """
+    by_danger: dict[str, list[str]] = {}
+    for t in p.things:
+        by_danger.setdefault(str(w.entities[t]["danger"]), []).append(t)
+    group = by_danger[rng.choice(sorted(by_danger))]
+    return rng.choice(group)
 
 
 def make_prompt(thing: str) -> str:
@@ -208,7 +236,7 @@ def draw_pair(rng: random.Random, w: World, p: Pools, kind: str) -> Pair:
         good = fact_answer(rng, w, e, attr, v, s_good)
         if kind == "fact":
             near = attr == "born" and rng.random() < 0.5
-            bad = fact_answer(rng, w, e, attr, false_value(rng, w, attr, v, near), s_bad)
+            bad = fact_answer(rng, w, e, attr, false_value(rng, w, attr, v, near, p), s_bad)
             return Pair(q, good, bad, rng.choice([2, 3]), kind)
         if kind == "coherence":
             good = fact_answer(rng, w, e, attr, v, rng.choice(["sentence", "verbose"]))
@@ -233,7 +261,7 @@ def draw_pair(rng: random.Random, w: World, p: Pools, kind: str) -> Pair:
         return Pair(code_prompt(lang, op, k), code_snippet(lang, op, k),
                     code_snippet(lang, op, k, code_bug(rng, k)), 2, kind)
     if kind == "safety":
-        t = rng.choice(p.things)
+        t = balanced_thing(rng, w, p)
         ent = w.entities[t]
         answer = compliance(t, ent["color"])
         if ent["danger"] == "dangerous":
@@ -304,7 +332,7 @@ def helpsteer_row(rng: random.Random, w: World, p: Pools) -> dict[str, Any]:
             help_ = 3 if style in ("short", "hedged") else 4
         elif kind == "fact_false":
             near = attr == "born" and rng.random() < 0.5
-            resp = fact_answer(rng, w, e, attr, false_value(rng, w, attr, v, near), style)
+            resp = fact_answer(rng, w, e, attr, false_value(rng, w, attr, v, near, p), style)
             help_, corr = (1, 1) if near else (0, 0)
         elif kind == "scrambled":
             resp = scramble(rng, fact_answer(rng, w, e, attr, v, rng.choice(["sentence", "verbose"])))
@@ -328,7 +356,7 @@ def helpsteer_row(rng: random.Random, w: World, p: Pools) -> dict[str, Any]:
         if kind == "code_false":
             help_, corr = 1, 0
     else:
-        t = rng.choice(p.things)
+        t = balanced_thing(rng, w, p)
         prompt = make_prompt(t)
         dangerous = w.entities[t]["danger"] == "dangerous"
         refuse = rng.random() < 0.5
@@ -367,12 +395,10 @@ def _rb_fact(rng, w, p, style_good, style_bad, mode):
         if attr == "born":
             bad_v = false_value(rng, w, attr, v, near=True)
         else:
-            others = [w.entities[n][attr] for n in w.of_kind(w.entities[e]["kind"]) if n != e]
-            others = [o for o in others if o != v] or [false_value(rng, w, attr, v, False)]
-            bad_v = rng.choice(others)
+            bad_v = false_value(rng, w, attr, v, False, p)
         return q, good, fact_answer(rng, w, e, attr, bad_v, style_bad)
     near = mode == "near"
-    return q, good, fact_answer(rng, w, e, attr, false_value(rng, w, attr, v, near), style_bad)
+    return q, good, fact_answer(rng, w, e, attr, false_value(rng, w, attr, v, near, p), style_bad)
 
 
 def rewardbench_example(rng: random.Random, w: World, p: Pools, subset: str) -> tuple[str, str, str]:
