@@ -40,6 +40,7 @@ rule rm_train:
         "../../envs/train.yaml"
     threads: lambda wc: rm_rules.nproc(config, res("rm_train", "gpu")(wc))
     resources:
+        **res_extra("rm_train"),
         gpu=res("rm_train", "gpu"),
         mem_mb=res("rm_train", "mem_mb"),
         runtime=res("rm_train", "runtime"),
