@@ -71,10 +71,12 @@ rule eval_rm:
     conda:
         "../../envs/eval.yaml"
     resources:
+        **res_extra("eval"),
         gpu=res("eval", "gpu"),
         mem_mb=res("eval", "mem_mb"),
         runtime=res("eval", "runtime"),
     params:
+        slot=GPU_SLOT,
         data=lambda wc: dataset_arg(EVAL.benchmarks[wc.benchmark]),
         flags=lambda wc: model_flags(STUDY.model(wc.model)),
         batch_size=EVAL_OPTS["batch_size"],
@@ -89,7 +91,8 @@ rule eval_rm:
             else ""
         ),
     shell:
-        "python workflow/scripts/eval_rm.py --benchmark {wildcards.benchmark}"
+        "{params.slot} {resources.gpu} -- python workflow/scripts/eval_rm.py"
+        " --benchmark {wildcards.benchmark}"
         " --data {params.data} --rm {input.rm} --selected {input.selected}"
         " --model {wildcards.model} --objective {wildcards.objective} {params.flags}"
         " --batch-size {params.batch_size} --max-tokens {params.max_tokens}"
