@@ -66,6 +66,7 @@ rule presence_score:
     conda:
         "../../envs/presence.yaml"
     resources:
+        **res_extra("presence", lambda k: prsmk.resource(STUDY, PRESENCE, CLUSTER, k)),
         gpu=prsmk.resource(STUDY, PRESENCE, CLUSTER, "gpu"),
         mem_mb=prsmk.resource(STUDY, PRESENCE, CLUSTER, "mem_mb"),
         runtime=prsmk.resource(STUDY, PRESENCE, CLUSTER, "runtime"),
