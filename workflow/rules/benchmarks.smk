@@ -93,12 +93,14 @@ if BENCH.jobs == "per_model":
             mem_mb=res("benchmarks", "mem_mb"),
             runtime=res("benchmarks", "runtime"),
         params:
+            slot=GPU_SLOT,
             code=BENCH_RUN_CODE,
             flags=lambda wc: bsmk.model_flags(STUDY, wc.model),
             settings=bsmk.settings_arg(BENCH, BENCH.mode),
             specs=bsmk.specs_arg(BENCH, BENCH_RUN),
         shell:
-            "python workflow/scripts/bench_run.py --model {wildcards.model} {params.flags}"
+            "{params.slot} {resources.gpu} -- python workflow/scripts/bench_run.py"
+            " --model {wildcards.model} {params.flags}"
             " --settings {params.settings} {params.specs}"
             " --out-dir results/benchmarks/{wildcards.model} > {log} 2>&1"
 
@@ -127,6 +129,7 @@ if BENCH.jobs == "per_model":
             mem_mb=res("benchmarks", "mem_mb"),
             runtime=res("benchmarks", "runtime"),
         params:
+            slot=GPU_SLOT,
             code=BENCH_RUN_CODE,
             flags=lambda wc: bsmk.model_flags(STUDY, wc.model),
             settings=bsmk.settings_arg(BENCH, BENCH.mode),
@@ -134,7 +137,8 @@ if BENCH.jobs == "per_model":
             screen=" ".join(f"--screen-task {t}" for t in SCREEN_TASKS),
             other=SCREEN_OTHER,
         shell:
-            "python workflow/scripts/bench_run.py --model {wildcards.model} {params.flags}"
+            "{params.slot} {resources.gpu} -- python workflow/scripts/bench_run.py"
+            " --model {wildcards.model} {params.flags}"
             " --settings {params.settings} {params.specs}"
             " --out-dir results/benchmarks/{wildcards.model}"
             " --screen-mode {params.other} {params.screen}"
@@ -165,12 +169,14 @@ else:
             mem_mb=res("benchmarks", "mem_mb"),
             runtime=res("benchmarks", "runtime"),
         params:
+            slot=GPU_SLOT,
             code=BENCH_RUN_CODE,
             flags=lambda wc: bsmk.model_flags(STUDY, wc.model),
             settings=bsmk.settings_arg(BENCH, BENCH.mode),
             spec=lambda wc: bsmk.specs_arg(BENCH, [wc.task]),
         shell:
-            "python workflow/scripts/bench_run.py --model {wildcards.model} {params.flags}"
+            "{params.slot} {resources.gpu} -- python workflow/scripts/bench_run.py"
+            " --model {wildcards.model} {params.flags}"
             " --settings {params.settings} {params.spec}"
             " --out-dir results/benchmarks/{wildcards.model} > {log} 2>&1"
 
@@ -197,12 +203,14 @@ else:
             mem_mb=res("benchmarks", "mem_mb"),
             runtime=res("benchmarks", "runtime"),
         params:
+            slot=GPU_SLOT,
             code=BENCH_RUN_CODE,
             flags=lambda wc: bsmk.model_flags(STUDY, wc.model),
             settings=bsmk.settings_arg(BENCH, SCREEN_OTHER),
             spec=lambda wc: bsmk.specs_arg(BENCH, [wc.task]),
         shell:
-            "python workflow/scripts/bench_run.py --model {wildcards.model} {params.flags}"
+            "{params.slot} {resources.gpu} -- python workflow/scripts/bench_run.py"
+            " --model {wildcards.model} {params.flags}"
             " --settings {params.settings} {params.spec}"
             " --out-dir results/screening/{wildcards.mode}/{wildcards.model} > {log} 2>&1"
 
