@@ -40,6 +40,7 @@ rule analysis_models:
         ANALYSIS_ENV
     params:
         script=f"{ASCRIPT}/analysis_models.py",
+        code=code_hash(f"{ASCRIPT}/analysis_models.py", "workflow/rmselect/analysis"),
         models=shell_json(study_rows(STUDY)),
     shell:
         "python {params.script} --models-json {params.models} --out {output} > {log} 2>&1"
@@ -73,6 +74,7 @@ rule analysis_gains:
         runtime=res("analysis", "runtime"),
     params:
         script=f"{ASCRIPT}/analysis_gains.py",
+        code=code_hash(f"{ASCRIPT}/analysis_gains.py", "workflow/rmselect/analysis"),
         benchmark=A["benchmark"],
         stages=STAGES_ARG,
     shell:
@@ -110,6 +112,9 @@ rule analysis_correlations:
         runtime=res("analysis", "runtime"),
     params:
         script=f"{ASCRIPT}/analysis_correlations.py",
+        code=code_hash(
+            f"{ASCRIPT}/analysis_correlations.py", "workflow/rmselect/analysis"
+        ),
         benchmark=A["benchmark"],
         stages=STAGES_ARG,
         missing=A["missing"],
@@ -150,6 +155,7 @@ rule analysis_coverage:
         runtime=res("analysis", "runtime"),
     params:
         script=f"{ASCRIPT}/analysis_coverage.py",
+        code=code_hash(f"{ASCRIPT}/analysis_coverage.py", "workflow/rmselect/analysis"),
         benchmark=A["benchmark"],
         stages=STAGES_ARG,
         missing=A["missing"],
@@ -215,6 +221,7 @@ rule analysis_selection:
         runtime=res("analysis", "runtime"),
     params:
         script=f"{ASCRIPT}/analysis_selection.py",
+        code=code_hash(f"{ASCRIPT}/analysis_selection.py", "workflow/rmselect/analysis"),
         benchmark=A["benchmark"],
         stages=STAGES_ARG,
         missing=A["missing"],
@@ -264,6 +271,7 @@ rule analysis_pca:
         runtime=res("analysis", "runtime"),
     params:
         script=f"{ASCRIPT}/analysis_pca.py",
+        code=code_hash(f"{ASCRIPT}/analysis_pca.py", "workflow/rmselect/analysis"),
         benchmark=A["benchmark"],
         stages=STAGES_ARG,
         missing=A["missing"],
@@ -297,6 +305,9 @@ rule analysis_bt_vs_regression:
         ANALYSIS_ENV
     params:
         script=f"{ASCRIPT}/analysis_bt_vs_regression.py",
+        code=code_hash(
+            f"{ASCRIPT}/analysis_bt_vs_regression.py", "workflow/rmselect/analysis"
+        ),
         benchmark=A["benchmark"],
     shell:
         "python {params.script} --rm-scores {input.rm} --models {input.models}"
@@ -331,6 +342,7 @@ rule analysis_tables:
         ANALYSIS_ENV
     params:
         script=f"{ASCRIPT}/analysis_tables.py",
+        code=code_hash(f"{ASCRIPT}/analysis_tables.py", "workflow/rmselect/analysis"),
         benchmark=A["benchmark"],
     shell:
         "python {params.script} --rm-scores {input.rm} --models {input.models}"
@@ -352,6 +364,9 @@ if POSTTRAINING:
             ANALYSIS_ENV
         params:
             script=f"{ASCRIPT}/analysis_tables.py",
+            code=code_hash(
+                f"{ASCRIPT}/analysis_tables.py", "workflow/rmselect/analysis"
+            ),
             benchmark=A["benchmark"],
         shell:
             "python {params.script} --posttraining {input} --benchmark {params.benchmark}"
@@ -376,6 +391,9 @@ rule analysis_leaderboard:
         ANALYSIS_ENV
     params:
         script=f"{ASCRIPT}/analysis_leaderboard.py",
+        code=code_hash(
+            f"{ASCRIPT}/analysis_leaderboard.py", "workflow/rmselect/analysis"
+        ),
         lb=A["leaderboard_csv"] or "''",
         top=A["leaderboard_top"],
     shell:
@@ -406,6 +424,7 @@ rule recommend:
         runtime=res("analysis", "runtime"),
     params:
         script=f"{ASCRIPT}/recommend.py",
+        code=code_hash(f"{ASCRIPT}/recommend.py", "workflow/rmselect/analysis"),
         candidates=shell_words(A["recommend"]["candidates"]),
         benchmark=A["benchmark"],
         stages=STAGES_ARG,
@@ -469,6 +488,7 @@ rule analysis_cost:
         ANALYSIS_ENV
     params:
         script=f"{ASCRIPT}/analysis_cost.py",
+        code=code_hash(f"{ASCRIPT}/analysis_cost.py", "workflow/rmselect/analysis"),
         cost_dir=COST,
         cost=shell_json(A["cost"]),
         gpus=shell_json(gpu_allocation(STUDY)),
