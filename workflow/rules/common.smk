@@ -81,8 +81,9 @@ except SiteError as err:
 # Local GPU jobs: `{GPU_SLOT} {resources.gpu} -- python ...` runs on devices of their own
 # (lock-based slots; no-op under SLURM or with 0 GPUs). Trainers: `{LAUNCH} --gpus
 # {resources.gpu} -- python train.py ...` (torchrun on one node, srun+torchrun on several).
-GPU_SLOT = f"python {SCRIPTS}/gpu_slot.py"
-LAUNCH = f"python {SCRIPTS}/launch.py"
+# Relative paths (jobs run in the repository root): moving the checkout changes no params.
+GPU_SLOT = "python workflow/scripts/gpu_slot.py"
+LAUNCH = "python workflow/scripts/launch.py"
 
 
 def _job_resources(kind, wildcards, attempt):
