@@ -133,3 +133,12 @@ def test_load_problems_names_the_bad_line(tmp_path: Path):
     p.write_text('{"task_id": "a", "prompt": "x", "test": "y", "entry_point": "z"}\n{"task_id": 1}\n')
     with pytest.raises(ValueError, match=r"line 2: field\(s\) task_id, prompt, test, entry_point"):
         code.load_problems(p)
+
+
+def test_heal_strips_trailing_whitespace_only():
+    p = {"task_id": "a", "prompt": "def f(x):\n", "test": "t", "entry_point": "f"}
+    assert code.heal(p)["prompt"] == "def f(x):" and p["prompt"] == "def f(x):\n"
+    rec = code.score([code.heal(p)], ["\n    return x\n"], FAST)
+    # the healed program is still valid Python: stripped prompt + completion
+    assert rec[0]["status"] == "failed"  # the test string "t" is a NameError, not a SyntaxError
+    assert "NameError" in rec[0]["stderr_tail"]

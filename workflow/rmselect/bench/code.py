@@ -7,6 +7,11 @@ check(entry_point)`` runs in :mod:`rmselect.bench.sandbox`; pass@1 is the share 
 whose program exits 0. With one greedy sample per problem, pass@1 equals that share exactly
 (the unbiased pass@k estimator of Chen et al. 2021 with n = k = 1).
 
+Token healing (``heal_prompt``, default on): a BPE tokenizer usually merges a newline with
+the indentation after it (``"\n    "``), so a prompt ending in a bare ``"\n"`` ends on a token
+the model rarely saw before an indented body. Generation therefore starts from the prompt
+without its trailing whitespace, and the program is that stripped prompt + the completion.
+
 The same scoring backs the lm-eval task definitions in ``lm_tasks/`` (``rms_humaneval`` ...),
 so registry code benchmarks never use lm-eval's own in-process ``code_eval``.
 """
@@ -46,6 +51,11 @@ def load_problems(path: str | Path) -> list[dict[str, Any]]:
     if not rows:
         raise ValueError(f"{path}: no problems")
     return rows
+
+
+def heal(problem: dict[str, Any]) -> dict[str, Any]:
+    """The problem with its prompt's trailing whitespace removed (see the module doc)."""
+    return {**problem, "prompt": problem["prompt"].rstrip()}
 
 
 def truncate(completion: str, stop: Sequence[str]) -> str:

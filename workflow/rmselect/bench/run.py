@@ -346,6 +346,8 @@ def run_code(spec: TaskSpec, handle: ModelHandle, settings: Settings) -> dict[st
     total = len(problems)
     idx = subsample_indices(total, spec.n, settings.seed, spec.name) if settings.mode == "small" else None
     chosen = [problems[i] for i in idx] if idx is not None else problems
+    if spec.heal_prompt:
+        chosen = [code.heal(p) for p in chosen]
     model, tok = handle.hf()
     t0 = time.monotonic()
     selfcheck(limits, python)

@@ -74,6 +74,8 @@ class TaskSpec:
     #: Code tasks: JSONL file (HumanEval schema), generation length and stop strings.
     data: str | None = None
     max_new_tokens: int = 64
+    #: Code tasks: generate from the prompt without trailing whitespace (token healing).
+    heal_prompt: bool = True
     stop: tuple[str, ...] = ("\n\n", "\ndef ", "\nclass ", "\nif ", "\nprint")
 
     def to_dict(self) -> dict[str, Any]:
@@ -165,6 +167,7 @@ def _task(name: str, raw: Mapping[str, Any] | None) -> TaskSpec:
         gen_kwargs=dict(raw.get("gen_kwargs", {}) or {}),
         data=raw.get("data"),
         max_new_tokens=int(raw.get("max_new_tokens", 64)),
+        heal_prompt=bool(raw.get("heal_prompt", True)),
         stop=tuple(raw.get("stop", TaskSpec.stop)),
     )
     return spec
