@@ -52,3 +52,12 @@ def test_train_flags_parse_with_the_trainer():
     assert rules.train_data_files(study.config, "regression") == sorted(
         {study.config["data"]["helpsteer2"]["path"],
          study.config["data"]["helpsteer2_preference"]["path"]})
+
+
+def test_lr_grid_by_model_replaces_one_models_grid():
+    from rmselect.rm.rules import lr_grid
+
+    cfg = {"rm": {"lr_grid": {"bt": [1e-3, 3e-4]}, "lr_grid_by_model": {"m": {"bt": [5e-6]}}}}
+    assert lr_grid(cfg, "bt") == ["0.001", "0.0003"]
+    assert lr_grid(cfg, "bt", "m") == ["5e-06"]
+    assert lr_grid(cfg, "bt", "other") == ["0.001", "0.0003"]

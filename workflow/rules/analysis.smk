@@ -16,7 +16,8 @@ A = analysis_settings(config)
 AN = "results/analysis"
 FIG = "results/figures"
 ANALYSIS_ENV = "../../envs/analysis.yaml"
-ASCRIPT = str(SCRIPTS)
+# Relative, so that moving the checkout changes no params (and reruns nothing).
+ASCRIPT = "workflow/scripts"
 RM_SCORES = A["rm_scores"]
 FEATURES = A["features"]
 COV_FILTERS = [f["name"] for f in A["coverage"]["filters"]]

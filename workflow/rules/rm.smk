@@ -62,7 +62,7 @@ rule rm_select:
             "results/rm/{objective}/{model}/lr{lr}/run.json",
             objective=wc.objective,
             model=wc.model,
-            lr=rm_rules.lr_grid(config, wc.objective),
+            lr=rm_rules.lr_grid(config, wc.objective, wc.model),
         ),
     output:
         selected="results/rm/{objective}/{model}/selected.json",

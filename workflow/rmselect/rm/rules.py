@@ -52,9 +52,15 @@ def lr_label(value: Any) -> str:
         raise ConfigError(f"config: field 'rm.lr_grid': {value!r} is not a number") from None
 
 
-def lr_grid(config: Mapping[str, Any], objective: str) -> list[str]:
-    """The LR wildcards of ``objective``."""
-    grid = (rm_config(config).get("lr_grid") or {}).get(objective)
+def lr_grid(config: Mapping[str, Any], objective: str, model: str | None = None) -> list[str]:
+    """The LR wildcards of ``objective`` (for ``model``, when it has its own grid).
+
+    ``rm.lr_grid_by_model: {model: {objective: [...]}}`` replaces the objective's grid for
+    one model, so a grid change reruns only that model's training and what follows it.
+    """
+    cfg = rm_config(config)
+    own = ((cfg.get("lr_grid_by_model") or {}).get(model) or {}) if model else {}
+    grid = own.get(objective) or (cfg.get("lr_grid") or {}).get(objective)
     if not grid:
         raise ConfigError(f"config: field 'rm.lr_grid.{objective}' is missing or empty")
     return [lr_label(v) for v in grid]
