@@ -150,6 +150,9 @@ def init_distributed(use_cuda: bool) -> tuple[int, int]:
 
         ds_torch = importlib.import_module("deepspeed.comm.torch")
         ds_torch.build_shm_op = lambda: None  # type: ignore[attr-defined]
+    from rmselect.distributed import init_lone_process_group
+
+    init_lone_process_group("nccl" if use_cuda else "gloo")
     deepspeed.init_distributed(dist_backend="nccl" if use_cuda else "gloo", verbose=False)
     if use_cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))

@@ -453,6 +453,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         torch.cuda.set_device(local_rank)
     device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+    from rmselect.distributed import init_lone_process_group
+
+    init_lone_process_group("nccl" if cuda else "gloo")
     deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo", verbose=False)
     import torch.distributed as dist
 
