@@ -16,8 +16,9 @@ A = analysis_settings(config)
 AN = "results/analysis"
 FIG = "results/figures"
 ANALYSIS_ENV = "../../envs/analysis.yaml"
-# Relative, so that moving the checkout changes no params (and reruns nothing).
-ASCRIPT = "workflow/scripts"
+# Absolute, so the rules also run with --directory elsewhere (the import-only test does);
+# moving the checkout therefore changes these params and reruns the analysis.
+ASCRIPT = str(SCRIPTS)
 RM_SCORES = A["rm_scores"]
 FEATURES = A["features"]
 COV_FILTERS = [f["name"] for f in A["coverage"]["filters"]]
