@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 ## Run the whole study on the embedded default (toy zoo, CPU only).
 demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --report results/report.html
 
 ## Run the test suite.
 test: $(STAMP)
