@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rmselect.cluster.launch import free_port
+
 BINARIES = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "srun")
 PACKAGES = ("slurm-wlm", "munge")
 DEFAULT_CONF = Path("/etc/slurm/slurm.conf")
@@ -53,12 +55,6 @@ def ensure_installed(timeout: float = 900) -> None:
             raise ClusterError(f"{' '.join(cmd)} failed: {r.stderr[-2000:]}")
     if missing_binaries():
         raise ClusterError(f"still missing after install: {', '.join(missing_binaries())}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _mem_mb() -> int:
@@ -114,8 +110,8 @@ class TestCluster:
                 [
                     "ClusterName=rmselect-test",
                     f"SlurmctldHost={self.node}(127.0.0.1)",
-                    f"SlurmctldPort={_free_port()}",
-                    f"SlurmdPort={_free_port()}",
+                    f"SlurmctldPort={free_port()}",
+                    f"SlurmdPort={free_port()}",
                     "AuthType=auth/munge",
                     "CredType=cred/munge",
                     f"AuthInfo=socket={self.munge_socket}",

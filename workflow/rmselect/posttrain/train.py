@@ -28,13 +28,14 @@ import logging
 import math
 import os
 import random
-import socket
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
+
+from rmselect.cluster.launch import free_port
 
 from rmselect.posttrain.data import IGNORE_INDEX, PreferencePair, Sequence_
 
@@ -124,17 +125,11 @@ def step_indices(n_examples: int, global_batch: int, steps: int, seed: int) -> l
 # --------------------------------------------------------------------------- distributed
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def init_distributed(use_cuda: bool) -> tuple[int, int]:
     """Initialise torch.distributed for DeepSpeed; a lone process becomes rank 0 of 1."""
     if "RANK" not in os.environ:
         os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
-                          MASTER_PORT=str(_free_port()))
+                          MASTER_PORT=str(free_port()))
     if not use_cuda:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
     # DeepSpeed builds its CPU communication op once; keep it in the repository's cache.

@@ -31,12 +31,13 @@ import json
 import math
 import os
 import shutil
-import socket
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
+
+from rmselect.cluster.launch import free_port
 
 OBJECTIVES = {"bt": 1, "regression": 5}
 #: Exit status of a run stopped by ``--stop-after-steps`` (a simulated kill).
@@ -130,18 +131,12 @@ class RunConfig:
 # --------------------------------------------------------------------------- distributed
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def dist_env() -> tuple[int, int, int]:
     """``(rank, world_size, local_rank)`` from the launcher; single rank when none set them."""
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1")
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-        os.environ["MASTER_PORT"] = str(free_port())
+        os.environ["MASTER_PORT"] = str(free_port())  # only read by DeepSpeed's env check
     os.environ.setdefault("LOCAL_RANK", os.environ["RANK"])
     return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
 
