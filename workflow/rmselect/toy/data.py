@@ -476,28 +476,29 @@ def rewardbench_rows(w: World, pools: dict[str, Pools], per_subset: int, seed: i
 # ---------------------------------------------------------------------------- sft / dpo
 
 
-def sft_rows(w: World, pools: dict[str, Pools], n: int, seed: int):
-    """SFT conversations from train pools: the good side of a drawn pair."""
+def _train_pairs(w: World, pools: dict[str, Pools], n: int, seed: int) -> list[Pair]:
+    """``n`` non-tie pairs drawn from the train pools (shared by the SFT and DPO sets)."""
     rng = random.Random(seed)
     kinds = [k for k in PAIR_MIX if k != "tie"]
     weights = [PAIR_MIX[k] for k in kinds]
-    rows = []
-    for _ in range(n):
-        pair = draw_pair(rng, w, pools["train"], rng.choices(kinds, weights)[0])
-        rows.append({"messages": [{"role": "user", "content": pair.prompt},
-                                  {"role": "assistant", "content": pair.good}]})
-    return rows
+    return [draw_pair(rng, w, pools["train"], rng.choices(kinds, weights)[0]) for _ in range(n)]
+
+
+def sft_rows(w: World, pools: dict[str, Pools], n: int, seed: int):
+    """SFT conversations from train pools: the good side of a drawn pair."""
+    return [
+        {"messages": [{"role": "user", "content": p.prompt},
+                      {"role": "assistant", "content": p.good}]}
+        for p in _train_pairs(w, pools, n, seed)
+    ]
 
 
 def dpo_rows(w: World, pools: dict[str, Pools], n: int, seed: int):
-    rng = random.Random(seed)
-    kinds = [k for k in PAIR_MIX if k != "tie"]
-    weights = [PAIR_MIX[k] for k in kinds]
-    rows = []
-    for _ in range(n):
-        pair = draw_pair(rng, w, pools["train"], rng.choices(kinds, weights)[0])
-        rows.append({"prompt": pair.prompt, "chosen": pair.good, "rejected": pair.bad})
-    return rows
+    """DPO triples from train pools: the pair's good and bad sides."""
+    return [
+        {"prompt": p.prompt, "chosen": p.good, "rejected": p.bad}
+        for p in _train_pairs(w, pools, n, seed)
+    ]
 
 
 # ---------------------------------------------------------------------------- code problems
