@@ -72,6 +72,24 @@ def test_table_and_ratio_by_hand(tmp_path):
     assert m1["gpu_s_alloc"] == pytest.approx(400.0)
 
 
+def test_eval_rm_job_cost_per_model_and_objective(tmp_path):
+    """One eval_rm job per (objective, model) scores every benchmark: eval_rm/{objective}/{model}.tsv."""
+    cost = tmp_path / "cost"
+    _bench(cost / "eval_rm" / "bt" / "m1.tsv", 12, 10)
+    _bench(cost / "eval_rm" / "regression" / "m1.tsv", 14, 11)
+    _bench(cost / "eval_rm" / "bt" / "m1-sft.tsv", 9, 8)
+    _bench(cost / "eval_toy_sets" / "rmbench.tsv", 1, 1)
+    rows = read_benchmarks(cost, ["m1", "m1-sft"], DEFAULT_STAGES)
+    t = cost_table(rows, {"eval": {"m1": 1}})
+    ev = {r["model"]: r for r in t.filter(t["rule"] == "eval_rm").iter_rows(named=True)}
+    assert set(ev) == {"m1", "m1-sft"}
+    assert ev["m1"]["jobs"] == 2 and ev["m1"]["wall_s"] == 26 and ev["m1"]["stage"] == "eval"
+    assert ev["m1"]["gpu_s_alloc"] == pytest.approx(26.0)
+    assert ev["m1-sft"]["jobs"] == 1 and ev["m1-sft"]["gpu_s_alloc"] == 0
+    toy = t.filter(t["rule"] == "eval_toy_sets").row(0, named=True)
+    assert toy["model"] == "(none)" and toy["stage"] == "eval"
+
+
 def test_empty_cost_dir_gives_header_only(tmp_path):
     t = cost_table(read_benchmarks(tmp_path / "none", ["m"], DEFAULT_STAGES))
     assert t.height == 0 and "wall_s" in t.columns

@@ -22,7 +22,7 @@ from rmselect.eval.table import (
 )
 from rmselect.eval.table import main as table_main
 from rmselect.eval.tiny import build_tiny_rm
-from rmselect.eval.toysets import derive_rmbench
+from rmselect.eval.toysets import derive_rewardbench2, derive_rmbench
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -119,12 +119,96 @@ def test_eval_rm_rmbench_format(trained, tmp_path):
     assert len(per["scores_chosen"][0]) == 3
 
 
+def three_sets(tmp_path):
+    """RewardBench v1, RewardBench 2 and RM-Bench files derived from one toy v1 set."""
+    src = pl.DataFrame(write_v1(tmp_path / "rb.jsonl")).with_columns(pl.col("id").cast(pl.Utf8))
+    for name, rows in (("rb2", derive_rewardbench2(src, n_ties=2)), ("rmb", derive_rmbench(src))):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return {
+        "rewardbench": {"path": str(tmp_path / "rb.jsonl")},
+        "rewardbench2": {"path": str(tmp_path / "rb2.jsonl"), "limit_per_subset": 2},
+        "rmbench": {"path": str(tmp_path / "rmb.jsonl")},
+    }
+
+
+def group(bench, data, out):
+    return ["--benchmark", bench, "--data", json.dumps(data), "--out-json", str(out / f"{bench}.json"),
+            "--out-scores", str(out / f"{bench}.scores.parquet")]  # fmt: skip
+
+
+def common(final, sel, extra=()):
+    return ["--rm", str(final), "--selected", str(sel), "--model", "toyx", "--objective", "regression",
+            "--dtype", "float32", "--device", "cpu", "--n-boot", "50", "--seed", "3",
+            "--batch-size", "4", *extra]  # fmt: skip
+
+
+#: Provenance fields that differ between calls (timings, the call's benchmark list).
+RUN_FIELDS = ("wall_s", "scoring_wall_s", "model_load_s", "created_utc", "job_benchmarks")
+
+
+def test_one_call_scores_several_benchmarks_like_separate_calls(trained, tmp_path, monkeypatch):
+    final, sel = trained
+    sets = three_sets(tmp_path)
+    one, sep = tmp_path / "one", tmp_path / "sep"
+    one.mkdir(), sep.mkdir()
+    from rmselect.eval import scorer
+
+    loads = []
+    real_load = scorer.load_reward_model
+    monkeypatch.setattr(scorer, "load_reward_model", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    argv = [x for b, d in sets.items() for x in group(b, d, one)]
+    assert run.main(argv + common(final, sel, ["--limit-per-subset", "1"])) == 0
+    assert len(loads) == 1  # the RM is loaded once for the three benchmarks
+    for bench, data in sets.items():  # the same settings, one benchmark per call
+        assert run.main(group(bench, data, sep) + common(final, sel, ["--limit-per-subset", "1"])) == 0
+    assert len(loads) == 4
+    for bench in sets:
+        a = json.loads((one / f"{bench}.json").read_text())
+        b = json.loads((sep / f"{bench}.json").read_text())
+        assert a["benchmark"] == bench and a["provenance"]["job_benchmarks"] == list(sets)
+        assert b["provenance"]["job_benchmarks"] == [bench]
+        for d in (a, b):
+            for k in RUN_FIELDS:
+                d["provenance"].pop(k)
+        assert a == b, bench
+        assert a["overall"]["score"] is not None
+        pa = pl.read_parquet(one / f"{bench}.scores.parquet")
+        pb = pl.read_parquet(sep / f"{bench}.scores.parquet")
+        assert pa.equals(pb), bench
+    # the per-benchmark limit in --data wins over --limit-per-subset; the others use it
+    rb = json.loads((one / "rewardbench.json").read_text())
+    rb2 = json.loads((one / "rewardbench2.json").read_text())
+    assert rb["provenance"]["limit_per_subset"] == 1 and rb["subsets"]["alpacaeval-easy"]["n"] == 1
+    assert rb2["provenance"]["limit_per_subset"] == 2
+
+
+def test_several_benchmarks_write_nothing_when_one_fails(trained, tmp_path, capsys):
+    final, sel = trained
+    sets = three_sets(tmp_path)
+    write_v1(tmp_path / "bad.jsonl", ["alpacaeval-easy", "not-a-subset"])
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = group("rewardbench2", sets["rewardbench2"], out) + group("rewardbench", {"path": str(tmp_path / "bad.jsonl")}, out)
+    assert run.main(argv + common(final, sel)) == 1
+    assert "unknown subset(s) 'not-a-subset'" in capsys.readouterr().err
+    assert not list(out.iterdir())
+    # the per-benchmark options must pair up, and no output may be given twice
+    argv = group("rewardbench", sets["rewardbench"], out) + ["--benchmark", "rmbench"]
+    assert run.main(argv + common(final, sel)) == 1
+    assert "once per --benchmark" in capsys.readouterr().err
+    argv = group("rewardbench", sets["rewardbench"], out) * 2
+    assert run.main(argv + common(final, sel)) == 1
+    assert "more than once" in capsys.readouterr().err
+    assert not list(out.iterdir())
+
+
 def test_script_help():
     out = subprocess.run(
         [sys.executable, str(REPO / "workflow/scripts/eval_rm.py"), "--help"],
         capture_output=True, text=True, env={"PYTHONPATH": str(REPO / "workflow"), "PATH": ""},
     )
     assert out.returncode == 0 and "--benchmark" in out.stdout
+    assert "once per --benchmark" in out.stdout  # how to score several benchmarks in one call
 
 
 # ----------------------------------------------------------------- tables and imports

@@ -35,6 +35,37 @@ def test_toy_default_evaluates_every_trained_rm_on_three_benchmarks():
     assert ev.data_files("rewardbench2") == ["results/eval/data/rewardbench2.jsonl"]
 
 
+def test_one_job_gets_every_benchmark_as_one_option_group():
+    import shlex
+
+    from rmselect.eval.run import benchmark_jobs, build_parser
+
+    section = {
+        "benchmarks": {
+            "rewardbench": {"path": "rb v1.jsonl", "weights": "official"},
+            "rewardbench2": {"derive_from": "rewardbench", "limit_per_subset": 20},
+            "rmbench": {"hub": "THU-KEG/RM-Bench", "split": "train"},
+        },
+        "limit_per_subset": 5,
+    }
+    _, ev = settings(section)
+    names = list(ev.benchmarks)
+    jsons = [f"results/eval/{b}/bt/m.json" for b in names]
+    scores = [f"results/eval/{b}/bt/m.scores.parquet" for b in names]
+    assert ev.job_data_files() == ["rb v1.jsonl", "results/eval/data/rewardbench2.jsonl"]
+    argv = shlex.split(ev.benchmark_args(jsons, scores)) + ["--rm", "x", "--model", "m",
+                                                            "--limit-per-subset", "5"]  # fmt: skip
+    jobs = benchmark_jobs(build_parser().parse_args(argv))
+    assert [j.benchmark for j in jobs] == names
+    assert [j.entry for j in jobs] == [ev.benchmarks[b] for b in names]
+    assert [(j.out_json, j.out_scores) for j in jobs] == list(zip(jsons, scores))
+    assert [j.limit_per_subset for j in jobs] == [5, 20, 5]
+    with pytest.raises(ValueError, match="not under benchmark rewardbench"):
+        ev.benchmark_args(jsons[::-1], scores[::-1])
+    with pytest.raises(ValueError, match="3 benchmarks"):
+        ev.benchmark_args(jsons[:1], scores[:1])
+
+
 def test_import_only_needs_no_rm(tmp_path):
     imp = tmp_path / "imp.csv"
     imp.write_text(HEADER + "toyllama-2-m,bt,50,50,50,50\n")

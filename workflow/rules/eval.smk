@@ -1,6 +1,7 @@
 # Stage: eval -- score every trained RM on RewardBench v1 (the paper's benchmark) and,
-# when configured, RewardBench 2 and RM-Bench; merge imported RM results; build the RM
-# score tables. Logic: workflow/rmselect/eval/. Outputs: workflow/CONTRACTS.md "Evaluation".
+# when configured, RewardBench 2 and RM-Bench (one eval_rm job per RM for all of them);
+# merge imported RM results; build the RM score tables. Logic: workflow/rmselect/eval/.
+# Outputs: workflow/CONTRACTS.md "Evaluation".
 from rmselect.eval.settings import eval_settings, model_flags
 
 try:
@@ -12,7 +13,6 @@ except ConfigError as err:
 EVAL_OPTS = EVAL.options
 EVAL_PAIRS = EVAL.pairs
 EVAL_BENCHMARKS = list(EVAL.benchmarks)
-EVAL_BENCHMARK_RE = "|".join(EVAL_BENCHMARKS) or "(?!x)x"
 EVAL_DERIVED_RE = "|".join(EVAL.derived) or "(?!x)x"
 EVAL_JSONS = [
     f"results/eval/{b}/{o}/{m}.json" for b in EVAL_BENCHMARKS for m, o in EVAL_PAIRS
@@ -54,51 +54,61 @@ rule eval_toy_sets:
         " > {log} 2>&1"
 
 
-rule eval_rm:
-    input:
-        rm="results/rm/{objective}/{model}/final",
-        selected="results/rm/{objective}/{model}/selected.json",
-        data=lambda wc: EVAL.data_files(wc.benchmark),
-    output:
-        json="results/eval/{benchmark}/{objective}/{model}.json",
-        scores="results/eval/{benchmark}/{objective}/{model}.scores.parquet",
-    log:
-        f"{LOGS}/eval_rm/{{benchmark}}/{{objective}}/{{model}}.log",
-    benchmark:
-        f"{COST}/eval_rm/{{benchmark}}/{{objective}}/{{model}}.tsv"
-    wildcard_constraints:
-        benchmark=EVAL_BENCHMARK_RE,
-    conda:
-        "../../envs/eval.yaml"
-    resources:
-        **res_extra("eval"),
-        gpu=res("eval", "gpu"),
-        mem_mb=res("eval", "mem_mb"),
-        runtime=res("eval", "runtime"),
-    params:
-        slot=GPU_SLOT,
-        data=lambda wc: dataset_arg(EVAL.benchmarks[wc.benchmark]),
-        flags=lambda wc: model_flags(STUDY.model(wc.model)),
-        batch_size=EVAL_OPTS["batch_size"],
-        max_tokens=EVAL_OPTS["max_tokens"],
-        max_length=EVAL_OPTS["max_length"],
-        dtype=EVAL_OPTS["dtype"],
-        n_boot=EVAL_OPTS["n_boot"],
-        seed=EVAL_OPTS["seed"],
-        limit=(
-            f"--limit-per-subset {EVAL_OPTS['limit_per_subset']}"
-            if EVAL_OPTS["limit_per_subset"]
-            else ""
-        ),
-    shell:
-        "{params.slot} {resources.gpu} -- python workflow/scripts/eval_rm.py"
-        " --benchmark {wildcards.benchmark}"
-        " --data {params.data} --rm {input.rm} --selected {input.selected}"
-        " --model {wildcards.model} --objective {wildcards.objective} {params.flags}"
-        " --batch-size {params.batch_size} --max-tokens {params.max_tokens}"
-        " --max-length {params.max_length} --dtype {params.dtype}"
-        " --n-boot {params.n_boot} --seed {params.seed} {params.limit}"
-        " --out-json {output.json} --out-scores {output.scores} > {log} 2>&1"
+# One job per (objective, model) scores the RM on every configured benchmark: the model is
+# loaded once, and the job writes each benchmark's JSON and per-example scores.
+if EVAL_BENCHMARKS:
+
+    rule eval_rm:
+        input:
+            rm="results/rm/{objective}/{model}/final",
+            selected="results/rm/{objective}/{model}/selected.json",
+            data=EVAL.job_data_files(),
+        output:
+            json=expand(
+                "results/eval/{benchmark}/{{objective}}/{{model}}.json",
+                benchmark=EVAL_BENCHMARKS,
+            ),
+            scores=expand(
+                "results/eval/{benchmark}/{{objective}}/{{model}}.scores.parquet",
+                benchmark=EVAL_BENCHMARKS,
+            ),
+        log:
+            f"{LOGS}/eval_rm/{{objective}}/{{model}}.log",
+        benchmark:
+            f"{COST}/eval_rm/{{objective}}/{{model}}.tsv"
+        conda:
+            "../../envs/eval.yaml"
+        resources:
+            **res_extra("eval"),
+            gpu=res("eval", "gpu"),
+            mem_mb=res("eval", "mem_mb"),
+            runtime=res("eval", "runtime"),
+        params:
+            slot=GPU_SLOT,
+            # --benchmark NAME --data JSON --out-json ... --out-scores ... per benchmark
+            benchmarks=lambda wc, output: EVAL.benchmark_args(
+                output.json, output.scores
+            ),
+            flags=lambda wc: model_flags(STUDY.model(wc.model)),
+            batch_size=EVAL_OPTS["batch_size"],
+            max_tokens=EVAL_OPTS["max_tokens"],
+            max_length=EVAL_OPTS["max_length"],
+            dtype=EVAL_OPTS["dtype"],
+            n_boot=EVAL_OPTS["n_boot"],
+            seed=EVAL_OPTS["seed"],
+            limit=(
+                f"--limit-per-subset {EVAL_OPTS['limit_per_subset']}"
+                if EVAL_OPTS["limit_per_subset"]
+                else ""
+            ),
+        shell:
+            "{params.slot} {resources.gpu} -- python workflow/scripts/eval_rm.py"
+            " {params.benchmarks}"
+            " --rm {input.rm} --selected {input.selected}"
+            " --model {wildcards.model} --objective {wildcards.objective} {params.flags}"
+            " --batch-size {params.batch_size} --max-tokens {params.max_tokens}"
+            " --max-length {params.max_length} --dtype {params.dtype}"
+            " --n-boot {params.n_boot} --seed {params.seed} {params.limit} > {log} 2>&1"
 
 
 rule rm_scores_table:

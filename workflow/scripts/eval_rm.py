@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Evaluate one reward model on one benchmark (RewardBench v1 / 2, RM-Bench).
+"""Evaluate one reward model on one or more benchmarks (RewardBench v1 / 2, RM-Bench).
 
 Thin wrapper: the logic lives in rmselect.eval.run (see --help).
 """

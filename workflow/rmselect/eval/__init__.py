@@ -8,7 +8,8 @@ Modules:
   exactly as each benchmark defines them, and bootstrap confidence intervals;
 - :mod:`rmselect.eval.scorer` — batched, length-sorted reward scoring of any
   ``AutoModelForSequenceClassification`` RM (BT, regression with merge weights, hub RMs);
-- :mod:`rmselect.eval.run` — ``workflow/scripts/eval_rm.py``: one RM on one benchmark;
+- :mod:`rmselect.eval.run` — ``workflow/scripts/eval_rm.py``: one RM, loaded once, on one or
+  more benchmarks;
 - :mod:`rmselect.eval.table` — ``workflow/scripts/rm_scores_table.py``: the RM score tables,
   merging imported results;
 - :mod:`rmselect.eval.toysets` — ``workflow/scripts/eval_toy_sets.py``: RewardBench-2 and

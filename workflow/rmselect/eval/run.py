@@ -1,6 +1,10 @@
-"""Evaluate one reward model on one benchmark (``workflow/scripts/eval_rm.py``).
+"""Evaluate one reward model on one or more benchmarks (``workflow/scripts/eval_rm.py``).
 
-Writes, atomically:
+One call loads the RM (model and tokenizer) once and scores it on every benchmark it is
+given: repeat ``--benchmark NAME --data JSON --out-json PATH --out-scores PATH`` once per
+benchmark (the i-th ``--data``, ``--out-json`` and ``--out-scores`` belong to the i-th
+``--benchmark``). Each benchmark's numbers are exactly those of a single-benchmark call with
+the same settings. For every benchmark it writes, atomically:
 
 - ``--out-scores`` (Parquet): per example ``id, subset, score_chosen, score_rejected,
   correct`` plus benchmark-specific columns (:func:`rmselect.eval.metrics.per_example`);
@@ -9,7 +13,9 @@ Writes, atomically:
   (model, objective, RM path, selected lr/step from ``selected.json``, data source,
   counts, scorer settings, wall time).
 
-Nothing is written when loading, validation or scoring fails.
+Every benchmark's data is loaded and validated before the RM is loaded, and the outputs
+are written only after every benchmark has been scored: nothing is written when loading,
+validation or scoring of any of them fails.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import datetime as _dt
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -41,17 +48,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="eval_rm.py",
         description=(
-            "Score a reward model on RewardBench v1, RewardBench 2 or RM-Bench and write"
-            " per-example scores (Parquet) and benchmark scores with bootstrap CIs (JSON)."
+            "Score a reward model on RewardBench v1, RewardBench 2 and/or RM-Bench and write,"
+            " per benchmark, per-example scores (Parquet) and benchmark scores with bootstrap"
+            " CIs (JSON). The RM is loaded once for all benchmarks of the call."
+        ),
+        epilog=(
+            "Several benchmarks in one call: repeat the four per-benchmark options, e.g."
+            " --benchmark rewardbench --data A --out-json A.json --out-scores A.parquet"
+            " --benchmark rmbench --data B --out-json B.json --out-scores B.parquet;"
+            " the i-th --data, --out-json and --out-scores belong to the i-th --benchmark."
+            " Every other option applies to all benchmarks."
         ),
     )
-    p.add_argument("--benchmark", required=True, choices=BENCHMARKS)
-    p.add_argument(
+    per = p.add_argument_group("per benchmark (give each once per --benchmark, in the same order)")
+    per.add_argument(
+        "--benchmark", required=True, action="append", choices=BENCHMARKS,
+        help="benchmark to score (repeat it, with its --data, --out-json and --out-scores,"
+        " per benchmark)",
+    )
+    per.add_argument(
         "--data",
         required=True,
+        action="append",
         help="benchmark config entry as JSON: {\"path\": file} or {\"hub\": id, \"split\": s}"
         " plus options ignore_unknown_subsets, include_prior_sets, prior_sets, weights,"
         " limit_per_subset",
+    )
+    per.add_argument("--out-json", required=True, action="append", help="benchmark scores (JSON)")
+    per.add_argument(
+        "--out-scores", required=True, action="append", help="per-example scores (Parquet)"
     )
     p.add_argument("--rm", required=True, help="RM folder (AutoModelForSequenceClassification) or hub id")
     p.add_argument("--model", required=True, help="model name (table row) for provenance")
@@ -66,14 +91,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
     p.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (0: no CIs)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (the same for every benchmark)")
     p.add_argument(
         "--limit-per-subset", type=int, default=None,
-        help="first N rows per subset (debug; a limit_per_subset in --data wins)",
+        help="first N rows per subset, for every benchmark (debug; a limit_per_subset in a"
+        " benchmark's --data wins)",
     )
-    p.add_argument("--out-json", required=True)
-    p.add_argument("--out-scores", required=True)
     return p
+
+
+@dataclass
+class BenchmarkJob:
+    """One benchmark of a call: its config entry and output paths."""
+
+    benchmark: str
+    entry: dict[str, Any]
+    out_json: str
+    out_scores: str
+    limit_per_subset: int | None
+
+
+def benchmark_jobs(args: argparse.Namespace) -> list[BenchmarkJob]:
+    """Pair the repeated per-benchmark options; check the data JSON and the output paths."""
+    names, datas = list(args.benchmark), list(args.data)
+    jsons, scores = list(args.out_json), list(args.out_scores)
+    counts = {"--benchmark": len(names), "--data": len(datas), "--out-json": len(jsons),
+              "--out-scores": len(scores)}  # fmt: skip
+    if len(set(counts.values())) != 1:
+        raise ValueError(
+            "give --data, --out-json and --out-scores once per --benchmark; got "
+            + ", ".join(f"{k} x{v}" for k, v in counts.items())
+        )
+    outs = [str(Path(o)) for o in jsons + scores]
+    dup = sorted({o for o in outs if outs.count(o) > 1})
+    if dup:
+        raise ValueError(f"output path(s) given more than once: {', '.join(dup)}")
+    jobs = []
+    for name, data, out_json, out_scores in zip(names, datas, jsons, scores):
+        try:
+            entry = json.loads(data)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--data of {name}: not JSON ({err})") from None
+        if not isinstance(entry, dict):
+            raise ValueError(f"--data of {name} must be a JSON object")
+        weights_mode = entry.get("weights", "official")
+        if weights_mode not in WEIGHT_MODES:
+            raise ValueError(
+                f"eval.benchmarks.{name}.weights: {weights_mode!r}; use {', '.join(WEIGHT_MODES)}"
+            )
+        limit = entry.get("limit_per_subset") or args.limit_per_subset
+        jobs.append(BenchmarkJob(name, entry, out_json, out_scores, limit))
+    return jobs
 
 
 def read_selected(path: str | None) -> dict[str, Any]:
@@ -87,27 +155,26 @@ def read_selected(path: str | None) -> dict[str, Any]:
     return {k: sel.get(k) for k in ("lr", "step", "val_accuracy", "weights") if k in sel}
 
 
-def evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    entry = json.loads(args.data)
-    if not isinstance(entry, dict):
-        raise ValueError("--data must be a JSON object")
-    weights_mode = entry.get("weights", "official")
-    if weights_mode not in WEIGHT_MODES:
-        raise ValueError(
-            f"eval.benchmarks.{args.benchmark}.weights: {weights_mode!r}; use {', '.join(WEIGHT_MODES)}"
-        )
-    from rmselect.eval.scorer import encode_items, load_reward_model, score_ids
+def evaluate(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Score the RM on every benchmark of the call; the results, in the call's order."""
+    jobs = benchmark_jobs(args)
+    from rmselect.eval.scorer import load_reward_model
 
-    t0 = time.perf_counter()
-    data = load_benchmark(
-        args.benchmark,
-        entry,
-        ignore_unknown_subsets=bool(entry.get("ignore_unknown_subsets", False)),
-        include_prior_sets=bool(entry.get("include_prior_sets", False)),
-        prior_sets=entry.get("prior_sets"),
-        limit_per_subset=entry.get("limit_per_subset") or args.limit_per_subset,
-    )
+    # Every benchmark's data first: a bad set fails before the (slow) model load.
+    loaded = []
+    for job in jobs:
+        t0 = time.perf_counter()
+        data = load_benchmark(
+            job.benchmark,
+            job.entry,
+            ignore_unknown_subsets=bool(job.entry.get("ignore_unknown_subsets", False)),
+            include_prior_sets=bool(job.entry.get("include_prior_sets", False)),
+            prior_sets=job.entry.get("prior_sets"),
+            limit_per_subset=job.limit_per_subset,
+        )
+        loaded.append((job, data, time.perf_counter() - t0))
     selected = read_selected(args.selected)
+    t0 = time.perf_counter()
     rm = load_reward_model(
         args.rm,
         trust_remote_code=args.trust_remote_code,
@@ -117,8 +184,35 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         dtype=args.dtype,
         device=args.device,
     )
+    load_s = time.perf_counter() - t0
+    names = [job.benchmark for job in jobs]
+    done = [
+        score_benchmark(args, rm, job, data, selected, data_s, load_s, names)
+        for job, data, data_s in loaded
+    ]
+    # Written only once every benchmark is scored (each file atomically).
+    for job, (per_ex, result) in zip(jobs, done):
+        write_table(job.out_scores, per_ex)
+        write_json(job.out_json, result)
+    return [result for _, result in done]
+
+
+def score_benchmark(
+    args: argparse.Namespace,
+    rm: Any,
+    job: BenchmarkJob,
+    data: Any,
+    selected: dict[str, Any],
+    data_s: float,
+    load_s: float,
+    job_benchmarks: list[str],
+) -> tuple[Any, dict[str, Any]]:
+    """One benchmark with an already loaded RM: (per-example frame, result JSON)."""
+    from rmselect.eval.scorer import encode_items, score_ids
+
+    t0 = time.perf_counter()
     sys.stderr.write(
-        f"rmselect eval: {args.benchmark} ({data.source}): {data.n_examples} examples,"
+        f"rmselect eval: {job.benchmark} ({data.source}): {data.n_examples} examples,"
         f" {data.items.height} texts; RM {args.rm} ({rm.num_labels} output(s), {rm.dtype},"
         f" {rm.device})\n"
     )
@@ -126,10 +220,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     res = score_ids(rm, ids, batch_size=args.batch_size, max_tokens=args.max_tokens)
     per_ex = per_example(data, res.rewards)
     scores = score(
-        args.benchmark,
+        job.benchmark,
         per_ex,
         ScoreOptions(
-            weights=weights_mode,
+            weights=job.entry.get("weights", "official"),
             include_prior_sets=data.include_prior_sets,
             n_boot=args.n_boot,
             seed=args.seed,
@@ -139,7 +233,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     import transformers
 
     result = {
-        "benchmark": args.benchmark,
+        "benchmark": job.benchmark,
         "scale": "0-100",
         "model": args.model,
         "objective": args.objective or None,
@@ -165,7 +259,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             "chat_template": "override" if args.chat_template else "tokenizer or fallback",
             "data_source": data.source,
             "n_examples": data.n_examples,
-            "limit_per_subset": entry.get("limit_per_subset") or args.limit_per_subset,
+            "limit_per_subset": job.limit_per_subset,
             "n_texts": data.items.height,
             "n_truncated": trunc.truncated,
             "n_response_cut": trunc.response_cut,
@@ -177,22 +271,24 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             "n_batches": res.n_batches,
             "padding_fraction": 1 - float(res.n_tokens.sum()) / max(res.padded_tokens, 1),
             "scoring_wall_s": res.wall_s,
-            "wall_s": time.perf_counter() - t0,
+            # this benchmark's data load, encoding, scoring and metrics (not the RM load)
+            "wall_s": data_s + time.perf_counter() - t0,
+            # the RM load, once per call and shared by job_benchmarks
+            "model_load_s": load_s,
+            "job_benchmarks": job_benchmarks,
             "torch": torch.__version__,
             "transformers": transformers.__version__,
             "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         },
     }
-    write_table(args.out_scores, per_ex)
-    write_json(args.out_json, result)
     ov = scores["overall"]
     sys.stderr.write(
-        f"rmselect eval: {args.model} {args.objective} {args.benchmark}: overall"
+        f"rmselect eval: {args.model} {args.objective} {job.benchmark}: overall"
         f" {_fmt(ov['score'])} [{_fmt(ov['lo'])}, {_fmt(ov['hi'])}]; "
         + ", ".join(f"{k} {_fmt(v['score'])}" for k, v in scores["sections"].items())
         + "\n"
     )
-    return result
+    return per_ex, result
 
 
 def _fmt(x: float | None) -> str:

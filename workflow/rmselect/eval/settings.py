@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -54,6 +55,35 @@ class EvalSettings:
         if entry.get("include_prior_sets") and "path" in prior:
             files.append(prior["path"])
         return files
+
+    def job_data_files(self) -> list[str]:
+        """Local files one eval_rm job reads: those of every benchmark, each once."""
+        return list(dict.fromkeys(f for b in self.benchmarks for f in self.data_files(b)))
+
+    def benchmark_args(self, jsons: Sequence[str], scores: Sequence[str]) -> str:
+        """eval_rm.py's per-benchmark options for one job scoring every benchmark.
+
+        One ``--benchmark NAME --data JSON --out-json PATH --out-scores PATH`` group per
+        configured benchmark, in config order; ``jsons`` and ``scores`` are the job's
+        outputs ``results/eval/{benchmark}/...`` in that order.
+        """
+        names = list(self.benchmarks)
+        if len(jsons) != len(names) or len(scores) != len(names):
+            raise ValueError(
+                f"eval_rm: {len(jsons)} JSON and {len(scores)} score outputs for"
+                f" {len(names)} benchmarks"
+            )
+        groups = []
+        for name, out_json, out_scores in zip(names, jsons, scores):
+            for out in (out_json, out_scores):
+                if f"/{name}/" not in f"/{out}":
+                    raise ValueError(f"eval_rm: output {out} is not under benchmark {name}")
+            data = shlex.quote(json.dumps(self.benchmarks[name], sort_keys=True))
+            groups.append(
+                f"--benchmark {name} --data {data} --out-json {shlex.quote(str(out_json))}"
+                f" --out-scores {shlex.quote(str(out_scores))}"
+            )
+        return " ".join(groups)
 
     @property
     def makes_table(self) -> bool:
