@@ -128,6 +128,30 @@ rule toy_data:
         " --tasks-dir {output.tasks} --domains-dir results/toy/domains > {log} 2>&1"
 
 
+# Diagnostic, not part of `all`: `snakemake --cores 2 results/toy/probe.csv` says, per toy
+# base model and in seconds, whether it knows the facts and whether a linear reward head
+# could read a judgment at the reward token (rmselect.toy.probe).
+rule toy_probe:
+    input:
+        models=TOY_MODEL_DIRS,
+        preference="results/toy/data/helpsteer2_preference.jsonl",
+        tasks="results/toy/tasks",
+    output:
+        "results/toy/probe.csv",
+    log:
+        f"{LOGS}/toy_probe/probe.log",
+    benchmark:
+        f"{COST}/toy_probe/probe.tsv"
+    conda:
+        "../../envs/toy.yaml"
+    params:
+        models=" ".join(f"{m}=results/toy/models/{m}" for m in TOY_MODELS),
+    shell:
+        "python workflow/scripts/toy_probe.py --models {params.models}"
+        " --preference {input.preference} --facts {input.tasks}/toy_facts.jsonl"
+        " --out {output} > {log} 2>&1"
+
+
 rule toy_build_info:
     input:
         "results/toy/world.json",

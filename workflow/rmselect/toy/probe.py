@@ -1,0 +1,224 @@
+"""Probe what a toy base model offers a reward model, before any RM is trained on it.
+
+The toy zoo only shows a real base-model -> RM signal if a base model both *knows* the
+world and carries a *judgment* of an answer where an RM reads its reward (the last token of
+the rendered conversation). Training RMs to find out costs minutes per model; these probes
+cost seconds and say which of the two fails. Three numbers per base model:
+
+* ``recall``: accuracy on the ``toy_facts`` items (multiple choice, the highest summed
+  log-probability of the choice wins). Does the model know the facts?
+* ``zero_shot``: share of RM validation pairs (HelpSteer2-Preference ``validation`` split,
+  ties left out) whose preferred response has the higher mean token log-probability under
+  the base model. Does the language model itself prefer the right answer?
+* ``linear_probe``: a logistic regression on the difference of the two responses'
+  last-token hidden states (every layer, concatenated), fitted on the ``train`` split and
+  scored on the ``validation`` split: what a linear reward head could read without any
+  fine-tuning. Validation pairs use entities the fit never saw, as RM validation does.
+
+``recall`` high but ``linear_probe`` near 0.5 means the model knows facts but does not
+represent whether an answer is right at the reward token: RM training then has to learn the
+comparison itself from a few hundred pairs, which the toy zoo's RMs do not manage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+#: Inverse regularisation strengths tried by the linear probe (best validation score kept,
+#: an optimistic but standard probe read-out; each is fitted on train pairs only).
+PROBE_C = (0.01, 0.1, 1.0)
+
+
+@dataclass
+class ProbeResult:
+    """One base model's probe numbers (see the module docstring)."""
+
+    model: str
+    recall: float
+    recall_n: int
+    zero_shot: float
+    linear_probe: float
+    linear_probe_train: float
+    pairs_train: int
+    pairs_validation: int
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    with open(path) as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def preference_pairs(rows: Sequence[dict[str, Any]], split: str) -> list[tuple[str, str, str]]:
+    """``(prompt, preferred, other)`` of one split; ties (strength 0) are dropped."""
+    from rmselect.toy.data import PREFERENCE_SIGN
+
+    out = []
+    for row in rows:
+        strength = int(row["preference_strength"])
+        if row.get("split") != split or strength == 0:
+            continue
+        r1, r2 = row["response_1"], row["response_2"]
+        out.append((row["prompt"], r1, r2) if strength * PREFERENCE_SIGN > 0 else (row["prompt"], r2, r1))
+    return out
+
+
+class LM:
+    """A causal LM and its tokenizer with the few scoring calls the probes need."""
+
+    def __init__(self, model_dir: str | Path):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.torch = torch
+        self.tok = AutoTokenizer.from_pretrained(str(model_dir))
+        self.model = AutoModelForCausalLM.from_pretrained(str(model_dir)).eval()
+
+    def ids(self, text: str) -> list[int]:
+        return self.tok(text, add_special_tokens=False)["input_ids"]
+
+    def token_logprobs(self, ids: list[int]) -> np.ndarray:
+        """Log-probability of each token after the first."""
+        torch = self.torch
+        x = torch.tensor([ids])
+        with torch.no_grad():
+            logp = self.model(input_ids=x).logits[0, :-1].log_softmax(-1)
+        return logp.gather(-1, x[0, 1:, None])[:, 0].numpy()
+
+    def last_states(self, ids: list[int]) -> np.ndarray:
+        """Hidden states of the last token, every layer after the embeddings, concatenated."""
+        torch = self.torch
+        with torch.no_grad():
+            hs = self.model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states
+        return torch.cat([h[0, -1] for h in hs[1:]]).numpy()
+
+    def conversation(self, prompt: str, response: str) -> tuple[list[int], int]:
+        """Token ids of the rendered conversation and where the response starts."""
+        from rmselect.rm.format import render
+
+        full = self.ids(render(self.tok, prompt, response))
+        head = self.ids(render(self.tok, prompt, "\x00"))
+        start = next((i for i, (a, b) in enumerate(zip(full, head)) if a != b), len(head))
+        return full, start
+
+
+def recall_accuracy(lm: LM, items: Sequence[dict[str, Any]]) -> float:
+    """Multiple-choice accuracy: the choice with the highest summed log-probability wins."""
+    bos = [lm.tok.bos_token_id] if lm.tok.bos_token_id is not None else []
+    hits = []
+    for it in items:
+        query = lm.ids(it["query"])
+        scores = []
+        for choice in it["choices"]:
+            cont = lm.ids(" " + str(choice))
+            scores.append(float(lm.token_logprobs(bos + query + cont)[-len(cont):].sum()))
+        hits.append(int(np.argmax(scores)) == int(it["gold"]))
+    return float(np.mean(hits)) if hits else float("nan")
+
+
+def zero_shot_accuracy(lm: LM, pairs: Sequence[tuple[str, str, str]]) -> float:
+    """Share of pairs whose preferred response has the higher mean token log-probability."""
+    def mean_logprob(prompt: str, response: str) -> float:
+        ids, start = lm.conversation(prompt, response)
+        return float(lm.token_logprobs(ids)[max(0, start - 1):].mean())
+
+    hits = [mean_logprob(p, g) > mean_logprob(p, b) for p, g, b in pairs]
+    return float(np.mean(hits)) if hits else float("nan")
+
+
+def pair_features(lm: LM, pairs: Sequence[tuple[str, str, str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetrised probe data: ``x = s(good) - s(bad)`` labelled 1 and ``-x`` labelled 0."""
+    xs, ys = [], []
+    for prompt, good, bad in pairs:
+        d = lm.last_states(lm.conversation(prompt, good)[0]) - lm.last_states(
+            lm.conversation(prompt, bad)[0]
+        )
+        xs += [d, -d]
+        ys += [1, 0]
+    return np.asarray(xs), np.asarray(ys)
+
+
+def linear_probe(
+    x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray
+) -> tuple[float, float]:
+    """(validation, train) accuracy of the best of :data:`PROBE_C` (no intercept: a pair's
+    two orders must get opposite scores)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scale = StandardScaler(with_mean=False).fit(x_train)
+    xt, xv = scale.transform(x_train), scale.transform(x_val)
+    best = (-1.0, -1.0)
+    for c in PROBE_C:
+        clf = LogisticRegression(C=c, fit_intercept=False, max_iter=5000).fit(xt, y_train)
+        best = max(best, (float(clf.score(xv, y_val)), float(clf.score(xt, y_train))))
+    return best
+
+
+def probe_model(
+    name: str,
+    model_dir: str | Path,
+    preference_jsonl: str | Path,
+    facts_jsonl: str | Path,
+    max_pairs: int | None = None,
+) -> ProbeResult:
+    """All three probes for one base model."""
+    lm = LM(model_dir)
+    rows = read_jsonl(preference_jsonl)
+    train = preference_pairs(rows, "train")[:max_pairs]
+    val = preference_pairs(rows, "validation")[:max_pairs]
+    if not train or not val:
+        raise ValueError(f"{preference_jsonl}: needs non-tie pairs in both the train and the "
+                         "validation split")
+    items = read_jsonl(facts_jsonl)
+    xt, yt = pair_features(lm, train)
+    xv, yv = pair_features(lm, val)
+    probe_val, probe_train = linear_probe(xt, yt, xv, yv)
+    return ProbeResult(
+        model=name,
+        recall=recall_accuracy(lm, items),
+        recall_n=len(items),
+        zero_shot=zero_shot_accuracy(lm, val),
+        linear_probe=probe_val,
+        linear_probe_train=probe_train,
+        pairs_train=len(train),
+        pairs_validation=len(val),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="toy_probe.py",
+        description="Probe toy base models before RM training: fact recall, zero-shot "
+        "preference by log-probability, and a linear probe of last-token states on the RM "
+        "validation pairs (see rmselect.toy.probe). Writes one CSV row per model.",
+    )
+    ap.add_argument("--models", nargs="+", required=True, metavar="NAME=DIR",
+                    help="base models as name=model_dir")
+    ap.add_argument("--preference", required=True, help="helpsteer2_preference.jsonl (toy)")
+    ap.add_argument("--facts", required=True, help="toy_facts.jsonl (lm-eval task items)")
+    ap.add_argument("--max-pairs", type=int, default=None, help="cap pairs per split")
+    ap.add_argument("--out", required=True, help="output CSV")
+    a = ap.parse_args(argv)
+    import polars as pl
+
+    from rmselect.io import write_table
+
+    results = []
+    for spec in a.models:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            ap.error(f"--models: {spec!r} is not NAME=DIR")
+        if not Path(path, "config.json").exists():
+            ap.error(f"--models: {path} (model {name!r}) has no config.json")
+        res = probe_model(name, path, a.preference, a.facts, a.max_pairs)
+        print(json.dumps(asdict(res)), file=sys.stderr, flush=True)
+        results.append(asdict(res))
+    write_table(a.out, pl.DataFrame(results))
+    return 0
