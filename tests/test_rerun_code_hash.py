@@ -28,3 +28,35 @@ def test_hash_follows_content_not_mtime(tmp_path):
 def test_missing_path_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.py"):
         code_hash("nope.py", root=tmp_path)
+
+
+def _rule_blocks(text: str) -> dict[str, str]:
+    """Rule name -> its text, for every `rule NAME:` in a .smk file."""
+    import re
+
+    starts = [(m.start(), m.group(1)) for m in re.finditer(r"^\s*rule (\w+):$", text, re.M)]
+    ends = [s for s, _ in starts[1:]] + [len(text)]
+    return {name: text[s:e] for (s, name), e in zip(starts, ends)}
+
+
+def test_every_rule_that_runs_a_script_hashes_that_script():
+    """Snakemake reruns a job on a changed shell command, not on a changed script or
+    package module behind it: every rule that runs `workflow/scripts/X.py` must carry a
+    `code=code_hash(...)` param naming X.py (the README promises code edits rerun jobs)."""
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    missing = []
+    for smk in sorted((repo / "workflow" / "rules").glob("*.smk")):
+        for name, block in _rule_blocks(smk.read_text()).items():
+            scripts = set(re.findall(r"(?:workflow/scripts/|\{ASCRIPT\}/)(\w+)\.py", block))
+            scripts -= {"gpu_slot", "launch"}  # launch wrappers, not the job's logic
+            if not scripts:
+                continue
+            hashed = re.search(r"code=code_hash\((.*?)\)", block, re.S) or re.search(
+                r"code=(\w*CODE\w*)", block
+            )
+            if hashed is None or not all(s in block[hashed.start():] for s in scripts):
+                missing.append(f"{smk.name}:{name} ({', '.join(sorted(scripts))})")
+    assert not missing, "rules without a code hash of their script: " + "; ".join(missing)

@@ -46,6 +46,9 @@ rule eval_toy_sets:
     conda:
         "../../envs/eval.yaml"
     params:
+        code=code_hash(
+            "workflow/scripts/eval_toy_sets.py", "workflow/rmselect/eval/toysets.py"
+        ),
         source=lambda wc: dataset_arg(EVAL.derived[wc.benchmark]["source"]),
         n_ties=EVAL_OPTS["toy_ties"],
     shell:
@@ -84,6 +87,18 @@ if EVAL_BENCHMARKS:
             mem_mb=res("eval", "mem_mb"),
             runtime=res("eval", "runtime"),
         params:
+            code=code_hash(
+                "workflow/scripts/eval_rm.py",
+                "workflow/rmselect/eval/run.py",
+                "workflow/rmselect/eval/scorer.py",
+                "workflow/rmselect/eval/metrics.py",
+                "workflow/rmselect/eval/benchmarks.py",
+                "workflow/rmselect/rm/data.py",
+                "workflow/rmselect/rm/format.py",
+                "workflow/rmselect/rm/model.py",
+                "workflow/rmselect/rm/pooling.py",
+                "workflow/rmselect/hf.py",
+            ),
             slot=GPU_SLOT,
             # --benchmark NAME --data JSON --out-json ... --out-scores ... per benchmark
             benchmarks=lambda wc, output: EVAL.benchmark_args(
@@ -125,6 +140,9 @@ rule rm_scores_table:
     conda:
         "../../envs/eval.yaml"
     params:
+        code=code_hash(
+            "workflow/scripts/rm_scores_table.py", "workflow/rmselect/eval/table.py"
+        ),
         imported=f"--import-csv {EVAL.import_path}" if EVAL.import_path else "",
         precedence=EVAL_OPTS["import_precedence"],
         models=" ".join(ALL_MODELS),

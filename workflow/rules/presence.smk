@@ -71,6 +71,12 @@ rule presence_score:
         mem_mb=prsmk.resource(STUDY, PRESENCE, CLUSTER, "mem_mb"),
         runtime=prsmk.resource(STUDY, PRESENCE, CLUSTER, "runtime"),
     params:
+        code=code_hash(
+            "workflow/scripts/presence_score.py",
+            "workflow/rmselect/presence/score.py",
+            "workflow/rmselect/presence/corpus.py",
+            "workflow/rmselect/hf.py",
+        ),
         slot=GPU_SLOT,
         flags=lambda wc: prsmk.score_flags(STUDY, PRESENCE, wc.model),
         out=lambda wc, output: str(Path(output.provenance).parent),
@@ -99,6 +105,9 @@ rule presence_reuse:
     conda:
         "../../envs/presence.yaml"
     params:
+        code=code_hash(
+            "workflow/scripts/presence_reuse.py", "workflow/rmselect/presence/reuse.py"
+        ),
         src=lambda wc, input: str(Path(input.provenance).parent),
         out=lambda wc, output: str(Path(output.provenance).parent),
         domains=PRESENCE_DOMAINS,
@@ -129,6 +138,10 @@ rule presence_distributions:
         mem_mb=res("analysis", "mem_mb"),
         runtime=res("analysis", "runtime"),
     params:
+        code=code_hash(
+            "workflow/scripts/presence_distributions.py",
+            "workflow/rmselect/presence/distributions.py",
+        ),
         models=PRESENCE_MODELS,
         domains=PRESENCE_DOMAINS,
         bins=PRESENCE["bins"],

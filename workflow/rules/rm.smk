@@ -45,6 +45,17 @@ rule rm_train:
         mem_mb=res("rm_train", "mem_mb"),
         runtime=res("rm_train", "runtime"),
     params:
+        code=code_hash(
+            "workflow/scripts/train_rm.py",
+            "workflow/rmselect/rm/train.py",
+            "workflow/rmselect/rm/data.py",
+            "workflow/rmselect/rm/format.py",
+            "workflow/rmselect/rm/model.py",
+            "workflow/rmselect/rm/pooling.py",
+            "workflow/rmselect/rm/merge.py",
+            "workflow/rmselect/distributed.py",
+            "workflow/rmselect/hf.py",
+        ),
         launch=lambda wc: rm_rules.launcher(
             rm_rules.nproc(config, res("rm_train", "gpu")(wc)),
             res("rm_train", "gpu")(wc),
@@ -77,6 +88,12 @@ rule rm_select:
         mem_mb=res("rm_select", "mem_mb"),
         runtime=res("rm_select", "runtime"),
     params:
+        code=code_hash(
+            "workflow/scripts/select_rm.py",
+            "workflow/rmselect/rm/select.py",
+            "workflow/rmselect/rm/merge.py",
+            "workflow/rmselect/rm/model.py",
+        ),
         flags=rm_rules.select_flags(config),
     shell:
         "python workflow/scripts/select_rm.py --runs {input.runs} --model-name {wildcards.model}"

@@ -50,6 +50,9 @@ rule toy_world:
     conda:
         "../../envs/toy.yaml"
     params:
+        code=code_hash(
+            "workflow/scripts/toy_world.py", "workflow/rmselect/toy/world.py"
+        ),
         seed=TOY["seed"],
         world=TOY["world"],
         corpus=TOY["corpus"],
@@ -74,6 +77,9 @@ rule toy_tokenizer:
     conda:
         "../../envs/toy.yaml"
     params:
+        code=code_hash(
+            "workflow/scripts/toy_tokenizer.py", "workflow/rmselect/toy/tokenizer.py"
+        ),
         vocab_size=TOY["tokenizer"]["vocab_size"],
     shell:
         "python workflow/scripts/toy_tokenizer.py --train {input.train}"
@@ -97,6 +103,9 @@ rule toy_pretrain:
         "../../envs/toy.yaml"
     threads: 1
     params:
+        code=code_hash(
+            "workflow/scripts/toy_pretrain.py", "workflow/rmselect/toy/models.py"
+        ),
         spec=lambda wc: STUDY.model(wc.model).source,
         seed=TOY["seed"],
         out=lambda wc: f"results/toy/models/{wc.model}",
@@ -120,6 +129,11 @@ rule toy_data:
     conda:
         "../../envs/toy.yaml"
     params:
+        code=code_hash(
+            "workflow/scripts/toy_data.py",
+            "workflow/rmselect/toy/data.py",
+            "workflow/rmselect/toy/world.py",
+        ),
         seed=TOY["seed"],
         sizes=json.dumps(TOY["data"], sort_keys=True),
     shell:
@@ -145,6 +159,9 @@ rule toy_probe:
     conda:
         "../../envs/toy.yaml"
     params:
+        code=code_hash(
+            "workflow/scripts/toy_probe.py", "workflow/rmselect/toy/probe.py"
+        ),
         models=" ".join(f"{m}=results/toy/models/{m}" for m in TOY_MODELS),
     shell:
         "python workflow/scripts/toy_probe.py --models {params.models}"
@@ -167,6 +184,9 @@ rule toy_build_info:
     conda:
         "../../envs/toy.yaml"
     params:
+        code=code_hash(
+            "workflow/scripts/toy_build_info.py", "workflow/rmselect/toy/build.py"
+        ),
         settings=json.dumps(TOY, sort_keys=True),
         benchmarks=[
             f"{COST}/toy_world/world.tsv",
