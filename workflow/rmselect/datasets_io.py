@@ -15,6 +15,14 @@ from typing import Any, Mapping
 import polars as pl
 
 
+def entry_arg(entry: Mapping[str, Any]) -> str:
+    """A config data-set entry as one shell-quoted command-line argument (JSON, sorted keys),
+    as every rule passes it and every stage's ``--data``-style option parses it."""
+    import shlex
+
+    return shlex.quote(json.dumps(entry, sort_keys=True))
+
+
 class DatasetError(ValueError):
     """A data set that cannot be read or lacks what a stage needs."""
 

@@ -57,10 +57,9 @@ def model_input(wildcards):
 
 def dataset_arg(entry):
     """A data-set entry of the config (path or hub) as a command-line argument."""
-    import json
-    import shlex
+    from rmselect.datasets_io import entry_arg
 
-    return shlex.quote(json.dumps(entry, sort_keys=True))
+    return entry_arg(entry)
 
 
 def dataset_files(entry):

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -15,6 +14,7 @@ from typing import Any, Mapping, Sequence
 import polars as pl
 
 from rmselect.config import ConfigError, ModelSpec, Study
+from rmselect.datasets_io import entry_arg
 from rmselect.eval.benchmarks import BENCHMARKS, PRIMARY
 from rmselect.eval.table import PRECEDENCE, ResultsImportError, evaluated_pairs, read_import
 
@@ -78,7 +78,7 @@ class EvalSettings:
             for out in (out_json, out_scores):
                 if f"/{name}/" not in f"/{out}":
                     raise ValueError(f"eval_rm: output {out} is not under benchmark {name}")
-            data = shlex.quote(json.dumps(self.benchmarks[name], sort_keys=True))
+            data = entry_arg(self.benchmarks[name])
             groups.append(
                 f"--benchmark {name} --data {data} --out-json {shlex.quote(str(out_json))}"
                 f" --out-scores {shlex.quote(str(out_scores))}"
