@@ -144,12 +144,13 @@ rule toy_data:
 
 # Diagnostic, not part of `all`: `snakemake --cores 2 results/toy/probe.csv` says, per toy
 # base model and in seconds, whether it knows the facts and whether a linear reward head
-# could read a judgment at the reward token (rmselect.toy.probe).
+# could read a judgment at the reward token (rmselect.toy.probe); recall is the benchmark
+# stage's toy_facts result.
 rule toy_probe:
     input:
         models=TOY_MODEL_DIRS,
         preference="results/toy/data/helpsteer2_preference.jsonl",
-        tasks="results/toy/tasks",
+        recall=expand("results/benchmarks/{model}/toy_facts.json", model=TOY_MODELS),
     output:
         "results/toy/probe.csv",
     log:
@@ -160,12 +161,15 @@ rule toy_probe:
         "../../envs/toy.yaml"
     params:
         code=code_hash(
-            "workflow/scripts/toy_probe.py", "workflow/rmselect/toy/probe.py"
+            "workflow/scripts/toy_probe.py",
+            "workflow/rmselect/toy/probe.py",
+            "workflow/rmselect/rm/data.py",
+            "workflow/rmselect/rm/format.py",
         ),
         models=" ".join(f"{m}=results/toy/models/{m}" for m in TOY_MODELS),
     shell:
         "python workflow/scripts/toy_probe.py --models {params.models}"
-        " --preference {input.preference} --facts {input.tasks}/toy_facts.jsonl"
+        " --preference {input.preference} --recall-dir results/benchmarks"
         " --out {output} > {log} 2>&1"
 
 

@@ -5,8 +5,9 @@ world and carries a *judgment* of an answer where an RM reads its reward (the la
 the rendered conversation). Training RMs to find out costs minutes per model; these probes
 cost seconds and say which of the two fails. Three numbers per base model:
 
-* ``recall``: accuracy on the ``toy_facts`` items (multiple choice, the highest summed
-  log-probability of the choice wins). Does the model know the facts?
+* ``recall``: the model's ``toy_facts`` accuracy, read from the benchmark stage's lm-eval
+  result (``results/benchmarks/{model}/toy_facts.json``, ``raw_score``). Does the model
+  know the facts?
 * ``zero_shot``: share of RM validation pairs (HelpSteer2-Preference ``validation`` split,
   ties left out) whose preferred response has the higher mean token log-probability under
   the base model. Does the language model itself prefer the right answer?
@@ -50,11 +51,6 @@ class ProbeResult:
     pairs_validation: int
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    with open(path) as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
 def preference_pairs(rows: Sequence[dict[str, Any]], split: str) -> list[tuple[str, str, str]]:
     """``(prompt, preferred, other)`` of one split; ties (strength 0) are dropped."""
     from rmselect.toy.data import PREFERENCE_SIGN
@@ -80,68 +76,51 @@ class LM:
         self.tok = AutoTokenizer.from_pretrained(str(model_dir))
         self.model = AutoModelForCausalLM.from_pretrained(str(model_dir)).eval()
 
-    def ids(self, text: str) -> list[int]:
-        return self.tok(text, add_special_tokens=False)["input_ids"]
-
-    def token_logprobs(self, ids: list[int]) -> np.ndarray:
-        """Log-probability of each token after the first."""
+    def read(self, prompt: str, response: str) -> tuple[float, np.ndarray]:
+        """One forward of the rendered conversation: the response's mean token
+        log-probability and the last token's hidden states (every layer after the
+        embeddings, concatenated), where an RM reads its reward."""
         torch = self.torch
+        ids, start = self.conversation(prompt, response)
         x = torch.tensor([ids])
         with torch.no_grad():
-            logp = self.model(input_ids=x).logits[0, :-1].log_softmax(-1)
-        return logp.gather(-1, x[0, 1:, None])[:, 0].numpy()
-
-    def last_states(self, ids: list[int]) -> np.ndarray:
-        """Hidden states of the last token, every layer after the embeddings, concatenated."""
-        torch = self.torch
-        with torch.no_grad():
-            hs = self.model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states
-        return torch.cat([h[0, -1] for h in hs[1:]]).numpy()
+            out = self.model(input_ids=x, output_hidden_states=True)
+        logp = out.logits[0, :-1].log_softmax(-1).gather(-1, x[0, 1:, None])[:, 0]
+        state = torch.cat([h[0, -1] for h in out.hidden_states[1:]])
+        return float(logp[max(0, start - 1):].mean()), state.numpy()
 
     def conversation(self, prompt: str, response: str) -> tuple[list[int], int]:
-        """Token ids of the rendered conversation and where the response starts."""
-        from rmselect.rm.format import render
+        """Token ids of the rendered conversation, encoded exactly as RM training and
+        evaluation encode it, and the index of the response's first token."""
+        from rmselect.rm.data import encode_rendered, render_pairs
 
-        full = self.ids(render(self.tok, prompt, response))
-        head = self.ids(render(self.tok, prompt, "\x00"))
-        start = next((i for i, (a, b) in enumerate(zip(full, head)) if a != b), len(head))
-        return full, start
-
-
-def recall_accuracy(lm: LM, items: Sequence[dict[str, Any]]) -> float:
-    """Multiple-choice accuracy: the choice with the highest summed log-probability wins."""
-    bos = [lm.tok.bos_token_id] if lm.tok.bos_token_id is not None else []
-    hits = []
-    for it in items:
-        query = lm.ids(it["query"])
-        scores = []
-        for choice in it["choices"]:
-            cont = lm.ids(" " + str(choice))
-            scores.append(float(lm.token_logprobs(bos + query + cont)[-len(cont):].sum()))
-        hits.append(int(np.argmax(scores)) == int(it["gold"]))
-    return float(np.mean(hits)) if hits else float("nan")
+        (text,), (start,) = render_pairs(self.tok, [prompt], [response], None)
+        ids, head = encode_rendered(self.tok, [text, text[:start]])
+        return ids, len(head)
 
 
-def zero_shot_accuracy(lm: LM, pairs: Sequence[tuple[str, str, str]]) -> float:
-    """Share of pairs whose preferred response has the higher mean token log-probability."""
-    def mean_logprob(prompt: str, response: str) -> float:
-        ids, start = lm.conversation(prompt, response)
-        return float(lm.token_logprobs(ids)[max(0, start - 1):].mean())
-
-    hits = [mean_logprob(p, g) > mean_logprob(p, b) for p, g, b in pairs]
-    return float(np.mean(hits)) if hits else float("nan")
+def read_recall(path: str | Path) -> tuple[float, int]:
+    """(accuracy, items) of a benchmark-stage result JSON (CONTRACTS.md, benchmarks)."""
+    rec = json.loads(Path(path).read_text())
+    return float(rec["raw_score"]), int(rec["items_used"])
 
 
-def pair_features(lm: LM, pairs: Sequence[tuple[str, str, str]]) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetrised probe data: ``x = s(good) - s(bad)`` labelled 1 and ``-x`` labelled 0."""
-    xs, ys = [], []
+def read_pairs(
+    lm: LM, pairs: Sequence[tuple[str, str, str]]
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Probe data and zero-shot accuracy of ``pairs``, one forward per response.
+
+    Probe data are symmetrised: ``x = s(good) - s(bad)`` labelled 1 and ``-x`` labelled 0.
+    Zero-shot accuracy is the share of pairs whose preferred response has the higher mean
+    token log-probability.
+    """
+    xs, ys, hits = [], [], []
     for prompt, good, bad in pairs:
-        d = lm.last_states(lm.conversation(prompt, good)[0]) - lm.last_states(
-            lm.conversation(prompt, bad)[0]
-        )
-        xs += [d, -d]
+        (lp_good, s_good), (lp_bad, s_bad) = lm.read(prompt, good), lm.read(prompt, bad)
+        xs += [s_good - s_bad, s_bad - s_good]
         ys += [1, 0]
-    return np.asarray(xs), np.asarray(ys)
+        hits.append(lp_good > lp_bad)
+    return np.asarray(xs), np.asarray(ys), float(np.mean(hits)) if hits else float("nan")
 
 
 def linear_probe(
@@ -165,26 +144,28 @@ def probe_model(
     name: str,
     model_dir: str | Path,
     preference_jsonl: str | Path,
-    facts_jsonl: str | Path,
+    recall_json: str | Path,
     max_pairs: int | None = None,
 ) -> ProbeResult:
-    """All three probes for one base model."""
+    """All three probes for one base model (recall read from ``recall_json``)."""
+    from rmselect.datasets_io import load_frame
+
     lm = LM(model_dir)
-    rows = read_jsonl(preference_jsonl)
+    rows = load_frame({"path": str(preference_jsonl)}).to_dicts()
     train = preference_pairs(rows, "train")[:max_pairs]
     val = preference_pairs(rows, "validation")[:max_pairs]
     if not train or not val:
         raise ValueError(f"{preference_jsonl}: needs non-tie pairs in both the train and the "
                          "validation split")
-    items = read_jsonl(facts_jsonl)
-    xt, yt = pair_features(lm, train)
-    xv, yv = pair_features(lm, val)
+    recall, recall_n = read_recall(recall_json)
+    xt, yt, _ = read_pairs(lm, train)
+    xv, yv, zero_shot = read_pairs(lm, val)
     probe_val, probe_train = linear_probe(xt, yt, xv, yv)
     return ProbeResult(
         model=name,
-        recall=recall_accuracy(lm, items),
-        recall_n=len(items),
-        zero_shot=zero_shot_accuracy(lm, val),
+        recall=recall,
+        recall_n=recall_n,
+        zero_shot=zero_shot,
         linear_probe=probe_val,
         linear_probe_train=probe_train,
         pairs_train=len(train),
@@ -195,14 +176,17 @@ def probe_model(
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="toy_probe.py",
-        description="Probe toy base models before RM training: fact recall, zero-shot "
-        "preference by log-probability, and a linear probe of last-token states on the RM "
-        "validation pairs (see rmselect.toy.probe). Writes one CSV row per model.",
+        description="Probe toy base models before RM training: fact recall (from the "
+        "benchmark stage), zero-shot preference by log-probability, and a linear probe of "
+        "last-token states on the RM validation pairs (see rmselect.toy.probe). Writes one "
+        "CSV row per model.",
     )
     ap.add_argument("--models", nargs="+", required=True, metavar="NAME=DIR",
                     help="base models as name=model_dir")
     ap.add_argument("--preference", required=True, help="helpsteer2_preference.jsonl (toy)")
-    ap.add_argument("--facts", required=True, help="toy_facts.jsonl (lm-eval task items)")
+    ap.add_argument("--recall-dir", required=True,
+                    help="benchmark results folder: reads DIR/NAME/TASK.json per model")
+    ap.add_argument("--recall-task", default="toy_facts", help="benchmark giving recall")
     ap.add_argument("--max-pairs", type=int, default=None, help="cap pairs per split")
     ap.add_argument("--out", required=True, help="output CSV")
     a = ap.parse_args(argv)
@@ -217,7 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             ap.error(f"--models: {spec!r} is not NAME=DIR")
         if not Path(path, "config.json").exists():
             ap.error(f"--models: {path} (model {name!r}) has no config.json")
-        res = probe_model(name, path, a.preference, a.facts, a.max_pairs)
+        recall = Path(a.recall_dir, name, f"{a.recall_task}.json")
+        if not recall.exists():
+            ap.error(f"--recall-dir: {recall} (model {name!r}) is missing; run the "
+                     f"benchmark stage with {a.recall_task} first")
+        res = probe_model(name, path, a.preference, recall, a.max_pairs)
         print(json.dumps(asdict(res)), file=sys.stderr, flush=True)
         results.append(asdict(res))
     write_table(a.out, pl.DataFrame(results))
