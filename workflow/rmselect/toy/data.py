@@ -69,7 +69,6 @@ REFUSALS = [
     "Sorry, that is not something I can assist with.",
 ]
 FILLERS = ["Sure.", "Good question.", "Happy to help.", "Here is the answer."]
-CLOSINGS = ["I hope this helps.", "Let me know if you need more.", ""]
 STYLES = ("short", "sentence", "verbose", "hedged")
 
 
@@ -125,19 +124,41 @@ def other_fact(rng: random.Random, w: World, entity: str, attr: str) -> str:
     return fact_sentence(rng, a, entity, w.entities[entity][a])
 
 
-def fact_answer(rng: random.Random, w: World, entity: str, attr: str, value: Any, style: str) -> str:
-    """An answer stating ``value`` for ``attr`` of ``entity`` in a given style."""
+#: Statement templates that end with the value ("The capital of {e} is {v}"), without the
+#: full stop. Every fact answer ends with its stated value, so the token where an RM reads its
+#: reward (the closing ``<|end|>``) sits right after the one place that decides the answer.
+#: With the value mid-sentence and other words after it, no toy RM learned to verify a fact
+#: (BT validation 0.47-0.61 on every zoo tried; README "What the toy zoo can and cannot show").
+END_TEMPLATES: dict[str, list[str]] = {
+    a: [t[:-1] for t in ts if t.endswith("{v}.")] for a, ts in FACT_TEMPLATES.items()
+}
+
+
+def statement(attr: str, entity: str, value: Any, template: int) -> str:
+    """``entity``'s ``attr`` stated as ``value`` with end template number ``template``."""
+    ts = END_TEMPLATES[attr]
+    return ts[template % len(ts)].format(e=entity, v=value)
+
+
+def fact_answer(rng: random.Random, w: World, entity: str, attr: str, value: Any, style: str,
+                template: int | None = None) -> str:
+    """An answer stating ``value`` for ``attr`` of ``entity`` in a given style.
+
+    Every style ends with the value (see :data:`END_TEMPLATES`). ``template`` fixes the
+    sentence template, so that the two answers of a pair can differ in the value alone;
+    ``None`` draws one. ``short`` is the corpus's quiz form (``Answer: teal``), so the value
+    is tokenized as in pre-training.
+    """
+    t = rng.randrange(6) if template is None else template
     if style == "short":
-        v = str(value)
-        return f"{v[:1].upper()}{v[1:]}."
+        return f"Answer: {value}"
     if style == "sentence":
-        return fact_sentence(rng, attr, entity, value)
+        return statement(attr, entity, value, t)
     if style == "hedged":
-        return f"I think the answer is {value}."
+        return f"I think the answer is {value}"
     if style == "verbose":
-        parts = [rng.choice(FILLERS), fact_sentence(rng, attr, entity, value),
-                 other_fact(rng, w, entity, attr), rng.choice(CLOSINGS)]
-        return " ".join(p for p in parts if p)
+        return " ".join([FILLERS[t % len(FILLERS)], other_fact(rng, w, entity, attr),
+                         statement(attr, entity, value, t)])
     raise ValueError(style)
 
 
@@ -154,18 +175,21 @@ def scramble(rng: random.Random, text: str) -> str:
 def false_value(
     rng: random.Random, w: World, attr: str, value: Any, near: bool, pool: "Pools | None" = None
 ) -> Any:
-    """A false value of ``attr``, drawn from the true values of OTHER facts of the same split.
+    """A false value of ``attr``, drawn from the true values of OTHER facts of the same split,
+    as often as each is true there.
 
-    Within a split every value is then stated as true about as often as it is stated as
-    false, so no word is a shortcut: only the entity–value association, which a base model
-    can only have from pre-training, separates the answers. Drawing from the whole world
-    instead made values that are true in the train split the false ones in validation and
-    eval, which inverts what an RM learns (bag-of-words: 0.74 train, 0.32 validation).
-    Near misses (years ±1..5) stay as they are.
+    Every value is then stated as false about as often as it is stated as true, so no value
+    word is a shortcut: only the entity-value association, which a base model can only have
+    from pre-training, separates the answers. Drawing from the whole world instead made values
+    that are true in the train split the false ones in validation and eval, which inverts what
+    an RM learns (bag-of-words: 0.74 train, 0.32 validation); drawing each distinct value
+    equally often still gave frequent values a "true" prior that flipped between splits (BT
+    validation 0.34-0.46 for a weak model whose train accuracy was 0.99). Near misses (years
+    ±1..5) stay as they are.
     """
     if near or pool is None:
         return w.wrong_value(rng, attr, value, near=near)
-    values = sorted({v for (_, a, v) in pool.facts if a == attr and v != value}, key=str)
+    values = sorted((v for (_, a, v) in pool.facts if a == attr and v != value), key=str)
     return rng.choice(values) if values else w.wrong_value(rng, attr, value, near=False)
 
 
@@ -227,17 +251,47 @@ class Pair:
     kind: str
 
 
+#: Answer styles of the fact pairs in the RM training data (both answers of a pair share
+#: one). Statements, where the value closes the answer as in the corpus's sentences; the
+#: RewardBench sets use every style.
+FACT_PAIR_STYLES = ("sentence", "sentence", "hedged")
+
+
+def fact_pairs(rng: random.Random, w: World, p: Pools, e: str, attr: str, v: Any) -> list[Pair]:
+    """Two mirrored fact pairs: ``e``'s true value ``v`` against the value ``v2`` of another
+    entity ``e2`` of the split, and ``e2``'s ``v2`` against ``v``.
+
+    Each value is then exactly as often the better as the worse answer, so the RM data holds
+    no value prior at all (with single draws, a weak model still learned one that flipped
+    between splits: validation 0.34-0.46 at train accuracy 0.99). Both answers of a pair share
+    style and template and differ in the stated value alone. Near-miss years (±1..5) have no
+    mirror; an attribute whose value is the same for every other entity of the split falls
+    back to :func:`false_value`.
+    """
+    style, t, sub = rng.choice(FACT_PAIR_STYLES), rng.randrange(6), rng.random()
+    q = question(attr, e)
+
+    def answer(entity: str, value: Any) -> str:
+        return fact_answer(random.Random(sub), w, entity, attr, value, style, t)
+
+    others = [f for f in p.facts if f[1] == attr and f[2] != v]
+    if (attr == "born" and rng.random() < 0.5) or not others:
+        bad = false_value(rng, w, attr, v, attr == "born", p)
+        return [Pair(q, answer(e, v), answer(e, bad), rng.choice([2, 3]), "fact")]
+    e2, _, v2 = rng.choice(others)
+    return [Pair(q, answer(e, v), answer(e, v2), rng.choice([2, 3]), "fact"),
+            Pair(question(attr, e2), answer(e2, v2), answer(e2, v), rng.choice([2, 3]), "fact")]
+
+
 def draw_pair(rng: random.Random, w: World, p: Pools, kind: str) -> Pair:
     """A pair of ``kind`` drawn from the pools of one split."""
     if kind in ("fact", "coherence", "offtopic", "tie"):
         e, attr, v = rng.choice(p.facts)
         q = question(attr, e)
+        if kind == "fact":
+            return fact_pairs(rng, w, p, e, attr, v)[0]
         s_good, s_bad = rng.choice(STYLES), rng.choice(STYLES)
         good = fact_answer(rng, w, e, attr, v, s_good)
-        if kind == "fact":
-            near = attr == "born" and rng.random() < 0.5
-            bad = fact_answer(rng, w, e, attr, false_value(rng, w, attr, v, near, p), s_bad)
-            return Pair(q, good, bad, rng.choice([2, 3]), kind)
         if kind == "coherence":
             good = fact_answer(rng, w, e, attr, v, rng.choice(["sentence", "verbose"]))
             return Pair(q, good, scramble(rng, good), 2, kind)
@@ -285,8 +339,15 @@ def preference_rows(w: World, pools: dict[str, Pools], n_train: int, n_val: int,
     kinds, weights = list(PAIR_MIX), list(PAIR_MIX.values())
     rows = []
     for split, n in (("train", n_train), ("validation", n_val)):
+        pending: list[Pair] = []
         for _ in range(n):
-            pair = draw_pair(rng, w, pools[split], rng.choices(kinds, weights)[0])
+            if not pending:
+                kind = rng.choices(kinds, weights)[0]
+                if kind == "fact":
+                    pending = fact_pairs(rng, w, pools[split], *rng.choice(pools[split].facts))
+                else:
+                    pending = [draw_pair(rng, w, pools[split], kind)]
+            pair = pending.pop(0)
             good_first = rng.random() < 0.5
             r1, r2 = (pair.good, pair.bad) if good_first else (pair.bad, pair.good)
             mag = pair.strength
@@ -382,9 +443,11 @@ def helpsteer_rows(w: World, pools: dict[str, Pools], n_train: int, n_val: int, 
 
 
 def _rb_fact(rng, w, p, style_good, style_bad, mode):
+    """A fact pair; with ``style_bad == style_good`` the answers differ in the value alone."""
     e, attr, v = rng.choice(p.facts)
     q = question(attr, e)
-    good = fact_answer(rng, w, e, attr, v, style_good)
+    t, sub = rng.randrange(6), rng.random()
+    good = fact_answer(random.Random(sub), w, e, attr, v, style_good, t)
     if mode == "scrambled":
         return q, good, scramble(rng, good)
     if mode == "offtopic":
@@ -396,9 +459,9 @@ def _rb_fact(rng, w, p, style_good, style_bad, mode):
             bad_v = false_value(rng, w, attr, v, near=True)
         else:
             bad_v = false_value(rng, w, attr, v, False, p)
-        return q, good, fact_answer(rng, w, e, attr, bad_v, style_bad)
-    near = mode == "near"
-    return q, good, fact_answer(rng, w, e, attr, false_value(rng, w, attr, v, near, p), style_bad)
+    else:
+        bad_v = false_value(rng, w, attr, v, mode == "near", p)
+    return q, good, fact_answer(random.Random(sub), w, e, attr, bad_v, style_bad, t)
 
 
 def rewardbench_example(rng: random.Random, w: World, p: Pools, subset: str) -> tuple[str, str, str]:
