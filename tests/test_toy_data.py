@@ -17,8 +17,13 @@ from rmselect.toy.data import (
     REWARDBENCH_SECTIONS,
     REWARDBENCH_SUBSETS,
     TASKS,
+    STYLES,
+    Pools,
     code_problems,
+    fact_answer,
+    fact_pairs,
     preferred_response,
+    split_pools,
     write_data,
 )
 from rmselect.toy.world import make_world
@@ -109,6 +114,62 @@ def test_preference_sign_negative_prefers_response_1(built):
     # Both signs occur, so position is no shortcut.
     signs = [r["preference_strength"] < 0 for r in rows if r["preference_strength"]]
     assert 0.3 < sum(signs) / len(signs) < 0.7
+
+
+def test_every_fact_answer_ends_with_its_value():
+    """The reward token closes the answer right after the stated value, in every style."""
+    import random
+
+    w = make_world(21, 12, 12, 12)
+    rng = random.Random(0)
+    for e, attr, v in w.facts():
+        for style in STYLES:
+            answer = fact_answer(rng, w, e, attr, v, style)
+            assert answer.endswith(f" {v}"), (style, answer)
+
+
+def test_fact_pairs_are_mirrored_and_differ_in_the_value_alone():
+    import random
+
+    w = make_world(21, 12, 12, 12)
+    p: Pools = split_pools(w, 21)["train"]
+    rng = random.Random(3)
+    mirrored = 0
+    for _ in range(200):
+        e, attr, v = rng.choice([f for f in p.facts if f[1] != "born"])
+        pairs = fact_pairs(rng, w, p, e, attr, v)
+        for pair in pairs:
+            # Same words up to the value: only the stated value separates the answers.
+            assert pair.good.rsplit(" ", 1)[0] == pair.bad.rsplit(" ", 1)[0]
+            assert pair.good.endswith(f" {w.entities[_entities_in(w, pair.prompt).pop()][attr]}")
+        if len(pairs) == 2:
+            mirrored += 1
+            a, b = pairs
+            assert a.good.rsplit(" ", 1)[1] == b.bad.rsplit(" ", 1)[1]
+            assert a.bad.rsplit(" ", 1)[1] == b.good.rsplit(" ", 1)[1]
+    assert mirrored >= 150
+
+
+def test_no_value_is_a_shortcut_in_the_rm_train_pairs(built):
+    """Each stated value is as often the better as the worse answer of a train fact pair."""
+    from collections import Counter
+
+    w, root = built
+    values = {str(v) for _, _, v in w.facts()}
+    good, bad = Counter(), Counter()
+    for r in _rows(root / "data" / "helpsteer2_preference.jsonl"):
+        if r["split"] != "train" or not r["preference_strength"]:
+            continue
+        best = preferred_response(r)
+        other = r["response_2"] if best is r["response_1"] else r["response_1"]
+        vb, vo = best.rsplit(" ", 1)[-1], other.rsplit(" ", 1)[-1]
+        if vb in values and vo in values and best.rsplit(" ", 1)[0] == other.rsplit(" ", 1)[0]:
+            good[vb] += 1
+            bad[vo] += 1
+    assert sum(good.values()) >= 60
+    # Only unmirrored pairs (near-miss years, the split's last pair) break the balance.
+    imbalance = sum(abs(good[v] - bad[v]) for v in values)
+    assert imbalance <= 0.15 * sum(good.values()), (imbalance, sum(good.values()))
 
 
 def test_length_is_not_a_shortcut(built):

@@ -254,7 +254,18 @@ class Pair:
 #: Answer styles of the fact pairs in the RM training data (both answers of a pair share
 #: one). Statements, where the value closes the answer as in the corpus's sentences; the
 #: RewardBench sets use every style.
-FACT_PAIR_STYLES = ("sentence", "sentence", "hedged")
+FACT_PAIR_STYLES = ("sentence",)
+#: Attributes the judged fact pairs (RM data, RewardBench fact subsets) ask about: those with
+#: a small shared vocabulary of values, each one word the toy tokenizer learns whole. Capitals
+#: and birth years (unique, several tokens) stay in the corpus and the benchmarks. With them in
+#: the pairs a toy RM's fact accuracy stayed at 0.56-0.58 for models with 93 % recall; without,
+#: 0.69-0.70 (weak model 0.50) in the same plain BT loop.
+JUDGED_ATTRS = ("animal", "job", "home", "color", "danger")
+
+
+def judged_facts(p: "Pools") -> list[tuple[str, str, Any]]:
+    """The split's facts whose attribute is one of :data:`JUDGED_ATTRS`."""
+    return [f for f in p.facts if f[1] in JUDGED_ATTRS]
 
 
 def fact_pairs(rng: random.Random, w: World, p: Pools, e: str, attr: str, v: Any) -> list[Pair]:
@@ -286,7 +297,7 @@ def fact_pairs(rng: random.Random, w: World, p: Pools, e: str, attr: str, v: Any
 def draw_pair(rng: random.Random, w: World, p: Pools, kind: str) -> Pair:
     """A pair of ``kind`` drawn from the pools of one split."""
     if kind in ("fact", "coherence", "offtopic", "tie"):
-        e, attr, v = rng.choice(p.facts)
+        e, attr, v = rng.choice(judged_facts(p) if kind == "fact" else p.facts)
         q = question(attr, e)
         if kind == "fact":
             return fact_pairs(rng, w, p, e, attr, v)[0]
@@ -344,7 +355,8 @@ def preference_rows(w: World, pools: dict[str, Pools], n_train: int, n_val: int,
             if not pending:
                 kind = rng.choices(kinds, weights)[0]
                 if kind == "fact":
-                    pending = fact_pairs(rng, w, pools[split], *rng.choice(pools[split].facts))
+                    p = pools[split]
+                    pending = fact_pairs(rng, w, p, *rng.choice(judged_facts(p)))
                 else:
                     pending = [draw_pair(rng, w, pools[split], kind)]
             pair = pending.pop(0)
@@ -444,7 +456,7 @@ def helpsteer_rows(w: World, pools: dict[str, Pools], n_train: int, n_val: int, 
 
 def _rb_fact(rng, w, p, style_good, style_bad, mode):
     """A fact pair; with ``style_bad == style_good`` the answers differ in the value alone."""
-    e, attr, v = rng.choice(p.facts)
+    e, attr, v = rng.choice(judged_facts(p) if mode not in ("scrambled", "offtopic") else p.facts)
     q = question(attr, e)
     t, sub = rng.randrange(6), rng.random()
     good = fact_answer(random.Random(sub), w, e, attr, v, style_good, t)
