@@ -257,9 +257,9 @@ class Pair:
 FACT_PAIR_STYLES = ("sentence",)
 #: Attributes the judged fact pairs (RM data, RewardBench fact subsets) ask about: those with
 #: a small shared vocabulary of values, each one word the toy tokenizer learns whole. Capitals
-#: and birth years (unique, several tokens) stay in the corpus and the benchmarks. With them in
-#: the pairs a toy RM's fact accuracy stayed at 0.56-0.58 for models with 93 % recall; without,
-#: 0.69-0.70 (weak model 0.50) in the same plain BT loop.
+#: and birth years (unique, several tokens) stay in the corpus and the benchmarks. With them
+#: (and every style) in the pairs, a plain BT loop on a 480-step model reached 0.50-0.57
+#: validation accuracy; without, 0.61-0.74 (README, "What the toy zoo can and cannot show").
 JUDGED_ATTRS = ("animal", "job", "home", "color", "danger")
 
 
