@@ -104,7 +104,9 @@ rule toy_pretrain:
     threads: 1
     params:
         code=code_hash(
-            "workflow/scripts/toy_pretrain.py", "workflow/rmselect/toy/models.py"
+            "workflow/scripts/toy_pretrain.py",
+            "workflow/rmselect/toy/models.py",
+            "workflow/rmselect/toy/world.py",
         ),
         spec=lambda wc: STUDY.model(wc.model).source,
         seed=TOY["seed"],
