@@ -94,6 +94,9 @@ def reduced_config(base: dict[str, Any], table: str) -> dict[str, Any]:
                 for name, parts in bm["aggregates"].items()
                 if len([t for t in parts if t in keep]) >= 1
             }
+        screening = bm.get("screening")
+        if isinstance(screening, dict) and screening.get("tasks"):
+            screening["tasks"] = [t for t in screening["tasks"] if t in keep] or keep[:1]
     cfg["benchmarks"] = bm
     pr = cfg.get("presence", {}) or {}
     if "n_docs" in pr:
