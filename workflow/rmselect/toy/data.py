@@ -275,9 +275,9 @@ def fact_pairs(rng: random.Random, w: World, p: Pools, e: str, attr: str, v: Any
     Each value is then exactly as often the better as the worse answer, so the RM data holds
     no value prior at all (with single draws, a weak model still learned one that flipped
     between splits: validation 0.34-0.46 at train accuracy 0.99). Both answers of a pair share
-    style and template and differ in the stated value alone. Near-miss years (±1..5) have no
-    mirror; an attribute whose value is the same for every other entity of the split falls
-    back to :func:`false_value`.
+    style and template and differ in the stated value alone. An attribute whose value is the
+    same for every other entity of the split has no mirror and falls back to
+    :func:`false_value`.
     """
     style, t, sub = rng.choice(FACT_PAIR_STYLES), rng.randrange(6), rng.random()
     q = question(attr, e)
@@ -286,8 +286,8 @@ def fact_pairs(rng: random.Random, w: World, p: Pools, e: str, attr: str, v: Any
         return fact_answer(random.Random(sub), w, entity, attr, value, style, t)
 
     others = [f for f in p.facts if f[1] == attr and f[2] != v]
-    if (attr == "born" and rng.random() < 0.5) or not others:
-        bad = false_value(rng, w, attr, v, attr == "born", p)
+    if not others:
+        bad = false_value(rng, w, attr, v, False, p)
         return [Pair(q, answer(e, v), answer(e, bad), rng.choice([2, 3]), "fact")]
     e2, _, v2 = rng.choice(others)
     return [Pair(q, answer(e, v), answer(e, v2), rng.choice([2, 3]), "fact"),
@@ -297,10 +297,10 @@ def fact_pairs(rng: random.Random, w: World, p: Pools, e: str, attr: str, v: Any
 def draw_pair(rng: random.Random, w: World, p: Pools, kind: str) -> Pair:
     """A pair of ``kind`` drawn from the pools of one split."""
     if kind in ("fact", "coherence", "offtopic", "tie"):
-        e, attr, v = rng.choice(judged_facts(p) if kind == "fact" else p.facts)
-        q = question(attr, e)
         if kind == "fact":
-            return fact_pairs(rng, w, p, e, attr, v)[0]
+            return fact_pairs(rng, w, p, *rng.choice(judged_facts(p)))[0]
+        e, attr, v = rng.choice(p.facts)
+        q = question(attr, e)
         s_good, s_bad = rng.choice(STYLES), rng.choice(STYLES)
         good = fact_answer(rng, w, e, attr, v, s_good)
         if kind == "coherence":
@@ -465,14 +465,9 @@ def _rb_fact(rng, w, p, style_good, style_bad, mode):
     if mode == "offtopic":
         e2, a2, v2 = rng.choice([f for f in p.facts if f[0] != e])
         return q, good, fact_answer(rng, w, e2, a2, v2, "sentence")
-    if mode == "neighbor":
-        # A value that is true of another entity (or a near-miss year).
-        if attr == "born":
-            bad_v = false_value(rng, w, attr, v, near=True)
-        else:
-            bad_v = false_value(rng, w, attr, v, False, p)
-    else:
-        bad_v = false_value(rng, w, attr, v, mode == "near", p)
+    # "near" draws from the whole world's values (near misses existed only for birth years,
+    # which the judged facts no longer hold); the other modes from the split's true values.
+    bad_v = false_value(rng, w, attr, v, mode == "near", p)
     return q, good, fact_answer(random.Random(sub), w, e, attr, bad_v, style_bad, t)
 
 
