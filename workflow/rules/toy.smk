@@ -144,7 +144,7 @@ rule toy_data:
         " --tasks-dir {output.tasks} --domains-dir results/toy/domains > {log} 2>&1"
 
 
-# Diagnostic, not part of `all`: `snakemake --cores 2 results/toy/probe.csv` says, per toy
+# Diagnostic, not part of `all`: `snakemake --cores 2 results/analysis/toy_probe.csv` says, per toy
 # base model and in seconds, whether it knows the facts and whether a linear reward head
 # could read a judgment at the reward token (rmselect.toy.probe); recall is the benchmark
 # stage's toy_facts result.
@@ -154,7 +154,7 @@ rule toy_probe:
         preference="results/toy/data/helpsteer2_preference.jsonl",
         recall=expand("results/benchmarks/{model}/toy_facts.json", model=TOY_MODELS),
     output:
-        "results/toy/probe.csv",
+        "results/analysis/toy_probe.csv",
     log:
         f"{LOGS}/toy_probe/probe.log",
     benchmark:
