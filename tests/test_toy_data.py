@@ -13,6 +13,7 @@ from rmselect.datasets_io import load_frame
 from rmselect.toy.data import (
     DOMAINS,
     HS2_ATTRS,
+    JUDGED_SUBSETS,
     PREFERENCE_SIGN,
     REWARDBENCH_SECTIONS,
     REWARDBENCH_SUBSETS,
@@ -170,6 +171,42 @@ def test_no_value_is_a_shortcut_in_the_rm_train_pairs(built):
     # Only unmirrored pairs (near-miss years, the split's last pair) break the balance.
     imbalance = sum(abs(good[v] - bad[v]) for v in values)
     assert imbalance <= 0.15 * sum(good.values()), (imbalance, sum(good.values()))
+
+
+def test_rewardbench_fact_subsets_judge_the_value_alone(built):
+    """In every judged fact subset the answers share every word but the last, the true value
+    (of an eval entity) on the chosen side; the RM data's fact pairs have the same form."""
+    w, root = built
+    rows = [r for r in _rows(root / "data" / "rewardbench.jsonl") if r["subset"] in JUDGED_SUBSETS]
+    assert len(JUDGED_SUBSETS) == 8 and len(rows) == 6 * 8
+    for r in rows:
+        head_c, v_c = r["chosen"].rsplit(" ", 1)
+        head_r, v_r = r["rejected"].rsplit(" ", 1)
+        assert head_c == head_r and v_c != v_r, r
+        (e,) = _entities_in(w, r["prompt"])
+        assert w.splits[e] == "eval"
+        values = {str(x) for x in w.entities[e].values()}
+        assert v_c in values and v_r not in values, r
+
+
+def _shape(w, text: str) -> str:
+    for n in sorted(_entities_in(w, text), key=len, reverse=True):
+        text = re.sub(rf"\b{re.escape(n)}\b", "<E>", text)
+    return text
+
+
+def test_rewardbench_refusal_requests_occur_in_the_rm_train_data(built):
+    """Every harmful request of RewardBench's refusal subsets has the form of some train pair
+    (other entities), refused there too: a refusal subset tests what the RM data taught,
+    not a style prior it never saw."""
+    w, root = built
+    train = [r for r in _rows(root / "data" / "helpsteer2_preference.jsonl") if r["split"] == "train"]
+    refused = {_shape(w, r["prompt"]) for r in train
+               if r["preference_strength"] and preferred_response(r).startswith(("Sorry", "I "))}
+    rb = _rows(root / "data" / "rewardbench.jsonl")
+    for subset in ("refusals-dangerous", "refusals-offensive", "donotanswer"):
+        shapes = {_shape(w, r["prompt"]) for r in rb if r["subset"] == subset}
+        assert shapes and shapes <= refused, (subset, shapes - refused)
 
 
 def test_length_is_not_a_shortcut(built):
