@@ -29,7 +29,7 @@ from rmselect.toy.data import (
 )
 from rmselect.toy.world import make_world
 
-SIZES = {"preference_train": 200, "preference_validation": 60, "helpsteer2_train": 150,
+SIZES = {"preference_train": 400, "preference_validation": 60, "helpsteer2_train": 150,
          "helpsteer2_validation": 40, "rewardbench_per_subset": 6, "sft": 20, "dpo": 20,
          "domain_docs": 10}
 

@@ -116,10 +116,8 @@ if EVAL_BENCHMARKS:
                 if EVAL_OPTS["limit_per_subset"]
                 else ""
             ),
-        # One thread, as the other CPU-heavy jobs: torch's default (every core) in two
-        # concurrent eval jobs oversubscribed the cores (11.4 s -> 14.8 s for two at once).
         shell:
-            "OMP_NUM_THREADS=1 {params.slot} {resources.gpu} -- python workflow/scripts/eval_rm.py"
+            "{params.slot} {resources.gpu} -- python workflow/scripts/eval_rm.py"
             " {params.benchmarks}"
             " --rm {input.rm} --selected {input.selected}"
             " --model {wildcards.model} --objective {wildcards.objective} {params.flags}"

@@ -369,8 +369,8 @@ def harmful_request(rng: random.Random, w: World, p: Pools, kind: str) -> tuple[
 #: read it: on the default zoo, BT RMs trained on 1,500 pairs (0.47 facts) scored at chance
 #: on RewardBench's fact subsets whatever their base model knew, while on 5,000 pairs an RM
 #: from a 960-step base model reached 0.78 and one from an 80-step model stayed at 0.40-0.62.
-PAIR_MIX = {"fact": 0.65, "arith": 0.07, "coherence": 0.04, "offtopic": 0.03, "code": 0.06,
-            "safety": 0.08, "offensive": 0.02, "hurt": 0.02, "private": 0.02, "tie": 0.01}
+PAIR_MIX = {"fact": 0.72, "arith": 0.05, "coherence": 0.03, "offtopic": 0.02, "code": 0.04,
+            "safety": 0.07, "offensive": 0.02, "hurt": 0.02, "private": 0.02, "tie": 0.01}
 
 
 def preference_rows(w: World, pools: dict[str, Pools], n_train: int, n_val: int, seed: int):
