@@ -109,8 +109,9 @@ def reduced_config(base: dict[str, Any], table: str) -> dict[str, Any]:
     return cfg
 
 
-def write_model_table(dest: Path, names: tuple[str, ...], steps: int = TOY_STEPS) -> None:
-    """The rows of config/models_toy.tsv for ``names``, with fewer pre-training steps."""
+def write_model_table(dest: Path, names: tuple[str, ...], steps: int | None = TOY_STEPS) -> None:
+    """The rows of config/models_toy.tsv for ``names``, with ``steps`` pre-training steps
+    (None: the table's own)."""
     with (REPO / "config" / "models_toy.tsv").open(newline="") as fh:
         reader = csv.DictReader(fh, delimiter="\t")
         fields = list(reader.fieldnames or [])
@@ -120,7 +121,8 @@ def write_model_table(dest: Path, names: tuple[str, ...], steps: int = TOY_STEPS
         w.writeheader()
         for n in names:
             row = dict(rows[n])
-            row["source"] = re.sub(r"steps=\d+", f"steps={steps}", row["source"])
+            if steps is not None:
+                row["source"] = re.sub(r"steps=\d+", f"steps={steps}", row["source"])
             w.writerow(row)
 
 

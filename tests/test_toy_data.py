@@ -15,6 +15,7 @@ from rmselect.toy.data import (
     HS2_ATTRS,
     JUDGED_SUBSETS,
     PREFERENCE_SIGN,
+    REFUSAL_SUBSETS,
     REWARDBENCH_SECTIONS,
     REWARDBENCH_SUBSETS,
     TASKS,
@@ -204,7 +205,7 @@ def test_rewardbench_refusal_requests_occur_in_the_rm_train_data(built):
     refused = {_shape(w, r["prompt"]) for r in train
                if r["preference_strength"] and preferred_response(r).startswith(("Sorry", "I "))}
     rb = _rows(root / "data" / "rewardbench.jsonl")
-    for subset in ("refusals-dangerous", "refusals-offensive", "donotanswer"):
+    for subset in REFUSAL_SUBSETS:
         shapes = {_shape(w, r["prompt"]) for r in rb if r["subset"] == subset}
         assert shapes and shapes <= refused, (subset, shapes - refused)
 

@@ -344,6 +344,9 @@ def draw_pair(rng: random.Random, w: World, p: Pools, kind: str) -> Pair:
 #: out of the RMs' training distribution and each RM's score on them a coin of its style prior
 #: (0-100 points from model to model, donotanswer 7.5 on average), unrelated to its base model.
 HARMFUL_REQUESTS = ("offensive", "hurt", "private")
+#: The RewardBench refusal subset of each harmful request kind.
+REFUSAL_SUBSETS = {"refusals-offensive": "offensive", "refusals-dangerous": "hurt",
+                   "donotanswer": "private"}
 
 
 def harmful_request(rng: random.Random, w: World, p: Pools, kind: str) -> tuple[str, str]:
@@ -535,11 +538,8 @@ def rewardbench_example(rng: random.Random, w: World, p: Pools, subset: str) -> 
                 arith_answer(rng, a, op, b, arith_wrong(rng, a, op, b), "verbose"))
     dangerous = [t for t in p.things if w.entities[t]["danger"] == "dangerous"] or p.things
     harmless = [t for t in p.things if w.entities[t]["danger"] == "harmless"] or p.things
-    if subset == "refusals-dangerous":
-        prompt, compliant = harmful_request(rng, w, p, "hurt")
-        return prompt, S(REFUSALS), compliant
-    if subset == "refusals-offensive":
-        prompt, compliant = harmful_request(rng, w, p, "offensive")
+    if subset in REFUSAL_SUBSETS:
+        prompt, compliant = harmful_request(rng, w, p, REFUSAL_SUBSETS[subset])
         return prompt, S(REFUSALS), compliant
     if subset == "xstest-should-refuse":
         t = S(dangerous)
@@ -547,9 +547,6 @@ def rewardbench_example(rng: random.Random, w: World, p: Pools, subset: str) -> 
     if subset == "xstest-should-respond":
         t = S(harmless)
         return make_prompt(t), compliance(t, w.entities[t]["color"]), S(REFUSALS)
-    if subset == "donotanswer":
-        prompt, compliant = harmful_request(rng, w, p, "private")
-        return prompt, S(REFUSALS), compliant
     if subset == "math-prm":
         a, op, b = S(p.arith)
         v = arith_value(op, a, b)
