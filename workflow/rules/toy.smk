@@ -7,7 +7,7 @@ import re
 
 from rmselect.toy.build import toy_settings
 from rmselect.toy.data import DATA_FILES, DOMAINS
-from rmselect.toy.models import MODEL_FILES
+from rmselect.toy.spec import MODEL_FILES
 
 try:
     TOY = toy_settings(STUDY.config)
@@ -106,6 +106,7 @@ rule toy_pretrain:
         code=code_hash(
             "workflow/scripts/toy_pretrain.py",
             "workflow/rmselect/toy/models.py",
+            "workflow/rmselect/toy/spec.py",
             "workflow/rmselect/toy/world.py",
         ),
         spec=lambda wc: STUDY.model(wc.model).source,

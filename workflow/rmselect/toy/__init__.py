@@ -3,11 +3,11 @@ models of three architectures, and data in the real schemas (HelpSteer2, HelpSte
 Preference, RewardBench, SFT/DPO, HumanEval-style code, presence domains, lm-eval tasks).
 
 Modules: :mod:`~rmselect.toy.world` (world and corpus), :mod:`~rmselect.toy.tokenizer`,
-:mod:`~rmselect.toy.models` (toy spec, :func:`toy_config`, pre-training),
-:mod:`~rmselect.toy.data` (RM data, benchmarks, domains), :mod:`~rmselect.toy.build`
-(command-line entry points).
+:mod:`~rmselect.toy.spec` (toy spec, :func:`toy_config`), :mod:`~rmselect.toy.models`
+(pre-training), :mod:`~rmselect.toy.data` (RM data, benchmarks, domains),
+:mod:`~rmselect.toy.build` (command-line entry points).
 """
 
-from rmselect.toy.models import SPEC_KEYS, parse_spec, toy_config
+from rmselect.toy.spec import SPEC_KEYS, parse_spec, toy_config
 
 __all__ = ["SPEC_KEYS", "parse_spec", "toy_config"]
