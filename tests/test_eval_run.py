@@ -202,6 +202,73 @@ def test_several_benchmarks_write_nothing_when_one_fails(trained, tmp_path, caps
     assert not list(out.iterdir())
 
 
+def test_one_call_scores_several_rms_like_separate_calls(trained, tmp_path, monkeypatch):
+    """eval.jobs: per_model — a model's RMs in one process, argument sets cut at --next-rm."""
+    final, sel = trained
+    bt = tmp_path / "results" / "rm" / "bt" / "toyx"
+    bt_final = build_tiny_rm(bt / "final", ["question about cats", "a helpful answer", "no"] * 5,
+                             num_labels=1, seed=11)  # fmt: skip
+    bt_sel = bt / "selected.json"
+    bt_sel.write_text(json.dumps({"model": "toyx", "objective": "bt", "lr": 1e-5, "step": 20,
+                                  "val_accuracy": 0.55, "candidates": []}))  # fmt: skip
+    sets = three_sets(tmp_path)
+    from rmselect.eval import scorer
+
+    loads = []
+    real_load = scorer.load_reward_model
+    monkeypatch.setattr(scorer, "load_reward_model", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+
+    def rm_set(out, rm, selected, objective):
+        argv = [x for b, d in sets.items() for x in group(b, d, out)] + common(rm, selected)
+        argv[argv.index("--objective") + 1] = objective
+        return argv
+
+    dirs = {k: tmp_path / k for k in ("one_reg", "one_bt", "sep_reg", "sep_bt")}
+    for d in dirs.values():
+        d.mkdir()
+    argv = rm_set(dirs["one_reg"], final, sel, "regression") + [run.NEXT_RM] + rm_set(
+        dirs["one_bt"], bt_final, bt_sel, "bt"
+    )
+    assert run.main(argv) == 0
+    assert [a[0] for a in loads] == [str(final), str(bt_final)]  # each RM loaded once, in order
+    assert run.main(rm_set(dirs["sep_reg"], final, sel, "regression")) == 0
+    assert run.main(rm_set(dirs["sep_bt"], bt_final, bt_sel, "bt")) == 0
+    for obj, tag in (("regression", "reg"), ("bt", "bt")):
+        for bench in sets:
+            a = json.loads((dirs[f"one_{tag}"] / f"{bench}.json").read_text())
+            b = json.loads((dirs[f"sep_{tag}"] / f"{bench}.json").read_text())
+            assert a["objective"] == obj and a["provenance"]["rm_path"].endswith(f"{obj}/toyx/final")
+            for d in (a, b):
+                for k in RUN_FIELDS:
+                    d["provenance"].pop(k)
+            assert a == b, (obj, bench)
+            pa = pl.read_parquet(dirs[f"one_{tag}"] / f"{bench}.scores.parquet")
+            assert pa.equals(pl.read_parquet(dirs[f"sep_{tag}"] / f"{bench}.scores.parquet"))
+    # the two RMs really differ (a mix-up of the sets would make the comparison vacuous)
+    ra = pl.read_parquet(dirs["one_reg"] / "rewardbench.scores.parquet")["score_chosen"]
+    rb = pl.read_parquet(dirs["one_bt"] / "rewardbench.scores.parquet")["score_chosen"]
+    assert not np.allclose(ra.to_numpy(), rb.to_numpy())
+
+
+def test_several_rms_check_every_set_before_scoring(trained, tmp_path, capsys):
+    final, sel = trained
+    sets = three_sets(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    one = group("rewardbench", sets["rewardbench"], out) + common(final, sel)
+    # the same outputs in two sets: refused before any RM is scored
+    assert run.main(one + [run.NEXT_RM] + one) == 1
+    assert "more than one RM" in capsys.readouterr().err
+    assert not list(out.iterdir())
+    # a bad option in the second set stops the call before the first set is scored
+    with pytest.raises(SystemExit):
+        run.main(one + [run.NEXT_RM] + one[:-2] + ["--no-such-option"])
+    with pytest.raises(SystemExit):
+        run.main(one + [run.NEXT_RM])
+    assert "one of them is empty" in capsys.readouterr().err
+    assert not list(out.iterdir())
+
+
 def test_script_help():
     out = subprocess.run(
         [sys.executable, str(REPO / "workflow/scripts/eval_rm.py"), "--help"],

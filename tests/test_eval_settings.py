@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -120,3 +121,60 @@ def test_dry_run_import_only_runs_just_the_table(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     text = out.stdout + out.stderr
     assert "rm_scores_table" in text and "eval_rm" not in text and "rm_train" not in text
+
+
+def test_per_model_jobs_score_all_rms_of_a_model_in_one_call(tmp_path):
+    import shlex
+
+    from rmselect.eval.run import benchmark_jobs, build_parser, split_calls
+
+    study, ev = settings(TOY["eval"])  # the toy default groups a model's RMs
+    assert ev.options["jobs"] == "per_model"
+    assert ev.grouped_models == list(study.trained_models())
+    objs = ev.objectives
+    assert objs == ["bt", "regression"]
+    jsons = [f"results/eval/{b}/{o}/m.json" for b in ev.benchmarks for o in objs]
+    scores = [f"results/eval/{b}/{o}/m.scores.parquet" for b in ev.benchmarks for o in objs]
+    rms = [f"results/rm/{o}/m/final" for o in objs]
+    sels = [f"results/rm/{o}/m/selected.json" for o in objs]
+    sets = split_calls(shlex.split(ev.model_args("m", objs, rms, sels, jsons, scores)))
+    assert len(sets) == 2
+    for obj, argv in zip(objs, sets):
+        a = build_parser().parse_args(argv)
+        assert (a.rm, a.selected, a.objective, a.model) == (
+            f"results/rm/{obj}/m/final", f"results/rm/{obj}/m/selected.json", obj, "m"
+        )
+        assert [(j.benchmark, j.out_json) for j in benchmark_jobs(a)] == [
+            (b, f"results/eval/{b}/{obj}/m.json") for b in ev.benchmarks
+        ]
+        assert a.n_boot == TOY["eval"]["n_boot"] and a.seed == TOY["seed"]
+    # one job per RM: the default, and for a model with only some objectives left to evaluate
+    assert settings(TOY["eval"] | {"jobs": "per_rm"})[1].grouped_models == []
+    imp = tmp_path / "imp.csv"
+    imp.write_text(HEADER + "toyllama-2-m,bt,50,50,50,50\n")
+    _, ev = settings(TOY["eval"] | {"import": str(imp)})
+    assert "toyllama-2-m" not in ev.grouped_models and len(ev.grouped_models) == len(study.trained_models()) - 1
+    with pytest.raises(ConfigError, match=r"eval\.jobs.*per_job.*per_rm"):
+        settings(TOY["eval"] | {"jobs": "per_job"})
+
+
+@pytest.mark.workflow
+def test_dry_run_per_model_jobs_leave_a_partly_imported_model_per_rm(tmp_path):
+    imp = tmp_path / "imp.csv"
+    imp.write_text(HEADER + "toyllama-2-m,bt,50,50,50,50\n")
+    cfg = copy.deepcopy(TOY)
+    cfg["eval"]["import"] = str(imp)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "eval", "--configfile", str(path), "--forceall"],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    counts = dict(
+        (m.group(1), int(m.group(2)))
+        for m in re.finditer(r"^(eval_rm\w*)\s+(\d+)$", out.stdout + out.stderr, re.M)
+    )
+    n = len(load_study(cfg, "c.yaml", REPO).trained_models())
+    assert counts == {"eval_rm_model": n - 1, "eval_rm": 1}
+    assert "logs/eval_rm/regression/toyllama-2-m.log" in out.stdout + out.stderr

@@ -1,7 +1,10 @@
 # Stage: eval -- score every trained RM on RewardBench v1 (the paper's benchmark) and,
-# when configured, RewardBench 2 and RM-Bench (one eval_rm job per RM for all of them);
+# when configured, RewardBench 2 and RM-Bench (one eval_rm job per RM for all of them, or
+# per model for all its RMs with eval.jobs: per_model);
 # merge imported RM results; build the RM score tables. Logic: workflow/rmselect/eval/.
 # Outputs: workflow/CONTRACTS.md "Evaluation".
+import re
+
 from rmselect.eval.settings import eval_settings, model_flags
 
 try:
@@ -58,7 +61,32 @@ rule eval_toy_sets:
 
 
 # One job per (objective, model) scores the RM on every configured benchmark: the model is
-# loaded once, and the job writes each benchmark's JSON and per-example scores.
+# loaded once, and the job writes each benchmark's JSON and per-example scores. With
+# eval.jobs: per_model, one job per model scores all its RMs in turn (imports paid once);
+# models with only some objectives to evaluate keep one job per RM.
+EVAL_GROUPED = EVAL.grouped_models
+EVAL_GROUPED_RE = "|".join(re.escape(m) for m in EVAL_GROUPED) or "(?!x)x"
+EVAL_SINGLE_RE = (
+    "|".join(
+        re.escape(m)
+        for m in dict.fromkeys(m for m, _ in EVAL_PAIRS)
+        if m not in EVAL_GROUPED
+    )
+    or "(?!x)x"
+)
+EVAL_CODE = code_hash(
+    "workflow/scripts/eval_rm.py",
+    "workflow/rmselect/eval/run.py",
+    "workflow/rmselect/eval/scorer.py",
+    "workflow/rmselect/eval/metrics.py",
+    "workflow/rmselect/eval/benchmarks.py",
+    "workflow/rmselect/rm/data.py",
+    "workflow/rmselect/rm/format.py",
+    "workflow/rmselect/rm/model.py",
+    "workflow/rmselect/rm/pooling.py",
+    "workflow/rmselect/hf.py",
+)
+
 if EVAL_BENCHMARKS:
 
     rule eval_rm:
@@ -79,6 +107,8 @@ if EVAL_BENCHMARKS:
             f"{LOGS}/eval_rm/{{objective}}/{{model}}.log",
         benchmark:
             f"{COST}/eval_rm/{{objective}}/{{model}}.tsv"
+        wildcard_constraints:
+            model=EVAL_SINGLE_RE,
         conda:
             "../../envs/eval.yaml"
         resources:
@@ -87,43 +117,74 @@ if EVAL_BENCHMARKS:
             mem_mb=res("eval", "mem_mb"),
             runtime=res("eval", "runtime"),
         params:
-            code=code_hash(
-                "workflow/scripts/eval_rm.py",
-                "workflow/rmselect/eval/run.py",
-                "workflow/rmselect/eval/scorer.py",
-                "workflow/rmselect/eval/metrics.py",
-                "workflow/rmselect/eval/benchmarks.py",
-                "workflow/rmselect/rm/data.py",
-                "workflow/rmselect/rm/format.py",
-                "workflow/rmselect/rm/model.py",
-                "workflow/rmselect/rm/pooling.py",
-                "workflow/rmselect/hf.py",
-            ),
+            code=EVAL_CODE,
             slot=GPU_SLOT,
-            # --benchmark NAME --data JSON --out-json ... --out-scores ... per benchmark
-            benchmarks=lambda wc, output: EVAL.benchmark_args(
-                output.json, output.scores
-            ),
-            flags=lambda wc: model_flags(STUDY.model(wc.model)),
-            batch_size=EVAL_OPTS["batch_size"],
-            max_tokens=EVAL_OPTS["max_tokens"],
-            max_length=EVAL_OPTS["max_length"],
-            dtype=EVAL_OPTS["dtype"],
-            n_boot=EVAL_OPTS["n_boot"],
-            seed=EVAL_OPTS["seed"],
-            limit=(
-                f"--limit-per-subset {EVAL_OPTS['limit_per_subset']}"
-                if EVAL_OPTS["limit_per_subset"]
-                else ""
+            # --benchmark NAME --data JSON --out-json ... --out-scores ... per benchmark,
+            # then the RM, the model row's flags and the scorer options
+            call=lambda wc, input, output: EVAL.rm_args(
+                wc.model,
+                wc.objective,
+                input.rm,
+                input.selected,
+                output.json,
+                output.scores,
+                model_flags(STUDY.model(wc.model)),
             ),
         shell:
             "{params.slot} {resources.gpu} -- python workflow/scripts/eval_rm.py"
-            " {params.benchmarks}"
-            " --rm {input.rm} --selected {input.selected}"
-            " --model {wildcards.model} --objective {wildcards.objective} {params.flags}"
-            " --batch-size {params.batch_size} --max-tokens {params.max_tokens}"
-            " --max-length {params.max_length} --dtype {params.dtype}"
-            " --n-boot {params.n_boot} --seed {params.seed} {params.limit} > {log} 2>&1"
+            " {params.call} > {log} 2>&1"
+
+    rule eval_rm_model:
+        input:
+            rm=expand(
+                "results/rm/{objective}/{{model}}/final", objective=EVAL.objectives
+            ),
+            selected=expand(
+                "results/rm/{objective}/{{model}}/selected.json",
+                objective=EVAL.objectives,
+            ),
+            data=EVAL.job_data_files(),
+        output:
+            json=expand(
+                "results/eval/{benchmark}/{objective}/{{model}}.json",
+                benchmark=EVAL_BENCHMARKS,
+                objective=EVAL.objectives,
+            ),
+            scores=expand(
+                "results/eval/{benchmark}/{objective}/{{model}}.scores.parquet",
+                benchmark=EVAL_BENCHMARKS,
+                objective=EVAL.objectives,
+            ),
+        log:
+            f"{LOGS}/eval_rm/{{model}}.log",
+        benchmark:
+            f"{COST}/eval_rm/{{model}}.tsv"
+        wildcard_constraints:
+            model=EVAL_GROUPED_RE,
+        conda:
+            "../../envs/eval.yaml"
+        resources:
+            **res_extra("eval"),
+            gpu=res("eval", "gpu"),
+            mem_mb=res("eval", "mem_mb"),
+            runtime=lambda wc, attempt: res("eval", "runtime")(wc, attempt)
+            * len(EVAL.objectives),
+        params:
+            code=EVAL_CODE,
+            slot=GPU_SLOT,
+            # one complete argument set per RM, separated by --next-rm
+            call=lambda wc, input, output: EVAL.model_args(
+                wc.model,
+                EVAL.objectives,
+                input.rm,
+                input.selected,
+                output.json,
+                output.scores,
+                model_flags(STUDY.model(wc.model)),
+            ),
+        shell:
+            "{params.slot} {resources.gpu} -- python workflow/scripts/eval_rm.py"
+            " {params.call} > {log} 2>&1"
 
 
 rule rm_scores_table:

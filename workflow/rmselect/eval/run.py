@@ -4,7 +4,11 @@ One call loads the RM (model and tokenizer) once and scores it on every benchmar
 given: repeat ``--benchmark NAME --data JSON --out-json PATH --out-scores PATH`` once per
 benchmark (the i-th ``--data``, ``--out-json`` and ``--out-scores`` belong to the i-th
 ``--benchmark``). Each benchmark's numbers are exactly those of a single-benchmark call with
-the same settings. For every benchmark it writes, atomically:
+the same settings. Several RMs can share one call (``eval.jobs: per_model``, e.g. a model's
+BT and regression RMs): complete argument sets separated by ``--next-rm`` run one after
+another in one process, so the imports (torch, transformers: seconds, more than scoring a
+toy RM takes) are paid once; each set's numbers are exactly those of its own call. For every
+benchmark it writes, atomically:
 
 - ``--out-scores`` (Parquet): per example ``id, subset, score_chosen, score_rejected,
   correct`` plus benchmark-specific columns (:func:`rmselect.eval.metrics.per_example`);
@@ -31,6 +35,7 @@ from typing import Any, Sequence
 
 from rmselect.eval.benchmarks import BENCHMARKS, load_benchmark
 from rmselect.eval.metrics import WEIGHT_MODES, ScoreOptions, per_example, score
+from rmselect.eval.settings import NEXT_RM
 from rmselect.io import write_json, write_table
 
 #: Keys of a benchmark config entry that are options, not data-set fields.
@@ -57,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
             " --benchmark rewardbench --data A --out-json A.json --out-scores A.parquet"
             " --benchmark rmbench --data B --out-json B.json --out-scores B.parquet;"
             " the i-th --data, --out-json and --out-scores belong to the i-th --benchmark."
-            " Every other option applies to all benchmarks."
+            " Every other option applies to all benchmarks. Several RMs in one call (one"
+            " process; imports paid once): separate complete argument sets with --next-rm."
         ),
     )
     per = p.add_argument_group("per benchmark (give each once per --benchmark, in the same order)")
@@ -295,10 +301,35 @@ def _fmt(x: float | None) -> str:
     return "NA" if x is None else f"{x:.2f}"
 
 
+def split_calls(argv: Sequence[str]) -> list[list[str]]:
+    """The argument sets of a call: ``argv`` cut at every :data:`NEXT_RM`."""
+    sets: list[list[str]] = [[]]
+    for a in argv:
+        if a == NEXT_RM:
+            sets.append([])
+        else:
+            sets[-1].append(a)
+    return sets
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    sets = split_calls(argv)
+    if len(sets) > 1 and not all(sets):
+        parser.error(f"{NEXT_RM} separates complete argument sets; one of them is empty")
+    calls = [parser.parse_args(s) for s in sets]
     try:
-        evaluate(args)
+        # Every set's options and outputs are checked before the first RM loads.
+        outs: list[str] = []
+        for args in calls:
+            jobs = benchmark_jobs(args)
+            outs += [str(Path(p)) for j in jobs for p in (j.out_json, j.out_scores)]
+        dup = sorted({o for o in outs if outs.count(o) > 1})
+        if dup:
+            raise ValueError(f"output path(s) given by more than one RM: {', '.join(dup)}")
+        for args in calls:
+            evaluate(args)
     except (ValueError, FileNotFoundError, OSError) as err:
         sys.stderr.write(f"rmselect eval: error: {err}\n")
         return 1

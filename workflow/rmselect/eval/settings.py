@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import polars as pl
@@ -30,7 +31,12 @@ DEFAULTS: dict[str, Any] = {
     "dtype": "auto",
     "limit_per_subset": None,
     "toy_ties": 10,
+    "jobs": "per_rm",
 }
+#: eval_rm job layouts (``eval.jobs``).
+JOB_LAYOUTS = ("per_rm", "per_model")
+#: Separates the complete argument sets of several RMs scored in one eval_rm.py call.
+NEXT_RM = "--next-rm"
 #: Where derived toy sets go (rule eval_toy_sets).
 DERIVED_PATH = "results/eval/data/{benchmark}.jsonl"
 
@@ -86,6 +92,65 @@ class EvalSettings:
         return " ".join(groups)
 
     @property
+    def grouped_models(self) -> list[str]:
+        """Models one eval_rm job scores all RMs of (``eval.jobs: per_model``).
+
+        Only models with every configured objective to evaluate: a model whose other
+        objectives are imported keeps one job per RM, so a job's outputs never depend on
+        which pairs an import covers.
+        """
+        if self.options["jobs"] != "per_model" or len(self.objectives) < 2:
+            return []
+        by: dict[str, set[str]] = {}
+        for m, o in self.pairs:
+            by.setdefault(m, set()).add(o)
+        return [m for m, objs in by.items() if objs == set(self.objectives)]
+
+    def common_args(self) -> str:
+        """eval_rm.py's scorer options, the same for every RM of a study."""
+        o = self.options
+        args = (
+            f"--batch-size {o['batch_size']} --max-tokens {o['max_tokens']}"
+            f" --max-length {o['max_length']} --dtype {shlex.quote(str(o['dtype']))}"
+            f" --n-boot {o['n_boot']} --seed {o['seed']}"
+        )
+        if o["limit_per_subset"]:
+            args += f" --limit-per-subset {o['limit_per_subset']}"
+        return args
+
+    def rm_args(
+        self, model: str, objective: str, rm: str, selected: str,
+        jsons: Sequence[str], scores: Sequence[str], flags: str = "",
+    ) -> str:
+        """eval_rm.py's arguments scoring one RM on every benchmark (outputs in config order)."""
+        q = shlex.quote
+        parts = [
+            self.benchmark_args(jsons, scores),
+            f"--rm {q(str(rm))} --selected {q(str(selected))} --model {q(model)}"
+            f" --objective {q(objective)}",
+            flags,
+            self.common_args(),
+        ]
+        return " ".join(p for p in parts if p)
+
+    def model_args(
+        self, model: str, objectives: Sequence[str], rms: Sequence[str],
+        selected: Sequence[str], jsons: Sequence[str], scores: Sequence[str], flags: str = "",
+    ) -> str:
+        """eval_rm.py's arguments scoring several RMs of ``model`` in one call.
+
+        ``rms`` and ``selected`` are in ``objectives`` order; ``jsons`` and ``scores`` are the
+        job's outputs ``results/eval/{benchmark}/{objective}/{model}...`` in any order (each
+        RM's are picked by the objective folder, then kept in config benchmark order).
+        """
+        sets = []
+        for obj, rm, sel in zip(objectives, rms, selected, strict=True):
+            js = [j for j in jsons if Path(j).parent.name == obj]
+            ss = [s for s in scores if Path(s).parent.name == obj]
+            sets.append(self.rm_args(model, obj, rm, sel, js, ss, flags))
+        return f" {NEXT_RM} ".join(sets)
+
+    @property
     def makes_table(self) -> bool:
         """Whether rm_scores.csv is built: the primary benchmark is scored or imported."""
         return bool(self.import_path) or (PRIMARY in self.benchmarks and bool(self.pairs))
@@ -100,6 +165,10 @@ def eval_settings(study: Study, trained_models: Sequence[str]) -> EvalSettings:
         raise ConfigError(
             f"{study.source}: field 'eval.import_precedence': {opts['import_precedence']!r};"
             f" use {', '.join(PRECEDENCE)}"
+        )
+    if opts["jobs"] not in JOB_LAYOUTS:
+        raise ConfigError(
+            f"{study.source}: field 'eval.jobs': {opts['jobs']!r}; use {', '.join(JOB_LAYOUTS)}"
         )
     raw = dict(cfg.get("benchmarks", {}) or {})
     unknown = [b for b in raw if b not in BENCHMARKS]
