@@ -185,9 +185,10 @@ def test_d_adding_a_model(built):
     }
     rules = job_rules(jobs)
     assert "toy_pretrain" in rules
-    for stage, rule in (("rm", "rm_train"), ("eval", "eval_rm")):
-        if rule in stage_rules(wd, stage):
-            assert rule in rules, f"{rule} not run for the new model"
+    # (eval: one job per RM, or per model with eval.jobs: per_model, the toy default)
+    for stage, names in (("rm", {"rm_train"}), ("eval", {"eval_rm", "eval_rm_model"})):
+        if names & stage_rules(wd, stage):
+            assert names & rules, f"{stage} not run for the new model"
     assert not rules & PER_STUDY_UPSTREAM, rules & PER_STUDY_UPSTREAM
     aggregates = [j for j in jobs if "model" not in j["wildcards"]]
     for j in aggregates:  # aggregates rerun because their inputs or parameters changed

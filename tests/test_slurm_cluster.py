@@ -129,13 +129,15 @@ def add_probe(wd: Workdir, inputs: list[str] | None = None) -> None:
                             f'include: "Snakefile"\n\nAGG_INPUTS = {inputs or PROBE_SLICE!r}\n')
     (wd.path / "probe.smk").write_text(smk)
     cfg = wd.load_config()
+    if isinstance(cfg.get("eval"), dict):
+        cfg["eval"]["jobs"] = "per_rm"  # the slice scores one RM (per_model would train both)
     rm = cfg.get("rm") or {}
     if "nproc_per_node" in rm:
         rm["nproc_per_node"] = 2  # the RM training job runs 2 ranks (torchrun, gloo)
         for row in rm.get("by_size") or []:  # global batch = micro x accumulation x ranks
             if "micro_batch" in row:
                 row["micro_batch"] = max(1, int(row["micro_batch"]) // 2)
-        wd.save_config(cfg)
+    wd.save_config(cfg)
 
 
 def has_rm_slice(wd: Workdir) -> bool:
