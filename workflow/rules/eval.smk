@@ -28,6 +28,29 @@ EVAL_TABLES = (
 )
 # The stage's outputs (empty when nothing is evaluated or imported).
 EVAL_TARGETS = EVAL_JSONS + EVAL_SCORES + EVAL_TABLES
+# eval.jobs: per_model groups these models' RMs (eval_rm_model); the rest: eval_rm.
+EVAL_GROUPED = EVAL.grouped_models
+EVAL_GROUPED_RE = "|".join(re.escape(m) for m in EVAL_GROUPED) or "(?!x)x"
+EVAL_SINGLE_RE = (
+    "|".join(
+        re.escape(m)
+        for m in dict.fromkeys(m for m, _ in EVAL_PAIRS)
+        if m not in EVAL_GROUPED
+    )
+    or "(?!x)x"
+)
+EVAL_CODE = code_hash(
+    "workflow/scripts/eval_rm.py",
+    "workflow/rmselect/eval/run.py",
+    "workflow/rmselect/eval/scorer.py",
+    "workflow/rmselect/eval/metrics.py",
+    "workflow/rmselect/eval/benchmarks.py",
+    "workflow/rmselect/rm/data.py",
+    "workflow/rmselect/rm/format.py",
+    "workflow/rmselect/rm/model.py",
+    "workflow/rmselect/rm/pooling.py",
+    "workflow/rmselect/hf.py",
+)
 
 
 rule eval:
@@ -64,29 +87,6 @@ rule eval_toy_sets:
 # loaded once, and the job writes each benchmark's JSON and per-example scores. With
 # eval.jobs: per_model, one job per model scores all its RMs in turn (imports paid once);
 # models with only some objectives to evaluate keep one job per RM.
-EVAL_GROUPED = EVAL.grouped_models
-EVAL_GROUPED_RE = "|".join(re.escape(m) for m in EVAL_GROUPED) or "(?!x)x"
-EVAL_SINGLE_RE = (
-    "|".join(
-        re.escape(m)
-        for m in dict.fromkeys(m for m, _ in EVAL_PAIRS)
-        if m not in EVAL_GROUPED
-    )
-    or "(?!x)x"
-)
-EVAL_CODE = code_hash(
-    "workflow/scripts/eval_rm.py",
-    "workflow/rmselect/eval/run.py",
-    "workflow/rmselect/eval/scorer.py",
-    "workflow/rmselect/eval/metrics.py",
-    "workflow/rmselect/eval/benchmarks.py",
-    "workflow/rmselect/rm/data.py",
-    "workflow/rmselect/rm/format.py",
-    "workflow/rmselect/rm/model.py",
-    "workflow/rmselect/rm/pooling.py",
-    "workflow/rmselect/hf.py",
-)
-
 if EVAL_BENCHMARKS:
 
     rule eval_rm:

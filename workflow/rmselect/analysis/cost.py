@@ -11,7 +11,8 @@ e.g. the benchmark outputs.
 * model: the longest model name of the model table that appears in the file's path relative
   to the rule folder as a whole path/name component (delimited by ``/ _ , =`` or the
   extension); ``(none)`` for jobs without a model. (``eval_rm`` writes one file per
-  ``{objective}/{model}`` job, which scores every benchmark.)
+  ``{objective}/{model}`` job, which scores every benchmark; with ``eval.jobs: per_model``,
+  one file ``{model}`` per job scoring all the model's RMs.)
 
 * ``gpu_s``: GPU-seconds a job recorded itself (``gpu_s`` column or JSON field);
   ``gpu_s_alloc``: wall seconds × the GPUs the job was allocated (``--gpus``: the GPU count
