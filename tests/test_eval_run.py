@@ -267,6 +267,14 @@ def test_several_rms_check_every_set_before_scoring(trained, tmp_path, capsys):
         run.main(one + [run.NEXT_RM])
     assert "one of them is empty" in capsys.readouterr().err
     assert not list(out.iterdir())
+    # bad data for the second RM: the first RM is scored, but nothing of the call is written
+    write_v1(tmp_path / "bad.jsonl", ["alpacaeval-easy", "not-a-subset"])
+    out2 = tmp_path / "out2"
+    out2.mkdir()
+    second = group("rmbench", {"path": str(tmp_path / "bad.jsonl")}, out2) + common(final, sel)
+    assert run.main(one + [run.NEXT_RM] + second) == 1
+    assert "not-a-subset" in capsys.readouterr().err
+    assert not list(out.iterdir()) and not list(out2.iterdir())
 
 
 def test_script_help():

@@ -8,7 +8,7 @@ the same settings. Several RMs can share one call (``eval.jobs: per_model``, e.g
 BT and regression RMs): complete argument sets separated by ``--next-rm`` run one after
 another in one process, so the imports (torch, transformers: seconds, more than scoring a
 toy RM takes) are paid once; each set's numbers are exactly those of its own call. For every
-benchmark it writes, atomically:
+benchmark (of every RM) it writes, atomically:
 
 - ``--out-scores`` (Parquet): per example ``id, subset, score_chosen, score_rejected,
   correct`` plus benchmark-specific columns (:func:`rmselect.eval.metrics.per_example`);
@@ -18,8 +18,8 @@ benchmark it writes, atomically:
   counts, scorer settings, wall time).
 
 Every benchmark's data is loaded and validated before the RM is loaded, and the outputs
-are written only after every benchmark has been scored: nothing is written when loading,
-validation or scoring of any of them fails.
+are written only after every benchmark of every RM has been scored: nothing is written when
+loading, validation or scoring of any of them fails.
 """
 
 from __future__ import annotations
@@ -161,8 +161,19 @@ def read_selected(path: str | None) -> dict[str, Any]:
     return {k: sel.get(k) for k in ("lr", "step", "val_accuracy", "weights") if k in sel}
 
 
-def evaluate(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Score the RM on every benchmark of the call; the results, in the call's order."""
+#: A scored benchmark waiting to be written: its job, per-example frame and result JSON.
+Scored = tuple[BenchmarkJob, Any, dict[str, Any]]
+
+
+def write_scored(done: Sequence[Scored]) -> None:
+    """Write each scored benchmark's two files (each atomically)."""
+    for job, per_ex, result in done:
+        write_table(job.out_scores, per_ex)
+        write_json(job.out_json, result)
+
+
+def score_rm(args: argparse.Namespace) -> list[Scored]:
+    """Load and check every benchmark's data, load the RM, score it; writes nothing."""
     jobs = benchmark_jobs(args)
     from rmselect.eval.scorer import load_reward_model
 
@@ -192,15 +203,10 @@ def evaluate(args: argparse.Namespace) -> list[dict[str, Any]]:
     )
     load_s = time.perf_counter() - t0
     names = [job.benchmark for job in jobs]
-    done = [
-        score_benchmark(args, rm, job, data, selected, data_s, load_s, names)
+    return [
+        (job, *score_benchmark(args, rm, job, data, selected, data_s, load_s, names))
         for job, data, data_s in loaded
     ]
-    # Written only once every benchmark is scored (each file atomically).
-    for job, (per_ex, result) in zip(jobs, done):
-        write_table(job.out_scores, per_ex)
-        write_json(job.out_json, result)
-    return [result for _, result in done]
 
 
 def score_benchmark(
@@ -328,8 +334,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         dup = sorted({o for o in outs if outs.count(o) > 1})
         if dup:
             raise ValueError(f"output path(s) given by more than one RM: {', '.join(dup)}")
-        for args in calls:
-            evaluate(args)
+        # Written only once every RM of the call is scored: a failure writes nothing.
+        done = [score_rm(args) for args in calls]
+        for scored in done:
+            write_scored(scored)
     except (ValueError, FileNotFoundError, OSError) as err:
         sys.stderr.write(f"rmselect eval: error: {err}\n")
         return 1

@@ -97,7 +97,8 @@ class EvalSettings:
 
         Only models with every configured objective to evaluate: a model whose other
         objectives are imported keeps one job per RM, so a job's outputs never depend on
-        which pairs an import covers.
+        which pairs an import covers. With one objective the two layouts are the same job
+        (rule eval_rm).
         """
         if self.options["jobs"] != "per_model" or len(self.objectives) < 2:
             return []
