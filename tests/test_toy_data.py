@@ -16,6 +16,7 @@ from rmselect.toy.data import (
     JUDGED_SUBSETS,
     PREFERENCE_SIGN,
     REFUSAL_SUBSETS,
+    REFUSALS,
     REWARDBENCH_SECTIONS,
     REWARDBENCH_SUBSETS,
     TASKS,
@@ -203,7 +204,7 @@ def test_rewardbench_refusal_requests_occur_in_the_rm_train_data(built):
     w, root = built
     train = [r for r in _rows(root / "data" / "helpsteer2_preference.jsonl") if r["split"] == "train"]
     refused = {_shape(w, r["prompt"]) for r in train
-               if r["preference_strength"] and preferred_response(r).startswith(("Sorry", "I "))}
+               if r["preference_strength"] and preferred_response(r) in REFUSALS}
     rb = _rows(root / "data" / "rewardbench.jsonl")
     for subset in REFUSAL_SUBSETS:
         shapes = {_shape(w, r["prompt"]) for r in rb if r["subset"] == subset}

@@ -172,9 +172,9 @@ def write_scored(done: Sequence[Scored]) -> None:
         write_json(job.out_json, result)
 
 
-def score_rm(args: argparse.Namespace) -> list[Scored]:
-    """Load and check every benchmark's data, load the RM, score it; writes nothing."""
-    jobs = benchmark_jobs(args)
+def score_rm(args: argparse.Namespace, jobs: Sequence[BenchmarkJob]) -> list[Scored]:
+    """Load and check every benchmark's data (``jobs``: :func:`benchmark_jobs` of ``args``),
+    load the RM, score it; writes nothing."""
     from rmselect.eval.scorer import load_reward_model
 
     # Every benchmark's data first: a bad set fails before the (slow) model load.
@@ -327,15 +327,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     calls = [parser.parse_args(s) for s in sets]
     try:
         # Every set's options and outputs are checked before the first RM loads.
-        outs: list[str] = []
-        for args in calls:
-            jobs = benchmark_jobs(args)
-            outs += [str(Path(p)) for j in jobs for p in (j.out_json, j.out_scores)]
+        jobs = [benchmark_jobs(args) for args in calls]
+        outs = [str(Path(p)) for js in jobs for j in js for p in (j.out_json, j.out_scores)]
         dup = sorted({o for o in outs if outs.count(o) > 1})
         if dup:
             raise ValueError(f"output path(s) given by more than one RM: {', '.join(dup)}")
         # Written only once every RM of the call is scored: a failure writes nothing.
-        done = [score_rm(args) for args in calls]
+        done = [score_rm(args, js) for args, js in zip(calls, jobs)]
         for scored in done:
             write_scored(scored)
     except (ValueError, FileNotFoundError, OSError) as err:
