@@ -147,3 +147,20 @@ def test_pad_batch_sides():
     assert ids.tolist() == [[5, 6, 7], [8, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
     ids, mask = D.pad_batch([[5, 6, 7], [8]], 0, "left")
     assert ids.tolist() == [[5, 6, 7], [0, 0, 8]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+def test_long_resolved_template_is_not_looked_up_as_a_path(tmp_path):
+    """train.py resolves the tokenizer's template once and passes the text on to render():
+
+    a real template (thousands of characters) must not be asked of the file system again
+    (``OSError: File name too long`` on today's SmolLM2 template before the fix).
+    """
+    from rmselect.rm.format import resolve_template
+
+    long_template = "{# " + "x" * 5000 + " #}{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    assert resolve_template(object(), long_template) == long_template
+    one_line = "y" * 400  # no Jinja, one line, longer than NAME_MAX
+    assert resolve_template(object(), one_line) == one_line
+    f = tmp_path / "t.jinja"
+    f.write_text("{{ messages[0]['content'] }}")
+    assert resolve_template(object(), str(f)) == "{{ messages[0]['content'] }}"

@@ -31,9 +31,24 @@ def to_messages(prompt: str | Sequence[dict[str, str]], response: str) -> list[d
 def resolve_template(tokenizer: Any, override: str | None = None) -> str:
     """The model table's override (a file path or literal Jinja), else the tokenizer's, else fallback."""
     if override:
-        p = Path(override)
-        return p.read_text() if p.exists() else override
+        return _template_text(override)
     return getattr(tokenizer, "chat_template", None) or FALLBACK_TEMPLATE
+
+
+def _template_text(override: str) -> str:
+    """A template override is a path to a Jinja file or the Jinja text itself.
+
+    Real chat templates run to thousands of characters; asking the file system whether such a
+    string is a path raises ``OSError: File name too long``, so only a one-line string without
+    Jinja delimiters is looked up as a file.
+    """
+    if "\n" in override or "{" in override:
+        return override
+    try:
+        p = Path(override)
+        return p.read_text() if p.is_file() else override
+    except OSError:
+        return override
 
 
 def render(
