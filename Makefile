@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= 2
 
-.PHONY: demo test venv clean lint
+.PHONY: demo test test-fast venv clean lint
 
 venv: $(STAMP)
 
@@ -22,9 +22,13 @@ demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
 	$(BIN)/snakemake --report results/report.html
 
-## Run the test suite.
-test: $(STAMP)
+## Lint the workflow, then run the whole test suite (what CI runs).
+test: lint
 	$(BIN)/python -m pytest -q tests
+
+## The quick tier for the edit loop: no training, workflow, SLURM or real-checkpoint runs.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q tests -m "not slow and not workflow and not slurm and not real"
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint
