@@ -3,7 +3,7 @@
 #   snakemake --cores 2                                  # the embedded toy study (CPU)
 #   snakemake --profile slurm --configfile config/paper.yaml   # the 42-model paper study
 #
-# Stage targets: toy, rm, eval, benchmarks, posttrain, presence, analysis, report_inputs.
+# Stage targets: toy, rm, eval, probe, benchmarks, posttrain, presence, analysis, report_inputs.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -21,6 +21,7 @@ include: "workflow/rules/toy.smk"
 include: "workflow/rules/posttrain.smk"
 include: "workflow/rules/rm.smk"
 include: "workflow/rules/eval.smk"
+include: "workflow/rules/probe.smk"
 include: "workflow/rules/benchmarks.smk"
 include: "workflow/rules/presence.smk"
 include: "workflow/rules/analysis.smk"
@@ -35,4 +36,5 @@ rule all:
         EVAL_TARGETS,
         BENCHMARK_TARGETS,
         PRESENCE_TARGETS,
+        PROBE_TARGETS,
         ANALYSIS_TARGETS,

@@ -242,3 +242,21 @@ def test_features_script_end_to_end(tmp_path: Path):
     assert set(report["kind"]) == {"matched", "unmatched_name", "model_without_row"}
     src = pl.read_csv(out / "s.csv")
     assert src.filter(pl.col("feature") == "openllm_v2")["source"].to_list() == ["imported"]
+
+
+def test_probe_features_join_the_table_as_percent(tmp_path: Path):
+    """The probe stage's two accuracies become probe_zero_shot / probe_linear (x 100), with
+    source ``probe``; without a probe folder the table has no probe columns at all."""
+    for m, (zs, lp) in {"a": (0.55, 0.7), "b": (0.5, 0.625)}.items():
+        (tmp_path / f"{m}.json").write_text(json.dumps({"zero_shot": zs, "linear_probe": lp}))
+    probes = features.read_probes(tmp_path, ["a", "b"])
+    table = {"a": {"params_b": 1.0, "tokens_t": None}, "b": {"params_b": 2.0, "tokens_t": 1.0}}
+    wide, long = features.build(["a", "b"], [], {}, {}, table, probes=probes)
+    assert wide.columns[-2:] == ["probe_zero_shot", "probe_linear"]
+    assert wide["probe_linear"].to_list() == [70.0, 62.5]
+    assert wide["probe_zero_shot"].to_list() == pytest.approx([55.0, 50.0])
+    assert set(long.filter(pl.col("feature").str.starts_with("probe_"))["source"]) == {"probe"}
+    plain, _ = features.build(["a", "b"], [], {}, {}, table)
+    assert not any(c.startswith("probe_") for c in plain.columns)
+    with pytest.raises(FileNotFoundError):
+        features.read_probes(tmp_path, ["a", "missing"])

@@ -54,6 +54,18 @@ def load_schema(name: str) -> dict[str, Any]:
         return yaml.safe_load(fh)
 
 
+def section_settings(config: Mapping[str, Any], section: str) -> dict[str, Any]:
+    """A config section with every field the user left out filled from its schema ``default:``.
+
+    The schema is the one place a default is written; a stage reads its settings through
+    this, never from a second copy in Python.
+    """
+    props = load_schema("config")["properties"][section].get("properties", {})
+    out = {k: v["default"] for k, v in props.items() if "default" in v}
+    out.update(config.get(section) or {})
+    return out
+
+
 def _where(err: jsonschema.ValidationError) -> str:
     parts = [str(p) if not isinstance(p, int) else f"[{p}]" for p in err.absolute_path]
     out = ""

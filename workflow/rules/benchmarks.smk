@@ -251,6 +251,7 @@ rule features_table:
         params=BENCH_PARAMS,
         published=[BENCH_PUBLISHED["path"]] if BENCH_PUBLISHED else [],
         presence=BENCH_PRESENCE,
+        probes=PROBE_FILES,
     output:
         features="results/tables/features.csv",
         sources="results/tables/features_sources.csv",
@@ -274,12 +275,15 @@ rule features_table:
         published=bsmk.json_arg(BENCH_PUBLISHED),
         presence=lambda wc, input: input.presence[0] if input.presence else "''",
         domains=bsmk.json_arg(BENCH_PRESENCE_DOMAINS),
+        probes=lambda wc, input: (
+            str(Path(input.probes[0]).parent) if input.probes else "''"
+        ),
     shell:
         "python workflow/scripts/features_table.py --models {params.models}"
         " --tasks {params.tasks} --run-tasks {params.run_tasks}"
         " --aggregates {params.aggregates} --published {params.published}"
         " --presence {params.presence} --presence-domains {params.domains}"
-        " --runs-dir results/benchmarks --out {output.features}"
+        " --probe-dir {params.probes} --runs-dir results/benchmarks --out {output.features}"
         " --out-sources {output.sources} --out-published {output.published} > {log} 2>&1"
 
 

@@ -52,6 +52,7 @@ DEFAULT_STAGES: dict[str, list[str]] = {
     "eval": ["eval"],
     "benchmarks": ["bench_", "features_"],
     "presence": ["presence_"],
+    "probe": ["probe_"],
     "analysis": ["analysis", "recommend"],
 }
 

@@ -3,7 +3,8 @@
 ``results/tables/features.csv``: ``model``, one column per benchmark (in config order; the
 value is the benchmark's ``score``: normalised 0-100 where a baseline is known, else raw x
 100), then aggregates, then features only imported from published scores, then ``params_b``,
-``tokens_t`` and ``presence_<domain>`` columns. Empty cell = missing, never 0.
+``tokens_t``, ``presence_<domain>`` and (probe stage on) ``probe_zero_shot``, ``probe_linear``
+columns. Empty cell = missing, never 0.
 
 ``results/tables/features_sources.csv``: long form ``model, feature, value, source`` for every
 non-missing value, ``source`` one of
@@ -13,7 +14,8 @@ non-missing value, ``source`` one of
 * ``derived``: an aggregate (mean of its component features; only when all are present and
   no imported value exists);
 * ``checkpoint``: parameters counted from safetensors headers; ``table``: the model table;
-* ``presence``: the mean presence score of a domain corpus.
+* ``presence``: the mean presence score of a domain corpus;
+* ``probe``: a probe feature of the base model (:mod:`rmselect.probe.score`), accuracy x 100.
 
 ``results/tables/features_published.csv``: the published-scores import report
 (:mod:`rmselect.bench.published`), written even when no published CSV is configured (then
@@ -37,7 +39,19 @@ from rmselect.io import read_json, write_table
 
 log = logging.getLogger("rmselect.bench.features")
 
-SOURCES = ("run-small", "run-full", "imported", "derived", "checkpoint", "table", "presence")
+SOURCES = ("run-small", "run-full", "imported", "derived", "checkpoint", "table", "presence",
+           "probe")
+#: Feature column -> field of the probe stage's results/probe/{model}.json (0-1, stored x 100).
+PROBE_COLUMNS = {"probe_zero_shot": "zero_shot", "probe_linear": "linear_probe"}
+
+
+def read_probes(probe_dir: str | Path, models: Sequence[str]) -> dict[str, dict[str, float]]:
+    """``model -> {probe_zero_shot, probe_linear}`` (0-100) from the probe stage's JSON files."""
+    out: dict[str, dict[str, float]] = {}
+    for m in models:
+        rec = read_json(Path(probe_dir) / f"{m}.json")
+        out[m] = {c: 100.0 * float(rec[k]) for c, k in PROBE_COLUMNS.items()}
+    return out
 
 
 def read_presence(path: str | Path, domains: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
@@ -68,6 +82,7 @@ def build(
     aggregates: Mapping[str, Sequence[str]] | None = None,
     presence: Mapping[str, Mapping[str, float]] | None = None,
     presence_domains: Sequence[str] = (),
+    probes: Mapping[str, Mapping[str, float]] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Assemble ``features.csv`` (wide) and ``features_sources.csv`` (long).
 
@@ -84,7 +99,8 @@ def build(
     ]
     extra = list(dict.fromkeys(extra))
     pres_cols = [f"presence_{d}" for d in presence_domains]
-    columns = [*tasks, *aggregates, *extra, "params_b", "tokens_t", *pres_cols]
+    probe_cols = list(PROBE_COLUMNS) if probes is not None else []
+    columns = [*tasks, *aggregates, *extra, "params_b", "tokens_t", *pres_cols, *probe_cols]
     rows: list[dict[str, Any]] = []
     long: list[dict[str, Any]] = []
     for m in models:
@@ -120,6 +136,9 @@ def build(
             if c in vals:
                 vals[c] = float(v)
                 src[c] = "presence"
+        for c, v in (probes or {}).get(m, {}).items():
+            vals[c] = float(v)
+            src[c] = "probe"
         rows.append({"model": m, **vals})
         for c in columns:
             if vals[c] is not None:
@@ -150,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--published", default="", help="JSON of benchmarks.published ('' for none)")
     p.add_argument("--presence", default="", help="presence summary.csv ('' for none)")
     p.add_argument("--presence-domains", default="[]", help="JSON list of presence domains")
+    p.add_argument("--probe-dir", default="",
+                   help="folder with the probe stage's {model}.json ('' for none)")
     p.add_argument("--out", required=True, help="features.csv")
     p.add_argument("--out-sources", required=True, help="features_sources.csv")
     p.add_argument("--out-published", required=True, help="published-import report CSV")
@@ -183,8 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                             r["model"], r["feature"], r["detail"])
     domains = json.loads(args.presence_domains)
     presence = read_presence(args.presence, domains) if args.presence else None
+    probes = read_probes(args.probe_dir, list(models)) if args.probe_dir else None
     wide, long = build(models, tasks, runs, params, models, imported,
-                       json.loads(args.aggregates), presence, domains)
+                       json.loads(args.aggregates), presence, domains, probes)
     for m in models:
         if m not in (presence or {}) and args.presence:
             log.warning("model %s has no presence scores", m)
