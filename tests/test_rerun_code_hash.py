@@ -25,6 +25,50 @@ def test_hash_follows_content_not_mtime(tmp_path):
     assert [f.name for f in code_files("pkg", root=tmp_path)] == ["a.py", "b.py"]
 
 
+def _pkg(root, files):
+    for rel, text in files.items():
+        f = root / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(text)
+
+
+def test_hash_follows_the_scripts_imports_transitively(tmp_path):
+    """A script's hash covers every rmselect module it reaches through imports -- absolute,
+    relative, `from pkg import module` and lazy imports inside functions -- and nothing else:
+    a module nobody imports can change without a rerun."""
+    _pkg(tmp_path, {
+        "workflow/scripts/run.py": "from rmselect.stage.main import go\n",
+        "workflow/rmselect/__init__.py": "",
+        "workflow/rmselect/stage/__init__.py": "",
+        "workflow/rmselect/stage/main.py": "from . import helper\n\ndef go():\n    pass\n",
+        "workflow/rmselect/stage/helper.py": "def f():\n    from rmselect import util\n",
+        "workflow/rmselect/util.py": "import json\nimport rmselect.deep.leaf\n",
+        "workflow/rmselect/deep/__init__.py": "",
+        "workflow/rmselect/deep/leaf.py": "x = 1\n",
+        "workflow/rmselect/unused.py": "y = 1\n",
+    })
+    files = {str(f.relative_to(tmp_path)) for f in code_files("workflow/scripts/run.py", root=tmp_path)}
+    assert files == {
+        "workflow/scripts/run.py", "workflow/rmselect/__init__.py",
+        "workflow/rmselect/stage/__init__.py", "workflow/rmselect/stage/main.py",
+        "workflow/rmselect/stage/helper.py", "workflow/rmselect/util.py",
+        "workflow/rmselect/deep/__init__.py", "workflow/rmselect/deep/leaf.py",
+    }
+    h = code_hash("workflow/scripts/run.py", root=tmp_path)
+    (tmp_path / "workflow/rmselect/unused.py").write_text("y = 2\n")
+    assert code_hash("workflow/scripts/run.py", root=tmp_path) == h
+    (tmp_path / "workflow/rmselect/deep/leaf.py").write_text("x = 2\n")  # four imports away
+    assert code_hash("workflow/scripts/run.py", root=tmp_path) != h
+
+
+def test_a_folder_counts_with_its_data_files(tmp_path):
+    """lm-eval task folders hold YAML next to Python: an edited YAML must rerun the jobs."""
+    _pkg(tmp_path, {"tasks/t.yaml": "a: 1\n", "tasks/u.py": ""})
+    h = code_hash("tasks", root=tmp_path)
+    (tmp_path / "tasks/t.yaml").write_text("a: 2\n")
+    assert code_hash("tasks", root=tmp_path) != h
+
+
 def test_missing_path_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.py"):
         code_hash("nope.py", root=tmp_path)

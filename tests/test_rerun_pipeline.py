@@ -169,6 +169,26 @@ def test_c_analysis_code(built):
     assert_nothing_to_do(wd)
 
 
+def test_c_code_reached_only_through_an_import(built):
+    """Editing a module that an analysis script reaches only through imports
+    (rmselect/plotting.py, the figure style) reruns that script's rule: the code hash follows
+    imports, nobody lists the module by hand."""
+    wd = built
+    need(wd, "analysis", "analysis_gains")
+    module = wd.path / "workflow" / "rmselect" / "plotting.py"
+    text, st = module.read_text(), module.stat()
+    module.write_text(text + "\n# an edit\n")
+    try:
+        jobs = wd.dry_run()
+    finally:
+        module.write_text(text)
+        os.utime(module, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert "analysis_gains" in job_rules(jobs), "plotting.py is not part of analysis_gains' code"
+    assert job_rules(jobs) <= stage_rules(wd, "analysis") | {"presence_distributions",
+                                                             "posttrain_lineage"}, job_rules(jobs)
+    assert_nothing_to_do(wd)
+
+
 def test_d_adding_a_model(built):
     wd = built
     table = wd.table

@@ -1,31 +1,93 @@
 """Make code edits visible to Snakemake's rerun triggers.
 
 Snakemake reruns a job when its ``params`` change (rerun trigger ``params``) but does not look
-inside scripts a ``shell:`` command calls. :func:`code_hash` turns the *content* of scripts and
-package folders into a short hash; a rule that adds it as a parameter
-(``params: code=code_hash("workflow/scripts/analysis_gains.py", "workflow/rmselect/analysis")``)
+inside scripts a ``shell:`` command calls. :func:`code_hash` turns the *content* of a rule's
+entry point -- and of every ``rmselect`` module it imports, followed transitively through the
+source (``ast``), lazy imports inside functions included -- into a short hash. A rule that
+adds it as a parameter (``params: code=code_hash("workflow/scripts/analysis_gains.py")``)
 reruns, with everything downstream, exactly when that code changes -- not when a checkout
-merely touches the files.
+merely touches the files. Nobody lists the modules by hand, so a new import can never be
+forgotten. Data folders a script reads (e.g. lm-eval task YAMLs) can be named too: a folder
+counts with every file under it.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 from pathlib import Path
 
+#: The package whose imports are followed, and where it lives relative to the root.
+PACKAGE = "rmselect"
+PACKAGE_DIR = Path("workflow") / PACKAGE
+
+
+def _module_file(root: Path, dotted: str) -> list[Path]:
+    """The files of ``rmselect.a.b``: every ``__init__.py`` on the way and the module itself."""
+    parts = dotted.split(".")
+    if parts[0] != PACKAGE:
+        return []
+    base = root / PACKAGE_DIR.parent
+    out: list[Path] = []
+    for k in range(1, len(parts) + 1):
+        stem = base.joinpath(*parts[:k])
+        if (stem / "__init__.py").exists():
+            out.append(stem / "__init__.py")
+        elif stem.with_suffix(".py").exists():
+            out.append(stem.with_suffix(".py"))
+            break
+        else:
+            break
+    return out
+
+
+def _imports(path: Path, root: Path) -> list[Path]:
+    """The ``rmselect`` files that ``path`` imports (absolute and relative imports)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    pkg_dir = root / PACKAGE_DIR.parent
+    here = ""
+    if path.is_relative_to(pkg_dir):
+        rel = path.relative_to(pkg_dir).with_suffix("")
+        here = ".".join(rel.parts[:-1] if rel.name != "__init__" else rel.parts[:-1])
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            mod = node.module or ""
+            if node.level:
+                up = here.split(".")[: len(here.split(".")) - (node.level - 1)] if here else []
+                mod = ".".join([*up, mod] if mod else up)
+            names.append(mod)
+            names += [f"{mod}.{a.name}" for a in node.names]  # `from pkg import module`
+    out: list[Path] = []
+    for n in names:
+        out += _module_file(root, n)
+    return out
+
 
 def code_files(*paths: str | Path, root: str | Path = ".") -> list[Path]:
-    """The files behind ``paths``: a file itself, or every ``*.py`` under a folder (sorted)."""
-    out: list[Path] = []
+    """The files behind ``paths``, sorted: each file with the ``rmselect`` modules it imports
+    (transitively), or every file under a folder (``.py`` files' imports followed too)."""
+    base = Path(root)
+    todo: list[Path] = []
     for p in paths:
-        full = Path(root) / p
+        full = base / p
         if full.is_dir():
-            out.extend(sorted(f for f in full.rglob("*.py") if "__pycache__" not in f.parts))
+            todo.extend(f for f in full.rglob("*") if f.is_file() and "__pycache__" not in f.parts)
         elif full.exists():
-            out.append(full)
+            todo.append(full)
         else:
             raise FileNotFoundError(f"code_hash: {p} does not exist under {root}")
-    return out
+    seen: set[Path] = set()
+    while todo:
+        f = todo.pop()
+        if f in seen:
+            continue
+        seen.add(f)
+        if f.suffix == ".py":
+            todo.extend(_imports(f, base))
+    return sorted(seen)
 
 
 def code_hash(*paths: str | Path, root: str | Path = ".") -> str:
