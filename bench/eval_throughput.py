@@ -16,6 +16,12 @@ Prints pairs/second for each, the speed-up, and the largest reward difference (m
 RewardBench's (``--data`` scores a v1-format file instead, e.g. the toy set).
 
     .venv/bin/python bench/eval_throughput.py     # about 1-2 min on 2 idle CPU cores
+    .venv/bin/python bench/eval_throughput.py --model results/models/SmolLM2-135M-Instruct \
+        --pairs 64                                  # a real checkpoint (base LM or RM dir)
+
+``--model`` takes a trained RM (``final/``) or a base causal LM, which gets a seeded
+reward head exactly as RM training would build it (``rmselect.rm.model.load_for_training``):
+on a real checkpoint per-token compute dominates, not start-up or tiny matmuls.
 """
 
 from __future__ import annotations
@@ -57,6 +63,24 @@ def synthetic_pairs(n: int, seed: int) -> list[dict[str, str]]:
     return out
 
 
+def as_reward_model(model: str, out: Path, seed: int) -> Path:
+    """``model`` itself when it is an RM dir (one output head), else an RM built from the
+    base LM the way training builds one (dedicated pad token, seeded head), saved to ``out``."""
+    import torch
+    from transformers import AutoConfig
+
+    from rmselect.hf import load_tokenizer
+    from rmselect.rm.model import load_for_training, prepare_tokenizer, save_hf
+
+    cfg = AutoConfig.from_pretrained(model)
+    if any(a.endswith("ForSequenceClassification") for a in (cfg.architectures or [])):
+        return Path(model)
+    torch.manual_seed(seed)
+    tok = prepare_tokenizer(load_tokenizer(model))
+    save_hf(load_for_training(model, 1, tok), tok, out)
+    return out
+
+
 def naive_scores(rm, texts: list[str], batch_size: int = 64) -> np.ndarray:
     """RewardBench-style: input order, fixed batches, pad to the batch's longest."""
     import torch
@@ -88,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-tokens", type=int, default=16384)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
+    p.add_argument("--model", default=None,
+                   help="a real checkpoint instead of the tiny random RM: an RM dir or a base LM dir")
     a = p.parse_args(argv)
 
     import torch
@@ -101,20 +127,35 @@ def main(argv: list[str] | None = None) -> int:
         pairs = synthetic_pairs(a.pairs, a.seed)
     corpus = [x["prompt"] + " " + x["chosen"] for x in pairs[:200]]
     with tempfile.TemporaryDirectory() as tmp:
-        path = build_tiny_rm(
-            Path(tmp) / "rm", corpus, hidden=a.hidden, layers=a.layers, heads=4,
-            max_positions=4096, seed=a.seed, head_std=a.hidden**-0.5,
-        )
+        if a.model:
+            path = as_reward_model(a.model, Path(tmp) / "rm", a.seed)
+            label = f"{a.model}"
+        else:
+            path = build_tiny_rm(
+                Path(tmp) / "rm", corpus, hidden=a.hidden, layers=a.layers, heads=4,
+                max_positions=4096, seed=a.seed, head_std=a.hidden**-0.5,
+            )
+            label = f"tiny Llama hidden {a.hidden}, {a.layers} layers"
         rm = load_reward_model(path, dtype="float32", device=a.device, max_length=4096)
     prompts = [x["prompt"] for x in pairs]
     chosen = render_texts(rm, prompts, [x["chosen"] for x in pairs])
     rejected = render_texts(rm, prompts, [x["rejected"] for x in pairs])
-    ids, _ = tokenize(rm, chosen + rejected)
+    ids, cut = tokenize(rm, chosen + rejected)
+    if cut:
+        # The naive loop cuts long texts from the right, ours from the left (the reward token
+        # survives): compare on the pairs that fit the model's context only.
+        n0 = len(pairs)
+        keep = [i for i in range(n0) if len(ids[i]) < rm.max_length and len(ids[n0 + i]) < rm.max_length]
+        pairs = [pairs[i] for i in keep]
+        prompts = [prompts[i] for i in keep]
+        chosen, rejected = [chosen[i] for i in keep], [rejected[i] for i in keep]
+        ids, _ = tokenize(rm, chosen + rejected)
+        print(f"{n0 - len(keep)} of {n0} pairs longer than the model's {rm.max_length} positions left out")
     lengths = np.array([len(x) for x in ids])
     print(
         f"eval set: {len(pairs)} pairs, {len(ids)} texts, tokens/text median {int(np.median(lengths))},"
         f" p90 {int(np.percentile(lengths, 90))}, max {lengths.max()};"
-        f" RM: tiny Llama hidden {a.hidden}, {a.layers} layers, {rm.device}, torch threads"
+        f" RM: {label}, {rm.device}, torch threads"
         f" {torch.get_num_threads()}"
     )
     # warm-up (first calls allocate and pick kernels)
