@@ -48,6 +48,27 @@ def test_quality_rows_by_hand():
     assert rows[2]["precision_at_k"] == rows[2]["coverage"]
 
 
+def test_quality_rows_with_tied_predictions_are_expectations():
+    names = ["a", "b", "c", "d", "e"]
+    truth = np.array([50, 80, 70, 60, 40.0])  # best = b
+    pred = np.array([9, 5, 5, 5, 1.0])  # a first, then a three-way tie b = c = d
+    rows = {r["k"]: r for r in quality_rows(names, pred, truth, [1, 2, 3])}
+    assert rows[1]["hit_at_k"] == 0.0 and rows[1]["regret_points"] == pytest.approx(30.0)
+    # k=2: a + one of {b, c, d} (1/3 each): hit 1/3; E[best] = (80 + 70 + 60) / 3 = 70
+    # (by name, b would always be picked: hit 1, regret 0)
+    assert rows[2]["hit_at_k"] == pytest.approx(1 / 3)
+    assert rows[2]["regret_points"] == pytest.approx(10.0)
+    # coverage k=2: truth top-2 {b, c}: 1/3 + 1/3 = 2/3 of 2 → 1/3
+    assert rows[2]["coverage"] == pytest.approx(1 / 3)
+    # k=3: a + two of the three; best of a random pair of (60, 70, 80): 70 w.p. 1/3, 80 w.p.
+    # 2/3 → 230/3; regret 80 - 230/3 = 10/3; hit 2/3
+    assert rows[3]["hit_at_k"] == pytest.approx(2 / 3)
+    assert rows[3]["regret_points"] == pytest.approx(10 / 3)
+    # two models share the best true score: either one in the shortlist is a hit
+    r = quality_rows(["a", "b"], np.array([2.0, 1.0]), np.array([80.0, 80.0]), [1])[0]
+    assert r["hit_at_k"] == pytest.approx(1.0) and r["regret_points"] == 0.0
+
+
 def _aligned(n=16, seed=1):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 3))

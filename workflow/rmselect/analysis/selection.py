@@ -57,7 +57,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
 from rmselect import plotting
-from rmselect.analysis.coverage import coverage_at_k, top_k
+from scipy.special import comb
+
+from rmselect.analysis.coverage import coverage_at_k, inclusion
 from rmselect.analysis.data import (
     AnalysisError,
     Aligned,
@@ -239,28 +241,73 @@ def out_of_sample(
     return pred, base
 
 
+def expected_best_in_shortlist(pred: np.ndarray, truth: np.ndarray, k: int) -> float:
+    """E[max truth over the top-k by ``pred``] when ties in ``pred`` break at random.
+
+    The shortlist is the models strictly above the k-th prediction plus a uniformly random
+    r-subset of the g models tied at it. The largest truth of an r-subset of values sorted
+    ascending v_1..v_g is v_j with probability (C(j-1, r-1)) / C(g, r); each is maxed with
+    the best certain member.
+    """
+    p = inclusion(pred, k)
+    sure = p == 1.0
+    tied = (p > 0) & (p < 1)
+    best_sure = float(np.max(truth[sure])) if sure.any() else -np.inf
+    if not tied.any():
+        return best_sure
+    g = int(tied.sum())
+    r = int(round(k - sure.sum()))
+    v = np.sort(truth[tied])
+    j = np.arange(1, g + 1)
+    prob = comb(j - 1, r - 1) / comb(g, r)
+    return float(np.sum(np.maximum(best_sure, v) * prob))
+
+
+def hit_probability(pred: np.ndarray, truth: np.ndarray, k: int) -> float:
+    """P(the top-k by ``pred`` holds a model with the best true score), random tie-breaks.
+
+    1 when a certain member (strictly above the k-th prediction) is a best model; otherwise
+    1 − C(g − b, r) / C(g, r) for the r slots left among the g tied models, b of them best.
+    """
+    p = inclusion(pred, k)
+    is_best = truth == np.max(truth)
+    sure = p == 1.0
+    if (sure & is_best).any():
+        return 1.0
+    tied = (p > 0) & (p < 1)
+    g, b = int(tied.sum()), int((tied & is_best).sum())
+    r = int(round(k - sure.sum()))
+    if not g or not b:
+        return 0.0
+    return float(1.0 - comb(g - b, r) / comb(g, r))
+
+
 def quality_rows(
     names: Sequence[str], pred: np.ndarray, y: np.ndarray, ks: Sequence[int]
 ) -> list[dict[str, Any]]:
-    """coverage/precision/hit/regret at each k of predictions ``pred`` against truth ``y``."""
+    """coverage/precision/hit/regret at each k of predictions ``pred`` against truth ``y``.
+
+    All four are expectations under random tie-breaking (see :mod:`.coverage`): tied
+    predictions enter the shortlist by chance. ``hit_at_k`` is the probability that the
+    shortlist holds a model with the best true score (0 or 1 without tied predictions),
+    ``regret_points`` the expected loss.
+    """
     ok = ~np.isnan(pred) & ~np.isnan(y)
-    nm = [n for n, o in zip(names, ok) if o]
     p, t = pred[ok], y[ok]
-    true_best = max(nm, key=lambda n: (t[nm.index(n)], n)) if nm else None
-    rows = []
+    rows: list[dict[str, Any]] = []
+    if not len(t):
+        return rows
     for k in ks:
-        if k < 1 or k > len(nm):
+        if k < 1 or k > len(t):
             continue
-        cov = coverage_at_k(nm, p, t, k)
-        shortlist = top_k(nm, p, k)
-        best_in = max(t[nm.index(n)] for n in shortlist)
+        cov = coverage_at_k(list(range(len(t))), p, t, k)
         rows.append(
             {
                 "k": int(k),
                 "coverage": cov,
                 "precision_at_k": cov,
-                "hit_at_k": bool(true_best in shortlist),
-                "regret_points": float(np.max(t) - best_in),
+                "hit_at_k": hit_probability(p, t, k),
+                "regret_points": float(np.max(t) - expected_best_in_shortlist(p, t, k)),
             }
         )
     return rows
@@ -374,7 +421,7 @@ COV_SCHEMA = {
     "k": pl.Int64,
     "coverage": pl.Float64,
     "precision_at_k": pl.Float64,
-    "hit_at_k": pl.Boolean,
+    "hit_at_k": pl.Float64,
     "regret_points": pl.Float64,
     "missing_policy": pl.String,
 }
