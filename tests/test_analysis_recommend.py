@@ -58,7 +58,7 @@ def test_ranks_held_back_models_on_the_fixture(tmp_path):
     cands = ["famd-7b", "famc-0.5b"]  # the best and one of the worst RMs of the fixture
     rm_train = rm.filter(~pl.col("model").is_in(cands))
     feats = load_features(FIXTURE / "features.csv")
-    out = recommend(rm_train, feats, models, cands, None, "drop_feature", FAST,
+    out = recommend(rm_train, feats, models, cands, "drop_feature", FAST,
                     {"regression": [-1.0, -0.5, 0.0, 0.5, 1.0]}, level=0.5, n_top=2)
     assert out.height == 4  # 2 candidates x 2 objectives
     reg = out.filter(pl.col("objective") == "regression").sort("rank")

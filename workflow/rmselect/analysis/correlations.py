@@ -295,7 +295,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--features", required=True)
     ap.add_argument("--models", required=True, help="results/analysis/models.csv")
     ap.add_argument("--benchmark", default="rewardbench")
-    ap.add_argument("--stages", nargs="*", default=[])
     ap.add_argument("--missing", default="drop_feature")
     ap.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     ap.add_argument("--ci", type=float, default=0.95, help="confidence level")
@@ -308,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rm = load_rm_scores(a.rm_scores, a.benchmark)
     feats, models = load_features(a.features), load_models(a.models)
     als = {
-        o: align(rm, feats, models, o, a.stages, a.missing) for o in objectives_present(rm)
+        o: align(rm, feats, models, o, a.missing) for o in objectives_present(rm)
     }
     df = correlations(als, a.bootstrap, a.ci, a.alpha, a.seed)
     for obj, al in als.items():

@@ -163,7 +163,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--features", required=True)
     ap.add_argument("--models", required=True)
     ap.add_argument("--benchmark", default="rewardbench")
-    ap.add_argument("--stages", nargs="*", default=[])
     ap.add_argument("--missing", default="drop_feature")
     ap.add_argument("--k", type=int, nargs="+", required=True)
     ap.add_argument("--filters", required=True, help="JSON [{name, thresholds: {k: min}}]")
@@ -176,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("give one --figures path per filter")
     rm = load_rm_scores(a.rm_scores, a.benchmark)
     feats, models = load_features(a.features), load_models(a.models)
-    als = {o: align(rm, feats, models, o, a.stages, a.missing) for o in objectives_present(rm)}
+    als = {o: align(rm, feats, models, o, a.missing) for o in objectives_present(rm)}
     df = coverage_table(als, a.k, filters)
     for (name, th), stem in zip(filters.items(), a.figures):
         desc = " & ".join(f"≥{v:g} at k={k}" for k, v in th.items())

@@ -98,7 +98,6 @@ def recommend(
     feats: pl.DataFrame,
     models: pl.DataFrame,
     candidates: Sequence[str],
-    stages: Sequence[str] | None,
     missing: str,
     cfg: SelectionConfig,
     residuals: dict[str, list[float]],
@@ -115,7 +114,7 @@ def recommend(
         )
     rows: list[dict[str, Any]] = []
     for obj in objectives_present(rm):
-        al = align(rm, feats, models, obj, stages, missing)
+        al = align(rm, feats, models, obj, missing)
         al_models = set(al.models)
         cands = [c for c in candidates if c not in al_models]
         if not cands:
@@ -158,7 +157,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--selection-json", required=True, help="selection_model.json (residuals)")
     ap.add_argument("--candidates", nargs="*", default=[])
     ap.add_argument("--benchmark", default="rewardbench")
-    ap.add_argument("--stages", nargs="*", default=[])
     ap.add_argument("--missing", default="drop_feature")
     ap.add_argument("--selection", default="{}", help="JSON of analysis.selection")
     ap.add_argument("--n-jobs", type=int, default=0, help="threads (overrides n_jobs)")
@@ -175,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     res = {o: s.get("oof_residuals", []) for o, s in sel.get("objectives", {}).items()}
     df = recommend(
         load_rm_scores(a.rm_scores, a.benchmark), load_features(a.features),
-        load_models(a.models), a.candidates, a.stages, a.missing, cfg, res, a.level,
+        load_models(a.models), a.candidates, a.missing, cfg, res, a.level,
         a.top_features, tuple(a.score_range),
     ) if a.candidates else pl.DataFrame(schema=SCHEMA)
     write_table(a.out, df)
