@@ -15,6 +15,7 @@ def models_frame(rows: list[tuple[str, str, float, str, str]]) -> pl.DataFrame:
         {
             "model": [r[0] for r in rows],
             "family": [r[1] for r in rows],
+            "lineage": [r[1] for r in rows],
             "publisher": ["P"] * len(rows),
             "params_b": [r[2] for r in rows],
             "tokens_t": [1.0] * len(rows),
@@ -24,6 +25,7 @@ def models_frame(rows: list[tuple[str, str, float, str, str]]) -> pl.DataFrame:
             "size_group": [r[3] for r in rows],
             "group_default": [r[4] for r in rows],
             "candidate": [False] * len(rows),
+            "in_population": [True] * len(rows),
         }
     )
 

@@ -19,8 +19,9 @@ from rmselect.analysis.data import Aligned
 
 
 def test_paper_threshold_n40():
-    # t_crit(0.975, 38) = 2.0244; 2.0244 / sqrt(38 + 2.0244^2) = 0.3120 (paper rounds 0.316)
+    # t_crit(0.975, 38) = 2.0244; 2.0244 / sqrt(38 + 2.0244^2) = 0.3120; the paper's 0.316 is 2/sqrt(40)
     assert r_threshold(40) == pytest.approx(0.3120, abs=1e-4)
+    assert 2 / math.sqrt(40) == pytest.approx(0.316, abs=5e-4) != r_threshold(40)
     # n = 5: t_crit(0.975, 3) = 3.1824 → 3.1824 / sqrt(3 + 10.128) = 0.8783
     assert r_threshold(5) == pytest.approx(0.8783, abs=1e-4)
     assert math.isnan(r_threshold(2))

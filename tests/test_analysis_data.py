@@ -33,36 +33,34 @@ def _rm():
 
 
 def test_drop_feature():
-    al = align(_rm(), _features(), _models(), "bt", None, "drop_feature")
+    al = align(_rm(), _features(), _models(), "bt", "drop_feature")
     assert al.features == ["x"] and al.models == list("abcd")
     assert al.dropped["features"] == ["gappy"] and al.dropped["constant_features"] == ["const"]
 
 
 def test_drop_model():
-    al = align(_rm(), _features(), _models(), "bt", None, "drop_model")
+    al = align(_rm(), _features(), _models(), "bt", "drop_model")
     assert al.models == ["a", "c", "d"] and al.features == ["x", "gappy"]
     assert al.y["overall"].tolist() == [50.0, 52.0, 53.0]
     assert al.dropped["models"] == ["b"]
 
 
 def test_impute_keeps_nan_for_the_pipeline():
-    al = align(_rm(), _features(), _models(), "bt", None, "impute")
+    al = align(_rm(), _features(), _models(), "bt", "impute")
     assert al.features == ["x", "gappy"] and np.isnan(al.X[1, 1])
 
 
 def test_unknown_policy_and_missing_feature_row():
     with pytest.raises(AnalysisError, match="analysis.missing"):
-        align(_rm(), _features(), _models(), "bt", None, "guess")
+        align(_rm(), _features(), _models(), "bt", "guess")
     f = _features().filter(pl.col("model") != "c")
     with pytest.raises(AnalysisError, match="no row for model\\(s\\) c"):
-        align(_rm(), f, _models(), "bt", None, "drop_feature")
+        align(_rm(), f, _models(), "bt", "drop_feature")
 
 
-def test_stage_filter():
-    m = _models().with_columns(
-        pl.when(pl.col("model") == "d").then(pl.lit("sft")).otherwise(pl.col("stage"))
-        .alias("stage"))
-    al = align(_rm(), _features(), m, "bt", ["instruct"], "drop_feature")
+def test_population_column_decides_who_is_analysed():
+    m = _models().with_columns((pl.col("model") != "d").alias("in_population"))
+    al = align(_rm(), _features(), m, "bt", "drop_feature")
     assert al.models == ["a", "b", "c"]
 
 

@@ -21,7 +21,7 @@ def test_three_model_group_by_hand():
         ]
     )
     rm = rm_frame([("llama", "bt", 60.0), ("qwen", "bt", 66.0), ("gemma", "bt", 57.0)])
-    g = gains(rm, models, stages=None)
+    g = gains(rm, models)
     by = {r["model"]: r for r in g.iter_rows(named=True)}
     assert by["qwen"]["gain_points"] == pytest.approx(6.0)
     assert by["qwen"]["gain_relative_pct"] == pytest.approx(10.0)  # 6 / 60
@@ -43,7 +43,7 @@ def test_groups_use_their_own_default_and_missing_default_stays_empty():
     )
     rm = rm_frame([("a", "regression", 50.0), ("b", "regression", 55.0),
                    ("c", "regression", 70.0)])  # default d has no RM score
-    g = gains(rm, models, stages=None)
+    g = gains(rm, models)
     c = g.filter(pl.col("model") == "c").row(0, named=True)
     assert c["default_model"] == "d" and c["default_score"] is None and c["gain_points"] is None
     b = g.filter(pl.col("model") == "b").row(0, named=True)

@@ -8,18 +8,37 @@ import pytest
 from analysis_helpers import FIXTURE, fixture_models_csv
 
 from rmselect.analysis.data import load_features, load_models, load_rm_scores
-from rmselect.analysis.recommend import interval, recommend
+from rmselect.analysis.recommend import conformal_quantile, interval, recommend
 from rmselect.analysis.selection import SelectionConfig, contributions, grid_search
 
 FAST = SelectionConfig(degrees=[1], alphas=[0.1, 0.01], l1_ratios=[0.5, 1.0], cv_folds=3,
                        outer_folds=3, seed=0)
 
 
-def test_interval_from_residual_quantiles_by_hand():
-    # quantiles 0.25 / 0.75 of (-2, -1, 0, 1, 2) are -1 and 1
-    assert interval(50.0, [-2, -1, 0, 1, 2], 0.5) == pytest.approx((49.0, 51.0))
-    lo, hi = interval(50.0, [1.0, 2.0], 0.9)
-    assert np.isnan(lo) and np.isnan(hi)  # too few residuals
+def test_conformal_interval_by_hand():
+    res = [-2, -1, 0, 1, 2, 3, -4, 0.5, 1.5, -2.5]  # |r| sorted: 0 .5 1 1 1.5 2 2 2.5 3 4
+    # n = 10, level 0.8: rank ceil(11 * 0.8) = 9 → q = 3 (level 9/10 of |r|)
+    assert conformal_quantile(res, 0.8) == (3.0, 10)
+    assert interval(50.0, res, 0.8) == (47.0, 53.0, 10)
+    # level 0.9: rank ceil(9.9) = 10 → q = 4 (the plain 0.9 quantile would be 3.1)
+    assert interval(50.0, res, 0.9) == (46.0, 54.0, 10)
+    # clipped to the 0-100 score range
+    assert interval(98.0, res, 0.8) == (95.0, 100.0, 10)
+    assert interval(1.0, res, 0.8) == (0.0, 4.0, 10)
+    # five residuals cannot support 90%: rank ceil(6 * 0.9) = 6 > 5 → the whole range
+    assert interval(50.0, [-2, -1, 0, 1, 2], 0.9) == (0.0, 100.0, 5)
+    lo, hi, n = interval(50.0, [], 0.9)
+    assert np.isnan(lo) and np.isnan(hi) and n == 0
+
+
+def test_interval_stays_inside_the_score_range():
+    # the toy study's residuals once gave [-107, 59]: wide residuals, a low prediction
+    rng = np.random.default_rng(0)
+    res = rng.normal(0, 60, 8).tolist()
+    for pred in (-30.0, 5.0, 50.0, 97.0, 130.0):
+        for level in (0.5, 0.8, 0.9):
+            lo, hi, n = interval(pred, res, level)
+            assert 0.0 <= lo <= hi <= 100.0 and n == 8
 
 
 def test_contributions_add_up_to_the_prediction():
@@ -39,7 +58,7 @@ def test_ranks_held_back_models_on_the_fixture(tmp_path):
     cands = ["famd-7b", "famc-0.5b"]  # the best and one of the worst RMs of the fixture
     rm_train = rm.filter(~pl.col("model").is_in(cands))
     feats = load_features(FIXTURE / "features.csv")
-    out = recommend(rm_train, feats, models, cands, None, "drop_feature", FAST,
+    out = recommend(rm_train, feats, models, cands, "drop_feature", FAST,
                     {"regression": [-1.0, -0.5, 0.0, 0.5, 1.0]}, level=0.5, n_top=2)
     assert out.height == 4  # 2 candidates x 2 objectives
     reg = out.filter(pl.col("objective") == "regression").sort("rank")
@@ -48,5 +67,6 @@ def test_ranks_held_back_models_on_the_fixture(tmp_path):
     assert r0["pi_lo"] == pytest.approx(r0["predicted_score"] - 0.5)
     assert r0["pi_hi"] == pytest.approx(r0["predicted_score"] + 0.5)
     assert r0["top_features"].count(":") == 2
+    assert r0["pi_n_residuals"] == 5
     assert out.filter(pl.col("objective") == "bt")["pi_lo"].is_nan().all()  # no residuals
     assert set(out["missing_policy"]) == {"drop_feature"}

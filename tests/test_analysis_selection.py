@@ -48,6 +48,27 @@ def test_quality_rows_by_hand():
     assert rows[2]["precision_at_k"] == rows[2]["coverage"]
 
 
+def test_quality_rows_with_tied_predictions_are_expectations():
+    names = ["a", "b", "c", "d", "e"]
+    truth = np.array([50, 80, 70, 60, 40.0])  # best = b
+    pred = np.array([9, 5, 5, 5, 1.0])  # a first, then a three-way tie b = c = d
+    rows = {r["k"]: r for r in quality_rows(names, pred, truth, [1, 2, 3])}
+    assert rows[1]["hit_at_k"] == 0.0 and rows[1]["regret_points"] == pytest.approx(30.0)
+    # k=2: a + one of {b, c, d} (1/3 each): hit 1/3; E[best] = (80 + 70 + 60) / 3 = 70
+    # (by name, b would always be picked: hit 1, regret 0)
+    assert rows[2]["hit_at_k"] == pytest.approx(1 / 3)
+    assert rows[2]["regret_points"] == pytest.approx(10.0)
+    # coverage k=2: truth top-2 {b, c}: 1/3 + 1/3 = 2/3 of 2 → 1/3
+    assert rows[2]["coverage"] == pytest.approx(1 / 3)
+    # k=3: a + two of the three; best of a random pair of (60, 70, 80): 70 w.p. 1/3, 80 w.p.
+    # 2/3 → 230/3; regret 80 - 230/3 = 10/3; hit 2/3
+    assert rows[3]["hit_at_k"] == pytest.approx(2 / 3)
+    assert rows[3]["regret_points"] == pytest.approx(10 / 3)
+    # two models share the best true score: either one in the shortlist is a hit
+    r = quality_rows(["a", "b"], np.array([2.0, 1.0]), np.array([80.0, 80.0]), [1])[0]
+    assert r["hit_at_k"] == pytest.approx(1.0) and r["regret_points"] == 0.0
+
+
 def _aligned(n=16, seed=1):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 3))
@@ -83,13 +104,57 @@ def test_leave_one_family_out_holds_out_whole_families():
     assert pred2[fam0] == pytest.approx(pred[fam0])
 
 
+def test_leave_one_lineage_out_holds_out_version_families_together():
+    # fam0 and fam1 are two versions of one lineage (like gemma-1.1 and gemma-2)
+    al = _aligned()
+    al.lineage = ["lin01" if f in ("fam0", "fam1") else f for f in al.family]
+    pred, _ = out_of_sample(al, al.X, "leave_one_lineage_out", FAST)
+    fam_pred, _ = out_of_sample(al, al.X, "leave_one_family_out", FAST)
+    y2 = al.y["overall"].copy()
+    fam0 = [i for i, f in enumerate(al.family) if f == "fam0"]
+    fam1 = [i for i, f in enumerate(al.family) if f == "fam1"]
+    y2[fam0] += 500.0  # a wild change to the sibling version's targets
+    al2 = Aligned(al.objective, al.models, al.features, al.X, {"overall": y2}, al.family,
+                  al.params_b, al.missing_policy, lineage=al.lineage)
+    pred2, _ = out_of_sample(al2, al2.X, "leave_one_lineage_out", FAST)
+    fam_pred2, _ = out_of_sample(al2, al2.X, "leave_one_family_out", FAST)
+    # held out with fam0: fam1's predictions never saw its sibling's targets
+    assert pred2[fam1] == pytest.approx(pred[fam1])
+    # by family, fam1 is predicted by a model trained on fam0: the leak the lineage closes
+    assert np.abs(fam_pred2[fam1] - fam_pred[fam1]).max() > 1.0
+
+
+def test_presence_comparisons_paper_in_sample_and_out_of_sample():
+    rng = np.random.default_rng(4)
+    n = 24
+    X = rng.normal(size=(n, 4))
+    y = 60 + 4 * X[:, 0] + 3 * X[:, 2] + rng.normal(0, 0.3, n)
+    al = Aligned("regression", [f"m{i:02d}" for i in range(n)],
+                 ["bench", "noise", "presence_github", "presence_book"], X, {"overall": y},
+                 [f"fam{i % 4}" for i in range(n)], np.ones(n), "drop_feature")
+    s, _ = analyse_objective(al, FAST, ks=[1, 3], compare_k=[3])
+    mp = s["mae_presence"]
+    assert mp["presence_features"] == ["presence_github", "presence_book"]
+    paper = mp["selected_features_in_sample"]
+    assert paper["evaluation"] == "in_sample"
+    assert "bench" in paper["selected_features"]
+    assert not any(f.startswith("presence_") for f in paper["selected_features"])
+    # the planted presence signal: adding it to the selected features lowers the MAE a lot
+    assert paper["with_presence"] < 0.5 * paper["without_presence"]
+    out = mp["all_features"]
+    assert out["with_presence"]["nested_cv"] < out["without_presence"]["nested_cv"]
+    assert out["with_presence"]["in_sample"] == s["in_sample_mae"]
+
+
 def test_summary_on_a_clear_signal():
     al = _aligned(n=20)
     s, rows = analyse_objective(al, FAST, ks=[1, 3, 5], compare_k=[3, 5])
     assert s["coefficients"][0]["term"] == "bench"
     assert s["nested_cv_mae"] < 3.0 and s["in_sample_mae"] < 3.0
     assert s["mae_presence"] is None  # no presence_* features
-    assert {r["evaluation"] for r in rows} == {"in_sample", "nested_cv", "leave_one_family_out"}
+    assert {r["evaluation"] for r in rows} == {"in_sample", "nested_cv", "leave_one_lineage_out",
+                                               "leave_one_family_out"}
+    assert s["leave_one_lineage_out_mae"] is not None and s["leave_one_family_out_mae"] is not None
     assert len(s["oof_residuals"]) == 20
     assert s["best_single_feature_in_sample"] == "bench"
 

@@ -41,3 +41,16 @@ def test_upstream_and_producible(tmp_path):
     f.write_text("a\n")
     assert producible(str(f), [])
     assert not producible(None, rules)
+
+
+def test_new_keys_default_as_the_schema_documents():
+    from rmselect.analysis.settings import DEFAULTS, RECOMMEND_DEFAULTS
+    from rmselect.config import load_schema
+
+    props = load_schema("config")["properties"]
+    pop = props["analysis"]["properties"]["population"]
+    assert pop["default"] == DEFAULTS["population"]
+    assert {k: v["default"] for k, v in pop["properties"].items()} == DEFAULTS["population"]
+    rec = props["recommend"]["properties"]["score_range"]
+    assert rec["default"] == RECOMMEND_DEFAULTS["score_range"] == [0.0, 100.0]
+    assert "stages" not in DEFAULTS

@@ -71,7 +71,7 @@ def test_jsd_table_pairs_and_mean():
     j = dist.jsd_table(dist.histograms(_scores(), n_bins=2))
     get = lambda a, b, d: j.filter(  # noqa: E731
         (pl.col("model_a") == a) & (pl.col("model_b") == b) & (pl.col("domain") == d)
-    )["jsd"].item()
+    )["js_distance"].item()
     assert j.height == 3 * 3 * 3  # ordered pairs × (2 domains + mean)
     assert get("A", "B", "d1") == 0.0 and get("A", "A", "mean") == 0.0
     # A = (1/3, 2/3), C = (1, 0) on d1; all equal on d2
@@ -95,7 +95,7 @@ def test_main_writes_tables_and_figures(tmp_path):
     s = pl.read_csv(out / "summary.csv")
     assert s.columns == ["model", "domain", "mean", "std", "n_docs", "scored_by"]
     assert s.filter(pl.col("model") == "B")["scored_by"].to_list() == ["A", "A"]
-    assert pl.read_csv(out / "jsd.csv").columns == ["model_a", "model_b", "domain", "jsd"]
+    assert pl.read_csv(out / "jsd.csv").columns == ["model_a", "model_b", "domain", "js_distance"]
     for stem in ("fd", "fj"):
         assert (out / f"{stem}.png").stat().st_size > 0 and (out / f"{stem}.pdf").exists()
 

@@ -60,3 +60,24 @@ def test_bad_shapes():
         merge.search(np.zeros((3, 4)))
     with pytest.raises(ValueError, match="no validation pairs"):
         merge.search(np.zeros((0, 5)))
+
+
+def test_exact_ties_at_the_interval_boundary_are_wrong():
+    # In float, 49 * (1/49) = 0.9999999999999999, so floor(-a * (1/c)) puts the boundary of
+    # pair P one grid step too low and counts its exact tie (k1 = 1, k5 = 1: -49 + 49 = 0) as
+    # correct. P is truly correct only at k1 = 0, k5 = 1; the two Q pairs whenever k1 = 1.
+    # True best: 2/3, first at (1, 0, 0, 0, 0); the misread boundary gives (1, 0, 0, 0, -1) 3/3.
+    assert 49.0 * (1.0 / 49.0) < 1.0
+    p = [-49.0, 0.0, 0.0, 0.0, -49.0]
+    q = [1.0, 0.0, 0.0, 0.0, 0.0]
+    diff = np.array([p, q, q])
+    fast, slow = merge.search(diff, 1.0), merge.search_bruteforce(diff, 1.0)
+    assert slow.weights == (1.0, 0.0, 0.0, 0.0, 0.0)
+    assert fast.weights == slow.weights
+    assert fast.accuracy == pytest.approx(2 / 3)
+    # The mirror case for c < 0 (verbosity difference > 0): ties counted on the other side.
+    for x in (49.0, 98.0, 3.0, 0.1):
+        d2 = np.array([[x, 0, 0, 0, x], [-x, 0, 0, 0, -x], [1, 0, 0, 0, 0], [0, 0, 0, 0, -1]])
+        for step in (1.0, 0.5, 0.25):
+            f2, s2 = merge.search(d2, step), merge.search_bruteforce(d2, step)
+            assert f2.weights == s2.weights and f2.accuracy == pytest.approx(s2.accuracy)

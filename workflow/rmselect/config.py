@@ -28,6 +28,7 @@ MODEL_COLUMNS = (
     "source",
     "publisher",
     "family",
+    "lineage",
     "params_b",
     "tokens_t",
     "released",
@@ -94,6 +95,7 @@ class ModelSpec:
     name: str
     source: str
     publisher: str
+    #: Version-level family as the publisher names it (gemma-2, qwen2.5, llama-3.1 ...).
     family: str
     params_b: float
     tokens_t: float | None
@@ -105,6 +107,27 @@ class ModelSpec:
     #: For produced post-training variants: the recipe name in ``config['posttrain']``.
     produce: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
+    #: Model line the family belongs to (gemma-1.1, gemma-2 → gemma; Tulu-3 → llama-3):
+    #: models that share pre-training data or weights. Empty → ``family``. The selection
+    #: model's leave-one-out evaluation holds a whole lineage out (rmselect.analysis).
+    lineage: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.lineage:
+            object.__setattr__(self, "lineage", self.family)
+
+    def column(self, name: str) -> str | None:
+        """The value of model-table column ``name`` as text (None when the model lacks it).
+
+        Built-in columns come from the fields, others (e.g. ``in_main_study``) from
+        ``extra``; a produced variant has no extra columns.
+        """
+        if name in self.__dataclass_fields__ and name not in ("extra", "produce"):
+            v = getattr(self, name)
+            if isinstance(v, bool):
+                return "true" if v else "false"
+            return "" if v is None else str(v)
+        return self.extra.get(name)
 
     @property
     def kind(self) -> str:
@@ -187,7 +210,8 @@ def read_model_table(path: str | Path, root: Path = REPO_ROOT) -> list[ModelSpec
             name = row.get("name", "")
             if name:
                 where += f" (model '{name}')"
-            validate_against({k: v for k, v in row.items() if k in MODEL_COLUMNS}, schema, where)
+            known = set(MODEL_COLUMNS) | set(schema.get("properties", {}))
+            validate_against({k: v for k, v in row.items() if k in known}, schema, where)
             source = row["source"]
             if source_kind(source) == "local":
                 p = Path(source)
@@ -204,6 +228,7 @@ def read_model_table(path: str | Path, root: Path = REPO_ROOT) -> list[ModelSpec
                     source=source,
                     publisher=row.get("publisher", ""),
                     family=row.get("family", "") or row.get("publisher", "") or name,
+                    lineage=row.get("lineage", ""),
                     params_b=float(_parse_float(row["params_b"], where, "params_b", True) or 0),
                     tokens_t=_parse_float(row.get("tokens_t", ""), where, "tokens_t", False),
                     released=row.get("released", ""),
@@ -254,6 +279,15 @@ def lineage_root(name: str, models: Mapping[str, ModelSpec]) -> str:
 # --------------------------------------------------------------------------- study
 
 
+def _canon(value: Any) -> str:
+    """A population value as comparable text: yes/true and no/false match (YAML reads an
+    unquoted ``yes`` as a boolean), otherwise stripped lower-case text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    t = str(value).strip().lower()
+    return {"yes": "true", "no": "false"}.get(t, t)
+
+
 @dataclass
 class Study:
     """A validated configuration plus its effective model table."""
@@ -298,6 +332,46 @@ class Study:
         cand = set(self.candidates())
         return [n for n in self.models if n not in cand]
 
+    def population(self) -> list[str]:
+        """The models every cross-model analysis uses (``analysis.population``), in table order.
+
+        ``{column, values, models}``: a non-empty ``models`` list names them outright;
+        otherwise a model is in when its value in model-table column ``column`` (built-in,
+        such as ``stage``, or an extra one, such as ``in_main_study``; compared as text,
+        case-insensitively, yes = true and no = false) is one of ``values``; no ``column`` = every model. Produced
+        post-training variants have no extra columns, so an extra-column selection leaves
+        them out. Raises :class:`ConfigError` on an unknown column or model, or when nothing
+        is selected.
+        """
+        spec = dict((self.config.get("analysis") or {}).get("population") or {})
+        where = f"{self.source}: field 'analysis.population"
+        listed = [str(m) for m in spec.get("models") or []]
+        if listed:
+            unknown = [m for m in listed if m not in self.models]
+            if unknown:
+                raise ConfigError(
+                    f"{where}.models': unknown model(s) {', '.join(unknown)}; name rows of the"
+                    " model table"
+                )
+            return [n for n in self.models if n in set(listed)]
+        col = spec.get("column")
+        if not col:
+            return list(self.models)
+        values = {_canon(v) for v in spec.get("values") or []}
+        got = {n: m.column(col) for n, m in self.models.items()}
+        if all(v is None for v in got.values()):
+            raise ConfigError(
+                f"{where}.column': the model table has no column '{col}'; use one of its"
+                " columns (e.g. stage, in_main_study) or list analysis.population.models"
+            )
+        sel = [n for n, v in got.items() if v is not None and _canon(v) in values]
+        if not sel:
+            raise ConfigError(
+                f"{where}': no model has {col} in {sorted(values)}; check"
+                " analysis.population.values"
+            )
+        return sel
+
 
 def size_group(params_b: float, groups: list[Mapping[str, Any]]) -> str:
     """Name of the first group with ``min_b <= params_b < max_b``."""
@@ -333,6 +407,7 @@ def _variant_specs(
             source=f"variant:{v['stage']}",
             publisher=p.publisher,
             family=p.family,
+            lineage=p.lineage,
             params_b=p.params_b,
             tokens_t=p.tokens_t,
             released=p.released,
@@ -369,7 +444,15 @@ def load_study(config: Mapping[str, Any], source: str = "config", root: Path = R
             raise ConfigError(f"{source}: field 'recommend.candidates': unknown model '{c}'")
     for m in models.values():
         size_group(m.params_b, cfg["size_groups"])
-    return Study(config=cfg, source=source, models=models)
+    if "stages" in (cfg.get("analysis") or {}):
+        raise ConfigError(
+            f"{source}: field 'analysis.stages' no longer selects the analysed models; use"
+            " analysis.population (e.g. {column: stage, values: [base]} or {column:"
+            " in_main_study, values: [yes]}); see docs/analysis.md"
+        )
+    study = Study(config=cfg, source=source, models=models)
+    study.population()  # fails here, at DAG-build time, on a bad selection
+    return study
 
 
 def load_study_file(path: str | Path, root: Path = REPO_ROOT) -> Study:

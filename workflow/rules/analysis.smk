@@ -22,7 +22,6 @@ ASCRIPT = str(SCRIPTS)
 RM_SCORES = A["rm_scores"]
 FEATURES = A["features"]
 COV_FILTERS = [f["name"] for f in A["coverage"]["filters"]]
-STAGES_ARG = shell_words(A["stages"])
 SELECTION_ARG = shell_json(A["selection"] | {"seed": A["seed"]})
 # Table 1 needs the post-training stage's table; without one (no lineage) it is skipped.
 POSTTRAINING = (
@@ -78,10 +77,9 @@ rule analysis_gains:
         script=f"{ASCRIPT}/analysis_gains.py",
         code=code_hash(f"{ASCRIPT}/analysis_gains.py", "workflow/rmselect/analysis"),
         benchmark=A["benchmark"],
-        stages=STAGES_ARG,
     shell:
         "python {params.script} --rm-scores {input.rm} --models {input.models}"
-        " --benchmark {params.benchmark} --stages {params.stages} --out {output.csv}"
+        " --benchmark {params.benchmark} --out {output.csv}"
         " --figure {output.png} > {log} 2>&1"
 
 
@@ -118,7 +116,6 @@ rule analysis_correlations:
             f"{ASCRIPT}/analysis_correlations.py", "workflow/rmselect/analysis"
         ),
         benchmark=A["benchmark"],
-        stages=STAGES_ARG,
         missing=A["missing"],
         boot=A["correlations"]["bootstrap"],
         ci=A["correlations"]["ci"],
@@ -126,7 +123,7 @@ rule analysis_correlations:
         seed=A["seed"],
     shell:
         "python {params.script} --rm-scores {input.rm} --features {input.features}"
-        " --models {input.models} --benchmark {params.benchmark} --stages {params.stages}"
+        " --models {input.models} --benchmark {params.benchmark}"
         " --missing {params.missing} --bootstrap {params.boot} --ci {params.ci}"
         " --alpha {params.alpha} --seed {params.seed} --out {output.csv}"
         " --figure {output.png} > {log} 2>&1"
@@ -159,13 +156,12 @@ rule analysis_coverage:
         script=f"{ASCRIPT}/analysis_coverage.py",
         code=code_hash(f"{ASCRIPT}/analysis_coverage.py", "workflow/rmselect/analysis"),
         benchmark=A["benchmark"],
-        stages=STAGES_ARG,
         missing=A["missing"],
         k=shell_words(A["coverage"]["k"]),
         filters=shell_json(A["coverage"]["filters"]),
     shell:
         "python {params.script} --rm-scores {input.rm} --features {input.features}"
-        " --models {input.models} --benchmark {params.benchmark} --stages {params.stages}"
+        " --models {input.models} --benchmark {params.benchmark}"
         " --missing {params.missing} --k {params.k} --filters {params.filters}"
         " --out {output.csv} --figures {output.png} > {log} 2>&1"
 
@@ -225,7 +221,6 @@ rule analysis_selection:
         script=f"{ASCRIPT}/analysis_selection.py",
         code=code_hash(f"{ASCRIPT}/analysis_selection.py", "workflow/rmselect/analysis"),
         benchmark=A["benchmark"],
-        stages=STAGES_ARG,
         missing=A["missing"],
         k=shell_words(A["coverage"]["k"]),
         compare_k=shell_words(A["coverage"]["compare_k"]),
@@ -234,7 +229,7 @@ rule analysis_selection:
     shell:
         "python {params.script} --rm-scores {input.rm} --features {input.features}"
         " --models {input.models} --coverage {input.coverage}"
-        " --benchmark {params.benchmark} --stages {params.stages} --missing {params.missing}"
+        " --benchmark {params.benchmark} --missing {params.missing}"
         " --k {params.k} --compare-k {params.compare_k} --selection {params.selection}"
         " --n-jobs {threads} --appendix-filter {params.flt} --out-json {output.json}"
         " --out-coverage {output.csv} --figures {output.coef} {output.cov} {output.vs}"
@@ -275,12 +270,11 @@ rule analysis_pca:
         script=f"{ASCRIPT}/analysis_pca.py",
         code=code_hash(f"{ASCRIPT}/analysis_pca.py", "workflow/rmselect/analysis"),
         benchmark=A["benchmark"],
-        stages=STAGES_ARG,
         missing=A["missing"],
         components=A["pca"]["components"],
     shell:
         "python {params.script} --rm-scores {input.rm} --features {input.features}"
-        " --models {input.models} --benchmark {params.benchmark} --stages {params.stages}"
+        " --models {input.models} --benchmark {params.benchmark}"
         " --missing {params.missing} --components {params.components}"
         " --out-variance {output.var} --out-loadings {output.load}"
         " --figures {output.var_png} {output.load_png} > {log} 2>&1"
@@ -429,18 +423,19 @@ rule recommend:
         code=code_hash(f"{ASCRIPT}/recommend.py", "workflow/rmselect/analysis"),
         candidates=shell_words(A["recommend"]["candidates"]),
         benchmark=A["benchmark"],
-        stages=STAGES_ARG,
         missing=A["missing"],
         selection=SELECTION_ARG,
         level=A["recommend"]["interval_level"],
         top=A["recommend"]["top_features"],
+        score_range=shell_words(A["recommend"]["score_range"]),
     shell:
         "python {params.script} --rm-scores {input.rm} --features {input.features}"
         " --models {input.models} --selection-json {input.selection}"
         " --candidates {params.candidates} --benchmark {params.benchmark}"
-        " --stages {params.stages} --missing {params.missing}"
+        " --missing {params.missing}"
         " --selection {params.selection} --n-jobs {threads} --level {params.level}"
-        " --top-features {params.top} --out {output} > {log} 2>&1"
+        " --top-features {params.top} --score-range {params.score_range}"
+        " --out {output} > {log} 2>&1"
 
 
 ANALYSIS_FIGURES = [

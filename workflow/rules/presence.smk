@@ -5,7 +5,7 @@
 #   results/presence/{model}/presence.json      provenance (scored_by, reused_from, settings)
 #   results/presence/summary.csv                model, domain, mean, std, n_docs, scored_by
 #   results/presence/histograms.csv             shared-bin histograms per domain
-#   results/presence/jsd.csv                    model_a, model_b, domain, jsd (+ domain mean)
+#   results/presence/jsd.csv                    model_a, model_b, domain, js_distance (+ mean)
 #   results/figures/presence_distributions.png|pdf, results/figures/presence_jsd.png|pdf
 #
 # Logic: workflow/rmselect/presence/.

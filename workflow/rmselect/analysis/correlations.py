@@ -7,7 +7,8 @@ For each (objective, section, feature) on the complete pairs (``n`` of them):
   percentile method (``scipy.stats.bootstrap`` with ``paired=True``), a fixed seed.
 * The paper's significance threshold for comparison: from t = r sqrt(n-2)/sqrt(1-r²),
   |r| > t_crit / sqrt(n - 2 + t_crit²) with t_crit the two-sided critical t at ``alpha``
-  and n-2 degrees of freedom (n = 40 gives 0.312; the paper rounds to 0.316).
+  and n-2 degrees of freedom (n = 40 gives 0.312). The paper's 0.316 is not a rounding of
+  it: 0.316 = 2/sqrt(40), the large-sample approximation |r| > 2/sqrt(n).
 * Multiple testing. *Family* = all features tested against one section for one objective
   with one method (Pearson or Spearman): the paper reads Figure 3 a column at a time, so
   that is the set of tests one conclusion rests on. Holm (family-wise error) and
@@ -294,7 +295,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--features", required=True)
     ap.add_argument("--models", required=True, help="results/analysis/models.csv")
     ap.add_argument("--benchmark", default="rewardbench")
-    ap.add_argument("--stages", nargs="*", default=[])
     ap.add_argument("--missing", default="drop_feature")
     ap.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     ap.add_argument("--ci", type=float, default=0.95, help="confidence level")
@@ -307,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rm = load_rm_scores(a.rm_scores, a.benchmark)
     feats, models = load_features(a.features), load_models(a.models)
     als = {
-        o: align(rm, feats, models, o, a.stages, a.missing) for o in objectives_present(rm)
+        o: align(rm, feats, models, o, a.missing) for o in objectives_present(rm)
     }
     df = correlations(als, a.bootstrap, a.ci, a.alpha, a.seed)
     for obj, al in als.items():

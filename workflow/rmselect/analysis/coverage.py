@@ -2,9 +2,17 @@
 
 coverage@k(feature) = |top-k models by feature ∩ top-k models by RM score| / k.
 Higher is better for every feature, so a feature that correlates negatively with RM quality
-gets low coverage (as in the paper). Ties are broken by model name (ascending) so that the
-top-k sets are deterministic. ``k`` runs over ``analysis.coverage.k`` (values above the
-number of models with both values are skipped).
+gets low coverage (as in the paper). ``k`` runs over ``analysis.coverage.k`` (values above
+the number of models with both values are skipped).
+
+Ties: benchmark accuracies on a few hundred items tie often, and breaking them by model name
+(as this module once did) makes coverage depend on how models are named. Coverage is instead
+its *expected value under random tie-breaking*, independently for the feature and the RM
+score: a model strictly above the k-th value is in the top-k with probability 1, a model in
+the tie group straddling the k-th place with probability slots_left / group_size, any other
+with 0 (:func:`inclusion`); expected |A ∩ B| = Σ_i P(i ∈ A) P(i ∈ B). Without ties this is
+the plain count. ``boundary_tie`` in ``coverage.csv`` says whether a tie group straddled
+place k for the feature or the score.
 
 Filters (``analysis.coverage.filters``): a feature *passes* a filter when its coverage is
 at least the given value at every listed k (paper: ≥ 0.4 at k=5 and ≥ 0.7 at k=10, and
@@ -31,19 +39,48 @@ from rmselect.analysis.data import (
 from rmselect.io import write_table
 
 
-def top_k(names: Sequence[str], values: np.ndarray, k: int) -> set[str]:
-    """The k names with the largest values (ties: name ascending)."""
-    order = sorted(range(len(names)), key=lambda i: (-values[i], names[i]))
-    return {names[i] for i in order[:k]}
+def inclusion(values: np.ndarray, k: int) -> np.ndarray:
+    """P(model i is among the top k by ``values``) when ties are broken uniformly at random.
+
+    1 above the k-th largest value, 0 below it; the models equal to it (the boundary tie
+    group) share the slots left: slots_left / group_size each. Sums to k.
+    """
+    v = np.asarray(values, dtype=float)
+    if k < 1 or k > len(v):
+        raise ValueError(f"k = {k} outside 1..{len(v)}")
+    kth = np.sort(v)[::-1][k - 1]
+    above = v > kth
+    tied = v == kth
+    p = above.astype(float)
+    p[tied] = (k - above.sum()) / tied.sum()
+    return p
+
+
+def boundary_tie(values: np.ndarray, k: int) -> bool:
+    """True when a tie group straddles place k (the top-k set depends on tie-breaking)."""
+    p = inclusion(values, k)
+    return bool(((p > 0) & (p < 1)).any())
 
 
 def coverage_at_k(names: Sequence[str], pred: np.ndarray, truth: np.ndarray, k: int) -> float:
-    """|top-k by ``pred`` ∩ top-k by ``truth``| / k over the models where both are known."""
+    """Expected |top-k by ``pred`` ∩ top-k by ``truth``| / k under random tie-breaking.
+
+    Over the models where both are known; ``names`` only fixes the alignment (it no longer
+    decides ties, see the module docstring).
+    """
     ok = ~np.isnan(pred) & ~np.isnan(truth)
-    nm = [n for n, o in zip(names, ok) if o]
-    if k > len(nm) or k < 1:
+    n = int(ok.sum())
+    if k > n or k < 1:
         return float("nan")
-    return len(top_k(nm, pred[ok], k) & top_k(nm, truth[ok], k)) / k
+    return float(np.dot(inclusion(pred[ok], k), inclusion(truth[ok], k)) / k)
+
+
+def tie_at_k(pred: np.ndarray, truth: np.ndarray, k: int) -> bool:
+    """Whether the top-k of ``pred`` or ``truth`` (complete pairs) depends on tie-breaking."""
+    ok = ~np.isnan(pred) & ~np.isnan(truth)
+    if k > int(ok.sum()) or k < 1:
+        return False
+    return boundary_tie(pred[ok], k) or boundary_tie(truth[ok], k)
 
 
 def passes(cov: Mapping[int, float], thresholds: Mapping[int, float]) -> bool:
@@ -66,7 +103,7 @@ def parse_filters(obj: Any) -> dict[str, dict[int, float]]:
 def coverage_table(
     al_by_objective: dict, ks: Sequence[int], filters: Mapping[str, Mapping[int, float]]
 ) -> pl.DataFrame:
-    """Rows (objective, feature, k, coverage, missing_policy, passes_<filter>...)."""
+    """Rows (objective, feature, k, coverage, boundary_tie, passes_<filter>..., missing_policy)."""
     rows = []
     for obj, al in al_by_objective.items():
         y = al.y["overall"]
@@ -76,7 +113,8 @@ def coverage_table(
             for k in ks:
                 if not np.isnan(cov[k]):
                     rows.append(
-                        {"objective": obj, "feature": feat, "k": k, "coverage": cov[k]}
+                        {"objective": obj, "feature": feat, "k": k, "coverage": cov[k],
+                         "boundary_tie": tie_at_k(al.X[:, j], y, k)}
                         | flags
                         | {"missing_policy": al.missing_policy}
                     )
@@ -85,6 +123,7 @@ def coverage_table(
         "feature": pl.String,
         "k": pl.Int64,
         "coverage": pl.Float64,
+        "boundary_tie": pl.Boolean,
     } | {f"passes_{n}": pl.Boolean for n in filters} | {"missing_policy": pl.String}
     return pl.DataFrame(rows, schema=schema)
 
@@ -124,7 +163,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--features", required=True)
     ap.add_argument("--models", required=True)
     ap.add_argument("--benchmark", default="rewardbench")
-    ap.add_argument("--stages", nargs="*", default=[])
     ap.add_argument("--missing", default="drop_feature")
     ap.add_argument("--k", type=int, nargs="+", required=True)
     ap.add_argument("--filters", required=True, help="JSON [{name, thresholds: {k: min}}]")
@@ -137,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("give one --figures path per filter")
     rm = load_rm_scores(a.rm_scores, a.benchmark)
     feats, models = load_features(a.features), load_models(a.models)
-    als = {o: align(rm, feats, models, o, a.stages, a.missing) for o in objectives_present(rm)}
+    als = {o: align(rm, feats, models, o, a.missing) for o in objectives_present(rm)}
     df = coverage_table(als, a.k, filters)
     for (name, th), stem in zip(filters.items(), a.figures):
         desc = " & ".join(f"≥{v:g} at k={k}" for k, v in th.items())

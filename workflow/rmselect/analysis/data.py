@@ -6,9 +6,12 @@ Terms used throughout the analysis package:
   ``rm_scores.csv`` (the plain mean of the four RewardBench sections).
 * *feature*: every column of ``features.csv`` except ``model`` (upstream benchmark scores,
   ``params_b``, ``tokens_t``, ``presence_<domain>``).
-* *population*: the models that enter the cross-model analyses: models that have an RM
-  score for the objective and benchmark, a feature row, and a stage listed in
-  ``analysis.stages`` (post-training variants are analysed separately, Table 1).
+* *population*: the models that enter the cross-model analyses: models marked
+  ``in_population`` in ``models.csv`` (chosen once from ``analysis.population``, see
+  :meth:`rmselect.config.Study.population`) that have an RM score for the objective and
+  benchmark and a feature row. Post-training lineages are analysed separately (Table 1).
+* *family* / *lineage*: the version-level family (gemma-2, qwen2.5) and the model line it
+  belongs to (gemma, qwen); leave-one-out evaluations group by either (``selection``).
 
 Missing values (``analysis.missing``):
 
@@ -40,7 +43,9 @@ SECTION_COLUMN: dict[str, str] = {s: ("score" if s == "overall" else s) for s in
 OBJECTIVES: tuple[str, ...] = ("bt", "regression")
 MISSING_POLICIES: tuple[str, ...] = ("drop_feature", "drop_model", "impute")
 RM_REQUIRED = ("model", "objective", "benchmark", "score")
-MODELS_REQUIRED = ("model", "family", "publisher", "params_b", "stage", "size_group")
+MODELS_REQUIRED = (
+    "model", "family", "lineage", "publisher", "params_b", "stage", "size_group", "in_population"
+)
 
 
 class AnalysisError(ValueError):
@@ -118,6 +123,13 @@ def load_features(path: str | Path) -> pl.DataFrame:
 def load_models(path: str | Path) -> pl.DataFrame:
     """``results/analysis/models.csv`` as written by :mod:`rmselect.analysis.models`."""
     df = read_csv(path, MODELS_REQUIRED, "model table")
+    bad = df.filter(~pl.col("in_population").str.to_lowercase().is_in(["true", "false"]))
+    if bad.height:
+        raise AnalysisError(
+            f"{path}: column 'in_population' of model '{bad['model'][0]}' is"
+            f" {bad['in_population'][0]!r}; expected true or false (rerun analysis_models)"
+        )
+    df = df.with_columns(pl.col("in_population").str.to_lowercase() == "true")
     return to_float(df, ["params_b"], path)
 
 
@@ -141,16 +153,20 @@ class Aligned:
     missing_policy: str
     #: what the policy removed (written into JSON outputs)
     dropped: dict[str, list[str]] = field(default_factory=dict)
+    #: lineage of each model (empty → ``family``)
+    lineage: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.lineage:
+            self.lineage = list(self.family)
 
     def note(self) -> dict[str, Any]:
         return {"missing_policy": self.missing_policy, "dropped": self.dropped}
 
 
-def population(models: pl.DataFrame, stages: Sequence[str] | None) -> list[str]:
-    """Model names whose stage is in ``stages`` (all when ``stages`` is empty/None)."""
-    if stages:
-        models = models.filter(pl.col("stage").is_in(list(stages)))
-    return models["model"].to_list()
+def population(models: pl.DataFrame) -> list[str]:
+    """Names of the models marked ``in_population`` (every cross-model analysis uses this)."""
+    return models.filter(pl.col("in_population"))["model"].to_list()
 
 
 def align(
@@ -158,7 +174,6 @@ def align(
     features: pl.DataFrame,
     models: pl.DataFrame,
     objective: str,
-    stages: Sequence[str] | None,
     missing: str,
     exclude_features: Sequence[str] = (),
 ) -> Aligned:
@@ -167,7 +182,7 @@ def align(
         raise AnalysisError(
             f"analysis.missing is '{missing}'; use one of {', '.join(MISSING_POLICIES)}"
         )
-    pop = set(population(models, stages))
+    pop = set(population(models))
     r = rm.filter(pl.col("objective") == objective)
     unknown = sorted(set(r["model"].to_list()) - set(models["model"].to_list()))
     if unknown:
@@ -193,6 +208,7 @@ def align(
     y = {s: rr[SECTION_COLUMN[s]].cast(pl.Float64).to_numpy() if SECTION_COLUMN[s] in rr.columns
          else np.full(len(names), np.nan) for s in SECTIONS}
     fam = dict(zip(mm["model"].to_list(), mm["family"].to_list()))
+    lin = dict(zip(mm["model"].to_list(), mm["lineage"].to_list()))
     par = dict(zip(mm["model"].to_list(), mm["params_b"].to_list()))
     al = Aligned(
         objective=objective,
@@ -203,6 +219,7 @@ def align(
         family=[fam.get(n) or n for n in names],
         params_b=np.array([par.get(n, np.nan) for n in names], dtype=float),
         missing_policy=missing,
+        lineage=[lin.get(n) or fam.get(n) or n for n in names],
     )
     return apply_missing(al)
 
@@ -221,6 +238,7 @@ def apply_missing(al: Aligned) -> Aligned:
         dropped["models"] = [m for m, k in zip(al.models, keep) if not k]
         al.models = [m for m, k in zip(al.models, keep) if k]
         al.family = [f for f, k in zip(al.family, keep) if k]
+        al.lineage = [f for f, k in zip(al.lineage, keep) if k]
         al.params_b = al.params_b[keep]
         al.y = {s: v[keep] for s, v in al.y.items()}
         X = X[keep]

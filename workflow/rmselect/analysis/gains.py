@@ -31,9 +31,9 @@ COLUMNS = (
 )
 
 
-def gains(rm: pl.DataFrame, models: pl.DataFrame, stages: Sequence[str] | None) -> pl.DataFrame:
+def gains(rm: pl.DataFrame, models: pl.DataFrame) -> pl.DataFrame:
     """One row per (objective, model) of the population; see module docstring."""
-    pop = population(models, stages)
+    pop = population(models)
     m = models.select("model", "size_group", pl.col("group_default").alias("default_model"))
     df = (
         rm.filter(pl.col("model").is_in(pop))
@@ -90,11 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--rm-scores", required=True)
     ap.add_argument("--models", required=True, help="results/analysis/models.csv")
     ap.add_argument("--benchmark", default="rewardbench")
-    ap.add_argument("--stages", nargs="*", default=[], help="model stages analysed (all if none)")
     ap.add_argument("--out", required=True, help="gains_vs_default.csv")
     ap.add_argument("--figure", required=True, help="figure path (.png; the .pdf is written beside it)")
     a = ap.parse_args(argv)
-    df = gains(load_rm_scores(a.rm_scores, a.benchmark), load_models(a.models), a.stages)
+    df = gains(load_rm_scores(a.rm_scores, a.benchmark), load_models(a.models))
     plot(df, a.figure)
     write_table(a.out, df)
     return 0

@@ -4,8 +4,13 @@ The Snakemake rule passes the study's model table (TSV rows plus post-training v
 each model's size group and that group's default model) as JSON, so that analysis scripts do
 not have to re-read and re-validate the configuration. The CSV doubles as Table 3.
 
-Columns: ``model, family, publisher, params_b, tokens_t, released, stage, parent, size_group,
-group_default, candidate``.
+Columns: ``model, family, lineage, publisher, params_b, tokens_t, released, stage, parent,
+size_group, group_default, candidate, in_population``.
+
+``in_population`` is decided here, once, from ``analysis.population`` (see
+:meth:`rmselect.config.Study.population`), and every cross-model analysis (gains, correlations, coverage,
+selection model, PCA, recommender training set) reads it from this file, so they cannot
+disagree about which models they analyse.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from rmselect.io import write_table
 COLUMNS = (
     "model",
     "family",
+    "lineage",
     "publisher",
     "params_b",
     "tokens_t",
@@ -30,6 +36,7 @@ COLUMNS = (
     "size_group",
     "group_default",
     "candidate",
+    "in_population",
 )
 
 
@@ -37,6 +44,7 @@ def study_rows(study: Any) -> list[dict[str, Any]]:
     """Rows for :func:`models_table` from a :class:`rmselect.config.Study` (used by the rule)."""
     defaults = {g["name"]: g.get("default") for g in study.config["size_groups"]}
     cands = set(study.candidates())
+    pop = set(study.population())
     rows = []
     for name, m in study.models.items():
         g = study.size_group(name)
@@ -44,6 +52,7 @@ def study_rows(study: Any) -> list[dict[str, Any]]:
             {
                 "model": name,
                 "family": m.family,
+                "lineage": m.lineage,
                 "publisher": m.publisher,
                 "params_b": m.params_b,
                 "tokens_t": m.tokens_t,
@@ -53,6 +62,7 @@ def study_rows(study: Any) -> list[dict[str, Any]]:
                 "size_group": g,
                 "group_default": defaults.get(g) or "",
                 "candidate": name in cands,
+                "in_population": name in pop,
             }
         )
     return rows
@@ -71,6 +81,7 @@ def models_table(rows: list[dict[str, Any]]) -> pl.DataFrame:
         schema={
             "model": pl.String,
             "family": pl.String,
+            "lineage": pl.String,
             "publisher": pl.String,
             "params_b": pl.Float64,
             "tokens_t": pl.Float64,
@@ -80,6 +91,7 @@ def models_table(rows: list[dict[str, Any]]) -> pl.DataFrame:
             "size_group": pl.String,
             "group_default": pl.String,
             "candidate": pl.Boolean,
+            "in_population": pl.Boolean,
         },
     )
 

@@ -94,7 +94,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--features", required=True)
     ap.add_argument("--models", required=True)
     ap.add_argument("--benchmark", default="rewardbench")
-    ap.add_argument("--stages", nargs="*", default=[])
     ap.add_argument("--missing", default="drop_feature")
     ap.add_argument("--components", type=int, default=0, help="0 = all")
     ap.add_argument("--out-variance", required=True)
@@ -104,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rm = load_rm_scores(a.rm_scores, a.benchmark)
     objs = objectives_present(rm)
     obj = "regression" if "regression" in objs else objs[0]
-    al = align(rm, load_features(a.features), load_models(a.models), obj, a.stages, a.missing)
+    al = align(rm, load_features(a.features), load_models(a.models), obj, a.missing)
     var, load = pca(al, a.components or None)
     plot_variance(var, a.figures[0])
     plot_loadings(load, a.figures[1])

@@ -4,11 +4,18 @@ For each objective the selection model of :mod:`.selection` (same grid, same see
 missing-value policy) is fitted on the analysed models that have RM scores, then predicts the
 overall RM score of every candidate (``recommend.candidates``).
 
-* Prediction interval: split-conformal style, from the nested-CV out-of-fold residuals
+* Prediction interval: split-conformal, from the n nested-CV out-of-fold residuals
   r_i = y_i - ŷ_i written by the selection analysis (``oof_residuals`` in
-  ``selection_model.json``): [ŷ + q_{(1-level)/2}(r), ŷ + q_{(1+level)/2}(r)] (numpy linear
-  quantiles). With few models it is wide and only approximately calibrated; it is empty when
-  fewer than 3 residuals exist.
+  ``selection_model.json``). q = the ⌈(n+1)·level⌉-th smallest |r_i| (the finite-sample
+  corrected quantile, level ⌈(n+1)·level⌉/n of the absolute residuals); the interval is
+  [ŷ − q, ŷ + q] clipped to the score's range ``recommend.score_range`` (RewardBench:
+  0–100). When ⌈(n+1)·level⌉ > n there are too few residuals for that level and q is
+  infinite: the interval is the whole range. ``pi_n_residuals`` says how many residuals it
+  rests on. Out-of-fold residuals come from models fitted on (outer_folds−1)/outer_folds
+  of the data, so the interval is, if anything, slightly conservative for the model refit
+  on all of it; the guarantee assumes the candidate is exchangeable with the analysed
+  models. (An earlier version used signed linear quantiles without the correction or the
+  clipping and gave [-107, 59] for a 0–100 score on the toy study.)
 * rank: 1 = highest predicted score within the objective.
 * top_features: the ``recommend.top_features`` polynomial terms with the largest
   |coefficient × standardised term value| for that candidate, as ``term:+contribution``
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -44,6 +52,7 @@ SCHEMA = {
     "pi_lo": pl.Float64,
     "pi_hi": pl.Float64,
     "pi_level": pl.Float64,
+    "pi_n_residuals": pl.Int64,
     "rank": pl.Int64,
     "top_features": pl.String,
     "imputed_features": pl.String,
@@ -51,12 +60,37 @@ SCHEMA = {
 }
 
 
-def interval(pred: float, residuals: Sequence[float], level: float) -> tuple[float, float]:
-    r = np.asarray([x for x in residuals if x is not None and np.isfinite(x)], dtype=float)
-    if len(r) < 3:
-        return (float("nan"), float("nan"))
-    lo, hi = np.quantile(r, [(1 - level) / 2, (1 + level) / 2])
-    return (float(pred + lo), float(pred + hi))
+#: Range of the overall RewardBench score (points); intervals are clipped to it.
+SCORE_RANGE: tuple[float, float] = (0.0, 100.0)
+
+
+def conformal_quantile(residuals: Sequence[float], level: float) -> tuple[float, int]:
+    """(q, n): the split-conformal half-width from ``residuals`` and how many it used.
+
+    q is the ⌈(n+1)·level⌉-th smallest absolute residual (``numpy.quantile`` at
+    ⌈(n+1)·level⌉/n with ``method="inverted_cdf"``, i.e. an order statistic); infinite when
+    that rank exceeds n, NaN when there are no residuals.
+    """
+    r = np.abs(np.asarray([x for x in residuals if x is not None and np.isfinite(x)], float))
+    n = len(r)
+    if n == 0:
+        return (float("nan"), 0)
+    rank = math.ceil((n + 1) * level - 1e-12)
+    if rank > n:
+        return (float("inf"), n)
+    return (float(np.quantile(r, rank / n, method="inverted_cdf")), n)
+
+
+def interval(
+    pred: float, residuals: Sequence[float], level: float,
+    score_range: tuple[float, float] = SCORE_RANGE,
+) -> tuple[float, float, int]:
+    """(lo, hi, n): ŷ ± the conformal quantile, clipped to ``score_range``; see module."""
+    q, n = conformal_quantile(residuals, level)
+    if math.isnan(q):
+        return (float("nan"), float("nan"), n)
+    lo, hi = score_range
+    return (float(min(max(pred - q, lo), hi)), float(max(min(pred + q, hi), lo)), n)
 
 
 def recommend(
@@ -64,12 +98,12 @@ def recommend(
     feats: pl.DataFrame,
     models: pl.DataFrame,
     candidates: Sequence[str],
-    stages: Sequence[str] | None,
     missing: str,
     cfg: SelectionConfig,
     residuals: dict[str, list[float]],
     level: float = 0.9,
     n_top: int = 3,
+    score_range: tuple[float, float] = SCORE_RANGE,
 ) -> pl.DataFrame:
     have = set(feats["model"].to_list())
     absent = [c for c in candidates if c not in have]
@@ -80,7 +114,7 @@ def recommend(
         )
     rows: list[dict[str, Any]] = []
     for obj in objectives_present(rm):
-        al = align(rm, feats, models, obj, stages, missing)
+        al = align(rm, feats, models, obj, missing)
         al_models = set(al.models)
         cands = [c for c in candidates if c not in al_models]
         if not cands:
@@ -100,11 +134,12 @@ def recommend(
         rank = np.empty(len(pred), dtype=int)
         rank[order] = np.arange(1, len(pred) + 1)
         for i, c in enumerate(names_c):
-            lo, hi = interval(float(pred[i]), residuals.get(obj, []), level)
+            lo, hi, n_res = interval(float(pred[i]), residuals.get(obj, []), level,
+                                     score_range)
             top = "; ".join(f"{t['term']}:{t['contribution']:+.2f}" for t in contrib[i][:n_top])
             rows.append({
                 "candidate": c, "objective": obj, "predicted_score": float(pred[i]),
-                "pi_lo": lo, "pi_hi": hi, "pi_level": level, "rank": int(rank[i]),
+                "pi_lo": lo, "pi_hi": hi, "pi_level": level, "pi_n_residuals": n_res, "rank": int(rank[i]),
                 "top_features": top, "imputed_features": ";".join(imputed[i]),
                 "missing_policy": missing,
             })
@@ -122,12 +157,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--selection-json", required=True, help="selection_model.json (residuals)")
     ap.add_argument("--candidates", nargs="*", default=[])
     ap.add_argument("--benchmark", default="rewardbench")
-    ap.add_argument("--stages", nargs="*", default=[])
     ap.add_argument("--missing", default="drop_feature")
     ap.add_argument("--selection", default="{}", help="JSON of analysis.selection")
     ap.add_argument("--n-jobs", type=int, default=0, help="threads (overrides n_jobs)")
     ap.add_argument("--level", type=float, default=0.9, help="prediction interval level")
     ap.add_argument("--top-features", type=int, default=3)
+    ap.add_argument("--score-range", type=float, nargs=2, default=list(SCORE_RANGE),
+                    help="range of the RM score; intervals are clipped to it")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     cfg = SelectionConfig.from_dict(json.loads(a.selection))
@@ -137,8 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     res = {o: s.get("oof_residuals", []) for o, s in sel.get("objectives", {}).items()}
     df = recommend(
         load_rm_scores(a.rm_scores, a.benchmark), load_features(a.features),
-        load_models(a.models), a.candidates, a.stages, a.missing, cfg, res, a.level,
-        a.top_features,
+        load_models(a.models), a.candidates, a.missing, cfg, res, a.level,
+        a.top_features, tuple(a.score_range),
     ) if a.candidates else pl.DataFrame(schema=SCHEMA)
     write_table(a.out, df)
     return 0

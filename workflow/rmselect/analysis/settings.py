@@ -16,7 +16,7 @@ DEFAULTS: dict[str, Any] = {
     "leaderboard_csv": None,
     "leaderboard_top": 30,
     "benchmark": "rewardbench",
-    "stages": [],
+    "population": {"column": None, "values": [], "models": []},
     "missing": "drop_feature",
     "correlations": {"bootstrap": 2000, "ci": 0.95, "alpha": 0.05},
     "coverage": {
@@ -49,7 +49,12 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
-RECOMMEND_DEFAULTS: dict[str, Any] = {"candidates": [], "interval_level": 0.9, "top_features": 3}
+RECOMMEND_DEFAULTS: dict[str, Any] = {
+    "candidates": [],
+    "interval_level": 0.9,
+    "top_features": 3,
+    "score_range": [0.0, 100.0],
+}
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -64,7 +69,8 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any] | None) -> dict[str, An
 
 def analysis_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """``config['analysis']`` over :data:`DEFAULTS`, plus ``recommend`` and the study seed."""
-    a = _merge(DEFAULTS, config.get("analysis") or {})
+    given = config.get("analysis") or {}
+    a = _merge(DEFAULTS, given)
     a["recommend"] = _merge(RECOMMEND_DEFAULTS, config.get("recommend") or {})
     a["seed"] = int(config.get("seed", 0))
     filters = a["coverage"]["filters"] or []

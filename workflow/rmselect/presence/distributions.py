@@ -6,10 +6,11 @@
 * ``histograms.csv``: ``model, domain, bin, lo, hi, count, prob``. Within a domain every
   model uses the **same** bins: ``n_bins`` equal-width bins spanning the minimum to the maximum
   score of all models on that domain (±0.5 when all scores are equal).
-* ``jsd.csv``: ``model_a, model_b, domain, jsd`` for every ordered pair (diagonal included,
-  so the matrix reads directly): ``scipy.spatial.distance.jensenshannon(p_a, p_b, base=2)``
-  of the two histograms (a distance in [0, 1]), and domain ``mean``: the plain mean of the
-  per-domain distances.
+* ``jsd.csv``: ``model_a, model_b, domain, js_distance`` for every ordered pair (diagonal
+  included, so the matrix reads directly): ``scipy.spatial.distance.jensenshannon(p_a, p_b,
+  base=2)`` of the two histograms. That is the Jensen–Shannon *distance* (the square root of
+  the divergence, in [0, 1]), not the divergence, hence the column name; the file keeps its
+  short name. Domain ``mean``: the plain mean of the per-domain distances.
 * Figures (``rmselect.plotting``): score distributions per domain (the paper's Fig. 7) and
   the heatmap of the mean distance (Fig. 8).
 """
@@ -99,8 +100,8 @@ def js_distance(p: Sequence[float], q: Sequence[float]) -> float:
 
 
 def jsd_table(hist: pl.DataFrame) -> pl.DataFrame:
-    """``model_a, model_b, domain, jsd`` for all ordered pairs, plus the ``mean`` domain."""
-    rows: dict[str, list] = {"model_a": [], "model_b": [], "domain": [], "jsd": []}
+    """``model_a, model_b, domain, js_distance`` for all ordered pairs, plus the ``mean`` domain."""
+    rows: dict[str, list] = {"model_a": [], "model_b": [], "domain": [], "js_distance": []}
     models = hist["model"].unique(maintain_order=True).to_list()
     domains = hist["domain"].unique(maintain_order=True).to_list()
     if MEAN_DOMAIN in domains:
@@ -116,11 +117,11 @@ def jsd_table(hist: pl.DataFrame) -> pl.DataFrame:
                 rows["model_a"].append(a)
                 rows["model_b"].append(b)
                 rows["domain"].append(d)
-                rows["jsd"].append(v)
+                rows["js_distance"].append(v)
             rows["model_a"].append(a)
             rows["model_b"].append(b)
             rows["domain"].append(MEAN_DOMAIN)
-            rows["jsd"].append(float(np.mean(per)))
+            rows["js_distance"].append(float(np.mean(per)))
     return pl.DataFrame(rows)
 
 
@@ -166,7 +167,7 @@ def plot_jsd(jsd: pl.DataFrame, stem: str | Path, domain: str = MEAN_DOMAIN) -> 
     models = sub["model_a"].unique(maintain_order=True).to_list()
     idx = {m: i for i, m in enumerate(models)}
     mat = np.zeros((len(models), len(models)))
-    for a, b, v in sub.select("model_a", "model_b", "jsd").iter_rows():
+    for a, b, v in sub.select("model_a", "model_b", "js_distance").iter_rows():
         mat[idx[a], idx[b]] = v
     size = max(3.3, 0.35 * len(models) + 1.5)
     fig, ax = figure(size, height=size * 0.85)

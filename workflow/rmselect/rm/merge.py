@@ -45,6 +45,24 @@ def pair_accuracy(diff: np.ndarray, weights: Sequence[float]) -> float:
     return float(np.mean(d @ np.asarray(weights, dtype=np.float64) > 0))
 
 
+def _settle(t: np.ndarray, a: np.ndarray, c: np.ndarray, correct_above: bool) -> None:
+    """Move the boundary index ``t`` (in place) to where ``a + c k > 0`` changes truth.
+
+    ``t`` comes from ``floor``/``ceil`` of ``-a / c`` computed as a product with ``1 / c``,
+    which can land one step off when ``a + c k`` is exactly 0 (49 · (1/49) < 1 in float):
+    a tie would then count as correct. The condition itself is evaluated at ``t - 1`` and
+    ``t`` instead. With ``correct_above`` (c > 0) ``t`` becomes the smallest k that is
+    correct; otherwise (c < 0) the smallest k that is not.
+    """
+    cc = c[:, None]
+    if correct_above:
+        t -= (a + cc * (t - 1)) > 0  # the step below is correct too
+        t += (a + cc * t) <= 0  # t itself is not correct
+    else:
+        t -= (a + cc * (t - 1)) <= 0  # the step below is already not correct
+        t += (a + cc * t) > 0  # t itself is still correct
+
+
 def search(diff: np.ndarray, step: float = 0.05) -> MergeResult:
     """Best weight vector on the grid for the pair differences ``diff`` (pairs x 5).
 
@@ -83,17 +101,20 @@ def search(diff: np.ndarray, step: float = 0.05) -> MergeResult:
     for k1 in range(n):
         np.add(base, (ds[:, 0] * k1)[:, None], out=a)  # score without the k5 term
         diff = np.zeros(n_combo * width, dtype=np.int64)
-        if n_pos:  # c > 0: correct for k5 >= floor(-a/c) + 1
+        if n_pos:  # c > 0: correct for k5 >= the smallest k with a + c k > 0
             sl = slice(0, n_pos)
             np.multiply(a[sl], -inv_pos, out=t[sl])
             np.floor(t[sl], out=t[sl])
-            np.clip(t[sl], -1, top, out=t[sl])
-            np.add(t[sl], 1 + offs, out=ti[sl], casting="unsafe")
+            t[sl] += 1
+            _settle(t[sl], a[sl], c[sl], correct_above=True)
+            np.clip(t[sl], 0, top + 1, out=t[sl])
+            np.add(t[sl], offs, out=ti[sl], casting="unsafe")
             diff += np.bincount(ti[sl].ravel(), minlength=n_combo * width)
-        if n_neg:  # c < 0: correct for k5 <= ceil(a/|c|) - 1
+        if n_neg:  # c < 0: correct for k5 below the smallest k with a + c k <= 0
             sl = slice(n_pos, n_pos + n_neg)
             np.multiply(a[sl], inv_neg, out=t[sl])
             np.ceil(t[sl], out=t[sl])
+            _settle(t[sl], a[sl], c[sl], correct_above=False)
             np.clip(t[sl], 0, top + 1, out=t[sl])
             np.add(t[sl], offs, out=ti[sl], casting="unsafe")
             diff[::width] += n_neg
