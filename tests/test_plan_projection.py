@@ -162,6 +162,25 @@ def test_hub_data_without_a_stated_size_is_one_clear_error(tmp_path):
     assert plan_settings(cfg)["eval"]["rmbench"]["rows"] == 1327
 
 
+def test_unknown_profile_is_named(tmp_path):
+    cfg = _config(tmp_path)
+    cfg["plan"]["profile"] = "B200"
+    with pytest.raises(ConfigError, match=r"plan\.profile.*B200"):
+        project(load_study(cfg, "test", REPO), tmp_path)
+
+
+def test_local_presence_corpus_uses_its_text_column(tmp_path):
+    cfg = _config(tmp_path)
+    (tmp_path / "d.jsonl").write_text("".join(
+        json.dumps({"body": "x" * n}) + "\n" for n in (40, 80, 400)))
+    cfg["presence"].update(domains={"d": {"path": "d.jsonl", "text_column": "body"}},
+                           n_docs=2, max_tokens=64)
+    cfg["plan"]["chars_per_token"] = 4.0
+    r, _ = _rows(load_study(cfg, "test", REPO), tmp_path)
+    # min(n_docs, 3 rows) = 2 documents x min(mean 520 / 3 / 4 chars per token, 64) tokens
+    assert r[("presence", "m1")]["forward_tokens"] == pytest.approx(2 * (520 / 3 / 4))
+
+
 def test_cost_table_puts_projected_beside_measured(tmp_path):
     cfg = _config(tmp_path)
     proj = projected_frame(cfg, tmp_path)

@@ -456,7 +456,7 @@ def presence_work(study: Study, cfg: Mapping[str, Any], root: Path) -> list[Work
         if path is not None:
             df = _read_rows(path)
             n = min(int(pc["n_docs"]), df.height)
-            chars = _mean_len(df, ["text"])
+            chars = _mean_len(df, [str(entry.get("text_column", "text"))])
             tok = _capped(chars / float(cfg["chars_per_token"]), cap)
             doc_tok[dom] = (n, tok, f"counted in {entry['path']}")
         elif dom in per_doc:
