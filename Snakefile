@@ -4,6 +4,7 @@
 #   snakemake --profile slurm --configfile config/paper.yaml   # the 42-model paper study
 #
 # Stage targets: toy, rm, eval, probe, benchmarks, posttrain, presence, analysis, report_inputs.
+# Cost before running: snakemake plan (prints GPU-hours; results/plan/cost_projection.csv).
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -25,6 +26,7 @@ include: "workflow/rules/probe.smk"
 include: "workflow/rules/benchmarks.smk"
 include: "workflow/rules/presence.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/plan.smk"
 
 
 rule all:

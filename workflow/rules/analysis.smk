@@ -485,13 +485,20 @@ rule analysis_cost:
         ANALYSIS_ENV
     params:
         script=f"{ASCRIPT}/analysis_cost.py",
-        code=code_hash(f"{ASCRIPT}/analysis_cost.py", "workflow/rmselect/analysis"),
+        code=code_hash(
+            f"{ASCRIPT}/analysis_cost.py",
+            "workflow/rmselect/analysis",
+            "workflow/rmselect/plan",
+        ),
         cost_dir=COST,
         cost=shell_json(A["cost"]),
         gpus=shell_json(gpu_allocation(STUDY)),
+        # the projected columns (rmselect.plan.projection) are computed in the job
+        study=shell_json(config),
     shell:
         "python {params.script} --cost-dir {params.cost_dir} --models {input.models}"
-        " --config {params.cost} --gpus {params.gpus} --out {output.csv}"
+        " --config {params.cost} --gpus {params.gpus} --study-config {params.study}"
+        " --out {output.csv}"
         " --out-summary {output.summary}"
         " > {log} 2>&1"
 

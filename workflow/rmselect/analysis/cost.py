@@ -19,9 +19,18 @@ e.g. the benchmark outputs.
   that ``rmselect.cluster.resources`` gives the job's stage — the stage names ``rm_train,
   posttrain, eval, benchmarks, presence`` are resource kinds — for its model; 0 on CPU runs).
 
+* ``projected_flops``, ``projected_s``: what :mod:`rmselect.plan.projection` projected for
+  the same (stage, rule, model) from the configuration alone — FLOPs, and seconds of work on
+  the study's ``plan.profile`` (GPU-seconds on a GPU profile; on the toy zoo's ``cpu``
+  profile, comparable with ``wall_s``). Projected work that no measured job matches keeps
+  its own row (``jobs`` 0); measured rules the projection does not model (CPU stages) have
+  empty projected columns. Projected and measured side by side is how the projection's
+  assumptions (MFU, token means) are checked after a run.
+
 ``cost.csv``: stage, rule, model, jobs, wall_s, cpu_s, max_rss_mb (largest), gpu_s,
-gpu_s_alloc.
-``cost_summary.csv``: quantity, wall_s, cpu_s, gpu_s, gpu_s_alloc: one row per stage, ``total``,
+gpu_s_alloc, projected_flops, projected_s.
+``cost_summary.csv``: quantity, wall_s, cpu_s, gpu_s, gpu_s_alloc, projected_flops,
+projected_s: one row per stage, ``total``,
 ``screening`` (rules with a prefix in ``analysis.cost.screening``; paper: ``bench_``,
 ``presence_``), ``rm_grid`` (prefixes in ``analysis.cost.rm_grid``; ``rm_train``) and
 ``screening_to_rm_grid_ratio`` (screening ÷ rm_grid; empty when the RM grid cost is 0).
@@ -68,6 +77,8 @@ COLUMNS = {
     "gpu_s_alloc": pl.Float64,
 }
 SUMS = ("wall_s", "cpu_s", "gpu_s", "gpu_s_alloc")
+PROJECTED = {"projected_flops": pl.Float64, "projected_s": pl.Float64}
+KEYS = ["stage", "rule", "model"]
 
 
 def stage_of(rule: str, stages: Mapping[str, Sequence[str]]) -> str:
@@ -172,13 +183,46 @@ def cost_table(
     )
 
 
+def projected_frame(study_config: Mapping[str, Any], root: str | Path = ".") -> pl.DataFrame:
+    """Projected FLOPs and seconds (on ``plan.profile``) per (stage, rule, model).
+
+    Computed in the job from the study config, with the data files as they are now (the toy
+    data exist by the time the analysis runs). A config the projection cannot price (a hub
+    data set without stated size) gives an empty frame and a warning, not a failed table.
+    """
+    from rmselect.config import ConfigError, load_study
+    from rmselect.plan.projection import project
+
+    empty = pl.DataFrame(schema={k: pl.String for k in KEYS} | PROJECTED)
+    if not study_config:
+        return empty
+    try:
+        study = load_study(study_config, "config")
+        items, profs, cfg = project(study, Path(root))
+    except ConfigError as err:
+        log.warning("cost: no projection (%s)", err)
+        return empty
+    prof = profs[cfg["profile"]]
+    rows = [{"stage": w.stage, "rule": w.rule, "model": w.model,
+             "projected_flops": w.flops, "projected_s": prof.seconds(w)} for w in items]
+    return pl.DataFrame(rows, schema=empty.schema) if rows else empty
+
+
+def with_projection(cost: pl.DataFrame, projected: pl.DataFrame) -> pl.DataFrame:
+    """``cost`` with the projected columns joined on (stage, rule, model), outer."""
+    out = cost.join(projected, on=KEYS, how="full", coalesce=True)
+    return (out.with_columns(pl.col("jobs").fill_null(0))
+            .sort(KEYS).select(list(COLUMNS) + list(PROJECTED)))
+
+
 def summary(
     cost: pl.DataFrame, screening: Sequence[str], rm_grid: Sequence[str]
 ) -> pl.DataFrame:
     out = []
+    cols = list(SUMS) + [c for c in PROJECTED if c in cost.columns]
 
     def tot(d: pl.DataFrame, name: str) -> dict[str, Any]:
-        return {"quantity": name} | {c: float(d[c].sum()) for c in SUMS}
+        return {"quantity": name} | {c: float(d[c].fill_null(0).sum()) for c in cols}
 
     for st in cost["stage"].unique(maintain_order=True).sort().to_list():
         out.append(tot(cost.filter(pl.col("stage") == st), f"stage:{st}"))
@@ -194,10 +238,10 @@ def summary(
     s, r = tot(by_prefix(screening), "screening"), tot(by_prefix(rm_grid), "rm_grid")
     out += [s, r]
     ratio = {"quantity": "screening_to_rm_grid_ratio"}
-    for c in SUMS:
+    for c in cols:
         ratio[c] = s[c] / r[c] if r[c] > 0 else None
     out.append(ratio)
-    return pl.DataFrame(out, schema={"quantity": pl.String} | {c: pl.Float64 for c in SUMS})
+    return pl.DataFrame(out, schema={"quantity": pl.String} | {c: pl.Float64 for c in cols})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -208,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--models", required=True, help="results/analysis/models.csv")
     ap.add_argument("--config", default="{}", help="JSON of analysis.cost")
     ap.add_argument("--gpus", default="{}", help="JSON {stage: {model: allocated GPUs}}")
+    ap.add_argument("--study-config", default="{}",
+                    help="JSON of the whole study config, for the projected columns")
     ap.add_argument("--out", required=True)
     ap.add_argument("--out-summary", required=True)
     a = ap.parse_args(argv)
@@ -218,7 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = read_benchmarks(a.cost_dir, names, stages)
     rows += read_gpu_json(cfg.get("gpu_json", []) or [], names)
     log.info("cost: %d benchmark/GPU records from %s", len(rows), a.cost_dir)
-    cost = cost_table(rows, json.loads(a.gpus))
+    cost = with_projection(cost_table(rows, json.loads(a.gpus)),
+                           projected_frame(json.loads(a.study_config)))
     summ = summary(cost, cfg.get("screening", ["bench_", "presence_"]),
                    cfg.get("rm_grid", ["rm_train"]))
     write_table(a.out, cost)

@@ -1,0 +1,26 @@
+# Target: plan -- what the study costs before anything runs (rmselect.plan.projection).
+#
+#   snakemake plan [--configfile config/paper.yaml]
+#
+# Prints PFLOPs and GPU-hours per stage for every GPU profile (A6000, A100, H100, H200 and
+# any in plan.profiles) and writes results/plan/cost_projection.csv (per stage and model,
+# assumptions included). The rule reads the config and local data files only: it depends on
+# no other rule's outputs, declares no output (so it runs, in seconds, every time it is
+# asked for) and is not part of `all`. The post-run comparison is analysis_cost's.
+PLAN_CSV = "results/plan/cost_projection.csv"
+
+
+rule plan:
+    log:
+        f"{LOGS}/plan/plan.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        script=f"{ASCRIPT}/plan_cost.py",
+        code=code_hash(f"{ASCRIPT}/plan_cost.py", "workflow/rmselect/plan"),
+        config=shell_json(config),
+        source=_config_source(),
+        out=PLAN_CSV,
+    shell:
+        "python {params.script} --config {params.config}"
+        " --source {params.source} --out {params.out} --log {log}"
