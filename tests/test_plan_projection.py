@@ -54,6 +54,8 @@ def _config(tmp: Path) -> dict:
                            reference_models=[], family_reuse=False)
     cfg["posttrain"]["variants"] = []
     cfg["recommend"]["candidates"] = []
+    cfg["analysis"]["population"] = {"column": "stage", "values": ["instruct"], "models": []}
+    cfg["probe"] = {"enabled": False}
     cfg["plan"] = {
         "profile": "T",
         "profiles": {"T": {"peak_tflops": 1.0, "mem_bw_gbs": 1.0, "mfu_train": 0.5,
@@ -219,3 +221,14 @@ def test_plan_target_runs_alone_offline_and_prints_totals(tmp_path):
     csv = pl.read_csv(tmp_path / "results" / "plan" / "cost_projection.csv")
     assert csv.filter(pl.col("stage") == "rm_train").height == 42
     assert csv.filter(pl.col("stage") == "assumption").height >= 5
+
+
+def test_probe_stage_by_hand(tmp_path):
+    """Probe features: one forward per response of min(cap, 52) train + 4 validation pairs,
+    at min(max_length, 100) tokens: 2 x (30 + 4) x 64 = 4,352 tokens, 2 N FLOPs per token."""
+    cfg = _config(tmp_path)
+    cfg["probe"] = {"enabled": True, "max_train_pairs": 30, "max_length": 64}
+    rows, _ = _rows(load_study(cfg, "test", REPO), tmp_path)
+    p2 = rows[("probe", "m2")]
+    assert (p2["rule"], p2["forward_tokens"], p2["train_tokens"]) == ("probe_model", 4_352, 0)
+    assert p2["flops"] == pytest.approx(2 * 2e9 * 4_352)

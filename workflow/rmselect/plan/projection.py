@@ -521,10 +521,30 @@ def posttrain_work(study: Study, cfg: Mapping[str, Any], root: Path) -> list[Wor
 
 # --------------------------------------------------------------------------- projection
 
-STAGE_ORDER = ("posttrain", "rm_train", "eval", "benchmarks", "presence")
+STAGE_ORDER = ("posttrain", "rm_train", "eval", "benchmarks", "presence", "probe")
 #: Stages whose work the paper's argument calls screening (before any RM is trained).
 SCREENING = ("benchmarks", "presence")
 RM_GRID = ("rm_train",)
+
+
+def probe_work(study: Study, cfg: Mapping[str, Any], root: Path) -> list[Work]:
+    """Probe features: one forward per response of the probe's train and validation pairs."""
+    from rmselect.probe.smk import settings as probe_settings
+
+    pc = probe_settings(study)
+    if not pc["enabled"]:
+        return []
+    size = data_size(study, cfg, "helpsteer2_preference", root)
+    train = min(size.rows, int(pc["max_train_pairs"] or size.rows))
+    val = min(size.val_rows, int(pc["max_val_pairs"] or size.val_rows))
+    tok = _capped(size.tokens, int(pc["max_length"]))
+    out = []
+    for model in study.model_names:
+        w = Work("probe", "probe_model", model, study.model(model).params_b, runs=1,
+                 forward_tokens=2 * (train + val) * tok)
+        w.notes.append(f"2 x ({train} train + {val} val pairs) x {tok:.0f} tok ({size.source})")
+        out.append(w)
+    return out
 
 
 def project(study: Study, root: Path = REPO_ROOT) -> tuple[list[Work], dict[str, GpuProfile], dict[str, Any]]:
@@ -538,6 +558,7 @@ def project(study: Study, root: Path = REPO_ROOT) -> tuple[list[Work], dict[str,
     items += eval_work(study, cfg, root)
     items += bench_work(study, cfg, root)
     items += presence_work(study, cfg, root)
+    items += probe_work(study, cfg, root)
     for w in items:
         w.decode_batch = int(cfg["decode_batch"])
     return items, profs, cfg
