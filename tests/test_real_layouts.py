@@ -90,3 +90,25 @@ def test_benchmarks_read_with_every_section(layouts, bench, n_examples, n_texts)
     assert data.n_examples == n_examples and data.items.height == n_texts
     assert data.missing_subsets == []
     assert set(data.present_subsets) == {s for subs in sections_of(bench).values() for s in subs}
+
+
+def test_trainer_reads_the_layouts(layouts, tmp_path):
+    """train_rm (regression) on HelpSteer2 with HelpSteer2-Preference's 'val' rows as
+    validation, both through load_dataset; the multi-turn prompts are rendered as turns."""
+    import json
+
+    from rmselect.rm import train
+
+    tiny.make_model(tmp_path / "base", hidden=16, layers=1, heads=2)
+    data = layouts["data"]
+    out = tmp_path / "run"
+    args = ["--model", str(tmp_path / "base"), "--objective", "regression", "--lr", "0.001",
+            "--out", str(out), "--train-data", json.dumps(data["helpsteer2"]),
+            "--val-data", json.dumps(data["helpsteer2_preference"]), "--global-batch", "8",
+            "--micro-batch", "8", "--eval-every", "100", "--max-length", "256",
+            "--warmup-steps", "1", "--log-every", "100", "--merge-grid-step", "0.5"]
+    assert train.main(args) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["n_train"] == COUNTS["helpsteer2_train"]
+    assert run["n_val_pairs"] == COUNTS["preference_val"] - COUNTS["preference_ties_val"]
+    assert run["truncation"]["train"]["truncated"] == 0
