@@ -366,3 +366,33 @@ def test_tables_merge_trained_and_imported(tmp_path):
     assert table_main(["--import-csv", str(p), "--out", str(out), "--out-all", str(out_all)]) == 0
     assert pl.read_csv(out)["source"].to_list() == ["imported", "imported"]
     assert np.isnan(pl.read_csv(out)["chat_lo"].cast(pl.Float64).fill_null(np.nan)[0])
+
+
+def test_incomplete_evaluation_is_an_empty_cell_with_its_reason(tmp_path):
+    """A run whose reasoning section has no rows: empty reasoning and score, never the mean
+    of the three sections present; the reason is in 'incomplete'; the analyses skip it."""
+    from rmselect.analysis.data import align, load_rm_scores
+
+    full = eval_json(tmp_path / "full.json", "m1", "bt")
+    part = json.loads(eval_json(tmp_path / "part.json", "m2", "bt").read_text())
+    part["sections"]["reasoning"] = {"score": None, "lo": None, "hi": None, "subsets": [],
+                                     "missing_subsets": ["math-prm", "hep-cpp"]}
+    part["overall"].update(score=60.0, complete=False)  # what aggregate() gives: a partial mean
+    (tmp_path / "part.json").write_text(json.dumps(part))
+    out, out_all = tmp_path / "rm_scores.csv", tmp_path / "rm_scores_all.csv"
+    assert table_main(["--evals", str(full), str(tmp_path / "part.json"),
+                       "--out", str(out), "--out-all", str(out_all)]) == 0
+    csv = pl.read_csv(out)
+    row = csv.filter(pl.col("model") == "m2").row(0, named=True)
+    assert row["score"] is None and row["reasoning"] is None and row["chat"] is not None
+    assert row["incomplete"] == "reasoning: no rows for math-prm, hep-cpp"
+    assert csv.filter(pl.col("model") == "m1")["incomplete"][0] is None
+    long = pl.read_csv(out_all)
+    assert long.filter((pl.col("model") == "m2") & (pl.col("section") == "overall"))["score"][0] is None
+    rm = load_rm_scores(out, "rewardbench")
+    models = pl.DataFrame({"model": ["m1", "m2"], "family": ["a", "b"], "publisher": ["p", "p"],
+                           "params_b": [1.0, 2.0], "stage": ["base", "base"],
+                           "size_group": ["s", "s"]})
+    feats = pl.DataFrame({"model": ["m1", "m2"], "f": [1.0, 2.0]})
+    al = align(rm, feats, models, "bt", None, "drop_feature")
+    assert al.models == ["m1"] and not np.isnan(al.y["overall"]).any()

@@ -123,6 +123,28 @@ def test_dry_run_import_only_runs_just_the_table(tmp_path):
     assert "rm_scores_table" in text and "eval_rm" not in text and "rm_train" not in text
 
 
+@pytest.mark.workflow
+def test_default_target_trains_no_rm_without_evaluation(tmp_path):
+    """eval.train_and_evaluate: false -> the default target plans no rm_train / rm_select
+    (it used to schedule every RM of the LR grid); the explicit `rm` target still does."""
+    imp = tmp_path / "imp.csv"
+    imp.write_text(HEADER + "toyllama-2-m,bt,50,50,50,50\n")
+    cfg = copy.deepcopy(TOY)
+    cfg["eval"] = {"train_and_evaluate": False, "import": str(imp), "benchmarks": {"rewardbench": TOY["eval"]["benchmarks"]["rewardbench"]}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    for target, wants_rm in (([], False), (["rm"], True)):
+        out = subprocess.run(
+            [sys.executable, "-m", "snakemake", "-n", *target, "--configfile", str(path), "--forceall", "--quiet", "rules"],
+            cwd=REPO, capture_output=True, text=True,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        text = out.stdout + out.stderr
+        assert ("rm_train" in text) == wants_rm and ("rm_select" in text) == wants_rm
+        if not target:
+            assert "rm_scores_table" in text
+
+
 def test_per_model_jobs_score_all_rms_of_a_model_in_one_call(tmp_path):
     import shlex
 

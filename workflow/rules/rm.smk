@@ -10,11 +10,14 @@ from rmselect.rm import rules as rm_rules
 
 RM_CFG = rm_rules.rm_config(config)
 RM_OBJECTIVES = RM_CFG["objectives"]
-RM_TARGETS = expand(
+RM_ALL = expand(
     "results/rm/{objective}/{model}/selected.json",
     objective=RM_OBJECTIVES,
     model=TRAINED_MODELS,
 )
+# What the default target (and analysis waiting for all stages) asks of this stage: no RM
+# when eval.train_and_evaluate is false; the `rm` target still trains them all.
+RM_TARGETS = RM_ALL if rm_rules.trains_rms(config) else []
 
 
 wildcard_constraints:
@@ -23,7 +26,7 @@ wildcard_constraints:
 
 rule rm:
     input:
-        RM_TARGETS,
+        RM_ALL,
 
 
 rule rm_train:

@@ -106,7 +106,8 @@ def load_rm_scores(path: str | Path, benchmark: str) -> pl.DataFrame:
             f"{path}: model '{dup['model'][0]}' has {dup['len'][0]} rows for objective"
             f" '{dup['objective'][0]}' on {benchmark}; keep one"
         )
-    num = [c for c in df.columns if c not in ("model", "objective", "benchmark", "source")]
+    text = ("model", "objective", "benchmark", "source", "incomplete")
+    num = [c for c in df.columns if c not in text]
     df = to_float(df, num, path)
     return df.with_columns(pl.col("score").alias("overall"))
 
@@ -191,6 +192,16 @@ def align(
         logging.getLogger(__name__).warning(
             "RM scores of model(s) %s ignored: not in the model table (add them to the"
             " config's model TSV to analyse them)", ", ".join(unknown))
+    # An incomplete evaluation (empty score, reason in 'incomplete') is no RM score.
+    empty = r.filter(pl.col("score").is_null())
+    if empty.height:
+        import logging
+
+        why = empty["incomplete"].to_list() if "incomplete" in empty.columns else [None] * empty.height
+        logging.getLogger(__name__).warning(
+            "%s RM score(s) left out, no overall score: %s", objective,
+            "; ".join(f"{m} ({w or 'empty score'})" for m, w in zip(empty["model"].to_list(), why)))
+        r = r.filter(pl.col("score").is_not_null())
     names = [m for m in r["model"].to_list() if m in pop]
     feat_models = set(features["model"].to_list())
     no_feat = sorted(set(names) - feat_models)

@@ -8,6 +8,10 @@
     long form over every evaluated benchmark: ``model, objective, benchmark, section,
     score, lo, hi, source`` (section ``overall`` is the benchmark's overall score).
 
+Incomplete evaluations: a section with a missing subset, and the overall score of a run
+with any section missing or partial, are empty cells, never a mean over what is there; the
+``incomplete`` column of ``rm_scores.csv`` says why (empty for complete rows).
+
 Imported results (``eval.import``: a CSV with the ``rm_scores.csv`` columns; ``benchmark``,
 ``source`` and the CI columns may be absent or empty, ``score`` may be empty and is then the
 mean of the four sections) are validated here, at DAG-build time, with errors that name the
@@ -33,7 +37,7 @@ OBJECTIVES = ("bt", "regression")
 SECTION_COLS = list(RB1_SECTIONS)  # chat, chat_hard, safety, reasoning
 VALUE_COLS = [*SECTION_COLS, "score"]
 CI_COLS = [f"{c}_{s}" for c in VALUE_COLS for s in ("lo", "hi")]
-TABLE_COLS = ["model", "objective", "benchmark", *VALUE_COLS, *CI_COLS, "source"]
+TABLE_COLS = ["model", "objective", "benchmark", *VALUE_COLS, *CI_COLS, "source", "incomplete"]
 ALL_COLS = ["model", "objective", "benchmark", "section", "score", "lo", "hi", "source"]
 PRECEDENCE = ("imported", "trained", "error")
 #: Tolerance (points) between an imported ``score`` and the mean of its four sections.
@@ -139,6 +143,7 @@ def read_import(path: str | Path, models: Iterable[str] | None = None) -> pl.Dat
 
 def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     schema = {c: (pl.Float64 if c in VALUE_COLS or c in CI_COLS else pl.Utf8) for c in TABLE_COLS}
+    rows = [{"incomplete": None, **r} for r in rows]
     return pl.DataFrame(rows, schema=schema).select(TABLE_COLS)
 
 
@@ -184,11 +189,23 @@ def row_from_eval(result: dict[str, Any]) -> dict[str, Any]:
         "benchmark": PRIMARY,
         "source": "trained",
     }
+    reasons = []
     for c in SECTION_COLS:
         sec = result["sections"].get(c) or {}
-        out[c], out[f"{c}_lo"], out[f"{c}_hi"] = sec.get("score"), sec.get("lo"), sec.get("hi")
+        miss = list(sec.get("missing_subsets") or [])
+        if sec.get("score") is None or miss:
+            reasons.append(f"{c}: no rows for {', '.join(miss) or 'any subset'}")
+            out[c], out[f"{c}_lo"], out[f"{c}_hi"] = None, None, None
+        else:
+            out[c], out[f"{c}_lo"], out[f"{c}_hi"] = sec["score"], sec.get("lo"), sec.get("hi")
     ov = result["overall"]
-    out["score"], out["score_lo"], out["score_hi"] = ov["score"], ov.get("lo"), ov.get("hi")
+    if reasons or not ov.get("complete", True) or ov.get("score") is None:
+        # A mean over the sections present is not the benchmark's score: leave it empty.
+        out["score"], out["score_lo"], out["score_hi"] = None, None, None
+        out["incomplete"] = "; ".join(reasons) or "overall score not complete"
+    else:
+        out["score"], out["score_lo"], out["score_hi"] = ov["score"], ov.get("lo"), ov.get("hi")
+        out["incomplete"] = None
     return out
 
 
@@ -208,15 +225,16 @@ def long_rows(result: dict[str, Any], source: str = "trained") -> list[dict[str,
             }
         )
     ov = result["overall"]
+    whole = ov.get("complete", True)  # a partial overall is no score (module docstring)
     rows.append(
         {
             "model": result["model"],
             "objective": result["objective"],
             "benchmark": result["benchmark"],
             "section": "overall",
-            "score": ov["score"],
-            "lo": ov.get("lo"),
-            "hi": ov.get("hi"),
+            "score": ov["score"] if whole else None,
+            "lo": ov.get("lo") if whole else None,
+            "hi": ov.get("hi") if whole else None,
             "source": source,
         }
     )

@@ -51,32 +51,73 @@ class Pair:
     strength: int
 
 
+#: Column holding each row's 1-based row number in the file (or hub split) it came from.
+ROW = "_row"
+#: Names of the validation split: public loaders (and the HelpSteer2-Preference file's
+#: ``split`` column) call it ``val``; the pipeline calls it ``validation``.
+SPLIT_ALIASES: dict[str, tuple[str, ...]] = {"validation": ("validation", "val")}
+
+
+def _row_no(row: Mapping[str, Any], i: int) -> int:
+    return int(row[ROW]) if row.get(ROW) is not None else i + 1
+
+
+def _text(row: Mapping[str, Any], col: str, where: str) -> str:
+    v = row[col]
+    if not isinstance(v, str):
+        raise DatasetError(f"{where}: field '{col}' must be text, got {v!r:.60}")
+    return v
+
+
 def pairs_from_frame(df: pl.DataFrame, what: str = "HelpSteer2-Preference") -> list[Pair]:
-    """Chosen/rejected pairs of a HelpSteer2-Preference frame; ties (strength 0) dropped."""
+    """Chosen/rejected pairs of a HelpSteer2-Preference frame; ties (strength 0) dropped.
+
+    Errors name the 1-based row (of the file, when the frame comes from :func:`numbered`)
+    and the field.
+    """
     require_columns(df, PAIR_COLUMNS, what)
+    cols = PAIR_COLUMNS + ([ROW] if ROW in df.columns else [])
     out: list[Pair] = []
-    for i, row in enumerate(df.select(PAIR_COLUMNS).iter_rows(named=True)):
+    for i, row in enumerate(df.select(cols).iter_rows(named=True)):
+        where = f"{what}: row {_row_no(row, i)}"
         s = row["preference_strength"]
         if s is None:
-            raise DatasetError(f"{what}: row {i}: field 'preference_strength' is empty")
-        s = int(s)
-        if not -3 <= s <= 3:
+            raise DatasetError(f"{where}: field 'preference_strength' is empty")
+        try:
+            s_int = int(s)
+            ok = s_int == float(s)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
             raise DatasetError(
-                f"{what}: row {i}: field 'preference_strength' = {s} is outside -3..3"
+                f"{where}: field 'preference_strength' = {s!r:.40} is not an integer -3..3"
             )
-        if s == 0:
+        if not -3 <= s_int <= 3:
+            raise DatasetError(f"{where}: field 'preference_strength' = {s_int} is outside -3..3")
+        if s_int == 0:
             continue
-        r1, r2 = str(row["response_1"]), str(row["response_2"])
-        first_wins = (s > 0) == (PREFERENCE_SIGN > 0)
+        prompt = _text(row, "prompt", where)
+        r1, r2 = _text(row, "response_1", where), _text(row, "response_2", where)
+        first_wins = (s_int > 0) == (PREFERENCE_SIGN > 0)
         chosen, rejected = (r1, r2) if first_wins else (r2, r1)
-        out.append(Pair(str(row["prompt"]), chosen, rejected, abs(s)))
+        out.append(Pair(prompt, chosen, rejected, abs(s_int)))
     return out
 
 
+def numbered(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` with :data:`ROW`, the 1-based row number, so messages survive split filtering."""
+    return df.with_row_index(ROW, offset=1)
+
+
 def split_rows(df: pl.DataFrame, split: str, what: str) -> pl.DataFrame:
-    """Rows of ``split`` when a ``split`` column exists; all rows for ``train`` otherwise."""
+    """Rows of ``split`` when a ``split`` column exists; all rows for ``train`` otherwise.
+
+    ``validation`` also matches ``val`` (:data:`SPLIT_ALIASES`), the value the published
+    HelpSteer2-Preference file uses.
+    """
     if "split" in df.columns:
-        sub = df.filter(pl.col("split") == split)
+        names = list(SPLIT_ALIASES.get(split, (split,)))
+        sub = df.filter(pl.col("split").cast(pl.Utf8).is_in(names))
         if sub.height == 0:
             found = sorted(set(df["split"].cast(pl.Utf8).to_list()))
             raise DatasetError(f"{what}: no rows with split == {split!r} (found {found})")
@@ -88,11 +129,19 @@ def split_rows(df: pl.DataFrame, split: str, what: str) -> pl.DataFrame:
 
 def load_pairs(entry: Mapping[str, Any], split: str, limit: int | None = None) -> list[Pair]:
     """HelpSteer2-Preference pairs of one split (``train`` / ``validation``)."""
-    what = f"data set {dict(entry)}"
-    pairs = pairs_from_frame(split_rows(load_frame(entry), split, what), what)
+    what = f"data set {describe(entry)}"
+    pairs = pairs_from_frame(split_rows(numbered(load_frame(entry)), split, what), what)
     if not pairs:
         raise DatasetError(f"{what}: split {split!r} has no pairs with a preference")
     return pairs[:limit] if limit else pairs
+
+
+def describe(entry: Mapping[str, Any]) -> str:
+    """A data-set entry in messages: its file, or its hub id with the options given."""
+    if "path" in entry:
+        return str(entry["path"])
+    return " ".join([str(entry.get("hub"))] + [f"{k}={entry[k]}" for k in
+                    ("name", "split", "data_files", "revision") if entry.get(k) is not None])
 
 
 @dataclass(frozen=True)
@@ -106,14 +155,21 @@ class Rated:
 
 def load_rated(entry: Mapping[str, Any], split: str = "train", limit: int | None = None) -> list[Rated]:
     """HelpSteer2 rows (prompt, response, five attributes) of one split."""
-    what = f"data set {dict(entry)}"
-    df = split_rows(load_frame(entry), split, what)
+    what = f"data set {describe(entry)}"
+    df = split_rows(numbered(load_frame(entry)), split, what)
     require_columns(df, ["prompt", "response", *ATTRIBUTES], what)
     out = []
-    for i, row in enumerate(df.select(["prompt", "response", *ATTRIBUTES]).iter_rows()):
-        if any(v is None for v in row[2:]):
-            raise DatasetError(f"{what}: row {i}: an attribute score is empty")
-        out.append(Rated(str(row[0]), str(row[1]), tuple(float(v) for v in row[2:])))  # type: ignore[arg-type]
+    for i, row in enumerate(df.select(["prompt", "response", *ATTRIBUTES, ROW]).iter_rows(named=True)):
+        where = f"{what}: row {_row_no(row, i)}"
+        scores = []
+        for a in ATTRIBUTES:
+            v = row[a]
+            try:
+                scores.append(float(v))
+            except (TypeError, ValueError):
+                raise DatasetError(f"{where}: field '{a}' = {v!r:.40} is not a score 0-4") from None
+        out.append(Rated(_text(row, "prompt", where), _text(row, "response", where),
+                         tuple(scores)))  # type: ignore[arg-type]
     if not out:
         raise DatasetError(f"{what}: split {split!r} is empty")
     return out[:limit] if limit else out

@@ -10,6 +10,7 @@ is read at a token that closes the response.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,10 +20,29 @@ FALLBACK_TEMPLATE = (
 )
 
 
+#: HelpSteer2's inline turn markers: a multi-turn prompt is ``{user 1}\n<extra_id_1>Assistant\n
+#: {assistant 1}\n<extra_id_1>User\n{user 2}`` (the last assistant turn is the response).
+TURN_MARKER = re.compile(r"\n?<extra_id_1>(User|Assistant)\n?")
+
+
+def split_turns(prompt: str) -> list[dict[str, str]]:
+    """The messages of a prompt; HelpSteer2's inline markers become alternating turns.
+
+    A prompt without markers is one user turn. Left inline, the markers would reach the
+    chat template as literal text inside one user message, so a multi-turn conversation
+    would be scored as a single odd question.
+    """
+    parts = TURN_MARKER.split(prompt)
+    msgs = [{"role": "user", "content": parts[0]}]
+    for role, content in zip(parts[1::2], parts[2::2]):
+        msgs.append({"role": role.lower(), "content": content})
+    return msgs
+
+
 def to_messages(prompt: str | Sequence[dict[str, str]], response: str) -> list[dict[str, str]]:
-    """A conversation whose last turn is the assistant's response."""
+    """A conversation whose last turn is the assistant's response (see :func:`split_turns`)."""
     if isinstance(prompt, str):
-        msgs = [{"role": "user", "content": prompt}]
+        msgs = split_turns(prompt)
     else:
         msgs = [dict(m) for m in prompt]
     return msgs + [{"role": "assistant", "content": response}]

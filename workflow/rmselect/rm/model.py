@@ -142,6 +142,29 @@ class RewardModel(nn.Module):
         return head(pooled.to(head.weight.dtype))
 
 
+#: Two token sequences of different length (ids offset past the special tokens) whose
+#: rewards, packed into one row and padded one per row, must agree before packing is used.
+PACKING_PROBE = ([7, 9, 11, 8, 10, 12, 9], [13, 8, 14, 7, 11])
+
+
+def packing_agrees(forward: Any, vocab_size: int, dtype: torch.dtype = torch.float32) -> tuple[bool, float]:
+    """Whether packed rewards equal padded ones for :data:`PACKING_PROBE`; (agrees, max diff).
+
+    Packing relies on the model turning restarting ``position_ids`` (and no attention mask)
+    into a block-diagonal causal mask, as transformers' own decoders do. A model that does
+    not (remote code, an architecture with its own masking) lets the second sequence attend
+    to the first: its reward then differs by far more than rounding. ``forward(rows, pack)``
+    returns the rewards of ``rows``. Tolerance: 1e-4 relative in fp32, 5 % in bf16/fp16.
+    """
+    rows = [[t % vocab_size for t in seq] for seq in PACKING_PROBE]
+    with torch.no_grad():
+        packed = forward(rows, True).float()
+        padded = forward(rows, False).float()
+    diff = float((packed - padded).abs().max())
+    rtol = 1e-4 if dtype == torch.float32 else 5e-2
+    return diff <= 1e-6 + rtol * float(padded.abs().max()), diff
+
+
 def load_for_training(
     ref: str | Path,
     num_labels: int,

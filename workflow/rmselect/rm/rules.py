@@ -44,6 +44,15 @@ def rm_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def trains_rms(config: Mapping[str, Any]) -> bool:
+    """Whether the study's default target needs trained RMs.
+
+    ``eval.train_and_evaluate: false`` means rm_scores.csv comes from ``eval.import`` alone,
+    so no RM is trained unless the ``rm`` target is asked for explicitly.
+    """
+    return bool((config.get("eval") or {}).get("train_and_evaluate", True))
+
+
 def lr_label(value: Any) -> str:
     """The ``{lr}`` wildcard of a grid value: Python's float repr (``5e-06``, ``0.0003``)."""
     try:

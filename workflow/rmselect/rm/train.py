@@ -335,6 +335,40 @@ def _forward_rows(engine: Any, rows: list[list[int]], pad_id: int, device: Any,
     return engine(ids.to(device), mask.to(device)), int(ids.numel())
 
 
+def decide_packing(engine: Any, cfg: RunConfig, args: argparse.Namespace, pad_id: int,
+                   device: Any, kappa: float, dtype: Any, log: "Log") -> dict[str, Any]:
+    """Packing only where it is proven: off for remote-code models (their masks are their
+    own), else on only when packed and padded rewards of two probe sequences agree
+    (:func:`rmselect.rm.model.packing_agrees`); otherwise padding, with a warning.
+
+    Returns ``{"requested", "used", "reason"}`` (written into run.json). Every rank runs the
+    same probe and reaches the same decision.
+    """
+    from rmselect.rm.model import packing_agrees
+
+    out = {"requested": cfg.packing, "used": False, "reason": "not requested (--no-packing)"}
+    if not cfg.packing:
+        return out
+    if args.trust_remote_code:
+        out["reason"] = "trust_remote_code model: its attention mask is its own code"
+        log.info(f"warning: packing off, padded batches instead ({out['reason']})")
+        return out
+
+    def forward(rows: list[list[int]], pack: bool) -> Any:
+        return _forward_rows(engine, rows, pad_id, device, pack, kappa)[0]
+
+    engine.eval()
+    ok, diff = packing_agrees(forward, int(engine.module.hf.config.vocab_size), dtype)
+    engine.train()
+    if ok:
+        out.update(used=True, reason=f"packed and padded rewards agree (max diff {diff:.2g})")
+    else:
+        out["reason"] = (f"packed and padded rewards differ by {diff:.3g}: the model does not"
+                         " keep packed sequences apart")
+        log.info(f"warning: packing off, padded batches instead ({out['reason']})")
+    return out
+
+
 def evaluate(engine: Any, prep: Prepared, pad_id: int, batch: int, rank: int, world: int,
              device: Any) -> Any:
     """Rewards of every validation sequence, ``(2 x pairs, labels)``: chosen then rejected.
@@ -423,6 +457,19 @@ def export_hf(engine: Any, cfg: RunConfig, tok: Any, template: str, out_dir: Pat
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Train one run; a bad data set or model is one line on stderr and exit status 2."""
+    from rmselect.datasets_io import DatasetError
+    from rmselect.hf import ModelLoadError
+
+    try:
+        return _main(argv)
+    except (DatasetError, ModelLoadError) as err:
+        sys.stderr.write(f"train_rm: error: {err}\n")
+        sys.stderr.flush()
+        return 2
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     t_start = time.time()
     rank, world, local_rank = dist_env()
@@ -476,6 +523,26 @@ def main(argv: Sequence[str] | None = None) -> int:
              f"{cfg.micro_batch} x accumulation {accum} x {world} rank(s); zero {cfg.zero_stage}; "
              f"{'cuda bf16' if cuda else 'cpu fp32'}")
 
+    # ---- tokenizer, data, plan, model: loaded before the run dir is touched, so a bad
+    # data set or model leaves nothing behind
+    tok = prepare_tokenizer(load_tokenizer(args.model, cfg_trust(args)))
+    template = resolve_template(tok, cfg.chat_template)
+    prep = prepare_data(cfg, tok, template)
+    n_train = len(prep.train_ids)
+    plan = D.batch_plan([prep.length(i) for i in range(n_train)], cfg.global_batch,
+                        cfg.micro_batch, world, cfg.epochs, cfg.seed, cfg.mega_batch)
+    n_steps = len(plan)
+    points = eval_points(n_steps, cfg.eval_every)
+    log.info(f"{n_train} training examples, {len(prep.val_chosen)} validation pairs, "
+             f"{n_steps} steps, evaluations at {points}; "
+             f"{'packed (if the probe agrees)' if cfg.packing else 'padded'} batches; "
+             f"truncation {prep.truncation}")
+
+    torch.manual_seed(cfg.seed)
+    dtype = torch.bfloat16 if cuda else torch.float32
+    hf = load_for_training(args.model, OBJECTIVES[cfg.objective], tok, cfg_trust(args), dtype,
+                           D.ATTRIBUTES if cfg.objective == "regression" else None)
+
     # ---- resume or start fresh
     ds_dir = out / "ds"
     state_file = out / "resume.json"
@@ -496,24 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dist.broadcast_object_list(flag, src=0)
         resume = bool(flag[0])
 
-    # ---- tokenizer, data, plan
-    tok = prepare_tokenizer(load_tokenizer(args.model, cfg_trust(args)))
-    template = resolve_template(tok, cfg.chat_template)
-    prep = prepare_data(cfg, tok, template)
-    n_train = len(prep.train_ids)
-    plan = D.batch_plan([prep.length(i) for i in range(n_train)], cfg.global_batch,
-                        cfg.micro_batch, world, cfg.epochs, cfg.seed, cfg.mega_batch)
-    n_steps = len(plan)
-    points = eval_points(n_steps, cfg.eval_every)
-    log.info(f"{n_train} training examples, {len(prep.val_chosen)} validation pairs, "
-             f"{n_steps} steps, evaluations at {points}; "
-             f"{'packed' if cfg.packing else 'padded'} batches; truncation {prep.truncation}")
-
-    # ---- model and engine
-    torch.manual_seed(cfg.seed)
-    dtype = torch.bfloat16 if cuda else torch.float32
-    hf = load_for_training(args.model, OBJECTIVES[cfg.objective], tok, cfg_trust(args), dtype,
-                           D.ATTRIBUTES if cfg.objective == "regression" else None)
+    # ---- engine
     if cfg.grad_checkpointing:
         hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = RewardModel(hf)
@@ -528,6 +578,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup_steps))
     engine, _, _, _ = deepspeed.initialize(
         model=model, optimizer=opt, lr_scheduler=sched, config=ds_config(cfg, accum, cuda))
+
+    packing = decide_packing(engine, cfg, args, tok.pad_token_id, device, kappa, dtype, log)
 
     evals: list[dict[str, Any]] = []
     start = 0
@@ -554,7 +606,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         positions = 0
         for mb in st.for_rank(rank):
             rows = prep.rows(mb)
-            out_t, n_pos = _forward_rows(engine, rows, pad_id, device, cfg.packing, kappa)
+            out_t, n_pos = _forward_rows(engine, rows, pad_id, device, packing["used"], kappa)
             positions += n_pos
             if cfg.objective == "bt":
                 r = out_t[:, 0].float()
@@ -632,7 +684,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "batch": f"{cfg.micro_batch} x {accum} x {world} = {cfg.global_batch}",
             "device": "cuda" if cuda else "cpu", "dtype": str(dtype).replace("torch.", ""),
             "n_train": n_train, "n_val_pairs": n_val, "steps": n_steps,
-            "truncation": prep.truncation,
+            "truncation": prep.truncation, "packing": packing,
             "padding_fraction": float(np.mean(pads)) if pads else None,
             "tokens_per_s_median": float(np.median(tps)) if tps else None,
             "evals": evals, "best": best,

@@ -1,0 +1,1 @@
+"""Test support code: fixtures that copy published data layouts (no downloads)."""
