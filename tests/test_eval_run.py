@@ -392,7 +392,8 @@ def test_incomplete_evaluation_is_an_empty_cell_with_its_reason(tmp_path):
     rm = load_rm_scores(out, "rewardbench")
     models = pl.DataFrame({"model": ["m1", "m2"], "family": ["a", "b"], "publisher": ["p", "p"],
                            "params_b": [1.0, 2.0], "stage": ["base", "base"],
-                           "size_group": ["s", "s"]})
+                           "size_group": ["s", "s"], "in_population": [True, True],
+                           "lineage": ["a", "b"]})
     feats = pl.DataFrame({"model": ["m1", "m2"], "f": [1.0, 2.0]})
-    al = align(rm, feats, models, "bt", None, "drop_feature")
+    al = align(rm, feats, models, "bt", "drop_feature")
     assert al.models == ["m1"] and not np.isnan(al.y["overall"]).any()
