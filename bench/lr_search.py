@@ -56,6 +56,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--eval-every", type=int, default=None, help="default 10 (quick: 5)")
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--json", default=None, help="also write the numbers here")
+    p.add_argument("--compare-only", action="store_true",
+                   help="do not run anything: compare the two copies already in --workdir")
     return p.parse_args(argv)
 
 
@@ -127,7 +129,13 @@ def compare(full: Path, halv: Path, models: list[str]) -> dict:
                       for d in (full, halv))
             fe, he = (json.loads((d / "results/eval/rewardbench" / objective / f"{m}.json")
                                  .read_text())["overall"]["score"] for d in (full, halv))
+            # every (LR, step) halving evaluated must equal the full grid's evaluation
+            full_acc = {(r.parent.name, e["step"]): e["val_accuracy"] for r in f_runs
+                        for e in json.loads(r.read_text())["evals"]}
+            pairs = [(full_acc.get((p.parent.name, e["step"])), e["val_accuracy"])
+                     for p in h_runs for e in json.loads(p.read_text())["evals"]]
             rows.append({
+                "evals_halving": len(pairs), "evals_differing": sum(a != b for a, b in pairs),
                 "objective": objective, "model": m,
                 "steps_full": sum(last_step(p) for p in f_runs),
                 "steps_halving": sum(last_step(p) for p in h_runs),
@@ -138,7 +146,9 @@ def compare(full: Path, halv: Path, models: list[str]) -> dict:
             })
     sf, sh = sum(r["steps_full"] for r in rows), sum(r["steps_halving"] for r in rows)
     losses = [r["loss"] for r in rows]
-    return {"rows": rows, "ratio": sh / sf, "steps_full": sf, "steps_halving": sh,
+    return {"rows": rows, "ratio": sh / sf,
+            "evals_halving": sum(r["evals_halving"] for r in rows),
+            "evals_differing": sum(r["evals_differing"] for r in rows), "steps_full": sf, "steps_halving": sh,
             "same": sum(r["same"] for r in rows), "n": len(rows),
             "loss_mean": sum(losses) / len(losses), "loss_worst": max(losses)}
 
@@ -147,14 +157,17 @@ def main(argv=None) -> int:
     args = parse(argv)
     models = [m for m in args.models.split(",") if m]
     root = Path(args.workdir).resolve()
-    for mode in ("full", "halving"):
-        shutil.rmtree(root / mode, ignore_errors=True)
-    full, halv = (prepare(root, args, mode, models) for mode in ("full", "halving"))
-    targets = [f"results/eval/rewardbench/{o}/{m}.json" for o in ("bt", "regression")
-               for m in models]
-    t_full = snakemake(full, targets, args.cores)
-    shutil.copytree(full / "results" / "toy", halv / "results" / "toy")  # copy2 keeps times
-    t_halv = snakemake(halv, targets, args.cores, "--rerun-triggers", "mtime")
+    full, halv = root / "full", root / "halving"
+    t_full = t_halv = float("nan")
+    if not args.compare_only:
+        for mode in ("full", "halving"):
+            shutil.rmtree(root / mode, ignore_errors=True)
+        full, halv = (prepare(root, args, mode, models) for mode in ("full", "halving"))
+        targets = [f"results/eval/rewardbench/{o}/{m}.json" for o in ("bt", "regression")
+                   for m in models]
+        t_full = snakemake(full, targets, args.cores)
+        shutil.copytree(full / "results" / "toy", halv / "results" / "toy")  # keeps times
+        t_halv = snakemake(halv, targets, args.cores, "--rerun-triggers", "mtime")
     res = compare(full, halv, models)
     res.update(wall_full_s=t_full, wall_halving_s=t_halv, quick=args.quick, models=models,
                eta=args.eta)
@@ -168,6 +181,8 @@ def main(argv=None) -> int:
     print(f"ratio {res['ratio']:.3f}  (training steps, halving / full: "
           f"{res['steps_halving']} / {res['steps_full']})")
     print(f"same checkpoint {res['same']}/{res['n']}")
+    print(f"evaluations identical to the full grid's: "
+          f"{res['evals_halving'] - res['evals_differing']}/{res['evals_halving']}")
     print(f"score loss mean {res['loss_mean']:.2f} worst {res['loss_worst']:.2f} "
           "(RewardBench points, full - halving)")
     print(f"wall: full {t_full:.0f} s (incl. toy zoo), halving {t_halv:.0f} s")

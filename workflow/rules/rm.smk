@@ -84,6 +84,7 @@ rule rm_train_rung:
         model=lambda wc: model_files(wc.model),
         data=lambda wc: rm_rules.train_data_files(config, wc.objective),
         # the run's previous rung: its DeepSpeed checkpoint is where this rung continues
+        # (the rung's budget is in params.flags; halving.py edits do not retrain)
         previous=lambda wc: (
             [rm_rules.rung_path(wc.objective, wc.model, wc.lr, int(wc.rung) - 1)]
             if int(wc.rung) > 0
@@ -112,7 +113,6 @@ rule rm_train_rung:
             "workflow/rmselect/rm/model.py",
             "workflow/rmselect/rm/pooling.py",
             "workflow/rmselect/rm/merge.py",
-            "workflow/rmselect/rm/halving.py",
             "workflow/rmselect/distributed.py",
             "workflow/rmselect/hf.py",
         ),
