@@ -218,3 +218,9 @@ def test_halving_keeps_the_planted_best_rate_and_selection_picks_it(setup, tmp_p
     assert steps <= 0.5 * 5 * 16
     best = select.best_candidate(select.collect(final, "bt", 0.05))
     assert best["lr"] == 0.002
+    # pruning at selection also drops the DeepSpeed state the stopped runs kept
+    assert len(list(tmp_path.glob("lr*/ds"))) == 4
+    assert select.main(["--runs", *final, "--model-name", "tiny", "--objective", "bt",
+                        "--final", str(tmp_path / "final"),
+                        "--selected", str(tmp_path / "selected.json"), "--prune"]) == 0
+    assert not list(tmp_path.glob("lr*/ds")) and (tmp_path / "final" / "config.json").exists()
