@@ -75,10 +75,10 @@ def test_missing_path_is_an_error(tmp_path):
 
 
 def _rule_blocks(text: str) -> dict[str, str]:
-    """Rule name -> its text, for every `rule NAME:` in a .smk file."""
+    """Rule name -> its text, for every `rule NAME:` (or `checkpoint NAME:`) in a .smk file."""
     import re
 
-    starts = [(m.start(), m.group(1)) for m in re.finditer(r"^\s*rule (\w+):$", text, re.M)]
+    starts = [(m.start(), m.group(1)) for m in re.finditer(r"^\s*(?:rule|checkpoint) (\w+):$", text, re.M)]
     ends = [s for s, _ in starts[1:]] + [len(text)]
     return {name: text[s:e] for (s, name), e in zip(starts, ends)}
 

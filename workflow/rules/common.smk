@@ -140,3 +140,39 @@ def code_hash(*paths):
     from rmselect.cluster.rerun import code_hash as _code_hash
 
     return _code_hash(*paths, root=REPO)
+
+
+# rm.lr_search.mode: halving (workflow/rules/rm.smk): the successive-halving decisions are
+# checkpoints (rule rm_halving), read here for the rules that depend on them.
+def rm_decision(wc, rung):
+    """The decision after `rung` of this (objective, model) (evaluates the checkpoint)."""
+    from rmselect.rm.halving import read_decision
+
+    out = checkpoints.rm_halving.get(
+        objective=wc.objective, model=wc.model, rung=str(rung)
+    ).output[0]
+    return read_decision(out)
+
+
+def rm_halving_input(wc):
+    """Inputs of the decision after rung `wc.rung`: its participants' rung files."""
+    from rmselect.rm.rules import halving_inputs
+
+    r = int(wc.rung)
+    prev = rm_decision(wc, r - 1) if r > 0 else None
+    return halving_inputs(config, wc.objective, wc.model, r, prev)
+
+
+def rm_select_runs(wc):
+    """Full grid: every run.json. Halving: every rate's latest rung file."""
+    from rmselect.rm.halving import final_runs, lr_search
+    from rmselect.rm.rules import lr_grid
+
+    if not lr_search(config).halving:
+        return expand(
+            "results/rm/{objective}/{model}/lr{lr}/run.json",
+            objective=wc.objective,
+            model=wc.model,
+            lr=lr_grid(config, wc.objective, wc.model),
+        )
+    return final_runs(lambda r: rm_decision(wc, r))

@@ -147,6 +147,60 @@ def train_flags(study: Study, model: str, objective: str, lr: str) -> str:
     return " ".join(shlex.quote(f) for f in flags)
 
 
+def rung_flags(study: Study, model: str, objective: str, lr: str, rung: int | str) -> str:
+    """Trainer flags of one successive-halving rung: the run's flags plus its step budget.
+
+    The run's own flags are exactly those of the full protocol (same resume signature), so
+    each rung continues the previous rung's DeepSpeed checkpoint; the last rung has no
+    budget and trains to the end.
+    """
+    from rmselect.rm.halving import lr_search, rung_budget
+
+    search = lr_search(study.config)
+    n = len(lr_grid(study.config, objective, model))
+    budget = rung_budget(int(rung), n, search)
+    flags = train_flags(study, model, objective, lr)
+    return flags if budget is None else f"{flags} --max-steps {budget}"
+
+
+def halving_flags(config: Mapping[str, Any], objective: str, model: str, rung: int | str) -> str:
+    """Flags of workflow/scripts/halving_rm.py for the decision after ``rung``."""
+    from rmselect.rm.halving import lr_search
+
+    search = lr_search(config)
+    n = len(lr_grid(config, objective, model))
+    return (f"--rung {int(rung)} --grid-size {n} --eta {search.eta} "
+            f"--min-steps {search.min_steps}")
+
+
+def rung_path(objective: str, model: str, lr: str, rung: int | str) -> str:
+    """The summary one rung of one run writes (rule rm_train_rung)."""
+    return f"results/rm/{objective}/{model}/lr{lr}/rung{int(rung)}.json"
+
+
+def decision_path(objective: str, model: str, rung: int | str) -> str:
+    """The decision after one rung (checkpoint rm_halving)."""
+    return f"results/rm/{objective}/{model}/halving/rung{int(rung)}.json"
+
+
+def halving_inputs(config: Mapping[str, Any], objective: str, model: str, rung: int | str,
+                   previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Inputs of the decision after ``rung``: the participants' summaries (and the
+    previous decision, whose ``runs`` it carries on). ``previous`` is that decision's
+    content (None for rung 0)."""
+    from rmselect.rm.halving import next_participants
+
+    r = int(rung)
+    if r == 0:
+        return {"runs": [rung_path(objective, model, lr, 0)
+                         for lr in lr_grid(config, objective, model)]}
+    if previous is None:
+        raise ValueError("rung > 0 needs the previous decision")
+    parts = next_participants(previous, lambda lr, k: rung_path(objective, model, lr, k))
+    return {"previous": decision_path(objective, model, r - 1),
+            "runs": [parts[lr] for lr in sorted(parts, key=float)]}
+
+
 def train_data_files(config: Mapping[str, Any], objective: str) -> list[str]:
     """Local files a training run reads (hub data sets resolve at run time)."""
     data = config["data"]

@@ -8,7 +8,8 @@ the winner is the best (LR, step, w). Ties go to the smaller LR, then the earlie
 
 The winner is copied (hard links where possible) to ``final/`` with ``rmselect.json``
 (merge weights, provenance) and described in ``selected.json``. With ``--prune`` every other
-checkpoint dir of the runs is deleted afterwards (the run.json files stay).
+checkpoint dir of the runs is deleted afterwards (the run.json files stay), and so is the
+DeepSpeed state (``ds/``) that runs stopped by successive halving keep.
 """
 
 from __future__ import annotations
@@ -122,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for c in cands:
             if c["checkpoint"] != best["checkpoint"]:
                 shutil.rmtree(c["checkpoint"], ignore_errors=True)
+        # Runs stopped by successive halving keep their DeepSpeed state (to continue if the
+        # search changes); pruning drops it too (a later continuation retrains that run).
+        for rp in args.runs:
+            shutil.rmtree(Path(rp).parent / "ds", ignore_errors=True)
     sys.stderr.write(
         f"[select_rm] {args.model_name} {args.objective}: lr {best['lr']:g} step {best['step']} "
         f"val accuracy {best['val_accuracy']:.4f} weights {best['weights']} "

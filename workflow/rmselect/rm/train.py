@@ -13,6 +13,15 @@ One call trains one (model, objective, learning rate) run into ``--out`` (the ru
   schedule, step): a rerun of a killed job resumes from it and, given the same seed and
   ranks, ends with the same metrics. Removed at the end unless ``--keep-ds-checkpoint``.
 
+With ``--max-steps B`` (a successive-halving rung, :mod:`rmselect.rm.halving`) the run stops
+at the first evaluation point at or after ``B`` and keeps ``ds/``; the summary (``--result``,
+e.g. ``rung0.json``: the run.json keys plus ``complete``, ``max_steps``, ``stop_step``) lists
+the evaluations up to there. The step budget is not part of the resume signature: a later
+call with a larger budget resumes and trains on with the same schedule (warm-up then
+constant, independent of the run length) and the same batch plan, so a run continued
+through every rung equals a full run. A call whose checkpoint is already past its budget
+trains nothing and reports the evaluations up to the budget.
+
 The entry point is rank/world-size agnostic: under ``torchrun`` (or srun setting
 ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_ADDR``/``MASTER_PORT``) each process is one
 rank; started plainly it is a single rank on a free local port.
@@ -91,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     a("--log-every", type=int, default=1, help="progress line on stderr every N steps")
     a("--stop-after-steps", type=int, default=None,
       help="debug: exit with status 75 after this step, as if killed (tests resume)")
+    a("--max-steps", type=int, default=None,
+      help="successive-halving rung: stop at the first evaluation point at or after this "
+      "step and keep ds/, so a later call with a larger budget continues the same run (same "
+      "LR schedule and data order); the summary then says complete: false")
+    a("--result", default=None,
+      help="where to write the run summary (default <out>/run.json; rungs: rung{r}.json)")
     return p
 
 
@@ -533,6 +548,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
                         cfg.micro_batch, world, cfg.epochs, cfg.seed, cfg.mega_batch)
     n_steps = len(plan)
     points = eval_points(n_steps, cfg.eval_every)
+    stop = n_steps if args.max_steps is None else next(
+        p for p in points if p >= min(max(1, args.max_steps), n_steps))
     log.info(f"{n_train} training examples, {len(prep.val_chosen)} validation pairs, "
              f"{n_steps} steps, evaluations at {points}; "
              f"{'packed (if the probe agrees)' if cfg.packing else 'padded'} batches; "
@@ -595,12 +612,14 @@ def _main(argv: Sequence[str] | None = None) -> int:
                 if int(d.name[4:]) > start:
                     shutil.rmtree(d, ignore_errors=True)
         log.info(f"resumed from {ds_dir} at step {start}")
+    if start > stop:  # the checkpoint is past this rung's budget: nothing to train
+        log.info(f"checkpoint at step {start} is past the budget {stop}: reporting up to {stop}")
 
     # ---- train
     n_val = len(prep.val_chosen)
     pad_id = tok.pad_token_id
     engine.train()
-    for st in plan[start:]:
+    for st in plan[start:stop]:
         t0 = time.time()
         losses = []
         positions = 0
@@ -668,15 +687,19 @@ def _main(argv: Sequence[str] | None = None) -> int:
     # ---- finish
     if world > 1:
         dist.barrier()
+    complete = stop == n_steps
+    evals = [e for e in evals if e["step"] <= stop]
     if rank == 0:
         best = max(evals, key=lambda e: (e["val_accuracy"], -e["step"]))
         steps_rows = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()
                       if ln.strip()]
         tps = [r["tokens_per_s"] for r in steps_rows if "tokens_per_s" in r]
         pads = [r["padding_fraction"] for r in steps_rows if "padding_fraction" in r]
-        if not args.keep_ds_checkpoint:
+        if complete and not args.keep_ds_checkpoint:
             shutil.rmtree(ds_dir, ignore_errors=True)
-        write_json(out / "run.json", {
+        rung = ({"complete": complete, "max_steps": args.max_steps, "stop_step": stop}
+                if args.max_steps is not None or args.result else {})
+        write_json(Path(args.result) if args.result else out / "run.json", {
             "model": name, "model_ref": args.model, "objective": cfg.objective, "lr": cfg.lr,
             "signature": sig, "config": asdict(cfg), "world_size": world,
             "micro_batch": cfg.micro_batch, "accumulation": accum,
@@ -689,7 +712,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
             "tokens_per_s_median": float(np.median(tps)) if tps else None,
             "evals": evals, "best": best,
             "checkpoints": [e["checkpoint"] for e in evals],
-            "wall_s": time.time() - t_start,
+            "wall_s": time.time() - t_start, **rung,
         })
         log.info(f"done in {time.time() - t_start:.1f}s; best step {best['step']} "
                  f"val accuracy {best['val_accuracy']:.4f}")
