@@ -151,8 +151,9 @@ def test_real_build_models_differ_and_load():
         assert render(tok, "Q?", "A.").endswith("A.<|end|>")
     # Within a family, more pre-training compute (params x tokens) -> lower held-out loss, by
     # at least MARGIN nats/token between neighbours. The margin is a property, not a machine's
-    # digits: other kernels (bench/machine_independence.py: ATEN_CPU_CAPABILITY=avx2, oneDNN
-    # off) move a held-out loss by < 1e-3, the zoo's neighbours differ by >= 0.05 (docs/toy-world.md).
+    # digits: other kernels (bench/machine_independence.py: ATEN_CPU_CAPABILITY=avx2) move a
+    # held-out loss by up to 0.01, another model seed by up to 0.013; the closest neighbours
+    # (toyllama-2-s/-m) differ by 0.040-0.057 over those (docs/toy-world.md).
     # The old assertion (strictly lower, no margin) failed on every machine: toyllama-2-m had
     # 160 steps to toyllama-2-s's 360 and ended at 0.909 vs 0.779 (toyqwen-1-l, 140 steps, at
     # 1.17 vs toyqwen-1-m's 0.82); a lower learning rate made it worse (3e-3: 0.937, 2e-3:
