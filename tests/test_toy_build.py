@@ -105,9 +105,31 @@ def test_model_table_sizes_match_size_groups():
         assert study.size_group(g["default"]) == g["name"]
 
 
+def test_zoo_recipe_larger_model_of_a_family_trains_at_least_as_long():
+    """The cause of the zoo's inverted losses, checked without a build: at these budgets
+    (80-360 steps of 1k tokens) held-out loss is set by the steps, and a wider model trained
+    for fewer steps ends worse whatever its FLOPs (toyllama-2-m, 160 steps: 0.909 vs
+    toyllama-2-s, 360: 0.779; a lower LR made it worse). So within a family the model with
+    more parameters gets at least the steps of every smaller one. (Its peak LR may be lower:
+    toyqwen-1-l, 4x160, ends at 1.062 with 5e-3 and 0.975 with 3e-3 after 160 steps.)"""
+    from rmselect.toy.models import parse_spec
+
+    with (REPO / "config/models_toy.tsv").open() as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    fams: dict[str, list] = {}
+    for r in rows:
+        fams.setdefault(r["family"], []).append(
+            (float(r["params_b"]), parse_spec(parse_toy_spec(r["source"]), r["name"]), r["name"]))
+    for fam, ms in fams.items():
+        ms.sort(key=lambda m: m[0])
+        for (_, a, na), (_, b, nb) in zip(ms, ms[1:]):
+            assert b["steps"] >= a["steps"], (fam, na, a["steps"], nb, b["steps"])
+
+
 # ----------------------------------------------------------------------------- real build
 
 BUILD = REPO / "results/toy/build.json"
+MARGIN = 0.02  # nats/token; bench/machine_independence.py uses the same
 
 
 @pytest.mark.slow
@@ -127,7 +149,15 @@ def test_real_build_models_differ_and_load():
             study.model(name).params_b, rel=1e-4)
         tok = AutoTokenizer.from_pretrained(d)
         assert render(tok, "Q?", "A.").endswith("A.<|end|>")
-    # Within a family, more pre-training compute (params x tokens) -> lower held-out loss.
+    # Within a family, more pre-training compute (params x tokens) -> lower held-out loss, by
+    # at least MARGIN nats/token between neighbours. The margin is a property, not a machine's
+    # digits: other kernels (bench/machine_independence.py: ATEN_CPU_CAPABILITY=avx2) move a
+    # held-out loss by up to 0.01, another model seed by up to 0.013; the closest neighbours
+    # (toyllama-2-s/-m) differ by 0.040-0.057 over those (docs/toy-world.md).
+    # The old assertion (strictly lower, no margin) failed on every machine: toyllama-2-m had
+    # 160 steps to toyllama-2-s's 360 and ended at 0.909 vs 0.779 (toyqwen-1-l, 140 steps, at
+    # 1.17 vs toyqwen-1-m's 0.82); a lower learning rate made it worse (3e-3: 0.937, 2e-3:
+    # 0.990), so the larger models were under-trained, and now get at least the smaller's steps.
     fams: dict[str, list] = {}
     for name, r in recs.items():
         fams.setdefault(study.model(name).family, []).append(
@@ -135,6 +165,6 @@ def test_real_build_models_differ_and_load():
     for fam, ms in fams.items():
         ms.sort()
         losses = [x[1] for x in ms]
-        assert all(a > b for a, b in zip(losses, losses[1:])), (fam, ms)
+        assert all(a - b >= MARGIN for a, b in zip(losses, losses[1:])), (fam, ms)
     rec = json.loads(BUILD.read_text())
     assert rec["files"] == file_hashes(REPO / "results/toy")
