@@ -25,7 +25,7 @@ held-out loss lower by at least ``MARGIN``), and prints how far each loss moved 
 ``--rm`` also trains one BT reward model per set-up from the weak and the strong base model
 of the signal test (``toyllama-1-s``, 80 steps; ``toyllama-2-s``, 360; built under
 ``--root``/models) with the default recipe (workflow/scripts/train_rm.py: 2,400 toy pairs,
-lr 1e-3, batch 16, one epoch), scores the final checkpoint on RewardBench's eight fact
+lr 1e-3, batch 16, one epoch), selects its checkpoint as rm_select does (best validation accuracy), scores it on RewardBench's eight fact
 subsets (eval-split entities, ``rmselect.toy.data.JUDGED_SUBSETS``) and checks the property
 tests/test_rm_signal.py asserts: the strong base model's RM wins on those pairs. It prints how
 far the validation and fact accuracies moved from ``native``.
@@ -95,7 +95,8 @@ def _rm_worker(model: str, root: Path, seed: int) -> dict:
                "--out", str(Path(d) / "run"), "--threads", "1"]
         subprocess.run(cmd, check=True, capture_output=True, text=True)
         run = json.loads((Path(d) / "run/run.json").read_text())
-        last = run["evals"][-1]
+        # the pipeline's BT selection: best validation accuracy, ties to the earlier step
+        last = max(run["evals"], key=lambda e: (e["val_accuracy"], -e["step"]))
         rm = load_reward_model(last["checkpoint"], dtype="float32", max_length=256)
         rb = pl.read_ndjson(root / "data/rewardbench.jsonl")
         facts = rb.filter(pl.col("subset").is_in(list(JUDGED_SUBSETS)))
