@@ -96,7 +96,7 @@ def test_every_rule_that_runs_a_script_hashes_that_script():
         text = smk.read_text()
         # CODE = code_hash(...) defined at the top of a file and named by rules
         shared = {m.group(1): m.group(2)
-                  for m in re.finditer(r"^(\w*CODE\w*) = code_hash\((.*?)\n\)", text, re.M | re.S)}
+                  for m in re.finditer(r"^(\w*CODE\w*) = code_hash\((.*?)\)[ \t]*$", text, re.M | re.S)}
         for name, block in _rule_blocks(text).items():
             call = re.search(r"code=code_hash\((.*?)\)", block, re.S)
             # scripts the rule runs: named in its shell or params, outside the hash itself

@@ -41,7 +41,7 @@ rule analysis_models:
         ANALYSIS_ENV
     params:
         script=f"{ASCRIPT}/analysis_models.py",
-        code=code_hash(f"{ASCRIPT}/analysis_models.py", "workflow/rmselect/analysis"),
+        code=code_hash(f"{ASCRIPT}/analysis_models.py"),
         models=shell_json(study_rows(STUDY)),
     shell:
         "python {params.script} --models-json {params.models} --out {output} > {log} 2>&1"
@@ -75,7 +75,7 @@ rule analysis_gains:
         runtime=res("analysis", "runtime"),
     params:
         script=f"{ASCRIPT}/analysis_gains.py",
-        code=code_hash(f"{ASCRIPT}/analysis_gains.py", "workflow/rmselect/analysis"),
+        code=code_hash(f"{ASCRIPT}/analysis_gains.py"),
         benchmark=A["benchmark"],
     shell:
         "python {params.script} --rm-scores {input.rm} --models {input.models}"
@@ -112,9 +112,7 @@ rule analysis_correlations:
         runtime=res("analysis", "runtime"),
     params:
         script=f"{ASCRIPT}/analysis_correlations.py",
-        code=code_hash(
-            f"{ASCRIPT}/analysis_correlations.py", "workflow/rmselect/analysis"
-        ),
+        code=code_hash(f"{ASCRIPT}/analysis_correlations.py"),
         benchmark=A["benchmark"],
         missing=A["missing"],
         boot=A["correlations"]["bootstrap"],
@@ -154,7 +152,7 @@ rule analysis_coverage:
         runtime=res("analysis", "runtime"),
     params:
         script=f"{ASCRIPT}/analysis_coverage.py",
-        code=code_hash(f"{ASCRIPT}/analysis_coverage.py", "workflow/rmselect/analysis"),
+        code=code_hash(f"{ASCRIPT}/analysis_coverage.py"),
         benchmark=A["benchmark"],
         missing=A["missing"],
         k=shell_words(A["coverage"]["k"]),
@@ -219,7 +217,7 @@ rule analysis_selection:
         runtime=res("analysis", "runtime"),
     params:
         script=f"{ASCRIPT}/analysis_selection.py",
-        code=code_hash(f"{ASCRIPT}/analysis_selection.py", "workflow/rmselect/analysis"),
+        code=code_hash(f"{ASCRIPT}/analysis_selection.py"),
         benchmark=A["benchmark"],
         missing=A["missing"],
         k=shell_words(A["coverage"]["k"]),
@@ -268,7 +266,7 @@ rule analysis_pca:
         runtime=res("analysis", "runtime"),
     params:
         script=f"{ASCRIPT}/analysis_pca.py",
-        code=code_hash(f"{ASCRIPT}/analysis_pca.py", "workflow/rmselect/analysis"),
+        code=code_hash(f"{ASCRIPT}/analysis_pca.py"),
         benchmark=A["benchmark"],
         missing=A["missing"],
         components=A["pca"]["components"],
@@ -301,9 +299,7 @@ rule analysis_bt_vs_regression:
         ANALYSIS_ENV
     params:
         script=f"{ASCRIPT}/analysis_bt_vs_regression.py",
-        code=code_hash(
-            f"{ASCRIPT}/analysis_bt_vs_regression.py", "workflow/rmselect/analysis"
-        ),
+        code=code_hash(f"{ASCRIPT}/analysis_bt_vs_regression.py"),
         benchmark=A["benchmark"],
     shell:
         "python {params.script} --rm-scores {input.rm} --models {input.models}"
@@ -338,7 +334,7 @@ rule analysis_tables:
         ANALYSIS_ENV
     params:
         script=f"{ASCRIPT}/analysis_tables.py",
-        code=code_hash(f"{ASCRIPT}/analysis_tables.py", "workflow/rmselect/analysis"),
+        code=code_hash(f"{ASCRIPT}/analysis_tables.py"),
         benchmark=A["benchmark"],
     shell:
         "python {params.script} --rm-scores {input.rm} --models {input.models}"
@@ -360,9 +356,7 @@ if POSTTRAINING:
             ANALYSIS_ENV
         params:
             script=f"{ASCRIPT}/analysis_tables.py",
-            code=code_hash(
-                f"{ASCRIPT}/analysis_tables.py", "workflow/rmselect/analysis"
-            ),
+            code=code_hash(f"{ASCRIPT}/analysis_tables.py"),
             benchmark=A["benchmark"],
         shell:
             "python {params.script} --posttraining {input} --benchmark {params.benchmark}"
@@ -387,9 +381,7 @@ rule analysis_leaderboard:
         ANALYSIS_ENV
     params:
         script=f"{ASCRIPT}/analysis_leaderboard.py",
-        code=code_hash(
-            f"{ASCRIPT}/analysis_leaderboard.py", "workflow/rmselect/analysis"
-        ),
+        code=code_hash(f"{ASCRIPT}/analysis_leaderboard.py"),
         lb=A["leaderboard_csv"] or "''",
         top=A["leaderboard_top"],
     shell:
@@ -420,7 +412,7 @@ rule recommend:
         runtime=res("analysis", "runtime"),
     params:
         script=f"{ASCRIPT}/recommend.py",
-        code=code_hash(f"{ASCRIPT}/recommend.py", "workflow/rmselect/analysis"),
+        code=code_hash(f"{ASCRIPT}/recommend.py"),
         candidates=shell_words(A["recommend"]["candidates"]),
         benchmark=A["benchmark"],
         missing=A["missing"],
@@ -485,11 +477,7 @@ rule analysis_cost:
         ANALYSIS_ENV
     params:
         script=f"{ASCRIPT}/analysis_cost.py",
-        code=code_hash(
-            f"{ASCRIPT}/analysis_cost.py",
-            "workflow/rmselect/analysis",
-            "workflow/rmselect/plan",
-        ),
+        code=code_hash(f"{ASCRIPT}/analysis_cost.py"),
         cost_dir=COST,
         cost=shell_json(A["cost"]),
         gpus=shell_json(gpu_allocation(STUDY)),

@@ -45,12 +45,7 @@ BENCH_PRESENCE = ["results/presence/summary.csv"] if BENCH_PRESENCE_DOMAINS else
 BENCH_PUBLISHED = BENCH.published
 # Code a run job depends on (editing it reruns the jobs; rmselect.cluster.rerun).
 BENCH_RUN_CODE = code_hash(
-    "workflow/scripts/bench_run.py",
-    *(
-        f"workflow/rmselect/bench/{m}.py"
-        for m in ("run", "code", "sandbox", "normalise", "sampling", "spec")
-    ),
-    "workflow/rmselect/bench/lm_tasks",
+    "workflow/scripts/bench_run.py", "workflow/rmselect/bench/lm_tasks"
 )
 # The stage's outputs.
 BENCHMARK_TARGETS = (
@@ -236,9 +231,7 @@ rule bench_params:
             else ""
         ),
         tolerance=BENCH.params_tolerance,
-        code=code_hash(
-            "workflow/scripts/bench_params.py", "workflow/rmselect/bench/params.py"
-        ),
+        code=code_hash("workflow/scripts/bench_params.py"),
     shell:
         "python workflow/scripts/bench_params.py --model {wildcards.model}"
         " --model-ref {params.ref} --kind {params.kind} --params-b {params.params_b}"
@@ -263,11 +256,7 @@ rule features_table:
     conda:
         "../../envs/benchmarks.yaml"
     params:
-        code=code_hash(
-            "workflow/scripts/features_table.py",
-            "workflow/rmselect/bench/features.py",
-            "workflow/rmselect/bench/published.py",
-        ),
+        code=code_hash("workflow/scripts/features_table.py"),
         models=bsmk.models_arg(STUDY, ALL_MODELS),
         tasks=bsmk.json_arg(BENCH_TASKS),
         run_tasks=bsmk.json_arg(BENCH_RUN),
@@ -308,10 +297,7 @@ rule screening_agreement:
     conda:
         "../../envs/benchmarks.yaml"
     params:
-        code=code_hash(
-            "workflow/scripts/bench_agreement.py",
-            "workflow/rmselect/bench/agreement.py",
-        ),
+        code=code_hash("workflow/scripts/bench_agreement.py"),
         models=bsmk.json_arg(SCREEN_MODELS),
         tasks=bsmk.json_arg(SCREEN_TASKS),
         small=lambda wc, input: Path(input.small[0]).parents[1],

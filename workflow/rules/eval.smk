@@ -39,18 +39,7 @@ EVAL_SINGLE_RE = (
     )
     or "(?!x)x"
 )
-EVAL_CODE = code_hash(
-    "workflow/scripts/eval_rm.py",
-    "workflow/rmselect/eval/run.py",
-    "workflow/rmselect/eval/scorer.py",
-    "workflow/rmselect/eval/metrics.py",
-    "workflow/rmselect/eval/benchmarks.py",
-    "workflow/rmselect/rm/data.py",
-    "workflow/rmselect/rm/format.py",
-    "workflow/rmselect/rm/model.py",
-    "workflow/rmselect/rm/pooling.py",
-    "workflow/rmselect/hf.py",
-)
+EVAL_CODE = code_hash("workflow/scripts/eval_rm.py")
 
 
 rule eval:
@@ -72,9 +61,7 @@ rule eval_toy_sets:
     conda:
         "../../envs/eval.yaml"
     params:
-        code=code_hash(
-            "workflow/scripts/eval_toy_sets.py", "workflow/rmselect/eval/toysets.py"
-        ),
+        code=code_hash("workflow/scripts/eval_toy_sets.py"),
         source=lambda wc: dataset_arg(EVAL.derived[wc.benchmark]["source"]),
         n_ties=EVAL_OPTS["toy_ties"],
     shell:
@@ -201,9 +188,7 @@ rule rm_scores_table:
     conda:
         "../../envs/eval.yaml"
     params:
-        code=code_hash(
-            "workflow/scripts/rm_scores_table.py", "workflow/rmselect/eval/table.py"
-        ),
+        code=code_hash("workflow/scripts/rm_scores_table.py"),
         imported=f"--import-csv {EVAL.import_path}" if EVAL.import_path else "",
         precedence=EVAL_OPTS["import_precedence"],
         models=" ".join(ALL_MODELS),

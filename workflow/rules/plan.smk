@@ -17,7 +17,7 @@ rule plan:
         "../../envs/analysis.yaml"
     params:
         script=f"{ASCRIPT}/plan_cost.py",
-        code=code_hash(f"{ASCRIPT}/plan_cost.py", "workflow/rmselect/plan"),
+        code=code_hash(f"{ASCRIPT}/plan_cost.py"),
         config=shell_json(config),
         source=_config_source(),
         out=PLAN_CSV,

@@ -68,14 +68,7 @@ rule posttrain_variant:
         mem_mb=res("posttrain", "mem_mb"),
         runtime=res("posttrain", "runtime"),
     params:
-        code=code_hash(
-            "workflow/scripts/posttrain_train.py",
-            "workflow/rmselect/posttrain/train.py",
-            "workflow/rmselect/posttrain/data.py",
-            "workflow/rmselect/posttrain/recipes.py",
-            "workflow/rmselect/distributed.py",
-            "workflow/rmselect/hf.py",
-        ),
+        code=code_hash("workflow/scripts/posttrain_train.py"),
         launch=lambda wc: psmk.launcher(res("posttrain", "gpu")(wc)),
         zero=lambda wc: res("posttrain", "zero")(wc) or 0,
         flags=lambda wc: psmk.train_flags(STUDY, wc.model, POSTTRAIN_RECIPES[wc.model]),
@@ -103,10 +96,7 @@ rule posttrain_lineage:
         mem_mb=res("analysis", "mem_mb"),
         runtime=res("analysis", "runtime"),
     params:
-        code=code_hash(
-            "workflow/scripts/lineage_table.py",
-            "workflow/rmselect/posttrain/lineage.py",
-        ),
+        code=code_hash("workflow/scripts/lineage_table.py"),
         models=psmk.lineage_models_arg(STUDY),
         stem=lambda wc, output: str(Path(output.png).with_suffix("")),
     shell:

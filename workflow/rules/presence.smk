@@ -71,12 +71,7 @@ rule presence_score:
         mem_mb=prsmk.resource(STUDY, PRESENCE, CLUSTER, "mem_mb"),
         runtime=prsmk.resource(STUDY, PRESENCE, CLUSTER, "runtime"),
     params:
-        code=code_hash(
-            "workflow/scripts/presence_score.py",
-            "workflow/rmselect/presence/score.py",
-            "workflow/rmselect/presence/corpus.py",
-            "workflow/rmselect/hf.py",
-        ),
+        code=code_hash("workflow/scripts/presence_score.py"),
         slot=GPU_SLOT,
         flags=lambda wc: prsmk.score_flags(STUDY, PRESENCE, wc.model),
         out=lambda wc, output: str(Path(output.provenance).parent),
@@ -105,9 +100,7 @@ rule presence_reuse:
     conda:
         "../../envs/presence.yaml"
     params:
-        code=code_hash(
-            "workflow/scripts/presence_reuse.py", "workflow/rmselect/presence/reuse.py"
-        ),
+        code=code_hash("workflow/scripts/presence_reuse.py"),
         src=lambda wc, input: str(Path(input.provenance).parent),
         out=lambda wc, output: str(Path(output.provenance).parent),
         domains=PRESENCE_DOMAINS,
@@ -138,10 +131,7 @@ rule presence_distributions:
         mem_mb=res("analysis", "mem_mb"),
         runtime=res("analysis", "runtime"),
     params:
-        code=code_hash(
-            "workflow/scripts/presence_distributions.py",
-            "workflow/rmselect/presence/distributions.py",
-        ),
+        code=code_hash("workflow/scripts/presence_distributions.py"),
         models=PRESENCE_MODELS,
         domains=PRESENCE_DOMAINS,
         bins=PRESENCE["bins"],

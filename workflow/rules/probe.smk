@@ -35,13 +35,7 @@ rule probe_model:
     resources:
         **res_all("presence"),
     params:
-        code=code_hash(
-            "workflow/scripts/probe_model.py",
-            "workflow/rmselect/probe/score.py",
-            "workflow/rmselect/rm/data.py",
-            "workflow/rmselect/rm/format.py",
-            "workflow/rmselect/hf.py",
-        ),
+        code=code_hash("workflow/scripts/probe_model.py"),
         slot=GPU_SLOT,
         flags=lambda wc: pbsmk.probe_flags(STUDY, PROBE, wc.model),
     shell:

@@ -60,17 +60,7 @@ rule rm_train:
         mem_mb=res("rm_train", "mem_mb"),
         runtime=res("rm_train", "runtime"),
     params:
-        code=code_hash(
-            "workflow/scripts/train_rm.py",
-            "workflow/rmselect/rm/train.py",
-            "workflow/rmselect/rm/data.py",
-            "workflow/rmselect/rm/format.py",
-            "workflow/rmselect/rm/model.py",
-            "workflow/rmselect/rm/pooling.py",
-            "workflow/rmselect/rm/merge.py",
-            "workflow/rmselect/distributed.py",
-            "workflow/rmselect/hf.py",
-        ),
+        code=code_hash("workflow/scripts/train_rm.py"),
         launch=lambda wc: rm_rules.launcher(
             rm_rules.nproc(config, res("rm_train", "gpu")(wc)),
             res("rm_train", "gpu")(wc),
@@ -108,17 +98,7 @@ rule rm_train_rung:
         mem_mb=res("rm_train", "mem_mb"),
         runtime=res("rm_train", "runtime"),
     params:
-        code=code_hash(
-            "workflow/scripts/train_rm.py",
-            "workflow/rmselect/rm/train.py",
-            "workflow/rmselect/rm/data.py",
-            "workflow/rmselect/rm/format.py",
-            "workflow/rmselect/rm/model.py",
-            "workflow/rmselect/rm/pooling.py",
-            "workflow/rmselect/rm/merge.py",
-            "workflow/rmselect/distributed.py",
-            "workflow/rmselect/hf.py",
-        ),
+        code=code_hash("workflow/scripts/train_rm.py"),
         launch=lambda wc: rm_rules.launcher(
             rm_rules.nproc(config, res("rm_train", "gpu")(wc)),
             res("rm_train", "gpu")(wc),
@@ -147,11 +127,7 @@ checkpoint rm_halving:
         mem_mb=res("rm_select", "mem_mb"),
         runtime=res("rm_select", "runtime"),
     params:
-        code=code_hash(
-            "workflow/scripts/halving_rm.py",
-            "workflow/rmselect/rm/halving.py",
-            "workflow/rmselect/rm/rules.py",
-        ),
+        code=code_hash("workflow/scripts/halving_rm.py"),
         flags=lambda wc: rm_rules.halving_flags(config, wc.objective, wc.model, wc.rung),
         previous=lambda wc, input: (
             f"--previous {input.previous}" if "previous" in input.keys() else ""
@@ -177,12 +153,7 @@ rule rm_select:
         mem_mb=res("rm_select", "mem_mb"),
         runtime=res("rm_select", "runtime"),
     params:
-        code=code_hash(
-            "workflow/scripts/select_rm.py",
-            "workflow/rmselect/rm/select.py",
-            "workflow/rmselect/rm/merge.py",
-            "workflow/rmselect/rm/model.py",
-        ),
+        code=code_hash("workflow/scripts/select_rm.py"),
         flags=rm_rules.select_flags(config),
     shell:
         "python workflow/scripts/select_rm.py --runs {input.runs} --model-name {wildcards.model}"

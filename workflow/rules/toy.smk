@@ -50,9 +50,7 @@ rule toy_world:
     conda:
         "../../envs/toy.yaml"
     params:
-        code=code_hash(
-            "workflow/scripts/toy_world.py", "workflow/rmselect/toy/world.py"
-        ),
+        code=code_hash("workflow/scripts/toy_world.py"),
         seed=TOY["seed"],
         world=TOY["world"],
         corpus=TOY["corpus"],
@@ -77,9 +75,7 @@ rule toy_tokenizer:
     conda:
         "../../envs/toy.yaml"
     params:
-        code=code_hash(
-            "workflow/scripts/toy_tokenizer.py", "workflow/rmselect/toy/tokenizer.py"
-        ),
+        code=code_hash("workflow/scripts/toy_tokenizer.py"),
         vocab_size=TOY["tokenizer"]["vocab_size"],
     shell:
         "python workflow/scripts/toy_tokenizer.py --train {input.train}"
@@ -103,12 +99,7 @@ rule toy_pretrain:
         "../../envs/toy.yaml"
     threads: 1
     params:
-        code=code_hash(
-            "workflow/scripts/toy_pretrain.py",
-            "workflow/rmselect/toy/models.py",
-            "workflow/rmselect/toy/spec.py",
-            "workflow/rmselect/toy/world.py",
-        ),
+        code=code_hash("workflow/scripts/toy_pretrain.py"),
         spec=lambda wc: STUDY.model(wc.model).source,
         seed=TOY["seed"],
         out=lambda wc: f"results/toy/models/{wc.model}",
@@ -132,11 +123,7 @@ rule toy_data:
     conda:
         "../../envs/toy.yaml"
     params:
-        code=code_hash(
-            "workflow/scripts/toy_data.py",
-            "workflow/rmselect/toy/data.py",
-            "workflow/rmselect/toy/world.py",
-        ),
+        code=code_hash("workflow/scripts/toy_data.py"),
         seed=TOY["seed"],
         sizes=json.dumps(TOY["data"], sort_keys=True),
     shell:
@@ -163,12 +150,7 @@ rule toy_probe:
     conda:
         "../../envs/toy.yaml"
     params:
-        code=code_hash(
-            "workflow/scripts/toy_probe.py",
-            "workflow/rmselect/toy/probe.py",
-            "workflow/rmselect/rm/data.py",
-            "workflow/rmselect/rm/format.py",
-        ),
+        code=code_hash("workflow/scripts/toy_probe.py"),
         models=" ".join(f"{m}=results/toy/models/{m}" for m in TOY_MODELS),
     shell:
         "python workflow/scripts/toy_probe.py --models {params.models}"
@@ -191,9 +173,7 @@ rule toy_build_info:
     conda:
         "../../envs/toy.yaml"
     params:
-        code=code_hash(
-            "workflow/scripts/toy_build_info.py", "workflow/rmselect/toy/build.py"
-        ),
+        code=code_hash("workflow/scripts/toy_build_info.py"),
         settings=json.dumps(TOY, sort_keys=True),
         benchmarks=[
             f"{COST}/toy_world/world.tsv",
