@@ -3,7 +3,7 @@
 #   snakemake --cores 2                                  # the embedded toy study (CPU)
 #   snakemake --profile slurm --configfile config/paper.yaml   # the 42-model paper study
 #
-# Stage targets: toy, rm, eval, benchmarks, posttrain, presence, analysis, report_inputs.
+# Stage targets: toy, models, rm, eval, benchmarks, posttrain, presence, analysis, report_inputs.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -18,6 +18,7 @@ if not config:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/toy.smk"
+include: "workflow/rules/models.smk"
 include: "workflow/rules/posttrain.smk"
 include: "workflow/rules/rm.smk"
 include: "workflow/rules/eval.smk"
@@ -30,6 +31,7 @@ rule all:
     default_target: True
     input:
         TOY_TARGETS,
+        MODEL_TARGETS,
         POSTTRAIN_TARGETS,
         RM_TARGETS,
         EVAL_TARGETS,
