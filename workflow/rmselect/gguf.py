@@ -63,9 +63,16 @@ def convert(gguf: Path, out: Path, model: str = "model") -> dict[str, Any]:
 
     folder, name = str(gguf.parent), gguf.name
     try:
+        from transformers import GgufConfig
+
         tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        # dequantize=True: float tensors, never GGUF blocks kept packed (transformers keeps
+        # them packed when a GGUF matmul kernel is installed, and such a model can't be saved).
         loaded = AutoModelForCausalLM.from_pretrained(
-            folder, gguf_file=name, dtype=torch.float32
+            folder,
+            gguf_file=name,
+            dtype=torch.float32,
+            quantization_config=GgufConfig(gguf_file=name, dequantize=True),
         )
     except Exception as err:  # corrupt or unsupported files surface as many error types
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -74,6 +81,12 @@ def convert(gguf: Path, out: Path, model: str = "model") -> dict[str, Any]:
         ) from None
     cfg = loaded.config
     cfg.dtype = torch.float32
+    # The saved folder is a plain checkpoint: a quantization_config left in config.json would
+    # send every later from_pretrained back through the GGUF quantizer (and its packed,
+    # unsaveable weights), e.g. when RM training exports a checkpoint.
+    if hasattr(cfg, "quantization_config"):
+        del cfg.quantization_config
+    cfg.name_or_path = str(out)
     state = loaded.state_dict()
     # A fresh model of the same config: transformers refuses to save a GGUF-loaded one.
     model_obj = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
