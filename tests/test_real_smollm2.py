@@ -179,7 +179,9 @@ def test_reward_is_read_at_the_last_real_token_although_pad_is_eos(study):
     final = study.path / "results" / "rm" / "bt" / REAL / "final"
     rm = load_reward_model(str(final), device="cpu", dtype="float32")
     tok = rm.tokenizer
-    assert tok.pad_token_id == tok.eos_token_id
+    # the base model's pad == eos (first test); the RM trainer gave its tokenizer a pad of
+    # its own (rmselect.rm.model.prepare_tokenizer); pad below with the eos, the hard case
+    assert tok.pad_token_id != tok.eos_token_id
     row = next(iter(_rb_rows(study).values()))
     short = tok.apply_chat_template(
         [{"role": "user", "content": row["prompt"]}, {"role": "assistant", "content": "Yes."}],
@@ -192,7 +194,7 @@ def test_reward_is_read_at_the_last_real_token_although_pad_is_eos(study):
     assert batched[0] == pytest.approx(alone, abs=1e-4)
     # by hand: right-pad with pad (= eos) tokens and read the reward where the pipeline does
     ids = tok(short, add_special_tokens=False).input_ids
-    padded = torch.tensor([ids + [tok.pad_token_id] * 7])
+    padded = torch.tensor([ids + [tok.eos_token_id] * 7])
     mask = torch.tensor([[1] * len(ids) + [0] * 7])
     assert int(last_token_index(mask)[0]) == len(ids) - 1
     first_eos = ids.index(tok.eos_token_id)
