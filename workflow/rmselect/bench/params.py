@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", required=True, help="model name")
     p.add_argument("--model-ref", required=True, help="model folder or hub id")
-    p.add_argument("--kind", required=True, choices=["toy", "variant", "local", "hub"])
+    p.add_argument("--kind", required=True, choices=["toy", "variant", "gguf", "local", "hub"])
     p.add_argument("--params-b", type=float, required=True, help="params_b from the table")
     p.add_argument("--tokens-t", type=float, default=None, help="tokens_t from the table")
     p.add_argument("--tolerance", type=float, default=0.05, help="relative warning threshold")

@@ -73,7 +73,7 @@ def model_files(study: Study, cfg: Mapping[str, Any], name: str) -> list[str]:
     if name in references(cfg):
         return []
     m = study.model(name)
-    if m.kind in ("toy", "variant"):
+    if m.kind in ("toy", "variant", "gguf"):
         return [f"{study.model_path(name)}/config.json"]
     if m.kind == "local":
         return [m.source]

@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "keep_ds_checkpoint": False,
     "prune_checkpoints": False,
     "tensorboard": False,
+    "precision": "auto",
     "by_size": [{"max_b": 1.0e9, "zero_stage": 0, "micro_batch": 4}],
 }
 SIZE_DEFAULTS = {"zero_stage": 0, "micro_batch": 4, "grad_checkpointing": False,
@@ -134,6 +135,9 @@ def train_flags(study: Study, model: str, objective: str, lr: str) -> str:
         flags.append("--grad-checkpointing")
     if spec.chat_template:
         flags += ["--chat-template", spec.chat_template]
+    precision = precision_of(rc, objective)
+    if precision != "auto":  # auto adds no flag: existing runs keep their parameters
+        flags += ["--precision", precision]
     if spec.trust_remote_code:
         flags.append("--trust-remote-code")
     for key, flag in (("max_train_examples", "--max-train-examples"),
@@ -199,6 +203,14 @@ def halving_inputs(config: Mapping[str, Any], objective: str, model: str, rung: 
     parts = next_participants(previous, lambda lr, k: rung_path(objective, model, lr, k))
     return {"previous": decision_path(objective, model, r - 1),
             "runs": [parts[lr] for lr in sorted(parts, key=float)]}
+
+
+def precision_of(rc: Mapping[str, Any], objective: str) -> str:
+    """``rm.precision``: one value for every run or ``{objective: value}`` (missing: auto)."""
+    value = rc.get("precision", "auto")
+    if isinstance(value, Mapping):
+        value = value.get(objective, "auto")
+    return str(value)
 
 
 def train_data_files(config: Mapping[str, Any], objective: str) -> list[str]:

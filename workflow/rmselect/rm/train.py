@@ -26,7 +26,10 @@ The entry point is rank/world-size agnostic: under ``torchrun`` (or srun setting
 ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_ADDR``/``MASTER_PORT``) each process is one
 rank; started plainly it is a single rank on a free local port.
 
-Precision: bf16 on CUDA, fp32 on CPU. The optimizer is ``torch.optim.AdamW`` handed to
+Precision (``--precision``, config ``rm.precision``): ``auto`` is bf16 on CUDA (DeepSpeed's
+bf16 mode) and fp32 on CPU; ``bf16`` on CPU loads the weights in bfloat16 and trains them
+as they are (torch runs bf16 matmuls on CPU; DeepSpeed's bf16 optimizer wants an
+accelerator), ``fp32`` forces float32 everywhere. The optimizer is ``torch.optim.AdamW`` handed to
 ``deepspeed.initialize`` as the client optimizer (``DeepSpeedCPUAdam`` only for optimizer
 offload on GPUs); the learning rate warms up linearly for ``--warmup-steps`` optimizer steps
 and then stays constant.
@@ -91,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--merge-grid-step", type=float, default=0.05,
       help="regression: grid step of the merge-weight search used for the logged accuracy")
     a("--chat-template", default=None, help="chat template override (file or Jinja)")
+    a("--precision", default="auto", choices=list(PRECISIONS),
+      help="auto: bf16 on CUDA, fp32 on CPU; bf16 / fp32 force one (bf16 works on CPU too)")
     a("--trust-remote-code", action="store_true")
     a("--max-train-examples", type=int, default=None)
     a("--max-val-pairs", type=int, default=None)
@@ -136,6 +141,7 @@ class RunConfig:
     max_train_examples: int | None
     max_val_pairs: int | None
     world_size: int = 1
+    precision: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def signature(self) -> str:
@@ -314,6 +320,19 @@ def prepare_data(cfg: RunConfig, tok: Any, template: str | None) -> Prepared:
 # --------------------------------------------------------------------------- engine
 
 
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def train_dtype(precision: str, cuda: bool) -> Any:
+    """The weights' dtype of a run: bf16 for ``bf16`` (and ``auto`` on CUDA), else fp32."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    bf16 = precision == "bf16" or (precision == "auto" and cuda)
+    return torch.bfloat16 if bf16 else torch.float32
+
+
 def ds_config(cfg: RunConfig, accum: int, cuda: bool) -> dict[str, Any]:
     zero: dict[str, Any] = {"stage": cfg.zero_stage}
     if cfg.zero_stage == 3:
@@ -327,7 +346,9 @@ def ds_config(cfg: RunConfig, accum: int, cuda: bool) -> dict[str, Any]:
         "zero_optimization": zero,
         "zero_allow_untested_optimizer": True,
         "zero_force_ds_cpu_optimizer": False,
-        "bf16": {"enabled": bool(cuda)},
+        # DeepSpeed's bf16 mode (fp32 master weights) on CUDA; on CPU a bf16 run trains
+        # the bf16 weights directly (the engine's bf16 optimizer needs an accelerator).
+        "bf16": {"enabled": bool(cuda) and cfg.precision != "fp32"},
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }
@@ -528,7 +549,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         grad_clip=args.grad_clip, seed=args.seed, mega_batch=args.mega_batch,
         packing=args.packing,
         chat_template=args.chat_template, max_train_examples=args.max_train_examples,
-        max_val_pairs=args.max_val_pairs, world_size=world,
+        max_val_pairs=args.max_val_pairs, world_size=world, precision=args.precision,
         extra={"merge_grid_step": args.merge_grid_step, "eval_batch": args.eval_batch},
     )
     accum = D.accumulation_steps(cfg.global_batch, cfg.micro_batch, world)
@@ -536,13 +557,19 @@ def _main(argv: Sequence[str] | None = None) -> int:
     log = Log(rank, out / "metrics.jsonl", out / "tb" if args.tensorboard else None)
     log.info(f"{name} {cfg.objective} lr={cfg.lr:g}: global batch {cfg.global_batch} = micro "
              f"{cfg.micro_batch} x accumulation {accum} x {world} rank(s); zero {cfg.zero_stage}; "
-             f"{'cuda bf16' if cuda else 'cpu fp32'}")
+             f"{'cuda' if cuda else 'cpu'} "
+             f"{str(train_dtype(cfg.precision, cuda)).replace('torch.', '')}")
 
     # ---- tokenizer, data, plan, model: loaded before the run dir is touched, so a bad
     # data set or model leaves nothing behind
     tok = prepare_tokenizer(load_tokenizer(args.model, cfg_trust(args)))
     template = resolve_template(tok, cfg.chat_template)
     prep = prepare_data(cfg, tok, template)
+    if prep.train_ids:
+        # What the model is trained on, as text: the chat template (its default system
+        # prompt, role markers) and the token the reward is read at are visible in the log.
+        first = tok.decode(prep.train_ids[0])
+        log.info(f"first training text ({len(prep.train_ids[0])} tokens): {first!r}")
     n_train = len(prep.train_ids)
     plan = D.batch_plan([prep.length(i) for i in range(n_train)], cfg.global_batch,
                         cfg.micro_batch, world, cfg.epochs, cfg.seed, cfg.mega_batch)
@@ -556,7 +583,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
              f"truncation {prep.truncation}")
 
     torch.manual_seed(cfg.seed)
-    dtype = torch.bfloat16 if cuda else torch.float32
+    dtype = train_dtype(cfg.precision, cuda)
     hf = load_for_training(args.model, OBJECTIVES[cfg.objective], tok, cfg_trust(args), dtype,
                            D.ATTRIBUTES if cfg.objective == "regression" else None)
 
