@@ -39,6 +39,7 @@ def test_a_gguf_row_is_converted_into_a_results_folder(tmp_path):
     cfg["posttrain"]["variants"] = [{"parent": "smol", "stage": "sft"}]
     cfg["recommend"]["candidates"] = []
     cfg["size_groups"] = [{"name": "all", "min_b": 0.0, "max_b": 1000.0}]
+    cfg["analysis"]["population"] = {"column": "stage", "values": ["instruct"], "models": []}
     study = load_study(cfg, "test.yaml", REPO)
     assert study.model("smol").kind == "gguf"
     assert study.gguf_models() == ["smol"]

@@ -61,12 +61,16 @@ def real_config(wd: Workdir) -> dict:
     }  # fmt: skip
     cfg["benchmarks"]["screening"] = {"enabled": False, "tasks": []}
     cfg["analysis"]["correlations"]["bootstrap"] = 100
-    cfg["analysis"]["stages"] = ["base", "instruct"]
+    cfg["analysis"]["population"] = {"column": "stage", "values": ["base", "instruct"],
+                                     "models": []}
     cfg["posttrain"]["variants"] = [{"parent": REAL, "stage": "sft"}]
     sft = cfg["posttrain"]["recipes"]["sft"]
     sft.update(max_steps=2, max_length=128, global_batch=4, micro_batch=2, max_examples=8)
     cfg["posttrain"]["recipes"]["dpo"]["max_steps"] = 1
     cfg["recommend"]["candidates"] = [VARIANT]
+    # probe features on a 135M model: one forward per response, so a few pairs only
+    cfg["probe"] = {"enabled": True, "max_train_pairs": 24, "max_val_pairs": 16,
+                    "max_length": 256, "batch_size": 8}
     return cfg
 
 
@@ -223,5 +227,12 @@ def test_rewardbench_sections_benchmarks_variant_and_analysis(study):
     feats = {r["model"]: r for r in csv.DictReader((study.path / "results/tables/features.csv").open())}
     assert feats[REAL]["humaneval"] != "" and feats[VARIANT]["humaneval"] != ""
     assert any(k.startswith("presence_") and feats[REAL][k] != "" for k in feats[REAL])
+    # probe features of every model, the real one and its variant included, with their cost
+    for m, row in feats.items():
+        assert row["probe_zero_shot"] != "" and row["probe_linear"] != "", m
+    probe = json.loads((study.path / f"results/probe/{REAL}.json").read_text())
+    assert probe["pairs_train"] == 24 and probe["pairs_validation"] == 16
+    assert probe["params"] > 1e8 and probe["flops"] == pytest.approx(2 * probe["params"] * probe["tokens"])
+    print(f"probe {REAL}: {probe}")
     assert (study.path / "results/analysis/correlations.csv").is_file()
     print(f"real tier wall: {(study.path / 'results/real_tier_wall_s.txt').read_text().strip()} s")
