@@ -180,7 +180,7 @@ def test_reward_is_read_at_the_last_real_token_although_pad_is_eos(study):
     reward unchanged; the pooling index is the last non-pad position, not the first eos."""
     import torch
 
-    from rmselect.eval.scorer import load_reward_model, score_texts
+    from rmselect.eval.scorer import forward_outputs, load_reward_model, score_texts
     from rmselect.rm.pooling import last_token_index
 
     final = study.path / "results" / "rm" / "bt" / REAL / "final"
@@ -206,8 +206,9 @@ def test_reward_is_read_at_the_last_real_token_although_pad_is_eos(study):
     assert int(last_token_index(mask)[0]) == len(ids) - 1
     first_eos = ids.index(tok.eos_token_id)
     assert first_eos < len(ids) - 1  # a pad-id search would stop at the system turn's end
+    # the pipeline's forward reads at the mask's last real token, whatever the pad ids are
     with torch.no_grad():
-        out = rm.model(input_ids=padded, attention_mask=mask).logits
+        out = forward_outputs(rm, padded, mask)
     assert float(out[0, 0]) == pytest.approx(alone, abs=1e-4)
 
 
