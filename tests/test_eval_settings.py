@@ -106,14 +106,21 @@ def test_model_flags_follow_the_table_row():
     )
 
 
-@pytest.mark.workflow
-def test_dry_run_import_only_runs_just_the_table(tmp_path):
+def _import_only_config(tmp_path):
+    """The toy config with imported RM scores and train_and_evaluate: false, as a file."""
     imp = tmp_path / "imp.csv"
     imp.write_text(HEADER + "toyllama-2-m,bt,50,50,50,50\n")
     cfg = copy.deepcopy(TOY)
-    cfg["eval"] = {"train_and_evaluate": False, "import": str(imp), "benchmarks": {"rewardbench": TOY["eval"]["benchmarks"]["rewardbench"]}}
+    cfg["eval"] = {"train_and_evaluate": False, "import": str(imp),
+                   "benchmarks": {"rewardbench": TOY["eval"]["benchmarks"]["rewardbench"]}}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.workflow
+def test_dry_run_import_only_runs_just_the_table(tmp_path):
+    path = _import_only_config(tmp_path)
     out = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "eval", "--configfile", str(path), "--forceall", "--quiet", "rules"],
         cwd=REPO, capture_output=True, text=True,
@@ -127,12 +134,7 @@ def test_dry_run_import_only_runs_just_the_table(tmp_path):
 def test_default_target_trains_no_rm_without_evaluation(tmp_path):
     """eval.train_and_evaluate: false -> the default target plans no rm_train / rm_select
     (it used to schedule every RM of the LR grid); the explicit `rm` target still does."""
-    imp = tmp_path / "imp.csv"
-    imp.write_text(HEADER + "toyllama-2-m,bt,50,50,50,50\n")
-    cfg = copy.deepcopy(TOY)
-    cfg["eval"] = {"train_and_evaluate": False, "import": str(imp), "benchmarks": {"rewardbench": TOY["eval"]["benchmarks"]["rewardbench"]}}
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+    path = _import_only_config(tmp_path)
     for target, wants_rm in (([], False), (["rm"], True)):
         out = subprocess.run(
             [sys.executable, "-m", "snakemake", "-n", *target, "--configfile", str(path), "--forceall", "--quiet", "rules"],

@@ -149,18 +149,23 @@ def test_c_analysis_parameters(built):
     assert_nothing_to_do(wd)
 
 
+def dry_run_after_edit(wd: Workdir, rel: str):
+    """The dry run after appending a comment to ``rel``; the file is restored (mtime too)."""
+    path = wd.path / rel
+    text, st = path.read_text(), path.stat()
+    path.write_text(text + "\n# an edit\n")
+    try:
+        return wd.dry_run()
+    finally:
+        path.write_text(text)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
 def test_c_analysis_code(built):
     """Editing an analysis script reruns the rules that run it (and their figures) only."""
     wd = built
     need(wd, "analysis", "analysis_gains")
-    script = wd.path / "workflow" / "scripts" / "analysis_gains.py"
-    text, st = script.read_text(), script.stat()
-    script.write_text(text + "\n# an edit\n")
-    try:
-        jobs = wd.dry_run()
-    finally:
-        script.write_text(text)
-        os.utime(script, ns=(st.st_atime_ns, st.st_mtime_ns))
+    jobs = dry_run_after_edit(wd, "workflow/scripts/analysis_gains.py")
     assert "analysis_gains" in job_rules(jobs), (
         "editing workflow/scripts/analysis_gains.py does not rerun analysis_gains: the rule "
         "must depend on its code (params: code=code_hash(...) or the script as input)"
@@ -175,14 +180,7 @@ def test_c_code_reached_only_through_an_import(built):
     imports, nobody lists the module by hand."""
     wd = built
     need(wd, "analysis", "analysis_gains")
-    module = wd.path / "workflow" / "rmselect" / "plotting.py"
-    text, st = module.read_text(), module.stat()
-    module.write_text(text + "\n# an edit\n")
-    try:
-        jobs = wd.dry_run()
-    finally:
-        module.write_text(text)
-        os.utime(module, ns=(st.st_atime_ns, st.st_mtime_ns))
+    jobs = dry_run_after_edit(wd, "workflow/rmselect/plotting.py")
     assert "analysis_gains" in job_rules(jobs), "plotting.py is not part of analysis_gains' code"
     # the other figure makers, and the feature table below the presence summary they rewrite
     others = {"presence_distributions", "posttrain_lineage", "features_table"}

@@ -245,9 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tok = load_tokenizer(a.model, trust_remote_code=a.trust_remote_code)
     model = load_causal_lm(a.model, trust_remote_code=a.trust_remote_code).to(device)
     reader = ResponseReader(model, tok, resolve_template(tok, a.chat_template), settings)
-    t0 = time.time()
     res = probe_model(a.name, reader, train, val)
-    res.wall_s = round(time.time() - t0, 3)
     log.info("%s: zero-shot %.3f, linear probe %.3f (train %.3f, C %g), %d tokens",
              a.name, res.zero_shot, res.linear_probe, res.linear_probe_train, res.probe_c, res.tokens)
     write_json(Path(a.out), asdict(res))

@@ -213,26 +213,3 @@ def save_hf(
         if chat_template is not None:
             tokenizer.chat_template = chat_template
         tokenizer.save_pretrained(tmp)
-
-
-@torch.no_grad()
-def score_hf_dir(
-    path: str | Path,
-    texts: Sequence[str],
-    padding_side: str = "right",
-    batch_size: int = 16,
-) -> torch.Tensor:
-    """Scores with *plain transformers* (HF's own pooling), for cross-checks and tests."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(path))
-    tok.padding_side = padding_side
-    model = AutoModelForSequenceClassification.from_pretrained(
-        str(path), dtype=torch.float32, use_safetensors=True
-    ).eval()
-    outs = []
-    for i in range(0, len(texts), batch_size):
-        enc = tok(list(texts[i : i + batch_size]), padding=True, return_tensors="pt",
-                  add_special_tokens=False)
-        outs.append(model(**enc).logits.float())
-    return torch.cat(outs)
