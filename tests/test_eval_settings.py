@@ -157,19 +157,22 @@ def test_per_model_jobs_score_all_rms_of_a_model_in_one_call(tmp_path):
     assert ev.grouped_models == list(study.trained_models())
     objs = ev.objectives
     assert objs == ["bt", "regression"]
-    jsons = [f"results/eval/{b}/{o}/m.json" for b in ev.benchmarks for o in objs]
-    scores = [f"results/eval/{b}/{o}/m.scores.parquet" for b in ev.benchmarks for o in objs]
-    rms = [f"results/rm/{o}/m/final" for o in objs]
-    sels = [f"results/rm/{o}/m/selected.json" for o in objs]
-    sets = split_calls(shlex.split(ev.model_args("m", objs, rms, sels, jsons, scores)))
-    assert len(sets) == 2
-    for obj, argv in zip(objs, sets):
+    rms_of = [(o, seed) for o in objs for seed in ev.seeds]  # one RM per objective and seed
+    jsons = [f"results/eval/{b}/{o}/m/seed{x}.json" for b in ev.benchmarks for o, x in rms_of]
+    scores = [f"results/eval/{b}/{o}/m/seed{x}.scores.parquet"
+              for b in ev.benchmarks for o, x in rms_of]
+    rms = [f"results/rm/{o}/m/seed{x}/final" for o, x in rms_of]
+    sels = [f"results/rm/{o}/m/seed{x}/selected.json" for o, x in rms_of]
+    sets = split_calls(shlex.split(ev.model_args("m", rms_of, rms, sels, jsons, scores)))
+    assert len(sets) == len(objs) * len(ev.seeds)
+    for (obj, x), argv in zip(rms_of, sets):
         a = build_parser().parse_args(argv)
         assert (a.rm, a.selected, a.objective, a.model) == (
-            f"results/rm/{obj}/m/final", f"results/rm/{obj}/m/selected.json", obj, "m"
+            f"results/rm/{obj}/m/seed{x}/final", f"results/rm/{obj}/m/seed{x}/selected.json",
+            obj, "m"
         )
         assert [(j.benchmark, j.out_json) for j in benchmark_jobs(a)] == [
-            (b, f"results/eval/{b}/{obj}/m.json") for b in ev.benchmarks
+            (b, f"results/eval/{b}/{obj}/m/seed{x}.json") for b in ev.benchmarks
         ]
         assert a.n_boot == TOY["eval"]["n_boot"] and a.seed == TOY["seed"]
     # one job per RM: the default, and for a model with only some objectives left to evaluate

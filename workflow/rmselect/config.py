@@ -8,7 +8,9 @@ file, the row and the field, before anything is written under ``results/``.
 
 from __future__ import annotations
 
+import copy
 import csv
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -49,9 +51,15 @@ class ConfigError(ValueError):
 
 
 def load_schema(name: str) -> dict[str, Any]:
-    """Load ``config/schemas/<name>.schema.yaml``."""
-    path = SCHEMA_DIR / f"{name}.schema.yaml"
-    with path.open() as fh:
+    """Load ``config/schemas/<name>.schema.yaml`` (a fresh copy the caller may change)."""
+    return copy.deepcopy(_schema(name))
+
+
+@functools.lru_cache(maxsize=None)
+def _schema(name: str) -> dict[str, Any]:
+    # Parsed once per process: the DAG of a large study reads defaults per job, and a YAML
+    # parse of the schema each time made a 40-model dry run take minutes.
+    with (SCHEMA_DIR / f"{name}.schema.yaml").open() as fh:
         return yaml.safe_load(fh)
 
 
@@ -61,8 +69,8 @@ def section_settings(config: Mapping[str, Any], section: str) -> dict[str, Any]:
     The schema is the one place a default is written; a stage reads its settings through
     this, never from a second copy in Python.
     """
-    props = load_schema("config")["properties"][section].get("properties", {})
-    out = {k: v["default"] for k, v in props.items() if "default" in v}
+    props = _schema("config")["properties"][section].get("properties", {})
+    out = {k: copy.deepcopy(v["default"]) for k, v in props.items() if "default" in v}
     out.update(config.get(section) or {})
     return out
 

@@ -145,11 +145,11 @@ def code_hash(*paths):
 # rm.lr_search.mode: halving (workflow/rules/rm.smk): the successive-halving decisions are
 # checkpoints (rule rm_halving), read here for the rules that depend on them.
 def rm_decision(wc, rung):
-    """The decision after `rung` of this (objective, model) (evaluates the checkpoint)."""
+    """The decision after `rung` of this (objective, model, seed) (evaluates the checkpoint)."""
     from rmselect.rm.halving import read_decision
 
     out = checkpoints.rm_halving.get(
-        objective=wc.objective, model=wc.model, rung=str(rung)
+        objective=wc.objective, model=wc.model, seed=wc.seed, rung=str(rung)
     ).output[0]
     return read_decision(out)
 
@@ -160,19 +160,17 @@ def rm_halving_input(wc):
 
     r = int(wc.rung)
     prev = rm_decision(wc, r - 1) if r > 0 else None
-    return halving_inputs(config, wc.objective, wc.model, r, prev)
+    return halving_inputs(config, wc.objective, wc.model, wc.seed, r, prev)
 
 
 def rm_select_runs(wc):
     """Full grid: every run.json. Halving: every rate's latest rung file."""
     from rmselect.rm.halving import final_runs, lr_search
-    from rmselect.rm.rules import lr_grid
+    from rmselect.rm.rules import lr_grid, run_path
 
     if not lr_search(config).halving:
-        return expand(
-            "results/rm/{objective}/{model}/lr{lr}/run.json",
-            objective=wc.objective,
-            model=wc.model,
-            lr=lr_grid(config, wc.objective, wc.model),
-        )
+        return [
+            run_path(wc.objective, wc.model, wc.seed, lr)
+            for lr in lr_grid(config, wc.objective, wc.model)
+        ]
     return final_runs(lambda r: rm_decision(wc, r))

@@ -18,11 +18,15 @@ EVAL_PAIRS = EVAL.pairs
 EVAL_BENCHMARKS = list(EVAL.benchmarks)
 EVAL_DERIVED_RE = "|".join(EVAL.derived) or "(?!x)x"
 EVAL_JSONS = [
-    f"results/eval/{b}/{o}/{m}.json" for b in EVAL_BENCHMARKS for m, o in EVAL_PAIRS
+    EVAL.json_path(b, o, m, seed) for b in EVAL_BENCHMARKS for m, o, seed in EVAL.rms
 ]
 EVAL_SCORES = [p.replace(".json", ".scores.parquet") for p in EVAL_JSONS]
 EVAL_TABLES = (
-    ["results/tables/rm_scores.csv", "results/tables/rm_scores_all.csv"]
+    [
+        "results/tables/rm_scores.csv",
+        "results/tables/rm_scores_all.csv",
+        "results/tables/rm_scores_seeds.csv",
+    ]
     if EVAL.makes_table
     else []
 )
@@ -78,22 +82,22 @@ if EVAL_BENCHMARKS:
 
     rule eval_rm:
         input:
-            rm="results/rm/{objective}/{model}/final",
-            selected="results/rm/{objective}/{model}/selected.json",
+            rm="results/rm/{objective}/{model}/seed{seed}/final",
+            selected="results/rm/{objective}/{model}/seed{seed}/selected.json",
             data=EVAL.job_data_files(),
         output:
             json=expand(
-                "results/eval/{benchmark}/{{objective}}/{{model}}.json",
+                "results/eval/{benchmark}/{{objective}}/{{model}}/seed{{seed}}.json",
                 benchmark=EVAL_BENCHMARKS,
             ),
             scores=expand(
-                "results/eval/{benchmark}/{{objective}}/{{model}}.scores.parquet",
+                "results/eval/{benchmark}/{{objective}}/{{model}}/seed{{seed}}.scores.parquet",
                 benchmark=EVAL_BENCHMARKS,
             ),
         log:
-            f"{LOGS}/eval_rm/{{objective}}/{{model}}.log",
+            f"{LOGS}/eval_rm/{{objective}}/{{model}}/seed{{seed}}.log",
         benchmark:
-            f"{COST}/eval_rm/{{objective}}/{{model}}.tsv"
+            f"{COST}/eval_rm/{{objective}}/{{model}}/seed{{seed}}.tsv"
         wildcard_constraints:
             model=EVAL_SINGLE_RE,
         conda:
@@ -124,23 +128,28 @@ if EVAL_BENCHMARKS:
     rule eval_rm_model:
         input:
             rm=expand(
-                "results/rm/{objective}/{{model}}/final", objective=EVAL.objectives
+                "results/rm/{objective}/{{model}}/seed{seed}/final",
+                objective=EVAL.objectives,
+                seed=EVAL.seeds,
             ),
             selected=expand(
-                "results/rm/{objective}/{{model}}/selected.json",
+                "results/rm/{objective}/{{model}}/seed{seed}/selected.json",
                 objective=EVAL.objectives,
+                seed=EVAL.seeds,
             ),
             data=EVAL.job_data_files(),
         output:
             json=expand(
-                "results/eval/{benchmark}/{objective}/{{model}}.json",
+                "results/eval/{benchmark}/{objective}/{{model}}/seed{seed}.json",
                 benchmark=EVAL_BENCHMARKS,
                 objective=EVAL.objectives,
+                seed=EVAL.seeds,
             ),
             scores=expand(
-                "results/eval/{benchmark}/{objective}/{{model}}.scores.parquet",
+                "results/eval/{benchmark}/{objective}/{{model}}/seed{seed}.scores.parquet",
                 benchmark=EVAL_BENCHMARKS,
                 objective=EVAL.objectives,
+                seed=EVAL.seeds,
             ),
         log:
             f"{LOGS}/eval_rm/{{model}}.log",
@@ -155,14 +164,15 @@ if EVAL_BENCHMARKS:
             gpu=res("eval", "gpu"),
             mem_mb=res("eval", "mem_mb"),
             runtime=lambda wc, attempt: res("eval", "runtime")(wc, attempt)
-            * len(EVAL.objectives),
+            * len(EVAL.objectives)
+            * len(EVAL.seeds),
         params:
             code=EVAL_CODE,
             slot=GPU_SLOT,
             # one complete argument set per RM, separated by --next-rm
             call=lambda wc, input, output: EVAL.model_args(
                 wc.model,
-                EVAL.objectives,
+                [(o, seed) for o in EVAL.objectives for seed in EVAL.seeds],
                 input.rm,
                 input.selected,
                 output.json,
@@ -181,6 +191,7 @@ rule rm_scores_table:
     output:
         table="results/tables/rm_scores.csv",
         long="results/tables/rm_scores_all.csv",
+        seeds="results/tables/rm_scores_seeds.csv",
     log:
         f"{LOGS}/rm_scores_table/rm_scores_table.log",
     benchmark:
@@ -195,4 +206,5 @@ rule rm_scores_table:
     shell:
         "python workflow/scripts/rm_scores_table.py --evals {input.evals}"
         " {params.imported} --precedence {params.precedence} --models {params.models}"
-        " --out {output.table} --out-all {output.long} > {log} 2>&1"
+        " --out {output.table} --out-all {output.long} --out-seeds {output.seeds}"
+        " > {log} 2>&1"

@@ -1,12 +1,15 @@
-# Stage: rm — reward-model training (DeepSpeed) over the LR grid, then selection.
+# Stage: rm — reward-model training (DeepSpeed) over the LR grid and rm.seeds, then
+# selection per seed.
 #
-#   results/rm/{objective}/{model}/lr{lr}/run.json    one training run (rule rm_train)
-#   results/rm/{objective}/{model}/selected.json      best (lr, step[, weights]) (rule rm_select)
-#   results/rm/{objective}/{model}/final/             the selected HF checkpoint
+#   results/rm/{objective}/{model}/seed{seed}/lr{lr}/run.json  one training run (rm_train)
+#   results/rm/{objective}/{model}/seed{seed}/selected.json    best (lr, step[, weights])
+#   results/rm/{objective}/{model}/seed{seed}/final/           the selected HF checkpoint
 #
+# rm.seed_jobs: together trains every seed of a (model, objective, lr) in one job
+# (rm_train_seeds: imports and data paid once); per_seed is one job per run.
 # rm.lr_search.mode: halving (successive halving, rmselect.rm.halving) replaces rm_train by
-#   results/rm/{objective}/{model}/lr{lr}/rung{rung}.json  one rung of a run (rm_train_rung)
-#   results/rm/{objective}/{model}/halving/rung{rung}.json who goes on (checkpoint rm_halving)
+#   .../seed{seed}/lr{lr}/rung{rung}.json   one rung of a run (rm_train_rung)
+#   .../seed{seed}/halving/rung{rung}.json  who goes on (checkpoint rm_halving)
 # and rm_select reads every rate's latest rung file, stopped rates included.
 #
 # Only run.json is declared for a training run: the run dir's checkpoints (ckpt/, ds/) are
@@ -21,19 +24,24 @@ except ConfigError as err:
     sys.stderr.write(f"rmselect: configuration error: {err}\n")
     sys.exit(1)
 RM_OBJECTIVES = RM_CFG["objectives"]
-RM_ALL = expand(
-    "results/rm/{objective}/{model}/selected.json",
-    objective=RM_OBJECTIVES,
-    model=TRAINED_MODELS,
-)
+RM_SEEDS = rm_rules.seeds(config)
+RM_TOGETHER = rm_rules.seeds_together(config) and not RM_SEARCH.halving
+RM_ALL = [
+    rm_rules.selected_path(o, m, s)
+    for o in RM_OBJECTIVES
+    for m in TRAINED_MODELS
+    for s in RM_SEEDS
+]
 # What the default target (and analysis waiting for all stages) asks of this stage: no RM
 # when eval.train_and_evaluate is false; the `rm` target still trains them all.
 RM_TARGETS = RM_ALL if rm_rules.trains_rms(config) else []
+RM_TRAIN_CODE = code_hash("workflow/scripts/train_rm.py")
 
 
 wildcard_constraints:
     lr="[0-9][0-9.e+\\-]*",
     rung="[0-9]+",
+    seed="[0-9]+",
 
 
 rule rm:
@@ -46,11 +54,11 @@ rule rm_train:
         model=lambda wc: model_files(wc.model),
         data=lambda wc: rm_rules.train_data_files(config, wc.objective),
     output:
-        "results/rm/{objective}/{model}/lr{lr}/run.json",
+        "results/rm/{objective}/{model}/seed{seed}/lr{lr}/run.json",
     log:
-        "results/logs/rm_train/{objective}/{model}/lr{lr}.log",
+        "results/logs/rm_train/{objective}/{model}/seed{seed}/lr{lr}.log",
     benchmark:
-        "results/cost/rm_train/{objective}/{model}/lr{lr}.tsv"
+        "results/cost/rm_train/{objective}/{model}/seed{seed}/lr{lr}.tsv"
     conda:
         "../../envs/train.yaml"
     threads: lambda wc: rm_rules.nproc(config, res("rm_train", "gpu")(wc))
@@ -60,16 +68,51 @@ rule rm_train:
         mem_mb=res("rm_train", "mem_mb"),
         runtime=res("rm_train", "runtime"),
     params:
-        code=code_hash("workflow/scripts/train_rm.py"),
+        code=RM_TRAIN_CODE,
         launch=lambda wc: rm_rules.launcher(
             rm_rules.nproc(config, res("rm_train", "gpu")(wc)),
             res("rm_train", "gpu")(wc),
         ),
         flags=lambda wc: rm_rules.train_flags(STUDY, wc.model, wc.objective, wc.lr),
-        out=lambda wc, output: str(Path(output[0]).parent),
+        runs=lambda wc, output: rm_rules.seed_out_flags(
+            [(wc.seed, Path(output[0]).parent)]
+        ),
     shell:
         "OMP_NUM_THREADS=1 {params.launch} workflow/scripts/train_rm.py {params.flags}"
-        " --out {params.out} --threads 1 > {log} 2>&1"
+        " {params.runs} --threads 1 > {log} 2>&1"
+
+
+if RM_TOGETHER:
+
+    # One job trains all of rm.seeds for a (model, objective, lr), in turn.
+    use rule rm_train as rm_train_seeds with:
+        output:
+            [
+                f"results/rm/{{objective}}/{{model}}/seed{s}/lr{{lr}}/run.json"
+                for s in RM_SEEDS
+            ],
+        log:
+            "results/logs/rm_train/{objective}/{model}/lr{lr}.log",
+        benchmark:
+            "results/cost/rm_train/{objective}/{model}/lr{lr}.tsv"
+        resources:
+            **res_extra("rm_train"),
+            gpu=res("rm_train", "gpu"),
+            mem_mb=res("rm_train", "mem_mb"),
+            runtime=lambda wc, attempt: res("rm_train", "runtime")(wc, attempt)
+            * len(RM_SEEDS),
+        params:
+            code=RM_TRAIN_CODE,
+            launch=lambda wc: rm_rules.launcher(
+                rm_rules.nproc(config, res("rm_train", "gpu")(wc)),
+                res("rm_train", "gpu")(wc),
+            ),
+            flags=lambda wc: rm_rules.train_flags(STUDY, wc.model, wc.objective, wc.lr),
+            runs=lambda wc, output: rm_rules.seed_out_flags(
+                [(s, Path(o).parent) for s, o in zip(RM_SEEDS, output)]
+            ),
+
+    ruleorder: rm_train_seeds > rm_train
 
 
 rule rm_train_rung:
@@ -79,16 +122,20 @@ rule rm_train_rung:
         # the run's previous rung: its DeepSpeed checkpoint is where this rung continues
         # (the rung's budget is in params.flags; halving.py edits do not retrain)
         previous=lambda wc: (
-            [rm_rules.rung_path(wc.objective, wc.model, wc.lr, int(wc.rung) - 1)]
+            [
+                rm_rules.rung_path(
+                    wc.objective, wc.model, wc.seed, wc.lr, int(wc.rung) - 1
+                )
+            ]
             if int(wc.rung) > 0
             else []
         ),
     output:
-        "results/rm/{objective}/{model}/lr{lr}/rung{rung}.json",
+        "results/rm/{objective}/{model}/seed{seed}/lr{lr}/rung{rung}.json",
     log:
-        "results/logs/rm_train_rung/{objective}/{model}/lr{lr}/rung{rung}.log",
+        "results/logs/rm_train_rung/{objective}/{model}/seed{seed}/lr{lr}/rung{rung}.log",
     benchmark:
-        "results/cost/rm_train_rung/{objective}/{model}/lr{lr}/rung{rung}.tsv"
+        "results/cost/rm_train_rung/{objective}/{model}/seed{seed}/lr{lr}/rung{rung}.tsv"
     conda:
         "../../envs/train.yaml"
     threads: lambda wc: rm_rules.nproc(config, res("rm_train", "gpu")(wc))
@@ -98,7 +145,7 @@ rule rm_train_rung:
         mem_mb=res("rm_train", "mem_mb"),
         runtime=res("rm_train", "runtime"),
     params:
-        code=code_hash("workflow/scripts/train_rm.py"),
+        code=RM_TRAIN_CODE,
         launch=lambda wc: rm_rules.launcher(
             rm_rules.nproc(config, res("rm_train", "gpu")(wc)),
             res("rm_train", "gpu")(wc),
@@ -106,21 +153,23 @@ rule rm_train_rung:
         flags=lambda wc: rm_rules.rung_flags(
             STUDY, wc.model, wc.objective, wc.lr, wc.rung
         ),
-        out=lambda wc, output: str(Path(output[0]).parent),
+        runs=lambda wc, output: rm_rules.seed_out_flags(
+            [(wc.seed, Path(output[0]).parent)]
+        ),
     shell:
         "OMP_NUM_THREADS=1 {params.launch} workflow/scripts/train_rm.py {params.flags}"
-        " --out {params.out} --result {output} --threads 1 > {log} 2>&1"
+        " {params.runs} --result {output} --threads 1 > {log} 2>&1"
 
 
 checkpoint rm_halving:
     input:
         unpack(rm_halving_input),
     output:
-        "results/rm/{objective}/{model}/halving/rung{rung}.json",
+        "results/rm/{objective}/{model}/seed{seed}/halving/rung{rung}.json",
     log:
-        "results/logs/rm_halving/{objective}/{model}/rung{rung}.log",
+        "results/logs/rm_halving/{objective}/{model}/seed{seed}/rung{rung}.log",
     benchmark:
-        "results/cost/rm_halving/{objective}/{model}/rung{rung}.tsv"
+        "results/cost/rm_halving/{objective}/{model}/seed{seed}/rung{rung}.tsv"
     conda:
         "../../envs/train.yaml"
     resources:
@@ -141,12 +190,12 @@ rule rm_select:
     input:
         runs=rm_select_runs,
     output:
-        selected="results/rm/{objective}/{model}/selected.json",
-        final=directory("results/rm/{objective}/{model}/final"),
+        selected="results/rm/{objective}/{model}/seed{seed}/selected.json",
+        final=directory("results/rm/{objective}/{model}/seed{seed}/final"),
     log:
-        "results/logs/rm_select/{objective}/{model}.log",
+        "results/logs/rm_select/{objective}/{model}/seed{seed}.log",
     benchmark:
-        "results/cost/rm_select/{objective}/{model}.tsv"
+        "results/cost/rm_select/{objective}/{model}/seed{seed}.tsv"
     conda:
         "../../envs/train.yaml"
     resources:

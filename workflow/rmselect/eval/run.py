@@ -158,7 +158,7 @@ def read_selected(path: str | None) -> dict[str, Any]:
     if not p.is_file():
         raise FileNotFoundError(f"{p}: selected.json not found (run the rm stage first)")
     sel = json.loads(p.read_text())
-    return {k: sel.get(k) for k in ("lr", "step", "val_accuracy", "weights") if k in sel}
+    return {k: sel.get(k) for k in ("seed", "lr", "step", "val_accuracy", "weights") if k in sel}
 
 
 #: A scored benchmark waiting to be written: its job, per-example frame and result JSON.
@@ -249,6 +249,8 @@ def score_benchmark(
         "scale": "0-100",
         "model": args.model,
         "objective": args.objective or None,
+        # the RM's training seed (rm.seeds; None for an external RM)
+        "rm_seed": selected.get("seed"),
         "overall": scores["overall"],
         "sections": scores["sections"],
         "subsets": scores["subsets"],

@@ -52,6 +52,18 @@ class EvalSettings:
     imported: pl.DataFrame | None = None
     import_path: str | None = None
     objectives: list[str] = field(default_factory=list)
+    #: Training seeds (``rm.seeds``): each evaluated (model, objective) is one RM per seed.
+    seeds: list[int] = field(default_factory=lambda: [0])
+
+    @property
+    def rms(self) -> list[tuple[str, str, int]]:
+        """Every RM the stage scores: ``(model, objective, seed)``."""
+        return [(m, o, s) for m, o in self.pairs for s in self.seeds]
+
+    @staticmethod
+    def json_path(benchmark: str, objective: str, model: str, seed: int | str) -> str:
+        """One RM's result on one benchmark (``.scores.parquet`` beside it)."""
+        return f"results/eval/{benchmark}/{objective}/{model}/seed{seed}.json"
 
     def data_files(self, benchmark: str) -> list[str]:
         """Local files a benchmark's jobs read (empty for hub data sets)."""
@@ -97,10 +109,10 @@ class EvalSettings:
 
         Only models with every configured objective to evaluate: a model whose other
         objectives are imported keeps one job per RM, so a job's outputs never depend on
-        which pairs an import covers. With one objective the two layouts are the same job
-        (rule eval_rm).
+        which pairs an import covers. With one objective and one seed the two layouts are the
+        same job (rule eval_rm).
         """
-        if self.options["jobs"] != "per_model" or len(self.objectives) < 2:
+        if self.options["jobs"] != "per_model" or len(self.objectives) * len(self.seeds) < 2:
             return []
         by: dict[str, set[str]] = {}
         for m, o in self.pairs:
@@ -135,19 +147,26 @@ class EvalSettings:
         return " ".join(p for p in parts if p)
 
     def model_args(
-        self, model: str, objectives: Sequence[str], rms: Sequence[str],
+        self, model: str, objectives: Sequence[tuple[str, int]], rms: Sequence[str],
         selected: Sequence[str], jsons: Sequence[str], scores: Sequence[str], flags: str = "",
     ) -> str:
         """eval_rm.py's arguments scoring several RMs of ``model`` in one call.
 
-        ``rms`` and ``selected`` are in ``objectives`` order; ``jsons`` and ``scores`` are the
-        job's outputs ``results/eval/{benchmark}/{objective}/{model}...`` in any order (each
-        RM's are picked by the objective folder, then kept in config benchmark order).
+        ``objectives`` names each RM's objective and seed as ``(objective, seed)``; ``rms``
+        and ``selected`` are in that order; ``jsons`` and ``scores`` are the job's outputs
+        ``results/eval/{benchmark}/{objective}/{model}/seed{seed}...`` in any order (each
+        RM's are picked by its objective and seed, then kept in config benchmark order).
         """
         sets = []
-        for obj, rm, sel in zip(objectives, rms, selected, strict=True):
-            js = [j for j in jsons if Path(j).parent.name == obj]
-            ss = [s for s in scores if Path(s).parent.name == obj]
+        for (obj, seed), rm, sel in zip(objectives, rms, selected, strict=True):
+            tail = (obj, model, f"seed{seed}")
+
+            def mine(path: str) -> bool:
+                p = Path(path)
+                return (p.parent.parent.name, p.parent.name, p.name.split(".")[0]) == tail
+
+            js = [j for j in jsons if mine(j)]
+            ss = [s for s in scores if mine(s)]
             sets.append(self.rm_args(model, obj, rm, sel, js, ss, flags))
         return f" {NEXT_RM} ".join(sets)
 
@@ -197,7 +216,9 @@ def eval_settings(study: Study, trained_models: Sequence[str]) -> EvalSettings:
                 f" 'derive_from: {PRIMARY}'"
             )
         benchmarks[name] = entry
-    objectives = list(study.config.get("rm", {}).get("objectives", ["bt", "regression"]))
+    from rmselect.rm.rules import rm_config, seeds
+
+    objectives = list(rm_config(study.config)["objectives"])
     imported = None
     path = opts["import"]
     if path:
@@ -225,6 +246,7 @@ def eval_settings(study: Study, trained_models: Sequence[str]) -> EvalSettings:
         imported=imported,
         import_path=path,
         objectives=objectives,
+        seeds=seeds(study.config),
     )
 
 

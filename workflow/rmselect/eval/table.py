@@ -3,10 +3,18 @@
 ``results/tables/rm_scores.csv``
     one row per (model, objective) on the primary benchmark (RewardBench v1): ``model,
     objective, benchmark, chat, chat_hard, safety, reasoning, score`` (0-100), CI columns
-    ``<col>_lo, <col>_hi`` and ``source`` (``trained`` | ``imported``).
+    ``<col>_lo, <col>_hi``, ``source`` (``trained`` | ``imported``), ``incomplete``, and the
+    seed statistics ``n_seeds`` and ``<col>_seed_sd``. With several training seeds
+    (``rm.seeds``) every value is the seed mean (what the analyses use), ``<col>_seed_sd``
+    the sample sd over seeds (empty for one seed or an imported row), and the CI columns
+    the seed means of the per-seed bootstrap bounds (the CI of one seed's score).
 ``results/tables/rm_scores_all.csv``
     long form over every evaluated benchmark: ``model, objective, benchmark, section,
-    score, lo, hi, source`` (section ``overall`` is the benchmark's overall score).
+    score, lo, hi, source, n_seeds, seed_sd`` (section ``overall`` is the benchmark's overall
+    score; seed means as above).
+``results/tables/rm_scores_seeds.csv``
+    the per-seed rows behind both: ``model, objective, seed, benchmark, section, score, lo,
+    hi, source`` (trained RMs only).
 
 Incomplete evaluations: a section with a missing subset, and the overall score of a run
 with any section missing or partial, are empty cells, never a mean over what is there; the
@@ -37,8 +45,12 @@ OBJECTIVES = ("bt", "regression")
 SECTION_COLS = list(RB1_SECTIONS)  # chat, chat_hard, safety, reasoning
 VALUE_COLS = [*SECTION_COLS, "score"]
 CI_COLS = [f"{c}_{s}" for c in VALUE_COLS for s in ("lo", "hi")]
-TABLE_COLS = ["model", "objective", "benchmark", *VALUE_COLS, *CI_COLS, "source", "incomplete"]
-ALL_COLS = ["model", "objective", "benchmark", "section", "score", "lo", "hi", "source"]
+SD_COLS = [f"{c}_seed_sd" for c in VALUE_COLS]
+TABLE_COLS = ["model", "objective", "benchmark", *VALUE_COLS, *CI_COLS, "source", "incomplete",
+              "n_seeds", *SD_COLS]
+ALL_COLS = ["model", "objective", "benchmark", "section", "score", "lo", "hi", "source",
+            "n_seeds", "seed_sd"]
+SEED_COLS = ["model", "objective", "seed", "benchmark", "section", "score", "lo", "hi", "source"]
 PRECEDENCE = ("imported", "trained", "error")
 #: Tolerance (points) between an imported ``score`` and the mean of its four sections.
 SCORE_TOLERANCE = 0.5
@@ -142,9 +154,68 @@ def read_import(path: str | Path, models: Iterable[str] | None = None) -> pl.Dat
 
 
 def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    schema = {c: (pl.Float64 if c in VALUE_COLS or c in CI_COLS else pl.Utf8) for c in TABLE_COLS}
-    rows = [{"incomplete": None, **r} for r in rows]
+    schema = {c: (pl.Float64 if c in VALUE_COLS or c in CI_COLS or c in SD_COLS
+                  else pl.Int64 if c == "n_seeds" else pl.Utf8) for c in TABLE_COLS}
+    rows = [{"incomplete": None, "n_seeds": None, **{c: None for c in SD_COLS}, **r}
+            for r in rows]
     return pl.DataFrame(rows, schema=schema).select(TABLE_COLS)
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    """Seed mean; empty when any seed's value is (an incomplete seed makes the mean one)."""
+    if not values or any(v is None for v in values):
+        return None
+    return float(sum(values) / len(values))  # type: ignore[arg-type]
+
+
+def _sd(values: Sequence[float | None]) -> float | None:
+    """Sample sd over seeds (ddof 1); empty for one seed or a missing value."""
+    import statistics
+
+    if len(values) < 2 or any(v is None for v in values):
+        return None
+    return float(statistics.stdev(values))  # type: ignore[arg-type]
+
+
+def seed_mean_rows(per_seed: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One ``rm_scores.csv`` row per (model, objective) from its seeds' rows."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in per_seed:
+        groups.setdefault((r["model"], r["objective"]), []).append(r)
+    out = []
+    for (model, obj), rows in groups.items():
+        row: dict[str, Any] = {"model": model, "objective": obj, "benchmark": PRIMARY,
+                               "source": "trained", "n_seeds": len(rows)}
+        for c in VALUE_COLS:
+            row[c] = _mean([r[c] for r in rows])
+            row[f"{c}_seed_sd"] = _sd([r[c] for r in rows])
+            for b in ("lo", "hi"):
+                row[f"{c}_{b}"] = (None if row[c] is None
+                                   else _mean([r[f"{c}_{b}"] for r in rows]))
+        reasons = [f"seed {r.get('seed')}: {r['incomplete']}" if len(rows) > 1 else r["incomplete"]
+                   for r in rows if r.get("incomplete")]
+        row["incomplete"] = "; ".join(reasons) or None
+        out.append(row)
+    return out
+
+
+def seed_mean_long(per_seed: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rm_scores_all.csv`` rows: seed means of the per-seed long rows."""
+    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
+    for r in per_seed:
+        groups.setdefault((r["model"], r["objective"], r["benchmark"], r["section"]), []).append(r)
+    out = []
+    for (model, obj, bench, sec), rows in groups.items():
+        score = _mean([r["score"] for r in rows])
+        out.append({
+            "model": model, "objective": obj, "benchmark": bench, "section": sec,
+            "score": score,
+            "lo": None if score is None else _mean([r["lo"] for r in rows]),
+            "hi": None if score is None else _mean([r["hi"] for r in rows]),
+            "source": rows[0]["source"], "n_seeds": len(rows),
+            "seed_sd": _sd([r["score"] for r in rows]),
+        })
+    return out
 
 
 def evaluated_pairs(
@@ -186,6 +257,7 @@ def row_from_eval(result: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "model": result["model"],
         "objective": result["objective"],
+        "seed": result.get("rm_seed"),
         "benchmark": PRIMARY,
         "source": "trained",
     }
@@ -216,6 +288,7 @@ def long_rows(result: dict[str, Any], source: str = "trained") -> list[dict[str,
             {
                 "model": result["model"],
                 "objective": result["objective"],
+                "seed": result.get("rm_seed"),
                 "benchmark": result["benchmark"],
                 "section": key,
                 "score": sec["score"],
@@ -230,6 +303,7 @@ def long_rows(result: dict[str, Any], source: str = "trained") -> list[dict[str,
         {
             "model": result["model"],
             "objective": result["objective"],
+            "seed": result.get("rm_seed"),
             "benchmark": result["benchmark"],
             "section": "overall",
             "score": ov["score"] if whole else None,
@@ -246,11 +320,35 @@ def build_tables(
     imported: pl.DataFrame | None = None,
     precedence: str = "imported",
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """``(rm_scores, rm_scores_all)`` from eval JSONs plus imported rows."""
+    """``(rm_scores, rm_scores_all)`` from eval JSONs plus imported rows (seed means)."""
+    return build_seed_tables(eval_jsons, imported, precedence)[:2]
+
+
+def _seed_frame(rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
+    schema = {c: (pl.Float64 if c in ("score", "lo", "hi") else pl.Int64 if c == "seed"
+                  else pl.Utf8) for c in SEED_COLS}
+    return pl.DataFrame([{c: r.get(c) for c in SEED_COLS} for r in rows], schema=schema).sort(
+        ["model", "objective", "benchmark", "section", "seed"], nulls_last=True)
+
+
+def build_seed_tables(
+    eval_jsons: Sequence[str | Path],
+    imported: pl.DataFrame | None = None,
+    precedence: str = "imported",
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """``(rm_scores, rm_scores_all, rm_scores_seeds)``: seed means, and the per-seed rows."""
     results = [read_json(p) for p in eval_jsons]
+    seen: dict[tuple[Any, ...], str] = {}
+    for p, r in zip(eval_jsons, results):
+        key = (r["model"], r["objective"], r["benchmark"], r.get("rm_seed"))
+        if key in seen:
+            raise ValueError(f"{p} and {seen[key]} are the same RM (model, objective,"
+                             f" benchmark, seed {key[3]}); keep one")
+        seen[key] = str(p)
     primary = [row_from_eval(r) for r in results if r["benchmark"] == PRIMARY]
-    trained = _frame(primary) if primary else _frame([])
-    long = [row for r in results for row in long_rows(r)]
+    trained = _frame(seed_mean_rows(primary)) if primary else _frame([])
+    per_seed = [row for r in results for row in long_rows(r)]
+    long = seed_mean_long(per_seed)
     if imported is not None and imported.height:
         have = set(zip(trained["model"].to_list(), trained["objective"].to_list()))
         clash = imported.filter(
@@ -272,8 +370,9 @@ def build_tables(
                 imported = imported.join(clash.select("model", "objective"), on=["model", "objective"], how="anti")
             else:
                 trained = trained.join(clash.select("model", "objective"), on=["model", "objective"], how="anti")
-                long = [r for r in long if (r["model"], r["objective"]) not in
-                        set(zip(clash["model"].to_list(), clash["objective"].to_list()))]
+                gone = set(zip(clash["model"].to_list(), clash["objective"].to_list()))
+                long = [r for r in long if (r["model"], r["objective"]) not in gone]
+                per_seed = [r for r in per_seed if (r["model"], r["objective"]) not in gone]
         for r in imported.iter_rows(named=True):
             for c in VALUE_COLS:
                 long.append(
@@ -286,24 +385,28 @@ def build_tables(
                         "lo": r[f"{c}_lo"],
                         "hi": r[f"{c}_hi"],
                         "source": "imported",
+                        "n_seeds": None,
+                        "seed_sd": None,
                     }
                 )
-        table = pl.concat([trained, imported], how="vertical")
+        table = pl.concat([trained, imported.select(TABLE_COLS)], how="vertical")
     else:
         table = trained
     table = table.sort(["model", "objective"])
-    all_schema = {c: (pl.Float64 if c in ("score", "lo", "hi") else pl.Utf8) for c in ALL_COLS}
+    all_schema = {c: (pl.Float64 if c in ("score", "lo", "hi", "seed_sd") else
+                      pl.Int64 if c == "n_seeds" else pl.Utf8) for c in ALL_COLS}
     long_df = pl.DataFrame(long, schema=all_schema).sort(["model", "objective", "benchmark", "section"])
-    return table, long_df
+    return table, long_df, _seed_frame(per_seed)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rm_scores_table.py",
         description=(
-            "Collect eval JSONs (results/eval/{benchmark}/{objective}/{model}.json) and"
-            " imported RM results into results/tables/rm_scores.csv (primary benchmark,"
-            " one row per model and objective) and rm_scores_all.csv (long form)."
+            "Collect eval JSONs (results/eval/{benchmark}/{objective}/{model}/seed{seed}.json)"
+            " and imported RM results into results/tables/rm_scores.csv (primary benchmark,"
+            " one row per model and objective, seed means), rm_scores_all.csv (long form)"
+            " and rm_scores_seeds.csv (per-seed rows)."
         ),
     )
     p.add_argument("--evals", nargs="*", default=[], help="eval JSON files")
@@ -312,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precedence", default="imported", choices=PRECEDENCE)
     p.add_argument("--out", required=True, help="rm_scores.csv")
     p.add_argument("--out-all", required=True, help="rm_scores_all.csv")
+    p.add_argument("--out-seeds", default=None, help="rm_scores_seeds.csv (per-seed rows)")
     return p
 
 
@@ -319,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         imported = read_import(args.import_csv, args.models) if args.import_csv else None
-        table, long = build_tables(args.evals, imported, args.precedence)
+        table, long, seeds = build_seed_tables(args.evals, imported, args.precedence)
     except (ValueError, OSError, KeyError) as err:
         sys.stderr.write(f"rmselect eval: error: {err}\n")
         return 1
@@ -327,8 +431,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if dup.height:
         sys.stderr.write(f"rmselect eval: error: duplicate rows in rm_scores: {dup['model'].to_list()}\n")
         return 1
-    write_table(args.out_all, long.with_columns(pl.col("score", "lo", "hi").round(4)))
-    write_table(args.out, table.with_columns(pl.col(VALUE_COLS + CI_COLS).round(4)))
+    write_table(args.out_all, long.with_columns(pl.col("score", "lo", "hi", "seed_sd").round(4)))
+    write_table(args.out, table.with_columns(pl.col(VALUE_COLS + CI_COLS + SD_COLS).round(4)))
+    if args.out_seeds:
+        write_table(args.out_seeds, seeds.with_columns(pl.col("score", "lo", "hi").round(4)))
     sys.stderr.write(
         f"rmselect eval: rm_scores.csv: {table.height} row(s)"
         f" ({table.filter(pl.col('source') == 'imported').height} imported)\n"

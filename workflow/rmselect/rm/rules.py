@@ -7,42 +7,59 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
-from rmselect.config import ConfigError, Study
-
-#: Defaults of the ``rm:`` config section (config/schemas/config.schema.yaml documents them).
-DEFAULTS: dict[str, Any] = {
-    "objectives": ["bt", "regression"],
-    "epochs": {"bt": 1, "regression": 2},
-    "global_batch": 64,
-    "warmup_steps": 20,
-    "eval_every": 20,
-    "max_length": 4096,
-    "weight_decay": 0.0,
-    "grad_clip": 1.0,
-    "mega_batch": 8,
-    "eval_batch": 32,
-    "nproc_per_node": 1,
-    "merge_grid_step": 0.05,
-    "train_merge_grid_step": 0.05,
-    "max_train_examples": None,
-    "max_val_pairs": None,
-    "keep_ds_checkpoint": False,
-    "prune_checkpoints": False,
-    "tensorboard": False,
-    "precision": "auto",
-    "by_size": [{"max_b": 1.0e9, "zero_stage": 0, "micro_batch": 4}],
-}
-SIZE_DEFAULTS = {"zero_stage": 0, "micro_batch": 4, "grad_checkpointing": False,
-                 "offload_optimizer": False}
-
+from rmselect.config import ConfigError, Study, _schema, section_settings
 
 def rm_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``rm`` section with defaults filled in."""
-    out = dict(DEFAULTS)
-    out.update(config.get("rm", {}) or {})
-    return out
+    """The ``rm`` section with every omitted field filled from the schema's ``default:``."""
+    return section_settings(config, "rm")
+
+
+def size_defaults() -> dict[str, Any]:
+    """Defaults of one ``rm.by_size`` row (the schema's item ``default:`` values)."""
+    item = _schema("config")["properties"]["rm"]["properties"]["by_size"]["items"]
+    return {k: v["default"] for k, v in item["properties"].items() if "default" in v}
+
+
+def seeds(config: Mapping[str, Any]) -> list[int]:
+    """``rm.seeds``, or the study's top-level ``seed`` alone (one seed) when it is null."""
+    listed = rm_config(config).get("seeds")
+    if not listed:
+        return [int(config.get("seed", 0))]
+    return [int(s) for s in listed]
+
+
+def seeds_together(config: Mapping[str, Any]) -> bool:
+    """Whether one job trains all seeds of a (model, objective, lr) (``rm.seed_jobs``)."""
+    return rm_config(config)["seed_jobs"] == "together" and len(seeds(config)) > 1
+
+
+# --------------------------------------------------------------------------- paths
+# results/rm/{objective}/{model}/seed{seed}/ holds one seed's runs, decision and selection.
+
+
+def rm_dir(objective: str, model: str, seed: int | str) -> str:
+    """One seed's RM directory: ``lr{lr}/`` runs, ``halving/``, ``selected.json``, ``final/``."""
+    return f"results/rm/{objective}/{model}/seed{seed}"
+
+
+def run_path(objective: str, model: str, seed: int | str, lr: str) -> str:
+    """The summary of one full training run (rule rm_train)."""
+    return f"{rm_dir(objective, model, seed)}/lr{lr}/run.json"
+
+
+def selected_path(objective: str, model: str, seed: int | str) -> str:
+    return f"{rm_dir(objective, model, seed)}/selected.json"
+
+
+def final_path(objective: str, model: str, seed: int | str) -> str:
+    return f"{rm_dir(objective, model, seed)}/final"
+
+
+def seed_out_flags(seed_dirs: Sequence[tuple[int | str, str]]) -> str:
+    """``--seed S --out DIR`` for each run one train_rm.py call trains."""
+    return " ".join(f"--seed {int(s)} --out {shlex.quote(str(d))}" for s, d in seed_dirs)
 
 
 def trains_rms(config: Mapping[str, Any]) -> bool:
@@ -80,7 +97,7 @@ def size_settings(config: Mapping[str, Any], params_b: float) -> dict[str, Any]:
     """ZeRO stage, micro batch, checkpointing and offload for a model of ``params_b``."""
     for row in rm_config(config)["by_size"]:
         if params_b < float(row["max_b"]):
-            return {**SIZE_DEFAULTS, **row}
+            return {**size_defaults(), **row}
     raise ConfigError(
         f"config: field 'rm.by_size': no entry covers {params_b} B parameters; raise the last max_b"
     )
@@ -108,7 +125,8 @@ def launcher(n: int, gpus: int = 0) -> str:
 
 
 def train_flags(study: Study, model: str, objective: str, lr: str) -> str:
-    """Every command-line flag of workflow/scripts/train_rm.py for one run but ``--out``."""
+    """Every command-line flag of workflow/scripts/train_rm.py for one run but the
+    ``--seed``/``--out`` pairs (:func:`seed_out_flags`)."""
     cfg = study.config
     rc = rm_config(cfg)
     spec = study.model(model)
@@ -125,7 +143,7 @@ def train_flags(study: Study, model: str, objective: str, lr: str) -> str:
         "--epochs", str(epochs), "--warmup-steps", str(rc["warmup_steps"]),
         "--eval-every", str(rc["eval_every"]), "--max-length", str(rc["max_length"]),
         "--zero-stage", str(size["zero_stage"]), "--weight-decay", str(rc["weight_decay"]),
-        "--grad-clip", str(rc["grad_clip"]), "--seed", str(cfg.get("seed", 0)),
+        "--grad-clip", str(rc["grad_clip"]),
         "--mega-batch", str(rc["mega_batch"]), "--eval-batch", str(rc["eval_batch"]),
         "--merge-grid-step", str(rc["train_merge_grid_step"]),
     ]
@@ -177,18 +195,18 @@ def halving_flags(config: Mapping[str, Any], objective: str, model: str, rung: i
             f"--min-steps {search.min_steps}")
 
 
-def rung_path(objective: str, model: str, lr: str, rung: int | str) -> str:
+def rung_path(objective: str, model: str, seed: int | str, lr: str, rung: int | str) -> str:
     """The summary one rung of one run writes (rule rm_train_rung)."""
-    return f"results/rm/{objective}/{model}/lr{lr}/rung{int(rung)}.json"
+    return f"{rm_dir(objective, model, seed)}/lr{lr}/rung{int(rung)}.json"
 
 
-def decision_path(objective: str, model: str, rung: int | str) -> str:
+def decision_path(objective: str, model: str, seed: int | str, rung: int | str) -> str:
     """The decision after one rung (checkpoint rm_halving)."""
-    return f"results/rm/{objective}/{model}/halving/rung{int(rung)}.json"
+    return f"{rm_dir(objective, model, seed)}/halving/rung{int(rung)}.json"
 
 
-def halving_inputs(config: Mapping[str, Any], objective: str, model: str, rung: int | str,
-                   previous: Mapping[str, Any] | None) -> dict[str, Any]:
+def halving_inputs(config: Mapping[str, Any], objective: str, model: str, seed: int | str,
+                   rung: int | str, previous: Mapping[str, Any] | None) -> dict[str, Any]:
     """Inputs of the decision after ``rung``: the participants' summaries (and the
     previous decision, whose ``runs`` it carries on). ``previous`` is that decision's
     content (None for rung 0)."""
@@ -196,12 +214,12 @@ def halving_inputs(config: Mapping[str, Any], objective: str, model: str, rung: 
 
     r = int(rung)
     if r == 0:
-        return {"runs": [rung_path(objective, model, lr, 0)
+        return {"runs": [rung_path(objective, model, seed, lr, 0)
                          for lr in lr_grid(config, objective, model)]}
     if previous is None:
         raise ValueError("rung > 0 needs the previous decision")
-    parts = next_participants(previous, lambda lr, k: rung_path(objective, model, lr, k))
-    return {"previous": decision_path(objective, model, r - 1),
+    parts = next_participants(previous, lambda lr, k: rung_path(objective, model, seed, lr, k))
+    return {"previous": decision_path(objective, model, seed, r - 1),
             "runs": [parts[lr] for lr in sorted(parts, key=float)]}
 
 

@@ -108,8 +108,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.time()
     cands = collect(args.runs, args.objective, args.merge_grid_step)
     best = best_candidate(cands)
+    # The training seed of these runs (all runs of one selection share it; older runs
+    # without the field count as one unnamed seed).
+    seeds = {read_json(p).get("seed") for p in args.runs}
+    if len(seeds) > 1:
+        sys.stderr.write(f"select_rm: error: runs of different seeds {sorted(map(str, seeds))}"
+                         " in one selection; select each seed's runs on their own\n")
+        return 1
     meta = {
-        "model": args.model_name, "objective": args.objective, "lr": best["lr"],
+        "model": args.model_name, "objective": args.objective, "seed": seeds.pop(),
+        "lr": best["lr"],
         "step": best["step"], "val_accuracy": best["val_accuracy"], "weights": best["weights"],
         "attributes": list(ATTRIBUTES) if args.objective == "regression" else None,
         "score": ("dot(outputs, weights)" if args.objective == "regression" else "outputs[0]"),

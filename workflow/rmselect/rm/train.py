@@ -49,7 +49,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from rmselect.cluster.launch import free_port
+from rmselect import runtime
+from rmselect.runtime import Log, lr_factor, max_mem_mb, truncate_metrics
 
 OBJECTIVES = {"bt": 1, "regression": 5}
 #: Exit status of a run stopped by ``--stop-after-steps`` (a simulated kill).
@@ -70,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--model-name", default=None, help="model name for messages and run.json")
     a("--objective", required=True, choices=sorted(OBJECTIVES))
     a("--lr", required=True, type=float, help="peak learning rate")
-    a("--out", required=True, help="run directory (run.json is written last)")
+    a("--out", required=True, action="append",
+      help="run directory (run.json is written last); repeat it with --seed to train "
+      "several seeds of the same run in one process (imports and data loaded once)")
     a("--train-data", required=True,
       help="config data-set entry as JSON: HelpSteer2-Preference for bt, HelpSteer2 for regression")
     a("--val-data", required=True, help="config data-set entry (JSON) of HelpSteer2-Preference")
@@ -85,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--grad-checkpointing", action="store_true")
     a("--weight-decay", type=float, default=0.0)
     a("--grad-clip", type=float, default=1.0, help="0 disables clipping")
-    a("--seed", type=int, default=42)
+    a("--seed", type=int, action="append", default=None,
+      help="training seed (data order, head initialisation); one per --out (default 0, "
+      "the study's default seed)")
     a("--mega-batch", type=int, default=8, help="global batches sorted together by length")
     a("--eval-batch", type=int, default=32, help="sequences per validation forward")
     a("--packing", action=argparse.BooleanOptionalAction, default=True,
@@ -149,107 +154,7 @@ class RunConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-# --------------------------------------------------------------------------- distributed
-
-
-def dist_env() -> tuple[int, int, int]:
-    """``(rank, world_size, local_rank)`` from the launcher; single rank when none set them."""
-    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1")
-        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-        os.environ["MASTER_PORT"] = str(free_port())  # only read by DeepSpeed's env check
-    os.environ.setdefault("LOCAL_RANK", os.environ["RANK"])
-    return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
-
-
-def _prepare_runtime(threads: int | None) -> bool:
-    """Environment before torch/deepspeed import; returns whether CUDA is used."""
-    repo = Path(__file__).resolve().parents[3]
-    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(repo / ".torch_extensions"))
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    import torch
-
-    cuda = torch.cuda.is_available()
-    if not cuda:
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")
-        n = threads or int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
-        torch.set_num_threads(max(1, n))
-    return cuda
-
-
-def _skip_cpu_shm_op() -> None:
-    """On CPU, do not build DeepSpeed's shared-memory allreduce extension.
-
-    It only speeds up intra-node CPU allreduce (a ~2 min compile on first use); gloo does
-    the job for training. Set ``RMSELECT_DS_SHM=1`` to use it anyway.
-    """
-    if os.environ.get("RMSELECT_DS_SHM") == "1":
-        return
-    import importlib
-
-    # (``import deepspeed.comm.torch as m`` would bind the real torch: deepspeed.comm has
-    # an attribute named torch.)
-    ds_torch = importlib.import_module("deepspeed.comm.torch")
-    ds_torch.build_shm_op = lambda: None  # type: ignore[assignment]
-
-
 # --------------------------------------------------------------------------- helpers
-
-
-class Log:
-    """Progress on stderr (rank 0) and metrics.jsonl lines."""
-
-    def __init__(self, rank: int, metrics_path: Path, tb_dir: Path | None):
-        self.rank = rank
-        self.t0 = time.time()
-        self.path = metrics_path
-        self.tb = None
-        if rank == 0 and tb_dir is not None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(tb_dir))
-            except Exception as err:  # tensorboard not installed
-                self.info(f"tensorboard disabled: {err}")
-
-    def info(self, msg: str) -> None:
-        if self.rank == 0:
-            sys.stderr.write(f"[train_rm {time.time() - self.t0:6.1f}s] {msg}\n")
-            sys.stderr.flush()
-
-    def metric(self, row: dict[str, Any]) -> None:
-        if self.rank != 0:
-            return
-        with self.path.open("a") as fh:
-            fh.write(json.dumps(row) + "\n")
-        if self.tb is not None:
-            for k, v in row.items():
-                if k != "step" and isinstance(v, (int, float)):
-                    self.tb.add_scalar(k, v, row["step"])
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
-def truncate_metrics(path: Path, last_step: int) -> None:
-    """Keep only metric lines with ``step <= last_step`` (resume point)."""
-    if not path.exists():
-        return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip()
-            and json.loads(ln).get("step", 0) <= last_step]
-    path.write_text("".join(ln + "\n" for ln in keep))
-
-
-def max_mem_mb(cuda: bool) -> float:
-    import torch
-
-    if cuda:
-        return torch.cuda.max_memory_allocated() / 2**20
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def eval_points(n_steps: int, every: int) -> list[int]:
@@ -258,11 +163,6 @@ def eval_points(n_steps: int, every: int) -> list[int]:
     if not pts or pts[-1] != n_steps:
         pts.append(n_steps)
     return pts
-
-
-def lr_factor(step: int, warmup: int) -> float:
-    """Linear warm-up over ``warmup`` optimizer steps, then constant (step is 0-based)."""
-    return 1.0 if warmup <= 0 else min(1.0, (step + 1) / warmup)
 
 
 # --------------------------------------------------------------------------- data
@@ -334,27 +234,16 @@ def train_dtype(precision: str, cuda: bool) -> Any:
 
 
 def ds_config(cfg: RunConfig, accum: int, cuda: bool) -> dict[str, Any]:
-    zero: dict[str, Any] = {"stage": cfg.zero_stage}
-    if cfg.zero_stage == 3:
-        zero["stage3_gather_16bit_weights_on_model_save"] = True
-    if cfg.offload_optimizer and cfg.zero_stage > 0:
-        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": cuda}
-    conf: dict[str, Any] = {
-        "train_batch_size": cfg.global_batch,
-        "train_micro_batch_size_per_gpu": cfg.micro_batch,
-        "gradient_accumulation_steps": accum,
-        "zero_optimization": zero,
-        "zero_allow_untested_optimizer": True,
-        "zero_force_ds_cpu_optimizer": False,
-        # DeepSpeed's bf16 mode (fp32 master weights) on CUDA; on CPU a bf16 run trains
-        # the bf16 weights directly (the engine's bf16 optimizer needs an accelerator).
-        "bf16": {"enabled": bool(cuda) and cfg.precision != "fp32"},
-        "steps_per_print": 10**9,
-        "wall_clock_breakdown": False,
-    }
-    if cfg.grad_clip > 0:
-        conf["gradient_clipping"] = cfg.grad_clip
-    return conf
+    """The run's DeepSpeed configuration (:func:`rmselect.runtime.ds_config`).
+
+    DeepSpeed's bf16 mode (fp32 master weights) on CUDA; on CPU a bf16 run trains the bf16
+    weights directly (the engine's bf16 optimizer needs an accelerator).
+    """
+    return runtime.ds_config(
+        global_batch=cfg.global_batch, micro_batch=cfg.micro_batch, accumulation=accum,
+        zero_stage=cfg.zero_stage, grad_clip=cfg.grad_clip,
+        bf16=bool(cuda) and cfg.precision != "fp32",
+        offload_optimizer=cfg.offload_optimizer, pin_memory=cuda)
 
 
 def _forward_rows(engine: Any, rows: list[list[int]], pad_id: int, device: Any,
@@ -493,7 +382,7 @@ def export_hf(engine: Any, cfg: RunConfig, tok: Any, template: str, out_dir: Pat
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Train one run; a bad data set or model is one line on stderr and exit status 2."""
+    """Train the runs; a bad data set or model is one line on stderr and exit status 2."""
     from rmselect.datasets_io import DatasetError
     from rmselect.hf import ModelLoadError
 
@@ -505,63 +394,70 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    t_start = time.time()
-    rank, world, local_rank = dist_env()
-    cuda = _prepare_runtime(args.threads)
+@dataclass
+class Shared:
+    """What every seed of one (model, objective, lr) shares: loaded once per process."""
 
-    import numpy as np
-    import torch
-    import deepspeed
+    name: str
+    tok: Any
+    template: str
+    prep: Prepared
+    setup_s: float
 
-    from rmselect.hf import load_tokenizer
-    from rmselect.io import write_json
-    from rmselect.rm import data as D
-    from rmselect.rm.format import resolve_template
-    from rmselect.rm.model import (
-        RewardModel,
-        attention_ratio,
-        load_for_training,
-        prepare_tokenizer,
-    )
 
-    if not cuda:
-        _skip_cpu_shm_op()
-    else:
-        torch.cuda.set_device(local_rank)
-    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
-    from rmselect.distributed import init_lone_process_group
+def run_seeds(args: argparse.Namespace) -> list[tuple[int, Path]]:
+    """The ``(seed, run dir)`` pairs of this call: ``--seed``/``--out`` given in pairs."""
+    seeds = args.seed or [0]
+    if len(seeds) != len(args.out):
+        raise SystemExit(f"train_rm: error: {len(seeds)} --seed for {len(args.out)} --out; "
+                         "give one --seed per run directory")
+    if len(set(seeds)) != len(seeds) or len(set(args.out)) != len(args.out):
+        raise SystemExit("train_rm: error: --seed values and --out dirs must be distinct")
+    if args.result and len(seeds) > 1:
+        raise SystemExit("train_rm: error: --result is for a single run (one --seed)")
+    return [(int(s), Path(o)) for s, o in zip(seeds, args.out)]
 
-    init_lone_process_group("nccl" if cuda else "gloo")
-    deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo", verbose=False)
-    import torch.distributed as dist
 
-    out = Path(args.out)
-    name = args.model_name or Path(args.model).name
-    cfg = RunConfig(
+def run_config(args: argparse.Namespace, seed: int, world: int) -> RunConfig:
+    """The run's configuration (what its resume signature hashes)."""
+    return RunConfig(
         model=args.model, objective=args.objective, lr=args.lr,
         train_data=json.loads(args.train_data), val_data=json.loads(args.val_data),
         global_batch=args.global_batch, micro_batch=args.micro_batch, epochs=args.epochs,
         warmup_steps=args.warmup_steps, eval_every=args.eval_every, max_length=args.max_length,
         zero_stage=args.zero_stage, offload_optimizer=args.offload_optimizer,
         grad_checkpointing=args.grad_checkpointing, weight_decay=args.weight_decay,
-        grad_clip=args.grad_clip, seed=args.seed, mega_batch=args.mega_batch,
+        grad_clip=args.grad_clip, seed=seed, mega_batch=args.mega_batch,
         packing=args.packing,
         chat_template=args.chat_template, max_train_examples=args.max_train_examples,
         max_val_pairs=args.max_val_pairs, world_size=world, precision=args.precision,
         extra={"merge_grid_step": args.merge_grid_step, "eval_batch": args.eval_batch},
     )
-    accum = D.accumulation_steps(cfg.global_batch, cfg.micro_batch, world)
-    sig = cfg.signature()
-    log = Log(rank, out / "metrics.jsonl", out / "tb" if args.tensorboard else None)
-    log.info(f"{name} {cfg.objective} lr={cfg.lr:g}: global batch {cfg.global_batch} = micro "
-             f"{cfg.micro_batch} x accumulation {accum} x {world} rank(s); zero {cfg.zero_stage}; "
-             f"{'cuda' if cuda else 'cpu'} "
-             f"{str(train_dtype(cfg.precision, cuda)).replace('torch.', '')}")
 
-    # ---- tokenizer, data, plan, model: loaded before the run dir is touched, so a bad
-    # data set or model leaves nothing behind
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    runs = run_seeds(args)
+    t_start = time.time()
+    rt = runtime.start(args.threads)
+    shared = load_shared(args, run_config(args, runs[0][0], rt.world), rt, t_start)
+    for seed, out in runs:
+        rc = train_run(args, rt, shared, seed, out)
+        if rc:
+            return rc
+    rt.close()
+    return 0
+
+
+def load_shared(args: argparse.Namespace, cfg: RunConfig, rt: runtime.Runtime,
+                t_start: float) -> Shared:
+    """Tokenizer, chat template and tokenized data: loaded before any run dir is touched,
+    so a bad data set or model leaves nothing behind, and once for all seeds."""
+    from rmselect.hf import load_tokenizer
+    from rmselect.rm.format import resolve_template
+    from rmselect.rm.model import prepare_tokenizer
+
+    log = Log(rt.rank, Path(os.devnull), None, prefix="train_rm")
     tok = prepare_tokenizer(load_tokenizer(args.model, cfg_trust(args)))
     template = resolve_template(tok, cfg.chat_template)
     prep = prepare_data(cfg, tok, template)
@@ -570,6 +466,114 @@ def _main(argv: Sequence[str] | None = None) -> int:
         # prompt, role markers) and the token the reward is read at are visible in the log.
         first = tok.decode(prep.train_ids[0])
         log.info(f"first training text ({len(prep.train_ids[0])} tokens): {first!r}")
+    name = args.model_name or Path(args.model).name
+    return Shared(name, tok, template, prep, time.time() - t_start)
+
+
+def _open_run(out: Path, sig: str, cfg: RunConfig, rt: runtime.Runtime, log: Log) -> bool:
+    """Whether the run resumes (its DeepSpeed checkpoint matches ``sig``); otherwise the
+    run dir is cleared of an older run's files."""
+    from rmselect.io import write_json
+
+    ds_dir, state_file = out / "ds", out / "resume.json"
+    resume = False
+    if rt.rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        old = json.loads(state_file.read_text()) if state_file.exists() else None
+        if old and old.get("signature") == sig and (ds_dir / "latest").exists():
+            resume = True
+        else:
+            if old or ds_dir.exists() or (out / "ckpt").exists():
+                log.info("no matching checkpoint: starting fresh (old run files removed)")
+            for p in (ds_dir, out / "ckpt", out / "metrics.jsonl", out / "tb", out / "run.json"):
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            write_json(state_file, {"signature": sig, "config": asdict(cfg)})
+    if rt.world > 1:
+        import torch.distributed as dist
+
+        flag = [resume]
+        dist.broadcast_object_list(flag, src=0)
+        resume = bool(flag[0])
+    return resume
+
+
+def build_engine(args: argparse.Namespace, cfg: RunConfig, shared: Shared,
+                 rt: runtime.Runtime, accum: int) -> tuple[Any, Any, float]:
+    """``(engine, dtype, kappa)``: the seeded model (head initialised from ``cfg.seed``)
+    wrapped by DeepSpeed with AdamW and the warm-up schedule."""
+    import deepspeed
+    import torch
+
+    from rmselect.rm import data as D
+    from rmselect.rm.model import RewardModel, attention_ratio, load_for_training
+
+    torch.manual_seed(cfg.seed)
+    dtype = train_dtype(cfg.precision, rt.cuda)
+    hf = load_for_training(args.model, OBJECTIVES[cfg.objective], shared.tok, cfg_trust(args),
+                           dtype, D.ATTRIBUTES if cfg.objective == "regression" else None)
+    if cfg.grad_checkpointing:
+        hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model = RewardModel(hf)
+    kappa = attention_ratio(hf.config)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.offload_optimizer and rt.cuda:
+        from deepspeed.ops.adam import DeepSpeedCPUAdam
+
+        opt = DeepSpeedCPUAdam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, adamw_mode=True)
+    else:
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup_steps))
+    engine, _, _, _ = deepspeed.initialize(
+        model=model, optimizer=opt, lr_scheduler=sched, config=ds_config(cfg, accum, rt.cuda))
+    return engine, dtype, kappa
+
+
+def save_checkpoint(engine: Any, cfg: RunConfig, shared: Shared, rt: runtime.Runtime,
+                    out: Path, step: int, epoch: int, scores: Any, vm: dict[str, Any],
+                    evals: list[dict[str, Any]], t_eval: float) -> dict[str, Any]:
+    """One evaluation point: the HF checkpoint (regression: plus validation predictions)
+    and the DeepSpeed checkpoint a rerun resumes from (older ones removed)."""
+    ck = out / "ckpt" / f"step{step}"
+    export_hf(engine, cfg, shared.tok, shared.template, ck, rt.rank)
+    if rt.rank == 0 and cfg.objective == "regression":
+        write_val_preds(ck / "val_preds.parquet", scores, len(shared.prep.val_chosen))
+    ev = {"step": step, "epoch": epoch, **vm, "checkpoint": str(ck),
+          "eval_s": time.time() - t_eval}
+    evals.append(ev)
+    ds_dir = out / "ds"
+    engine.save_checkpoint(str(ds_dir), tag=f"step{step}",
+                           client_state={"step": step, "evals": evals})
+    rt.barrier()
+    if rt.rank == 0:
+        for d in ds_dir.iterdir():
+            if d.is_dir() and d.name != f"step{step}":
+                shutil.rmtree(d, ignore_errors=True)
+    return ev
+
+
+def train_run(args: argparse.Namespace, rt: runtime.Runtime, shared: Shared, seed: int,
+              out: Path) -> int:
+    """Train one run (one seed) into ``out``: resume, fit, evaluate and save, summary."""
+    import numpy as np
+    import torch
+    import torch.distributed as dist
+
+    from rmselect.io import write_json
+    from rmselect.rm import data as D
+    from rmselect.rm.losses import rm_loss
+
+    t_start = time.time()
+    rank, world, device = rt.rank, rt.world, rt.device
+    cfg = run_config(args, seed, world)
+    prep = shared.prep
+    accum = D.accumulation_steps(cfg.global_batch, cfg.micro_batch, world)
+    sig = cfg.signature()
+    log = Log(rank, out / "metrics.jsonl", out / "tb" if args.tensorboard else None,
+              prefix="train_rm")
+    log.info(f"{shared.name} {cfg.objective} lr={cfg.lr:g} seed {seed}: global batch "
+             f"{cfg.global_batch} = micro {cfg.micro_batch} x accumulation {accum} x {world} "
+             f"rank(s); zero {cfg.zero_stage}; {'cuda' if rt.cuda else 'cpu'} "
+             f"{str(train_dtype(cfg.precision, rt.cuda)).replace('torch.', '')}")
     n_train = len(prep.train_ids)
     plan = D.batch_plan([prep.length(i) for i in range(n_train)], cfg.global_batch,
                         cfg.micro_batch, world, cfg.epochs, cfg.seed, cfg.mega_batch)
@@ -582,49 +586,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
              f"{'packed (if the probe agrees)' if cfg.packing else 'padded'} batches; "
              f"truncation {prep.truncation}")
 
-    torch.manual_seed(cfg.seed)
-    dtype = train_dtype(cfg.precision, cuda)
-    hf = load_for_training(args.model, OBJECTIVES[cfg.objective], tok, cfg_trust(args), dtype,
-                           D.ATTRIBUTES if cfg.objective == "regression" else None)
-
-    # ---- resume or start fresh
+    engine, dtype, kappa = build_engine(args, cfg, shared, rt, accum)
+    resume = _open_run(out, sig, cfg, rt, log)
+    pad_id = shared.tok.pad_token_id
+    packing = decide_packing(engine, cfg, args, pad_id, device, kappa, dtype, log)
     ds_dir = out / "ds"
-    state_file = out / "resume.json"
-    resume = False
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        old = json.loads(state_file.read_text()) if state_file.exists() else None
-        if old and old.get("signature") == sig and (ds_dir / "latest").exists():
-            resume = True
-        else:
-            if old or ds_dir.exists() or (out / "ckpt").exists():
-                log.info("no matching checkpoint: starting fresh (old run files removed)")
-            for p in (ds_dir, out / "ckpt", out / "metrics.jsonl", out / "tb", out / "run.json"):
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-            write_json(state_file, {"signature": sig, "config": asdict(cfg)})
-    if world > 1:
-        flag = [resume]
-        dist.broadcast_object_list(flag, src=0)
-        resume = bool(flag[0])
-
-    # ---- engine
-    if cfg.grad_checkpointing:
-        hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model = RewardModel(hf)
-    kappa = attention_ratio(hf.config)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.offload_optimizer and cuda:
-        from deepspeed.ops.adam import DeepSpeedCPUAdam
-
-        opt = DeepSpeedCPUAdam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, adamw_mode=True)
-    else:
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup_steps))
-    engine, _, _, _ = deepspeed.initialize(
-        model=model, optimizer=opt, lr_scheduler=sched, config=ds_config(cfg, accum, cuda))
-
-    packing = decide_packing(engine, cfg, args, tok.pad_token_id, device, kappa, dtype, log)
-
     evals: list[dict[str, Any]] = []
     start = 0
     if resume:
@@ -642,25 +608,18 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if start > stop:  # the checkpoint is past this rung's budget: nothing to train
         log.info(f"checkpoint at step {start} is past the budget {stop}: reporting up to {stop}")
 
-    # ---- train
+    # ---- fit
     n_val = len(prep.val_chosen)
-    pad_id = tok.pad_token_id
     engine.train()
     for st in plan[start:stop]:
         t0 = time.time()
         losses = []
         positions = 0
         for mb in st.for_rank(rank):
-            rows = prep.rows(mb)
-            out_t, n_pos = _forward_rows(engine, rows, pad_id, device, packing["used"], kappa)
+            out_t, n_pos = _forward_rows(engine, prep.rows(mb), pad_id, device,
+                                         packing["used"], kappa)
             positions += n_pos
-            if cfg.objective == "bt":
-                r = out_t[:, 0].float()
-                loss = -torch.nn.functional.logsigmoid(r[: len(mb)] - r[len(mb):]).mean()
-            else:
-                y = torch.tensor([prep.targets[i] for i in mb], dtype=torch.float32,
-                                 device=device)
-                loss = torch.nn.functional.mse_loss(out_t.float(), y)
+            loss = rm_loss(cfg.objective, out_t, mb, prep.targets)
             engine.backward(loss)
             engine.step()
             losses.append(float(loss.detach()))
@@ -677,43 +636,29 @@ def _main(argv: Sequence[str] | None = None) -> int:
                "lr": cfg.lr * lr_factor(st.index, cfg.warmup_steps),
                "tokens": tokens, "tokens_per_s": tokens / max(dt, 1e-9),
                "padding_fraction": 1.0 - tokens / max(positions, 1),
-               "max_mem_mb": max_mem_mb(cuda), "step_s": dt}
+               "max_mem_mb": max_mem_mb(rt.cuda), "step_s": dt}
         log.metric(row)
         if rank == 0 and (step % max(1, args.log_every) == 0 or step == n_steps):
             log.info(f"step {step}/{n_steps} loss {loss_v:.4f} lr {row['lr']:.3g} "
                      f"{row['tokens_per_s']:.0f} tok/s pad {row['padding_fraction']:.1%}")
         if step in points:
+            # ---- evaluate, then save
             t_eval = time.time()
             scores = evaluate(engine, prep, pad_id, args.eval_batch, rank, world, device)
             vm = val_metrics(scores, n_val, cfg.objective, args.merge_grid_step)
-            ck = out / "ckpt" / f"step{step}"
-            export_hf(engine, cfg, tok, template, ck, rank)
-            if rank == 0 and cfg.objective == "regression":
-                write_val_preds(ck / "val_preds.parquet", scores, n_val)
-            ev = {"step": step, "epoch": st.epoch, **vm, "checkpoint": str(ck),
-                  "eval_s": time.time() - t_eval}
-            evals.append(ev)
+            save_checkpoint(engine, cfg, shared, rt, out, step, st.epoch, scores, vm, evals,
+                            t_eval)
             log.metric({"step": step, "val_accuracy": vm["val_accuracy"],
                         "weights": vm["weights"]})
             log.info(f"step {step}: validation accuracy {vm['val_accuracy']:.4f}")
-            engine.save_checkpoint(str(ds_dir), tag=f"step{step}",
-                                   client_state={"step": step, "evals": evals})
-            if world > 1:
-                dist.barrier()
-            if rank == 0:
-                for d in ds_dir.iterdir():
-                    if d.is_dir() and d.name != f"step{step}":
-                        shutil.rmtree(d, ignore_errors=True)
         if args.stop_after_steps is not None and step >= args.stop_after_steps and step < n_steps:
             log.info(f"stopping after step {step} (--stop-after-steps)")
             log.close()
-            if world > 1:
-                dist.barrier()
+            rt.barrier()
             return STOPPED_EXIT
 
-    # ---- finish
-    if world > 1:
-        dist.barrier()
+    # ---- summary
+    rt.barrier()
     complete = stop == n_steps
     evals = [e for e in evals if e["step"] <= stop]
     if rank == 0:
@@ -727,26 +672,27 @@ def _main(argv: Sequence[str] | None = None) -> int:
         rung = ({"complete": complete, "max_steps": args.max_steps, "stop_step": stop}
                 if args.max_steps is not None or args.result else {})
         write_json(Path(args.result) if args.result else out / "run.json", {
-            "model": name, "model_ref": args.model, "objective": cfg.objective, "lr": cfg.lr,
+            "model": shared.name, "model_ref": args.model, "objective": cfg.objective,
+            "lr": cfg.lr, "seed": seed,
             "signature": sig, "config": asdict(cfg), "world_size": world,
             "micro_batch": cfg.micro_batch, "accumulation": accum,
             "global_batch": cfg.global_batch,
             "batch": f"{cfg.micro_batch} x {accum} x {world} = {cfg.global_batch}",
-            "device": "cuda" if cuda else "cpu", "dtype": str(dtype).replace("torch.", ""),
+            "device": "cuda" if rt.cuda else "cpu", "dtype": str(dtype).replace("torch.", ""),
             "n_train": n_train, "n_val_pairs": n_val, "steps": n_steps,
             "truncation": prep.truncation, "packing": packing,
             "padding_fraction": float(np.mean(pads)) if pads else None,
             "tokens_per_s_median": float(np.median(tps)) if tps else None,
             "evals": evals, "best": best,
             "checkpoints": [e["checkpoint"] for e in evals],
-            "wall_s": time.time() - t_start, **rung,
+            "wall_s": time.time() - t_start, "setup_s": shared.setup_s, **rung,
         })
         log.info(f"done in {time.time() - t_start:.1f}s; best step {best['step']} "
                  f"val accuracy {best['val_accuracy']:.4f}")
     log.close()
-    if world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
+    del engine
+    if rt.cuda:
+        torch.cuda.empty_cache()
     return 0
 
 

@@ -1,0 +1,225 @@
+"""The training runtime shared by every DeepSpeed trainer (reward models, SFT and DPO).
+
+One place owns what a training process needs before and around its loop, so the two
+trainers cannot drift apart:
+
+* :func:`start` -- the launcher's environment (or a lone rank), CPU threads, the
+  process group (gloo on CPU, nccl on CUDA) and DeepSpeed's communication layer, once per
+  process however many runs it then trains;
+* :func:`ds_config` -- the DeepSpeed configuration (batch geometry, ZeRO stage and
+  offload, bf16, clipping);
+* :func:`lr_factor` -- the warm-up schedule (linear, then constant);
+* :class:`Log`, :func:`truncate_metrics` -- progress on stderr and ``metrics.jsonl``, cut
+  back to the resume point;
+* :func:`disable_dropout` -- training is deterministic given the seed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rmselect.cluster.launch import free_port
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where this process trains: its rank in the job, and the device."""
+
+    rank: int
+    world: int
+    local_rank: int
+    cuda: bool
+    device: Any
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def close(self) -> None:
+        """Leave the process group (multi-rank jobs; a lone rank just exits)."""
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+            dist.destroy_process_group()
+
+
+def dist_env() -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)`` from the launcher; single rank when none set them.
+
+    Under ``torchrun`` (or srun setting ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/
+    ``MASTER_ADDR``/``MASTER_PORT``) each process is one rank; started plainly it is a
+    single rank (the port is only read by DeepSpeed's environment check: a lone rank joins
+    through a file store, :mod:`rmselect.distributed`).
+    """
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1")
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ["MASTER_PORT"] = str(free_port())
+    os.environ.setdefault("LOCAL_RANK", os.environ["RANK"])
+    return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
+
+
+def _prepare_environment(threads: int | None) -> bool:
+    """Environment before torch/deepspeed import; returns whether CUDA is used."""
+    from rmselect.config import REPO_ROOT
+
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(REPO_ROOT / ".torch_extensions"))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if not cuda:
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        n = threads or int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
+        torch.set_num_threads(max(1, n))
+    return cuda
+
+
+def _skip_cpu_shm_op() -> None:
+    """On CPU, do not build DeepSpeed's shared-memory allreduce extension.
+
+    It only speeds up intra-node CPU allreduce (a ~2 min compile on first use); gloo does
+    the job for training. Set ``RMSELECT_DS_SHM=1`` to use it anyway.
+    """
+    if os.environ.get("RMSELECT_DS_SHM") == "1":
+        return
+    # (``import deepspeed.comm.torch as m`` would bind the real torch: deepspeed.comm has
+    # an attribute named torch.)
+    ds_torch = importlib.import_module("deepspeed.comm.torch")
+    ds_torch.build_shm_op = lambda: None  # type: ignore[assignment]
+
+
+def start(threads: int | None = None) -> Runtime:
+    """Join the job's process group once (idempotent) and return where this rank trains."""
+    rank, world, local_rank = dist_env()
+    cuda = _prepare_environment(threads)
+    import deepspeed
+    import torch
+
+    from rmselect.distributed import init_lone_process_group
+
+    if cuda:
+        torch.cuda.set_device(local_rank)
+    else:
+        _skip_cpu_shm_op()
+    backend = "nccl" if cuda else "gloo"
+    init_lone_process_group(backend)
+    deepspeed.init_distributed(dist_backend=backend, verbose=False)
+    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+    return Runtime(rank, world, local_rank, cuda, device)
+
+
+def ds_config(*, global_batch: int, micro_batch: int, accumulation: int, zero_stage: int,
+              grad_clip: float, bf16: bool, offload_optimizer: bool = False,
+              pin_memory: bool = False) -> dict[str, Any]:
+    """DeepSpeed's configuration for one run (the client optimizer is passed separately).
+
+    ZeRO-3 gathers 16-bit weights on save, so an HF directory can be exported from any
+    rank layout; optimizer offload applies from ZeRO-1 on.
+    """
+    zero: dict[str, Any] = {"stage": zero_stage}
+    if zero_stage == 3:
+        zero["stage3_gather_16bit_weights_on_model_save"] = True
+    if offload_optimizer and zero_stage > 0:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": pin_memory}
+    conf: dict[str, Any] = {
+        "train_batch_size": global_batch,
+        "train_micro_batch_size_per_gpu": micro_batch,
+        "gradient_accumulation_steps": accumulation,
+        "zero_optimization": zero,
+        "zero_allow_untested_optimizer": True,
+        "zero_force_ds_cpu_optimizer": False,
+        "bf16": {"enabled": bool(bf16)},
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
+    if grad_clip > 0:
+        conf["gradient_clipping"] = grad_clip
+    return conf
+
+
+def lr_factor(step: int, warmup: int) -> float:
+    """Linear warm-up over ``warmup`` optimizer steps, then constant (step is 0-based).
+
+    Constant after warm-up (no decay) so that the schedule does not depend on the run's
+    length: a successive-halving rung continued later equals a full run.
+    """
+    return 1.0 if warmup <= 0 else min(1.0, (step + 1) / warmup)
+
+
+def disable_dropout(model: Any) -> None:
+    """Set every dropout probability to 0 (reward and policy training are deterministic)."""
+    import torch
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+
+
+def max_mem_mb(cuda: bool) -> float:
+    """Peak memory of this rank: CUDA allocations, or the process's max RSS on CPU."""
+    import torch
+
+    if cuda:
+        return torch.cuda.max_memory_allocated() / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class Log:
+    """Progress on stderr (rank 0) and ``metrics.jsonl`` lines (optionally TensorBoard)."""
+
+    def __init__(self, rank: int, metrics_path: Path, tb_dir: Path | None = None,
+                 prefix: str = "train"):
+        self.rank = rank
+        self.t0 = time.time()
+        self.path = metrics_path
+        self.prefix = prefix
+        self.tb = None
+        if rank == 0 and tb_dir is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(tb_dir))
+            except Exception as err:  # tensorboard not installed
+                self.info(f"tensorboard disabled: {err}")
+
+    def info(self, msg: str) -> None:
+        if self.rank == 0:
+            sys.stderr.write(f"[{self.prefix} {time.time() - self.t0:6.1f}s] {msg}\n")
+            sys.stderr.flush()
+
+    def metric(self, row: dict[str, Any]) -> None:
+        if self.rank != 0:
+            return
+        with self.path.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        if self.tb is not None:
+            for k, v in row.items():
+                if k != "step" and isinstance(v, (int, float)):
+                    self.tb.add_scalar(k, v, row["step"])
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def truncate_metrics(path: Path, last_step: int) -> None:
+    """Keep only metric lines with ``step <= last_step`` (the resume point)."""
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln.strip()
+            and json.loads(ln).get("step", 0) <= last_step]
+    path.write_text("".join(ln + "\n" for ln in keep))
