@@ -69,6 +69,43 @@ def test_a_folder_counts_with_its_data_files(tmp_path):
     assert code_hash("tasks", root=tmp_path) != h
 
 
+def test_hash_covers_the_data_a_reached_package_ships(tmp_path):
+    """A package's non-Python files and its data folders (no __init__.py; a .py file there is
+    data, e.g. a loader that is copied) count for every script that reaches the package:
+    editing such a file changes the hash. Data of a package the script never reaches, and
+    byte code, do not."""
+    _pkg(tmp_path, {
+        "workflow/scripts/run.py": "from rmselect.stage.main import go\n",
+        "workflow/rmselect/__init__.py": "",
+        "workflow/rmselect/stage/__init__.py": "",
+        "workflow/rmselect/stage/main.py": "from rmselect.stage import files\n",
+        "workflow/rmselect/stage/files/__init__.py": "",
+        "workflow/rmselect/stage/files/defaults.json": "{}\n",
+        "workflow/rmselect/stage/files/templates/task.yaml": "task: ${task}\n",
+        "workflow/rmselect/stage/files/templates/loader.py": "x = 1\n",
+        "workflow/rmselect/other/__init__.py": "",
+        "workflow/rmselect/other/table.csv": "a\n",
+    })
+    files = {str(f.relative_to(tmp_path)) for f in code_files("workflow/scripts/run.py", root=tmp_path)}
+    data = {"workflow/rmselect/stage/files/defaults.json",
+            "workflow/rmselect/stage/files/templates/task.yaml",
+            "workflow/rmselect/stage/files/templates/loader.py"}
+    assert data <= files and "workflow/rmselect/other/table.csv" not in files
+    h = code_hash("workflow/scripts/run.py", root=tmp_path)
+    for rel in sorted(data):
+        f = tmp_path / rel
+        f.write_text(f.read_text() + "# edited\n")
+        h2 = code_hash("workflow/scripts/run.py", root=tmp_path)
+        assert h2 != h, rel
+        h = h2
+    (tmp_path / "workflow/rmselect/other/table.csv").write_text("b\n")  # not reached
+    cache = tmp_path / "workflow/rmselect/stage/files/templates/__pycache__/loader.cpython-311.pyc"
+    cache.parent.mkdir()
+    cache.write_bytes(b"\0")  # byte code is no shipped data
+    (tmp_path / "workflow/rmselect/stage/files/.task.yaml.swp").write_text("")  # nor an editor's file
+    assert code_hash("workflow/scripts/run.py", root=tmp_path) == h
+
+
 def test_missing_path_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.py"):
         code_hash("nope.py", root=tmp_path)
