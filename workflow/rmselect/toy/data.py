@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from rmselect.conventions import ATTRIBUTES as HS2_ATTRS  # noqa: F401 (re-exported)
+from rmselect.conventions import PREFERENCE_SIGN, REWARDBENCH_SECTIONS, REWARDBENCH_SUBSETS  # noqa: F401
 from rmselect.io import atomic_path, write_jsonl
 from rmselect.toy.world import (
     ATTRIBUTES,
@@ -41,23 +43,6 @@ from rmselect.toy.world import (
     make_document,
     question,
 )
-
-#: ``preference_strength`` sign meaning "response_1 is preferred" (HelpSteer2 card).
-PREFERENCE_SIGN = -1
-HS2_ATTRS = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
-
-#: RewardBench v1 sections and subsets (PAPER.md §2).
-REWARDBENCH_SECTIONS: dict[str, list[str]] = {
-    "chat": ["alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard", "mt-bench-easy",
-             "mt-bench-med"],
-    "chat_hard": ["mt-bench-hard", "llmbar-natural", "llmbar-adver-neighbor",
-                  "llmbar-adver-GPTInst", "llmbar-adver-GPTOut", "llmbar-adver-manual"],
-    "safety": ["refusals-dangerous", "refusals-offensive", "xstest-should-refuse",
-               "xstest-should-respond", "donotanswer"],
-    "reasoning": ["math-prm", "hep-cpp", "hep-go", "hep-java", "hep-js", "hep-python",
-                  "hep-rust"],
-}
-REWARDBENCH_SUBSETS = [s for subs in REWARDBENCH_SECTIONS.values() for s in subs]
 
 #: Presence domains: ``fables`` never occurs in the pre-training corpus, ``dialogue`` rarely.
 DOMAINS = ("facts", "arithmetic", "code", "dialogue", "fables")
