@@ -42,15 +42,13 @@ def test_every_user_holds_the_same_object():
     from rmselect.eval import benchmarks
     from rmselect.posttrain import lineage
     from rmselect.rm import data as rm_data
-    from rmselect.toy import data as toy_data
-    from rmselect.toy import probe
+    from rmselect.toy import helpsteer2, probe, rewardbench
 
     assert rm_data.PREFERENCE_SIGN is C.PREFERENCE_SIGN
     assert rm_data.ATTRIBUTES is C.ATTRIBUTES
-    assert toy_data.PREFERENCE_SIGN is C.PREFERENCE_SIGN
+    assert helpsteer2.PREFERENCE_SIGN is C.PREFERENCE_SIGN
     assert benchmarks.RB1_SECTIONS is C.REWARDBENCH_SECTIONS
-    assert toy_data.REWARDBENCH_SUBSETS is C.REWARDBENCH_SUBSETS
-    assert toy_data.HS2_ATTRS is C.ATTRIBUTES
+    assert rewardbench.REWARDBENCH_SUBSETS is C.REWARDBENCH_SUBSETS
     assert lineage.SECTIONS == (*C.REWARDBENCH_SECTIONS, "score")
     # toy.probe imports the sign inside the function that needs it
     assert "from rmselect.conventions import PREFERENCE_SIGN" in Path(probe.__file__).read_text()

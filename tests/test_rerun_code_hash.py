@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -104,6 +105,21 @@ def test_hash_covers_the_data_a_reached_package_ships(tmp_path):
     cache.write_bytes(b"\0")  # byte code is no shipped data
     (tmp_path / "workflow/rmselect/stage/files/.task.yaml.swp").write_text("")  # nor an editor's file
     assert code_hash("workflow/scripts/run.py", root=tmp_path) == h
+
+
+def test_the_toy_task_templates_count_for_the_toy_data_job_only():
+    """The lm-eval YAML template and loader that rule toy_data renders into results/toy/tasks
+    are package data of rmselect.toy.lmeval: they are in that rule's code files, and in no
+    file set of the toy rules that build what every later stage needs (world, pre-training)."""
+    repo = Path(__file__).resolve().parents[1]
+    templates = {"workflow/rmselect/toy/lmeval/templates/task.yaml",
+                 "workflow/rmselect/toy/lmeval/templates/toy_loader.py"}
+
+    def files(script: str) -> set[str]:
+        return {str(f.relative_to(repo)) for f in code_files(f"workflow/scripts/{script}", root=repo)}
+
+    assert templates <= files("toy_data.py")
+    assert not templates & (files("toy_world.py") | files("toy_pretrain.py") | files("toy_tokenizer.py"))
 
 
 def test_missing_path_is_an_error(tmp_path):
