@@ -26,7 +26,7 @@ held-out loss lower by at least ``MARGIN``), and prints how far each loss moved 
 of the signal test (``toyllama-1-s``, 80 steps; ``toyllama-2-s``, 360; built under
 ``--root``/models) with the default recipe (workflow/scripts/train_rm.py: 2,400 toy pairs,
 lr 1e-3, batch 16, one epoch), selects its checkpoint as rm_select does (best validation accuracy), scores it on RewardBench's eight fact
-subsets (eval-split entities, ``rmselect.toy.data.JUDGED_SUBSETS``) and checks the property
+subsets (eval-split entities, ``rmselect.toy.rewardbench.JUDGED_SUBSETS``) and checks the property
 tests/test_rm_signal.py asserts: the strong base model's RM wins on those pairs. It prints how
 far the validation and fact accuracies moved from ``native``.
 """
@@ -83,7 +83,7 @@ def _rm_worker(model: str, root: Path, seed: int) -> dict:
     import polars as pl
 
     from rmselect.eval.scorer import load_reward_model, render_texts, score_texts
-    from rmselect.toy.data import JUDGED_SUBSETS
+    from rmselect.toy.rewardbench import JUDGED_SUBSETS
 
     data = json.dumps({"path": str(root / "data/helpsteer2_preference.jsonl")})
     with tempfile.TemporaryDirectory() as d:

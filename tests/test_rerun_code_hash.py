@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -67,6 +68,58 @@ def test_a_folder_counts_with_its_data_files(tmp_path):
     h = code_hash("tasks", root=tmp_path)
     (tmp_path / "tasks/t.yaml").write_text("a: 2\n")
     assert code_hash("tasks", root=tmp_path) != h
+
+
+def test_hash_covers_the_data_a_reached_package_ships(tmp_path):
+    """A package's non-Python files and its data folders (no __init__.py; a .py file there is
+    data, e.g. a loader that is copied) count for every script that reaches the package:
+    editing such a file changes the hash. Data of a package the script never reaches, and
+    byte code, do not."""
+    _pkg(tmp_path, {
+        "workflow/scripts/run.py": "from rmselect.stage.main import go\n",
+        "workflow/rmselect/__init__.py": "",
+        "workflow/rmselect/stage/__init__.py": "",
+        "workflow/rmselect/stage/main.py": "from rmselect.stage import files\n",
+        "workflow/rmselect/stage/files/__init__.py": "",
+        "workflow/rmselect/stage/files/defaults.json": "{}\n",
+        "workflow/rmselect/stage/files/templates/task.yaml": "task: ${task}\n",
+        "workflow/rmselect/stage/files/templates/loader.py": "x = 1\n",
+        "workflow/rmselect/other/__init__.py": "",
+        "workflow/rmselect/other/table.csv": "a\n",
+    })
+    files = {str(f.relative_to(tmp_path)) for f in code_files("workflow/scripts/run.py", root=tmp_path)}
+    data = {"workflow/rmselect/stage/files/defaults.json",
+            "workflow/rmselect/stage/files/templates/task.yaml",
+            "workflow/rmselect/stage/files/templates/loader.py"}
+    assert data <= files and "workflow/rmselect/other/table.csv" not in files
+    h = code_hash("workflow/scripts/run.py", root=tmp_path)
+    for rel in sorted(data):
+        f = tmp_path / rel
+        f.write_text(f.read_text() + "# edited\n")
+        h2 = code_hash("workflow/scripts/run.py", root=tmp_path)
+        assert h2 != h, rel
+        h = h2
+    (tmp_path / "workflow/rmselect/other/table.csv").write_text("b\n")  # not reached
+    cache = tmp_path / "workflow/rmselect/stage/files/templates/__pycache__/loader.cpython-311.pyc"
+    cache.parent.mkdir()
+    cache.write_bytes(b"\0")  # byte code is no shipped data
+    (tmp_path / "workflow/rmselect/stage/files/.task.yaml.swp").write_text("")  # nor an editor's file
+    assert code_hash("workflow/scripts/run.py", root=tmp_path) == h
+
+
+def test_the_toy_task_templates_count_for_the_toy_data_job_only():
+    """The lm-eval YAML template and loader that rule toy_data renders into results/toy/tasks
+    are package data of rmselect.toy.lmeval: they are in that rule's code files, and in no
+    file set of the toy rules that build what every later stage needs (world, pre-training)."""
+    repo = Path(__file__).resolve().parents[1]
+    templates = {"workflow/rmselect/toy/lmeval/templates/task.yaml",
+                 "workflow/rmselect/toy/lmeval/templates/toy_loader.py"}
+
+    def files(script: str) -> set[str]:
+        return {str(f.relative_to(repo)) for f in code_files(f"workflow/scripts/{script}", root=repo)}
+
+    assert templates <= files("toy_data.py")
+    assert not templates & (files("toy_world.py") | files("toy_pretrain.py") | files("toy_tokenizer.py"))
 
 
 def test_missing_path_is_an_error(tmp_path):

@@ -121,11 +121,6 @@ def test_batch_plan_deterministic_world_size_independent_and_low_padding():
     assert D.padding_fraction(random_mbs) > 0.2
 
 
-def test_sign_agrees_with_the_toy_zoo():
-    toy = pytest.importorskip("rmselect.toy.data")
-    assert toy.PREFERENCE_SIGN == D.PREFERENCE_SIGN
-
-
 def test_pack_rows_layout_and_low_padding():
     rng = np.random.default_rng(0)
     seqs = [list(range(1, int(n) + 1)) for n in rng.integers(16, 70, size=32)]

@@ -23,7 +23,7 @@ import yaml
 from scipy.stats import binomtest
 
 from pipeline import REPO, Workdir, copy_workflow, write_model_table
-from rmselect.toy.data import JUDGED_SUBSETS
+from rmselect.toy.rewardbench import JUDGED_SUBSETS
 
 pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 

@@ -10,25 +10,13 @@ import pytest
 import yaml
 
 from rmselect.datasets_io import load_frame
-from rmselect.toy.data import (
-    DOMAINS,
-    HS2_ATTRS,
-    JUDGED_SUBSETS,
-    PREFERENCE_SIGN,
-    REFUSAL_SUBSETS,
-    REFUSALS,
-    REWARDBENCH_SECTIONS,
-    REWARDBENCH_SUBSETS,
-    TASKS,
-    STYLES,
-    Pools,
-    code_problems,
-    fact_answer,
-    fact_pairs,
-    preferred_response,
-    split_pools,
-    write_data,
-)
+from rmselect.conventions import ATTRIBUTES as HS2_ATTRS
+from rmselect.conventions import PREFERENCE_SIGN, REWARDBENCH_SECTIONS, REWARDBENCH_SUBSETS
+from rmselect.toy.data import DOMAINS, write_data
+from rmselect.toy.helpsteer2 import preferred_response
+from rmselect.toy.pairs import REFUSALS, STYLES, Pools, fact_answer, fact_pairs, split_pools
+from rmselect.toy.rewardbench import JUDGED_SUBSETS, REFUSAL_SUBSETS
+from rmselect.toy.tasks import TASKS, code_problems
 from rmselect.toy.world import make_world
 
 SIZES = {"preference_train": 400, "preference_validation": 60, "helpsteer2_train": 150,

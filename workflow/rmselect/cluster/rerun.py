@@ -9,6 +9,14 @@ reruns, with everything downstream, exactly when that code changes -- not when a
 merely touches the files. Nobody lists the modules by hand, so a new import can never be
 forgotten. Data folders a script reads (e.g. lm-eval task YAMLs) can be named too: a folder
 counts with every file under it.
+
+A package counts with the data it ships (:func:`package_data`): reaching a package's
+``__init__.py`` adds its non-Python files and every file of its data folders (subfolders
+without ``__init__.py``; a ``.py`` file there is data too, e.g. a loader that is copied, not
+imported). So the YAML template and loader of ``rmselect.toy.lmeval``, which the toy data
+job renders into its task directory, rerun that job when edited; a module that reads no
+package's data sees no change in its hash. Keep data in the package that reads it: data of
+the top package would count for every rule.
 """
 
 from __future__ import annotations
@@ -41,6 +49,27 @@ def _module_file(root: Path, dotted: str) -> list[Path]:
     return out
 
 
+def _hidden_or_cache(path: Path, under: Path) -> bool:
+    """Byte code and hidden files (editor swap files, ``.DS_Store``) are not shipped data."""
+    return any(part == "__pycache__" or part.startswith(".") for part in path.relative_to(under).parts)
+
+
+def package_data(init: Path) -> list[Path]:
+    """The data files the package of ``init`` (its ``__init__.py``) ships: the files in its
+    folder that are not ``.py`` modules, and every file in its data folders (subfolders
+    without ``__init__.py``, to any depth; a subpackage ships its own data), sorted."""
+    pkg = init.parent
+    out: list[Path] = []
+    for f in pkg.iterdir():
+        if _hidden_or_cache(f, pkg):
+            continue
+        if f.is_file() and f.suffix != ".py":
+            out.append(f)
+        elif f.is_dir() and not (f / "__init__.py").exists():
+            out += [g for g in f.rglob("*") if g.is_file() and not _hidden_or_cache(g, pkg)]
+    return sorted(out)
+
+
 def _imports(path: Path, root: Path) -> list[Path]:
     """The ``rmselect`` files that ``path`` imports (absolute and relative imports)."""
     tree = ast.parse(path.read_text(), filename=str(path))
@@ -68,8 +97,10 @@ def _imports(path: Path, root: Path) -> list[Path]:
 
 def code_files(*paths: str | Path, root: str | Path = ".") -> list[Path]:
     """The files behind ``paths``, sorted: each file with the ``rmselect`` modules it imports
-    (transitively), or every file under a folder (``.py`` files' imports followed too)."""
+    (transitively) and the data of every package on the way (:func:`package_data`), or every
+    file under a folder (``.py`` files' imports followed too)."""
     base = Path(root)
+    pkg_dir = base / PACKAGE_DIR
     todo: list[Path] = []
     for p in paths:
         full = base / p
@@ -87,6 +118,8 @@ def code_files(*paths: str | Path, root: str | Path = ".") -> list[Path]:
         seen.add(f)
         if f.suffix == ".py":
             todo.extend(_imports(f, base))
+        if f.name == "__init__.py" and f.is_relative_to(pkg_dir):
+            todo.extend(package_data(f))
     return sorted(seen)
 
 

@@ -40,6 +40,7 @@ from typing import Any, Mapping
 
 import polars as pl
 
+from rmselect.conventions import REWARDBENCH_SECTIONS
 from rmselect.datasets_io import DatasetError, load_frame
 
 BENCHMARKS: tuple[str, ...] = ("rewardbench", "rewardbench2", "rmbench")
@@ -47,40 +48,9 @@ BENCHMARKS: tuple[str, ...] = ("rewardbench", "rewardbench2", "rmbench")
 PRIMARY = "rewardbench"
 
 # ----------------------------------------------------------------- RewardBench v1
-#: Sections and their subsets (RewardBench's SUBSET_MAPPING), section keys in snake case.
-RB1_SECTIONS: dict[str, list[str]] = {
-    "chat": [
-        "alpacaeval-easy",
-        "alpacaeval-length",
-        "alpacaeval-hard",
-        "mt-bench-easy",
-        "mt-bench-med",
-    ],
-    "chat_hard": [
-        "mt-bench-hard",
-        "llmbar-natural",
-        "llmbar-adver-neighbor",
-        "llmbar-adver-GPTInst",
-        "llmbar-adver-GPTOut",
-        "llmbar-adver-manual",
-    ],
-    "safety": [
-        "refusals-dangerous",
-        "refusals-offensive",
-        "xstest-should-refuse",
-        "xstest-should-respond",
-        "donotanswer",
-    ],
-    "reasoning": [
-        "math-prm",
-        "hep-cpp",
-        "hep-go",
-        "hep-java",
-        "hep-js",
-        "hep-python",
-        "hep-rust",
-    ],
-}
+#: Sections and their subsets (RewardBench's SUBSET_MAPPING), section keys in snake case:
+#: defined once in rmselect.conventions, shared with the toy zoo's RewardBench set.
+RB1_SECTIONS = REWARDBENCH_SECTIONS
 #: The older leaderboard's "Prior Sets" section (allenai/preference-test-sets), off by default.
 RB1_PRIOR_SECTION = "prior_sets"
 RB1_PRIOR_SUBSETS: list[str] = ["anthropic_helpful", "anthropic_hhh", "shp", "summarize"]

@@ -26,7 +26,10 @@ from typing import Any, Mapping, Sequence
 
 import polars as pl
 
-SECTIONS = ("chat", "chat_hard", "safety", "reasoning", "score")
+from rmselect.conventions import REWARDBENCH_SECTIONS
+
+#: The RewardBench section columns of rm_scores.csv, then its overall ``score``.
+SECTIONS = (*REWARDBENCH_SECTIONS, "score")
 SECTION_LABELS = {"chat": "Chat", "chat_hard": "Chat Hard", "safety": "Safety",
                   "reasoning": "Reasoning", "score": "Overall"}
 COLUMNS = ["lineage", "model", "parent", "stage", "depth", "objective", "benchmark", "section",

@@ -30,14 +30,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import polars as pl
 
+from rmselect.conventions import PREFERENCE_SIGN, ATTRIBUTES
 from rmselect.datasets_io import DatasetError, load_frame, require_columns
 from rmselect.rm.format import render
 
-#: A preference strength with this sign prefers ``response_1`` (HelpSteer2 card: negative
-#: values mean "Response 1 is better than Response 2").
-PREFERENCE_SIGN = -1
-#: The five HelpSteer2 attributes, in the order of the regression head's outputs.
-ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
 PAIR_COLUMNS = ["prompt", "response_1", "response_2", "preference_strength"]
 
 

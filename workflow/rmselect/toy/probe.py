@@ -53,7 +53,7 @@ class ProbeResult:
 
 def preference_pairs(rows: Sequence[dict[str, Any]], split: str) -> list[tuple[str, str, str]]:
     """``(prompt, preferred, other)`` of one split; ties (strength 0) are dropped."""
-    from rmselect.toy.data import PREFERENCE_SIGN
+    from rmselect.conventions import PREFERENCE_SIGN
 
     out = []
     for row in rows:
