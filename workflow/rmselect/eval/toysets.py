@@ -31,7 +31,8 @@ from typing import Any, Sequence
 import polars as pl
 
 from rmselect.datasets_io import load_frame
-from rmselect.eval.benchmarks import CODE_PREFIX, MATH_SUBSET, RB1_SECTIONS, prepare
+from rmselect.eval.benchmarks import prepare
+from rmselect.eval.benchmarks.rewardbench import CODE_PREFIX, MATH_SUBSET, RB1_SECTIONS
 from rmselect.io import write_jsonl
 
 _SECTION_OF = {s: k for k, subs in RB1_SECTIONS.items() for s in subs}
