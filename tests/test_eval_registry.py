@@ -95,7 +95,7 @@ def test_every_benchmark_exposes_the_protocol(name):
         assert isinstance(getattr(bench, attr), str) and getattr(bench, attr), attr
     assert "correct" in bench.stat_columns
     # the hooks without a shared default are implemented
-    for hook in ("sections", "per_example_frame", "subset_weights"):
+    for hook in sorted(BaseBenchmark.__abstractmethods__):
         assert getattr(type(bench), hook) is not getattr(BaseBenchmark, hook), hook
     secs = bench.sections()
     subsets = bench.known_subsets()
@@ -103,6 +103,19 @@ def test_every_benchmark_exposes_the_protocol(name):
     assert len(subsets) == len(set(subsets)) == sum(len(v) for v in secs.values())
     assert secs is not bench.sections()  # a fresh copy: callers may not change the definition
     assert set(bench.main_sections()) <= set(secs)
+
+
+def test_a_benchmark_without_its_scoring_rules_cannot_be_made():
+    assert BaseBenchmark.__abstractmethods__ == {"sections", "per_example_frame", "subset_weights"}
+
+    class Half(BaseBenchmark):
+        name, title, hub, hub_split = "half", "Half", "x/half", "test"
+
+        def sections(self, include_prior_sets=False):
+            return {"a": ["a"]}
+
+    with pytest.raises(TypeError, match="abstract"):
+        Half()
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)

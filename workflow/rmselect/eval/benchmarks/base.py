@@ -27,6 +27,7 @@ what is there.
 from __future__ import annotations
 
 import sys
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
@@ -65,12 +66,12 @@ class BenchmarkData:
         return self.examples.height
 
 
-class Benchmark:
+class Benchmark(ABC):
     """One RM benchmark: its data layout, its sections and how it turns rewards into scores.
 
-    Subclasses set the class attributes and override the hooks whose default (the plain
-    pairwise case) does not fit. The defaults are the shared arithmetic, so that a hook
-    left alone gives exactly the numbers the benchmark defines.
+    Subclasses set the class attributes, implement the abstract hooks and override the
+    others where the default (the plain case: linear per-example statistics, weighted
+    section means, overall = mean of the sections) does not fit.
     """
 
     #: Registry key, config key (``eval.benchmarks.<name>``) and results folder name.
@@ -91,9 +92,9 @@ class Benchmark:
 
     # ------------------------------------------------------------- definitions
 
+    @abstractmethod
     def sections(self, include_prior_sets: bool = False) -> dict[str, list[str]]:
         """Section key -> subset names, in the benchmark's fixed order (a fresh copy)."""
-        raise NotImplementedError
 
     def known_subsets(self, include_prior_sets: bool = False) -> list[str]:
         """Every subset name, in the benchmark's fixed order."""
@@ -140,6 +141,7 @@ class Benchmark:
 
     # ------------------------------------------------------------- scoring
 
+    @abstractmethod
     def per_example_frame(
         self,
         base: dict[str, list[Any]],
@@ -147,8 +149,9 @@ class Benchmark:
         chosen: list[list[float]],
         rejected: list[list[float]],
     ) -> pl.DataFrame:
-        """Per-example frame (``base`` = ``id, subset`` columns) from each example's rewards."""
-        raise NotImplementedError
+        """Per-example frame from each example's rewards (``chosen[i]``, ``rejected[i]``:
+        example ``i``'s rewards in slot order): the ``base`` columns ``id, subset``, then
+        ``score_chosen, score_rejected, correct`` and :attr:`stat_columns`."""
 
     def subset_stats(self, rows: pl.DataFrame) -> Stat:
         """Statistics of one subset's rows: ``n`` and the per-stat means (fractions)."""
@@ -166,9 +169,10 @@ class Benchmark:
             out[col] = rows[col].to_numpy().astype(np.float64)[idx].mean(axis=1)
         return out
 
+    @abstractmethod
     def subset_weights(self, present: Mapping[str, int], weights: str) -> dict[str, float]:
-        """The weight of each present subset inside its section (``weights``: checked mode)."""
-        raise NotImplementedError
+        """The weight of each present subset (name -> rows) inside its section; ``weights``
+        is the (already checked) mode, ``official`` or ``observed``."""
 
     def aggregate(
         self, stats: Mapping[str, Stat], weights: Mapping[str, float], include_prior_sets: bool = False
