@@ -7,13 +7,8 @@ import json
 import polars as pl
 import pytest
 
-from rmselect.eval.benchmarks import (
-    RB1_OFFICIAL_WEIGHTS,
-    RB1_ROWS,
-    BenchmarkDataError,
-    load_benchmark,
-    prepare,
-)
+from rmselect.eval.benchmarks import BenchmarkDataError, load_benchmark, prepare
+from rmselect.eval.benchmarks.rewardbench import RB1_OFFICIAL_WEIGHTS, RB1_ROWS
 from rmselect.eval.toysets import derive_rewardbench2, derive_rmbench
 
 

@@ -100,7 +100,7 @@ def preference_rows(split: str, n: int, ties: int, seed: int) -> list[dict[str, 
 
 
 def rewardbench_rows() -> list[dict[str, Any]]:
-    from rmselect.eval.benchmarks import RB1_SECTIONS
+    from rmselect.eval.benchmarks.rewardbench import RB1_SECTIONS
 
     subsets = [s for subs in RB1_SECTIONS.values() for s in subs]
     return [{"prompt": f"Prompt {i} ({s})", "chosen": f"good answer {i}", "chosen_model": "gpt-4",

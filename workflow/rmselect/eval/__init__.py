@@ -2,10 +2,13 @@
 
 Modules:
 
-- :mod:`rmselect.eval.benchmarks` — subset/section definitions, loading and validation of
-  benchmark data (hub or local file) into one long "texts to score" frame;
+- :mod:`rmselect.eval.benchmarks` — the benchmark registry (:func:`~rmselect.eval.benchmarks.get_benchmark`), one
+  module per benchmark (``rewardbench``, ``rewardbench2``, ``rmbench``: layout, sections,
+  hub id, scoring rules) and the shared loader that validates benchmark data (hub or local
+  file) into one long "texts to score" frame;
 - :mod:`rmselect.eval.metrics` — per-example correctness, subset/section/overall scores
-  exactly as each benchmark defines them, and bootstrap confidence intervals;
+  (each benchmark's rules, asked of its registered object) and bootstrap confidence
+  intervals;
 - :mod:`rmselect.eval.scorer` — batched, length-sorted reward scoring of any
   ``AutoModelForSequenceClassification`` RM (BT, regression with merge weights, hub RMs);
 - :mod:`rmselect.eval.run` — ``workflow/scripts/eval_rm.py``: one RM, loaded once, on one or

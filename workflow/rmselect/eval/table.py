@@ -38,11 +38,11 @@ from typing import Any, Iterable, Sequence
 
 import polars as pl
 
-from rmselect.eval.benchmarks import PRIMARY, RB1_SECTIONS
+from rmselect.eval.benchmarks import PRIMARY, get_benchmark
 from rmselect.io import read_json, write_table
 
 OBJECTIVES = ("bt", "regression")
-SECTION_COLS = list(RB1_SECTIONS)  # chat, chat_hard, safety, reasoning
+SECTION_COLS = list(get_benchmark(PRIMARY).sections())  # chat, chat_hard, safety, reasoning
 VALUE_COLS = [*SECTION_COLS, "score"]
 CI_COLS = [f"{c}_{s}" for c in VALUE_COLS for s in ("lo", "hi")]
 SD_COLS = [f"{c}_seed_sd" for c in VALUE_COLS]

@@ -26,12 +26,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import polars as pl
 
 from rmselect.datasets_io import load_frame
-from rmselect.eval.benchmarks import CODE_PREFIX, MATH_SUBSET, RB1_SECTIONS, prepare
+from rmselect.eval.benchmarks import prepare
+from rmselect.eval.benchmarks.rewardbench import CODE_PREFIX, MATH_SUBSET, RB1_SECTIONS, RewardBench
+from rmselect.eval.benchmarks.rewardbench2 import RB2_TIES, RewardBench2
+from rmselect.eval.benchmarks.rmbench import RMBench
 from rmselect.io import write_jsonl
 
 _SECTION_OF = {s: k for k, subs in RB1_SECTIONS.items() for s in subs}
@@ -87,7 +90,7 @@ def derive_rewardbench2(v1: pl.DataFrame, n_ties: int = 10) -> list[dict[str, An
     chat = [r for r in v1.iter_rows(named=True) if _SECTION_OF.get(r["subset"]) == "chat"]
     for k, r in enumerate(chat[:n_ties]):
         negatives = [r["rejected"]] + [chat[(k + j) % len(chat)]["rejected"] for j in (1, 2) if len(chat) > j]
-        base = {"prompt": r["prompt"], "rejected": negatives, "subset": "Ties"}
+        base = {"prompt": r["prompt"], "rejected": negatives, "subset": RB2_TIES}
         rows.append({**base, "id": f"ref:{k}", "chosen": [r["chosen"]]})
         rows.append(
             {**base, "id": f"tied:{k}", "chosen": [r["chosen"], f"{r['chosen']} Indeed.", f"In short: {r['chosen']}"]}
@@ -109,13 +112,20 @@ def derive_rmbench(v1: pl.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
+#: Target format -> its derivation from v1 rows (``n_ties`` is RewardBench 2's only).
+DERIVERS: dict[str, Callable[[pl.DataFrame, int], list[dict[str, Any]]]] = {
+    RewardBench2.name: derive_rewardbench2,
+    RMBench.name: lambda v1, n_ties: derive_rmbench(v1),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="eval_toy_sets.py",
         description="Derive a RewardBench-2 or RM-Bench-format toy set from a RewardBench v1 set.",
     )
     p.add_argument("--source", required=True, help="v1 data-set entry as JSON ({\"path\": ...})")
-    p.add_argument("--format", required=True, choices=("rewardbench2", "rmbench"))
+    p.add_argument("--format", required=True, choices=tuple(DERIVERS))
     p.add_argument("--n-ties", type=int, default=10, help="Ties prompts (rewardbench2)")
     p.add_argument("--out", required=True, help="output .jsonl")
     return p
@@ -127,11 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         entry = json.loads(args.source)
         v1 = load_frame(entry)
         # validate the source as v1 data (names the file and subsets on error)
-        prepare("rewardbench", v1, str(entry.get("path") or entry.get("hub")))
+        prepare(RewardBench.name, v1, str(entry.get("path") or entry.get("hub")))
         if "id" not in v1.columns:
             v1 = v1.with_row_index("id")
         v1 = v1.with_columns(pl.col("id").cast(pl.Utf8))
-        rows = derive_rewardbench2(v1, args.n_ties) if args.format == "rewardbench2" else derive_rmbench(v1)
+        rows = DERIVERS[args.format](v1, args.n_ties)
         prepare(args.format, pl.DataFrame(rows, infer_schema_length=None), args.out)
     except (ValueError, OSError) as err:
         sys.stderr.write(f"rmselect eval: error: {err}\n")
