@@ -31,7 +31,7 @@ from rmselect.eval.benchmarks.base import (
     Stat,
     describe_entry,
 )
-from rmselect.eval.benchmarks.rewardbench import RewardBench
+from rmselect.eval.benchmarks.rewardbench import RB1_ROWS, RB1_SECTIONS, RewardBench
 from rmselect.eval.benchmarks.rewardbench2 import RewardBench2
 from rmselect.eval.benchmarks.rmbench import RMBench
 
@@ -114,6 +114,8 @@ def prepare(
 __all__ = [
     "BENCHMARKS",
     "PRIMARY",
+    "RB1_ROWS",
+    "RB1_SECTIONS",
     "REGISTRY",
     "Benchmark",
     "BenchmarkData",
