@@ -19,6 +19,11 @@ For each (objective, section, feature) on the complete pairs (``n`` of them):
   feature ranks and the score ranks each on the params ranks by least squares; the partial
   rho is the Pearson correlation of the two residual vectors, tested with a t statistic on
   n-3 degrees of freedom. Empty for ``params_b`` itself and whenever n < 4.
+* Seed uncertainty (:mod:`rmselect.analysis.seeds`): with several RM training seeds, the
+  Spearman rho recomputed over seed draws gives ``spearman_seed_lo/hi`` (``n_seed_draws``
+  draws; empty with one seed); ``is_top`` marks the feature with the highest seed-mean rho
+  of its (objective, section), ``top_share`` the share of draws each feature leads in, and
+  ``top_stable`` whether the top feature leads in at least half of them.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from rmselect.analysis.data import (
     objectives_present,
     setup_logging,
 )
+from rmselect.analysis.seeds import draw_seeds, load_seed_scores
 from rmselect.io import write_table
 
 log = logging.getLogger(__name__)
@@ -70,6 +76,12 @@ COLUMNS = (
     "partial_spearman_rho",
     "partial_spearman_p",
     "missing_policy",
+    "spearman_seed_lo",
+    "spearman_seed_hi",
+    "n_seed_draws",
+    "is_top",
+    "top_share",
+    "top_stable",
 )
 
 
@@ -163,10 +175,15 @@ def correlations(
     alpha: float = 0.05,
     seed: int = 0,
     control: str = "params_b",
+    draws: dict | None = None,
 ) -> pl.DataFrame:
-    """All correlations for the aligned populations (objective → :class:`Aligned`)."""
+    """All correlations for the aligned populations (objective → :class:`Aligned`);
+    ``draws`` (objective → :class:`rmselect.analysis.seeds.SeedDraws`) adds the seed columns."""
+    from rmselect.analysis.seeds import seed_columns
+
     rows = []
     for obj, al in al_by_objective.items():
+        first = len(rows)
         for sec in SECTIONS:
             y_all = al.y[sec]
             fam = []
@@ -212,6 +229,11 @@ def correlations(
                     r[f"{m}_p_holm"] = None if np.isnan(h) else float(h)
                     r[f"{m}_p_bh"] = None if np.isnan(b) else float(b)
             rows.extend(fam)
+        if draws is not None and obj in draws:
+            mean_rho = {(r["section"], r["feature"]): r.get("spearman_rho") for r in rows[first:]}
+            cols = seed_columns(al, draws[obj], level, mean_rho)
+            for r in rows[first:]:
+                r |= cols.get((r["section"], r["feature"]), {})
     schema = {c: pl.Float64 for c in COLUMNS}
     schema |= {
         "objective": pl.String,
@@ -220,6 +242,9 @@ def correlations(
         "n": pl.Int64,
         "pearson_exceeds_threshold": pl.Boolean,
         "missing_policy": pl.String,
+        "n_seed_draws": pl.Int64,
+        "is_top": pl.Boolean,
+        "top_stable": pl.Boolean,
     }
     df = pl.DataFrame([{c: r.get(c) for c in COLUMNS} for r in rows], schema=schema, strict=False)
     # One spelling of "not defined" in the CSV: an empty cell.
@@ -239,10 +264,14 @@ def summary(df: pl.DataFrame, top: int = 5) -> str:
             def f(v: float | None, fmt: str = ".3f") -> str:
                 return "NA" if v is None else format(v, fmt)
 
+            seed = (f" seeds [{f(r['spearman_seed_lo'])}, {f(r['spearman_seed_hi'])}]"
+                    if r.get("spearman_seed_lo") is not None else "")
+            top = (f" top in {r['top_share']:.0%} of seed draws"
+                   if r.get("is_top") and r.get("top_share") is not None else "")
             lines.append(
                 f"  {obj:<10} {r['feature']:<24} rho={f(r['spearman_rho'])} "
-                f"[{f(r['spearman_lo'])}, {f(r['spearman_hi'])}] "
-                f"p_holm={f(r['spearman_p_holm'], '.2g')} n={r['n']}"
+                f"[{f(r['spearman_lo'])}, {f(r['spearman_hi'])}]{seed} "
+                f"p_holm={f(r['spearman_p_holm'], '.2g')} n={r['n']}{top}"
             )
     return "\n".join(lines)
 
@@ -292,6 +321,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Pearson/Spearman correlations of features with RM sections (Figure 3).",
     )
     ap.add_argument("--rm-scores", required=True)
+    ap.add_argument("--rm-seeds", default=None,
+                    help="rm_scores_seeds.csv (per-seed scores: seed intervals, top-feature "
+                    "stability)")
+    ap.add_argument("--seed-draws", type=int, default=1000, help="seed draws")
     ap.add_argument("--features", required=True)
     ap.add_argument("--models", required=True, help="results/analysis/models.csv")
     ap.add_argument("--benchmark", default="rewardbench")
@@ -309,7 +342,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     als = {
         o: align(rm, feats, models, o, a.missing) for o in objectives_present(rm)
     }
-    df = correlations(als, a.bootstrap, a.ci, a.alpha, a.seed)
+    per_seed = load_seed_scores(a.rm_seeds, a.benchmark)
+    draws = {o: draw_seeds(al, per_seed, a.seed_draws, a.seed + i)
+             for i, (o, al) in enumerate(als.items())}
+    df = correlations(als, a.bootstrap, a.ci, a.alpha, a.seed, draws=draws)
     for obj, al in als.items():
         log.info("%s: %d models, %d features, missing policy %s, dropped %s", obj,
                  len(al.models), len(al.features), al.missing_policy, al.dropped)

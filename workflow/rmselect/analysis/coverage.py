@@ -36,6 +36,7 @@ from rmselect.analysis.data import (
     load_rm_scores,
     objectives_present,
 )
+from rmselect.analysis.seeds import draw_seeds, load_seed_scores
 from rmselect.io import write_table
 
 
@@ -101,12 +102,20 @@ def parse_filters(obj: Any) -> dict[str, dict[int, float]]:
 
 
 def coverage_table(
-    al_by_objective: dict, ks: Sequence[int], filters: Mapping[str, Mapping[int, float]]
+    al_by_objective: dict, ks: Sequence[int], filters: Mapping[str, Mapping[int, float]],
+    draws: dict | None = None, level: float = 0.95,
 ) -> pl.DataFrame:
-    """Rows (objective, feature, k, coverage, boundary_tie, passes_<filter>..., missing_policy)."""
+    """Rows (objective, feature, k, coverage, boundary_tie, passes_<filter>..., missing_policy,
+    coverage_seed_lo, coverage_seed_hi). The seed interval of coverage@k over seed draws
+    (``draws``: objective → :class:`rmselect.analysis.seeds.SeedDraws`) is empty with one
+    seed."""
+    from rmselect.analysis.seeds import coverage_intervals
+
     rows = []
     for obj, al in al_by_objective.items():
         y = al.y["overall"]
+        seed_ci = (coverage_intervals(al, draws[obj], ks, level)
+                   if draws is not None and obj in draws else {})
         for j, feat in enumerate(al.features):
             cov = {k: coverage_at_k(al.models, al.X[:, j], y, k) for k in ks}
             flags = {f"passes_{name}": passes(cov, th) for name, th in filters.items()}
@@ -117,6 +126,8 @@ def coverage_table(
                          "boundary_tie": tie_at_k(al.X[:, j], y, k)}
                         | flags
                         | {"missing_policy": al.missing_policy}
+                        | dict(zip(("coverage_seed_lo", "coverage_seed_hi"),
+                                   seed_ci.get((feat, k), (None, None))))
                     )
     schema = {
         "objective": pl.String,
@@ -124,7 +135,9 @@ def coverage_table(
         "k": pl.Int64,
         "coverage": pl.Float64,
         "boundary_tie": pl.Boolean,
-    } | {f"passes_{n}": pl.Boolean for n in filters} | {"missing_policy": pl.String}
+    } | {f"passes_{n}": pl.Boolean for n in filters} | {"missing_policy": pl.String,
+                                                         "coverage_seed_lo": pl.Float64,
+                                                         "coverage_seed_hi": pl.Float64}
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -160,6 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="analysis_coverage.py", description="Coverage at top-k of every feature."
     )
     ap.add_argument("--rm-scores", required=True)
+    ap.add_argument("--rm-seeds", default=None, help="rm_scores_seeds.csv (seed intervals)")
+    ap.add_argument("--seed-draws", type=int, default=200, help="seed draws")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the seed draws")
     ap.add_argument("--features", required=True)
     ap.add_argument("--models", required=True)
     ap.add_argument("--benchmark", default="rewardbench")
@@ -176,7 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     rm = load_rm_scores(a.rm_scores, a.benchmark)
     feats, models = load_features(a.features), load_models(a.models)
     als = {o: align(rm, feats, models, o, a.missing) for o in objectives_present(rm)}
-    df = coverage_table(als, a.k, filters)
+    per_seed = load_seed_scores(a.rm_seeds, a.benchmark)
+    draws = {o: draw_seeds(al, per_seed, a.seed_draws, a.seed + i)
+             for i, (o, al) in enumerate(als.items())}
+    df = coverage_table(als, a.k, filters, draws)
     for (name, th), stem in zip(filters.items(), a.figures):
         desc = " & ".join(f"≥{v:g} at k={k}" for k, v in th.items())
         plot(df, stem, name, f"filter {desc}")
