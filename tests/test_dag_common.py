@@ -85,3 +85,13 @@ def test_model_flags_give_the_eval_stages_string(paper):
     for spec in (base, replace(base, chat_template="{% a b %}"),
                  replace(base, trust_remote_code=False)):
         assert common.shell_flags(common.model_flags(spec)) == eval_model_flags(spec)
+
+
+def test_screen_args_extend_the_bench_model_command():
+    """bench_model_screen is bench_model (use rule) plus these words after its --out-dir."""
+    from rmselect.dag.bench import screen_args
+
+    assert screen_args("full", ["a", "b"], "m") == (
+        " --screen-mode full --screen-task a --screen-task b"
+        " --screen-out-dir results/screening/full/m"
+    )

@@ -91,16 +91,14 @@ if BENCH.jobs == "per_model":
             flags=lambda wc: dag_bench.run_flags(STUDY, wc.model),
             settings=dag_bench.settings_arg(BENCH, BENCH.mode),
             specs=dag_bench.specs_arg(BENCH, BENCH_RUN),
+            screen="",
         shell:
             "{params.slot} {resources.gpu} -- python workflow/scripts/bench_run.py"
             " --model {wildcards.model} {params.flags}"
             " --settings {params.settings} {params.specs}"
-            " --out-dir results/benchmarks/{wildcards.model} > {log} 2>&1"
+            " --out-dir results/benchmarks/{wildcards.model}{params.screen} > {log} 2>&1"
 
-    rule bench_model_screen:
-        input:
-            model=model_input,
-            tasks=dag_bench.task_files(BENCH, BENCH_RUN),
+    use rule bench_model as bench_model_screen with:
         output:
             main=[f"results/benchmarks/{{model}}/{t}.json" for t in BENCH_RUN],
             screen=[
@@ -113,30 +111,10 @@ if BENCH.jobs == "per_model":
             f"{COST}/bench_model_screen/{{model}}.tsv"
         wildcard_constraints:
             model=BENCH_SCREENED_RE,
-        conda:
-            "../../envs/benchmarks.yaml"
-        threads: BENCH.threads
-        resources:
-            **res_extra("benchmarks"),
-            gpu=res("benchmarks", "gpu"),
-            mem_mb=res("benchmarks", "mem_mb"),
-            runtime=res("benchmarks", "runtime"),
         params:
-            slot=GPU_SLOT,
-            code=BENCH_RUN_CODE,
-            flags=lambda wc: dag_bench.run_flags(STUDY, wc.model),
-            settings=dag_bench.settings_arg(BENCH, BENCH.mode),
-            specs=dag_bench.specs_arg(BENCH, BENCH_RUN),
-            screen=" ".join(f"--screen-task {t}" for t in SCREEN_TASKS),
-            other=SCREEN_OTHER,
-        shell:
-            "{params.slot} {resources.gpu} -- python workflow/scripts/bench_run.py"
-            " --model {wildcards.model} {params.flags}"
-            " --settings {params.settings} {params.specs}"
-            " --out-dir results/benchmarks/{wildcards.model}"
-            " --screen-mode {params.other} {params.screen}"
-            " --screen-out-dir results/screening/{params.other}/{wildcards.model}"
-            " > {log} 2>&1"
+            screen=lambda wc: dag_bench.screen_args(
+                SCREEN_OTHER, SCREEN_TASKS, wc.model
+            ),
 
 else:
 
@@ -167,16 +145,15 @@ else:
             flags=lambda wc: dag_bench.run_flags(STUDY, wc.model),
             settings=dag_bench.settings_arg(BENCH, BENCH.mode),
             spec=lambda wc: dag_bench.specs_arg(BENCH, [wc.task]),
+            out=lambda wc, output: str(Path(output[0]).parent),
         shell:
             "{params.slot} {resources.gpu} -- python workflow/scripts/bench_run.py"
             " --model {wildcards.model} {params.flags}"
             " --settings {params.settings} {params.spec}"
-            " --out-dir results/benchmarks/{wildcards.model} > {log} 2>&1"
+            " --out-dir {params.out} > {log} 2>&1"
 
-    rule bench_screen_run:
-        input:
-            model=model_input,
-            tasks=lambda wc: dag_bench.task_files(BENCH, [wc.task]),
+    # The small-scale vs full check: the screened benchmarks again, in the other mode.
+    use rule bench_run as bench_screen_run with:
         output:
             "results/screening/{mode}/{model}/{task}.json",
         log:
@@ -187,25 +164,8 @@ else:
             model=BENCH_MODEL_RE,
             task=BENCH_RUN_RE,
             mode=SCREEN_OTHER,
-        conda:
-            "../../envs/benchmarks.yaml"
-        threads: BENCH.threads
-        resources:
-            **res_extra("benchmarks"),
-            gpu=res("benchmarks", "gpu"),
-            mem_mb=res("benchmarks", "mem_mb"),
-            runtime=res("benchmarks", "runtime"),
         params:
-            slot=GPU_SLOT,
-            code=BENCH_RUN_CODE,
-            flags=lambda wc: dag_bench.run_flags(STUDY, wc.model),
             settings=dag_bench.settings_arg(BENCH, SCREEN_OTHER),
-            spec=lambda wc: dag_bench.specs_arg(BENCH, [wc.task]),
-        shell:
-            "{params.slot} {resources.gpu} -- python workflow/scripts/bench_run.py"
-            " --model {wildcards.model} {params.flags}"
-            " --settings {params.settings} {params.spec}"
-            " --out-dir results/screening/{wildcards.mode}/{wildcards.model} > {log} 2>&1"
 
 
 rule bench_params:

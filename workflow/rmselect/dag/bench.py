@@ -78,3 +78,10 @@ def tokens_flag(study: Study, name: str) -> str:
     """``--tokens-t T`` of bench_params.py when the table row gives pre-training tokens."""
     t = study.model(name).tokens_t
     return f"--tokens-t {t}" if t is not None else ""
+
+
+def screen_args(mode: str, tasks: Sequence[str], name: str) -> str:
+    """What bench_model_screen adds to bench_model's command line (leading space included):
+    rerun ``tasks`` in ``mode`` into ``results/screening/{mode}/{name}`` in the same process."""
+    screen = " ".join(f"--screen-task {t}" for t in tasks)
+    return f" --screen-mode {mode} {screen} --screen-out-dir results/screening/{mode}/{name}"
