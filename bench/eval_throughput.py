@@ -35,7 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow"))
+sys.path.insert(0, str(REPO / "tests"))  # support.tiny_eval: test-only models
 
 WORDS = (
     "the a reward model scores answer question helpful safe code math cat mat because "
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from rmselect.eval.scorer import load_reward_model, render_texts, score_texts, tokenize
-    from rmselect.eval.tiny import build_tiny_rm
+    from support.tiny_eval import build_tiny_rm
 
     if a.data:
         pairs = [json.loads(line) for line in Path(a.data).read_text().splitlines() if line.strip()]

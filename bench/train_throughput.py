@@ -11,7 +11,7 @@ fraction of the tensors it fed the model, then the ratio.
     .venv/bin/python bench/train_throughput.py                       # toy zoo model
     .venv/bin/python bench/train_throughput.py --model results/toy/models/toyllama-2-m
 
-Without the toy zoo it builds a tiny random model and synthetic pairs (rmselect.rm.tiny).
+Without the toy zoo it builds a tiny random model and synthetic pairs (tests/support/tiny_rm.py).
 Goal (issue 3): ours >= 1.3x TRL's tokens/s with padding <= 5%.
 """
 
@@ -27,6 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
+sys.path.insert(0, str(REPO / "tests"))  # support.tiny_rm: test-only models
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(REPO / ".torch_extensions"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -57,15 +58,15 @@ def prepare(args, work: Path):
     """Pairs that fit, as texts (for our trainer) and token ids (for TRL)."""
     from rmselect.hf import load_tokenizer
     from rmselect.rm import data as D
-    from rmselect.rm import tiny
     from rmselect.rm.format import resolve_template
     from rmselect.rm.model import prepare_tokenizer
+    from support import tiny_rm
 
     model, data = Path(args.model), Path(args.data)
     if not (model / "config.json").exists() or not data.exists():
         print(f"[bench] {model} or {data} missing: using a tiny random model and synthetic pairs")
-        model = tiny.make_model(work / "tiny", hidden=64, layers=2, heads=4)
-        data = tiny.write_preference_data(work / "pairs.jsonl", 1200, 16, min_len=4, max_len=40)
+        model = tiny_rm.make_model(work / "tiny", hidden=64, layers=2, heads=4)
+        data = tiny_rm.write_preference_data(work / "pairs.jsonl", 1200, 16, min_len=4, max_len=40)
     tok = prepare_tokenizer(load_tokenizer(model))
     tpl = resolve_template(tok, None)
     pairs = D.load_pairs({"path": str(data)}, "train")

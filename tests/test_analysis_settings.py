@@ -1,17 +1,13 @@
-"""Analysis settings: defaults merged under the config, rule helpers."""
+"""Analysis settings: defaults merged under the config; the analysis rules' DAG helpers."""
 
 from __future__ import annotations
 
 import shlex
 from types import SimpleNamespace
 
-from rmselect.analysis.settings import (
-    analysis_settings,
-    producible,
-    shell_json,
-    shell_words,
-    upstream_targets,
-)
+from rmselect.analysis.settings import analysis_settings
+from rmselect.dag.analysis import producible, upstream_targets
+from rmselect.dag.common import shell_json, shell_words
 
 
 def test_defaults_are_the_papers_and_config_overrides_deeply():

@@ -189,7 +189,7 @@ def test_screening_agreement_hand_computed():
 def test_rule_arguments_round_trip():
     import shlex
 
-    from rmselect.bench import smk
+    from rmselect.dag import bench as smk
     from rmselect.bench.run import Settings
     from rmselect.bench.spec import TaskSpec, bench_config
     from rmselect.config import load_study_file
@@ -202,8 +202,8 @@ def test_rule_arguments_round_trip():
     specs = [TaskSpec.from_dict(json.loads(a)) for a in argv[1::2]]
     assert specs[0] == bench.tasks["squadv2"] and specs[1].include_path.endswith("lm_tasks")
     assert smk.task_files(bench, ["humaneval", "mbpp"]) == ["workflow/rmselect/bench/lm_tasks"]
-    assert smk.model_flags(study, "Phi-3-small-8k-instruct").endswith("--trust-remote-code")
-    assert "--trust-remote-code" not in smk.model_flags(study, "gemma-2-2b-it")
+    assert smk.run_flags(study, "Phi-3-small-8k-instruct").endswith("--trust-remote-code")
+    assert "--trust-remote-code" not in smk.run_flags(study, "gemma-2-2b-it")
     assert smk.presence_domains({"presence": {"domains": {"wiki": {}, "code": {}}}}) == [
         "wiki", "code"]
     assert smk.presence_domains({"presence": {}}) == []

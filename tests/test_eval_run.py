@@ -21,7 +21,7 @@ from rmselect.eval.table import (
     read_import,
 )
 from rmselect.eval.table import main as table_main
-from rmselect.eval.tiny import build_tiny_rm
+from support.tiny_eval import build_tiny_rm
 from rmselect.eval.toysets import derive_rewardbench2, derive_rmbench
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ from rmselect.eval.scorer import (
     score_texts,
     tokenize,
 )
-from rmselect.eval.tiny import build_tiny_rm
+from support.tiny_eval import build_tiny_rm
 
 CORPUS = [
     "the cat sat on the mat",

@@ -137,7 +137,8 @@ def test_cyclic_variant_config_is_rejected_clearly():
 
 
 def test_dag_helpers_for_the_default_variants():
-    from rmselect.posttrain import smk
+    from rmselect.dag import common
+    from rmselect.dag import posttrain as smk
 
     study = load_study(_default_config(), "config/config.yaml", REPO)
     recipes = smk.variant_recipes(study)
@@ -146,8 +147,8 @@ def test_dag_helpers_for_the_default_variants():
     assert smk.recipe_files(recipes["toyllama-2-m-sft"]) == ["results/toy/data/sft.jsonl"]
     flags = smk.train_flags(study, "toyllama-2-m-sft-dpo", recipes["toyllama-2-m-sft-dpo"])
     assert "--parent results/variants/toyllama-2-m-sft/model" in flags
-    assert smk.launcher(0) == "python" and "launch.py --gpus 8" in smk.launcher(8)
-    assert smk.name_regex([]) == "(?!x)x"
+    assert common.launcher(0) == "python" and "launch.py --gpus 8" in common.launcher(8)
+    assert common.name_regex([]) == "(?!x)x"
 
 
 @pytest.mark.workflow

@@ -188,7 +188,7 @@ def _study(presence: dict):
 
 
 def test_settings_defaults_references_and_flags():
-    from rmselect.presence import smk
+    from rmselect.dag import presence as smk
 
     study = _study({"domains": {"d": {"path": "x.jsonl"}},
                     "reference_models": [{"name": "Crystal", "source": "LLM360/Crystal",
@@ -209,7 +209,7 @@ def test_settings_defaults_references_and_flags():
 
 def test_settings_reject_reserved_domain_and_duplicate_reference():
     from rmselect.config import ConfigError
-    from rmselect.presence import smk
+    from rmselect.dag import presence as smk
 
     with pytest.raises(ConfigError, match="presence.domains.mean"):
         smk.settings(_study({"domains": {"mean": {"path": "x"}}}))

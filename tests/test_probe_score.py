@@ -11,7 +11,7 @@ import pytest
 
 from conftest import REPO
 from rmselect.probe.score import ProbeSettings, ResponseReader, linear_probe
-from rmselect.rm import tiny
+from support import tiny_rm
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def reader(tmp_path_factory):
     from rmselect.rm.format import resolve_template
 
     path = tmp_path_factory.mktemp("probe") / "m"
-    tiny.make_model(path, pad_is_eos=True)
+    tiny_rm.make_model(path, pad_is_eos=True)
     tok = load_tokenizer(path)
     model = load_causal_lm(path)
     return ResponseReader(model, tok, resolve_template(tok), ProbeSettings(batch_size=3))
@@ -84,8 +84,8 @@ def test_linear_probe_finds_a_planted_direction_and_not_noise(seed):
 
 def test_cli_writes_the_features_and_their_cost(tmp_path):
     model = tmp_path / "m"
-    tiny.make_model(model, pad_is_eos=True)
-    data = tiny.write_preference_data(tmp_path / "pref.jsonl", n_train=24, n_val=10, ties=2)
+    tiny_rm.make_model(model, pad_is_eos=True)
+    data = tiny_rm.write_preference_data(tmp_path / "pref.jsonl", n_train=24, n_val=10, ties=2)
     out = tmp_path / "probe" / "m.json"
     cmd = [sys.executable, str(REPO / "workflow/scripts/probe_model.py"), "--model", str(model),
            "--name", "m", "--data", json.dumps({"path": str(data)}), "--out", str(out),

@@ -10,8 +10,8 @@ import pytest
 
 from rmselect.eval.benchmarks import load_benchmark, sections_of
 from rmselect.rm import data as D
-from rmselect.rm import tiny
 from rmselect.rm.format import render, to_messages
+from support import tiny_rm
 from support.layouts import COUNTS, MULTI_TURN, write_layouts
 
 #: SmolLM2-Instruct's chat template (ChatML with a default system prompt).
@@ -65,7 +65,7 @@ def test_multi_turn_prompt_renders_as_alternating_turns():
     msgs = to_messages(MULTI_TURN, "About two million.")
     assert [m["role"] for m in msgs] == ["user", "assistant", "user", "assistant"]
     assert msgs[1]["content"] == "The capital of France is Paris."
-    tok = tiny.make_tokenizer()
+    tok = tiny_rm.make_tokenizer()
     text = render(tok, MULTI_TURN, "About two million.", SMOLLM2_TEMPLATE)
     assert "<extra_id_1>" not in text
     assert text == (
@@ -99,7 +99,7 @@ def test_trainer_reads_the_layouts(layouts, tmp_path):
 
     from rmselect.rm import train
 
-    tiny.make_model(tmp_path / "base", hidden=16, layers=1, heads=2)
+    tiny_rm.make_model(tmp_path / "base", hidden=16, layers=1, heads=2)
     data = layouts["data"]
     out = tmp_path / "run"
     args = ["--model", str(tmp_path / "base"), "--objective", "regression", "--lr", "0.001",

@@ -8,7 +8,7 @@ import pytest
 
 from rmselect.datasets_io import DatasetError
 from rmselect.rm import data as D
-from rmselect.rm import tiny
+from support import tiny_rm
 
 
 def _frame(strengths):
@@ -39,7 +39,7 @@ def test_bad_strength_names_the_field():
 
 
 def test_splits_and_missing_split(tmp_path):
-    p = tiny.write_preference_data(tmp_path / "pref.jsonl", 10, 4, ties=2)
+    p = tiny_rm.write_preference_data(tmp_path / "pref.jsonl", 10, 4, ties=2)
     assert len(D.load_pairs({"path": str(p)}, "train")) == 10
     assert len(D.load_pairs({"path": str(p)}, "validation")) == 4
     with pytest.raises(DatasetError, match="split == 'test'"):
@@ -47,14 +47,14 @@ def test_splits_and_missing_split(tmp_path):
 
 
 def test_rated_rows(tmp_path):
-    p = tiny.write_rated_data(tmp_path / "hs2.jsonl", 7)
+    p = tiny_rm.write_rated_data(tmp_path / "hs2.jsonl", 7)
     rows = D.load_rated({"path": str(p)})
     assert len(rows) == 7 and all(len(r.scores) == 5 for r in rows)
 
 
 @pytest.fixture(scope="module")
 def tok():
-    return tiny.make_tokenizer()
+    return tiny_rm.make_tokenizer()
 
 
 def test_bos_not_doubled_and_added_when_missing(tok):
@@ -66,7 +66,7 @@ def test_bos_not_doubled_and_added_when_missing(tok):
     assert ids[0] == bos and ids[1] != bos
     ids2 = D.encode_rendered(tok, [text.replace("<|bos|>", "")])[0]
     assert ids2 == ids
-    plain = tiny.make_tokenizer(bos=False)  # no BOS anywhere: nothing added
+    plain = tiny_rm.make_tokenizer(bos=False)  # no BOS anywhere: nothing added
     assert D.special_prefix(plain) == []
     t3 = D.render_pairs(plain, ["sum ?"], ["the answer ."], None)[0][0]
     assert D.encode_rendered(plain, [t3])[0] == plain(t3, add_special_tokens=False)["input_ids"]

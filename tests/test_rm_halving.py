@@ -16,7 +16,8 @@ import pytest
 
 from rmselect.config import ConfigError, load_schema, load_study_file
 from rmselect.rm import halving as H
-from rmselect.rm import rules, select, tiny, train
+from rmselect.rm import rules, select, train
+from support import tiny_rm
 
 SEARCH = H.LrSearch("halving", eta=3, min_steps=40)
 
@@ -131,8 +132,8 @@ def test_rung_flags_budget_per_rung():
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("halving")
-    tiny.make_model(root / "base", arch="llama", hidden=32, layers=2, heads=4, pad_is_eos=True)
-    tiny.write_preference_data(root / "pref.jsonl", 256, 64)
+    tiny_rm.make_model(root / "base", arch="llama", hidden=32, layers=2, heads=4, pad_is_eos=True)
+    tiny_rm.write_preference_data(root / "pref.jsonl", 256, 64)
     return root
 
 

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from rmselect.rm import tiny, train
+from rmselect.rm import train
 from rmselect.rm.format import FALLBACK_TEMPLATE
 from rmselect.rm.model import RewardModel, attention_ratio, prepare_tokenizer
+from support import tiny_rm
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,8 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     r = tmp_path_factory.mktemp("rmcases")
-    tiny.make_model(r / "base", hidden=32, layers=2, heads=4)
-    tiny.write_preference_data(r / "pref.jsonl", 32, 16)
+    tiny_rm.make_model(r / "base", hidden=32, layers=2, heads=4)
+    tiny_rm.write_preference_data(r / "pref.jsonl", 32, 16)
     return r
 
 

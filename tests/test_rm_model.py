@@ -8,8 +8,8 @@ import torch
 
 from rmselect.rm import data as D
 from rmselect.rm import model as M
-from rmselect.rm import tiny
 from rmselect.rm.pooling import last_token_index
+from support import tiny_rm
 
 PROMPTS = ["tell me about the sum ?", "what about the capital ?", "tell me ?"]
 RESPONSES = ["correct answer .", "the answer is wrong and vague and rude and lazy .", "a ."]
@@ -19,7 +19,7 @@ RESPONSES = ["correct answer .", "the answer is wrong and vague and rude and laz
 def base(request, tmp_path_factory):
     """A tiny base model whose tokenizer's pad token is its EOS."""
     path = tmp_path_factory.mktemp(request.param)
-    tiny.make_model(path, arch=request.param, pad_is_eos=True)
+    tiny_rm.make_model(path, arch=request.param, pad_is_eos=True)
     return path
 
 
@@ -104,11 +104,11 @@ def test_plain_transformers_scores_equal_ours_after_saving(base, tmp_path):
 def test_pad_row_added_only_when_needed(tmp_path):
     from transformers import AutoTokenizer
 
-    tiny.make_model(tmp_path / "spare", spare_rows=8)
+    tiny_rm.make_model(tmp_path / "spare", spare_rows=8)
     tok = M.prepare_tokenizer(AutoTokenizer.from_pretrained(str(tmp_path / "spare")))
     hf = M.load_for_training(tmp_path / "spare", 1, tok)
     assert hf.get_input_embeddings().num_embeddings == len(tok) - 1 + 8  # no resize
-    tiny.make_model(tmp_path / "tight")
+    tiny_rm.make_model(tmp_path / "tight")
     tok = M.prepare_tokenizer(AutoTokenizer.from_pretrained(str(tmp_path / "tight")))
     hf = M.load_for_training(tmp_path / "tight", 1, tok)
     assert hf.get_input_embeddings().num_embeddings == len(tok)  # grown by one row

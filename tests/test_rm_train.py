@@ -20,7 +20,8 @@ import torch
 
 from rmselect.rm import data as D
 from rmselect.rm import model as M
-from rmselect.rm import select, tiny, train
+from rmselect.rm import select, train
+from support import tiny_rm
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,9 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("rmtrain")
-    tiny.make_model(root / "base", arch="llama", hidden=32, layers=2, heads=4, pad_is_eos=True)
-    tiny.write_preference_data(root / "pref.jsonl", 256, 64, ties=4)
-    tiny.write_rated_data(root / "hs2.jsonl", 192)
+    tiny_rm.make_model(root / "base", arch="llama", hidden=32, layers=2, heads=4, pad_is_eos=True)
+    tiny_rm.write_preference_data(root / "pref.jsonl", 256, 64, ties=4)
+    tiny_rm.write_rated_data(root / "hs2.jsonl", 192)
     return root
 
 

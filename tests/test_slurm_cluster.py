@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import SNAKEMAKE, Workdir, make_workdir
-from rmselect.cluster.testcluster import ClusterError, TestCluster, missing_binaries
+from support.slurm_cluster import ClusterError, TestCluster, missing_binaries
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

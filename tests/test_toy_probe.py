@@ -37,7 +37,7 @@ def test_preference_pairs_follow_the_sign_convention_and_drop_ties():
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from rmselect.rm.tiny import make_model, write_preference_data
+    from support.tiny_rm import make_model, write_preference_data
 
     root = tmp_path_factory.mktemp("probe")
     model = make_model(root / "model", seed=1)

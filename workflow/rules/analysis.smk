@@ -1,18 +1,13 @@
 # Stage: analysis (paper §3-§7): gains, correlations, coverage, selection model, PCA,
 # BT vs regression, tables, leaderboard figure, cost table, recommender, report.
-# Logic: workflow/rmselect/analysis/; settings, defaults and helpers: rmselect.analysis.settings.
-# Figure scripts get the PNG path and write the PDF beside it (rmselect.plotting.save).
+# Logic: workflow/rmselect/analysis/; settings and defaults: rmselect.analysis.settings; DAG
+# helpers: rmselect.dag.analysis. Figure scripts get the PNG path and write the PDF beside it
+# (rmselect.plotting.save).
 from rmselect.analysis.models import study_rows
-from rmselect.analysis.settings import (
-    analysis_settings,
-    gpu_allocation,
-    producible,
-    shell_json,
-    shell_words,
-    upstream_targets,
-)
+from rmselect.analysis.settings import analysis_settings
+from rmselect.dag.analysis import gpu_allocation, producible, upstream_targets
 
-A = analysis_settings(config)
+A = analysis_settings(STUDY.config)
 AN = "results/analysis"
 FIG = "results/figures"
 ANALYSIS_ENV = "../../envs/analysis.yaml"
@@ -482,7 +477,7 @@ rule analysis_cost:
         cost=shell_json(A["cost"]),
         gpus=shell_json(gpu_allocation(STUDY)),
         # the projected columns (rmselect.plan.projection) are computed in the job
-        study=shell_json(config),
+        study=shell_json(STUDY.config),
     shell:
         "python {params.script} --cost-dir {params.cost_dir} --models {input.models}"
         " --config {params.cost} --gpus {params.gpus} --study-config {params.study}"

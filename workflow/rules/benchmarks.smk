@@ -3,10 +3,10 @@
 # parameter counts from checkpoints, the feature table, and (toy zoo) the small-scale vs full
 # screening check. Logic: workflow/rmselect/bench/. Outputs: workflow/CONTRACTS.md
 # "Upstream benchmarks". DAG building reads the config only: no lm_eval import, no network.
-import re
+# Flags and inputs: rmselect.dag.bench.
 from pathlib import Path
 
-from rmselect.bench import smk as bsmk
+import rmselect.dag.bench as dag_bench
 from rmselect.bench.spec import bench_config
 
 try:
@@ -17,8 +17,8 @@ except ConfigError as err:
 
 BENCH_TASKS = list(BENCH.tasks)
 BENCH_RUN = BENCH.run_tasks
-BENCH_RUN_RE = "|".join(re.escape(t) for t in BENCH_RUN) or "(?!x)x"
-BENCH_MODEL_RE = "|".join(re.escape(m) for m in ALL_MODELS) or "(?!x)x"
+BENCH_RUN_RE = name_regex(BENCH_RUN)
+BENCH_MODEL_RE = name_regex(ALL_MODELS)
 BENCH_RUNS = expand(
     "results/benchmarks/{model}/{task}.json", model=ALL_MODELS, task=BENCH_RUN
 )
@@ -40,7 +40,7 @@ SCREEN_DIRS = {
 BENCH_AGREEMENT = (
     ["results/analysis/screening_agreement.csv"] if BENCH.screening_enabled else []
 )
-BENCH_PRESENCE_DOMAINS = bsmk.presence_domains(STUDY.config)
+BENCH_PRESENCE_DOMAINS = dag_bench.presence_domains(STUDY.config)
 BENCH_PRESENCE = ["results/presence/summary.csv"] if BENCH_PRESENCE_DOMAINS else []
 BENCH_PUBLISHED = BENCH.published
 # Code a run job depends on (editing it reruns the jobs; rmselect.cluster.rerun).
@@ -62,15 +62,13 @@ if BENCH.jobs == "per_model":
     # One job per model. With the screening check on, the job of a screened model also
     # reruns the screened benchmarks in the other mode (same process, model loaded once).
     _screened = SCREEN_MODELS if BENCH.screening_enabled else []
-    BENCH_PLAIN_RE = (
-        "|".join(re.escape(m) for m in ALL_MODELS if m not in _screened) or "(?!x)x"
-    )
-    BENCH_SCREENED_RE = "|".join(re.escape(m) for m in _screened) or "(?!x)x"
+    BENCH_PLAIN_RE = name_regex(m for m in ALL_MODELS if m not in _screened)
+    BENCH_SCREENED_RE = name_regex(_screened)
 
     rule bench_model:
         input:
             model=model_input,
-            tasks=bsmk.task_files(BENCH, BENCH_RUN),
+            tasks=dag_bench.task_files(BENCH, BENCH_RUN),
         output:
             [f"results/benchmarks/{{model}}/{t}.json" for t in BENCH_RUN],
         log:
@@ -90,19 +88,17 @@ if BENCH.jobs == "per_model":
         params:
             slot=GPU_SLOT,
             code=BENCH_RUN_CODE,
-            flags=lambda wc: bsmk.model_flags(STUDY, wc.model),
-            settings=bsmk.settings_arg(BENCH, BENCH.mode),
-            specs=bsmk.specs_arg(BENCH, BENCH_RUN),
+            flags=lambda wc: dag_bench.run_flags(STUDY, wc.model),
+            settings=dag_bench.settings_arg(BENCH, BENCH.mode),
+            specs=dag_bench.specs_arg(BENCH, BENCH_RUN),
+            screen="",
         shell:
             "{params.slot} {resources.gpu} -- python workflow/scripts/bench_run.py"
             " --model {wildcards.model} {params.flags}"
             " --settings {params.settings} {params.specs}"
-            " --out-dir results/benchmarks/{wildcards.model} > {log} 2>&1"
+            " --out-dir results/benchmarks/{wildcards.model}{params.screen} > {log} 2>&1"
 
-    rule bench_model_screen:
-        input:
-            model=model_input,
-            tasks=bsmk.task_files(BENCH, BENCH_RUN),
+    use rule bench_model as bench_model_screen with:
         output:
             main=[f"results/benchmarks/{{model}}/{t}.json" for t in BENCH_RUN],
             screen=[
@@ -115,37 +111,17 @@ if BENCH.jobs == "per_model":
             f"{COST}/bench_model_screen/{{model}}.tsv"
         wildcard_constraints:
             model=BENCH_SCREENED_RE,
-        conda:
-            "../../envs/benchmarks.yaml"
-        threads: BENCH.threads
-        resources:
-            **res_extra("benchmarks"),
-            gpu=res("benchmarks", "gpu"),
-            mem_mb=res("benchmarks", "mem_mb"),
-            runtime=res("benchmarks", "runtime"),
         params:
-            slot=GPU_SLOT,
-            code=BENCH_RUN_CODE,
-            flags=lambda wc: bsmk.model_flags(STUDY, wc.model),
-            settings=bsmk.settings_arg(BENCH, BENCH.mode),
-            specs=bsmk.specs_arg(BENCH, BENCH_RUN),
-            screen=" ".join(f"--screen-task {t}" for t in SCREEN_TASKS),
-            other=SCREEN_OTHER,
-        shell:
-            "{params.slot} {resources.gpu} -- python workflow/scripts/bench_run.py"
-            " --model {wildcards.model} {params.flags}"
-            " --settings {params.settings} {params.specs}"
-            " --out-dir results/benchmarks/{wildcards.model}"
-            " --screen-mode {params.other} {params.screen}"
-            " --screen-out-dir results/screening/{params.other}/{wildcards.model}"
-            " > {log} 2>&1"
+            screen=lambda wc: dag_bench.screen_args(
+                SCREEN_OTHER, SCREEN_TASKS, wc.model
+            ),
 
 else:
 
     rule bench_run:
         input:
             model=model_input,
-            tasks=lambda wc: bsmk.task_files(BENCH, [wc.task]),
+            tasks=lambda wc: dag_bench.task_files(BENCH, [wc.task]),
         output:
             "results/benchmarks/{model}/{task}.json",
         log:
@@ -166,19 +142,18 @@ else:
         params:
             slot=GPU_SLOT,
             code=BENCH_RUN_CODE,
-            flags=lambda wc: bsmk.model_flags(STUDY, wc.model),
-            settings=bsmk.settings_arg(BENCH, BENCH.mode),
-            spec=lambda wc: bsmk.specs_arg(BENCH, [wc.task]),
+            flags=lambda wc: dag_bench.run_flags(STUDY, wc.model),
+            settings=dag_bench.settings_arg(BENCH, BENCH.mode),
+            spec=lambda wc: dag_bench.specs_arg(BENCH, [wc.task]),
+            out=lambda wc, output: str(Path(output[0]).parent),
         shell:
             "{params.slot} {resources.gpu} -- python workflow/scripts/bench_run.py"
             " --model {wildcards.model} {params.flags}"
             " --settings {params.settings} {params.spec}"
-            " --out-dir results/benchmarks/{wildcards.model} > {log} 2>&1"
+            " --out-dir {params.out} > {log} 2>&1"
 
-    rule bench_screen_run:
-        input:
-            model=model_input,
-            tasks=lambda wc: bsmk.task_files(BENCH, [wc.task]),
+    # The small-scale vs full check: the screened benchmarks again, in the other mode.
+    use rule bench_run as bench_screen_run with:
         output:
             "results/screening/{mode}/{model}/{task}.json",
         log:
@@ -189,25 +164,8 @@ else:
             model=BENCH_MODEL_RE,
             task=BENCH_RUN_RE,
             mode=SCREEN_OTHER,
-        conda:
-            "../../envs/benchmarks.yaml"
-        threads: BENCH.threads
-        resources:
-            **res_extra("benchmarks"),
-            gpu=res("benchmarks", "gpu"),
-            mem_mb=res("benchmarks", "mem_mb"),
-            runtime=res("benchmarks", "runtime"),
         params:
-            slot=GPU_SLOT,
-            code=BENCH_RUN_CODE,
-            flags=lambda wc: bsmk.model_flags(STUDY, wc.model),
-            settings=bsmk.settings_arg(BENCH, SCREEN_OTHER),
-            spec=lambda wc: bsmk.specs_arg(BENCH, [wc.task]),
-        shell:
-            "{params.slot} {resources.gpu} -- python workflow/scripts/bench_run.py"
-            " --model {wildcards.model} {params.flags}"
-            " --settings {params.settings} {params.spec}"
-            " --out-dir results/screening/{wildcards.mode}/{wildcards.model} > {log} 2>&1"
+            settings=dag_bench.settings_arg(BENCH, SCREEN_OTHER),
 
 
 rule bench_params:
@@ -222,14 +180,10 @@ rule bench_params:
     conda:
         "../../envs/benchmarks.yaml"
     params:
-        ref=lambda wc: bsmk.text_arg(model_ref(wc.model)),
+        ref=lambda wc: shell_word(model_ref(wc.model)),
         kind=lambda wc: STUDY.model(wc.model).kind,
         params_b=lambda wc: STUDY.model(wc.model).params_b,
-        tokens=lambda wc: (
-            f"--tokens-t {STUDY.model(wc.model).tokens_t}"
-            if STUDY.model(wc.model).tokens_t is not None
-            else ""
-        ),
+        tokens=lambda wc: dag_bench.tokens_flag(STUDY, wc.model),
         tolerance=BENCH.params_tolerance,
         code=code_hash("workflow/scripts/bench_params.py"),
     shell:
@@ -257,13 +211,13 @@ rule features_table:
         "../../envs/benchmarks.yaml"
     params:
         code=code_hash("workflow/scripts/features_table.py"),
-        models=bsmk.models_arg(STUDY, ALL_MODELS),
-        tasks=bsmk.json_arg(BENCH_TASKS),
-        run_tasks=bsmk.json_arg(BENCH_RUN),
-        aggregates=bsmk.json_arg(BENCH.aggregates),
-        published=bsmk.json_arg(BENCH_PUBLISHED),
+        models=dag_bench.models_arg(STUDY, ALL_MODELS),
+        tasks=shell_json(BENCH_TASKS),
+        run_tasks=shell_json(BENCH_RUN),
+        aggregates=shell_json(BENCH.aggregates, sort_keys=False),
+        published=shell_json(BENCH_PUBLISHED, sort_keys=False),
         presence=lambda wc, input: input.presence[0] if input.presence else "''",
-        domains=bsmk.json_arg(BENCH_PRESENCE_DOMAINS),
+        domains=shell_json(BENCH_PRESENCE_DOMAINS),
         probes=lambda wc, input: (
             str(Path(input.probes[0]).parent) if input.probes else "''"
         ),
@@ -298,8 +252,8 @@ rule screening_agreement:
         "../../envs/benchmarks.yaml"
     params:
         code=code_hash("workflow/scripts/bench_agreement.py"),
-        models=bsmk.json_arg(SCREEN_MODELS),
-        tasks=bsmk.json_arg(SCREEN_TASKS),
+        models=shell_json(SCREEN_MODELS),
+        tasks=shell_json(SCREEN_TASKS),
         small=lambda wc, input: Path(input.small[0]).parents[1],
         full=lambda wc, input: Path(input.full[0]).parents[1],
     shell:

@@ -1,5 +1,7 @@
 # Shared helpers: config validation, the effective model table, paths and inputs.
-# Every stage file (workflow/rules/<stage>.smk) uses these; none re-reads the config.
+# Every stage file (workflow/rules/<stage>.smk) reads the study through STUDY, not the raw
+# config. The logic behind these names is the rmselect.dag package: rmselect.dag.common for
+# what several stages share, rmselect.dag.<stage> for one stage's flags and inputs.
 import sys
 from pathlib import Path
 
@@ -7,7 +9,15 @@ REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO.joinpath("workflow")))
 
 from rmselect.config import ConfigError, load_study  # noqa: E402
-from rmselect.smk import setup_environment  # noqa: E402
+from rmselect.dag.common import (  # noqa: E402
+    GPU_SLOT,
+    launcher,
+    name_regex,
+    setup_environment,
+    shell_json,
+    shell_word,
+    shell_words,
+)
 
 setup_environment(REPO)
 
@@ -43,12 +53,9 @@ def model_ref(name):
 
 def model_files(name):
     """Files a job needs before it can load `name` (empty for hub models)."""
-    m = STUDY.model(name)
-    if m.kind in ("toy", "variant", "gguf"):
-        return [f"{STUDY.model_path(name)}/config.json"]
-    if m.kind == "local":
-        return [m.source]
-    return []
+    from rmselect.dag.common import model_files as _model_files
+
+    return _model_files(STUDY, name)
 
 
 def model_input(wildcards):
@@ -64,9 +71,9 @@ def dataset_arg(entry):
 
 def dataset_files(entry):
     """File dependency of a data-set entry: local files only (hub ids resolve at run time)."""
-    if "path" in entry:
-        return [entry["path"]]
-    return []
+    from rmselect.dag.common import dataset_files as _dataset_files
+
+    return _dataset_files(entry)
 
 
 from rmselect.cluster.site import SiteError, cluster_settings  # noqa: E402
@@ -77,12 +84,8 @@ try:
 except SiteError as err:
     sys.stderr.write(f"rmselect: cluster settings: {err}\n")
     sys.exit(1)
-# Local GPU jobs: `{GPU_SLOT} {resources.gpu} -- python ...` runs on devices of their own
-# (lock-based slots; no-op under SLURM or with 0 GPUs). Trainers: `{LAUNCH} --gpus
-# {resources.gpu} -- python train.py ...` (torchrun on one node, srun+torchrun on several).
-# Relative paths (jobs run in the repository root): moving the checkout changes no params.
-GPU_SLOT = "python workflow/scripts/gpu_slot.py"
-LAUNCH = "python workflow/scripts/launch.py"
+# Local GPU jobs run as `{GPU_SLOT} {resources.gpu} -- python ...` (devices of their own;
+# rmselect.dag.common.GPU_SLOT), trainers behind rmselect.dag.common.launcher (torchrun/srun).
 
 
 def _job_resources(kind, wildcards, attempt):
@@ -160,7 +163,7 @@ def rm_halving_input(wc):
 
     r = int(wc.rung)
     prev = rm_decision(wc, r - 1) if r > 0 else None
-    return halving_inputs(config, wc.objective, wc.model, wc.seed, r, prev)
+    return halving_inputs(STUDY.config, wc.objective, wc.model, wc.seed, r, prev)
 
 
 def rm_select_runs(wc):
@@ -168,9 +171,9 @@ def rm_select_runs(wc):
     from rmselect.rm.halving import final_runs, lr_search
     from rmselect.rm.rules import lr_grid, run_path
 
-    if not lr_search(config).halving:
+    if not lr_search(STUDY.config).halving:
         return [
             run_path(wc.objective, wc.model, wc.seed, lr)
-            for lr in lr_grid(config, wc.objective, wc.model)
+            for lr in lr_grid(STUDY.config, wc.objective, wc.model)
         ]
     return final_runs(lambda r: rm_decision(wc, r))

@@ -4,10 +4,9 @@
 #                              safetensors HF folder with its tokenizer and chat template
 #                              (rule gguf_convert; rmselect.gguf). Every later stage uses
 #                              this folder as the model path (Study.model_path).
-import re
 
 GGUF_MODELS = STUDY.gguf_models()
-GGUF_MODEL_RE = "|".join(re.escape(m) for m in GGUF_MODELS) or "(?!x)x"
+GGUF_MODEL_RE = name_regex(GGUF_MODELS)
 MODEL_TARGETS = expand("results/models/{model}/config.json", model=GGUF_MODELS)
 
 

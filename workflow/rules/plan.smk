@@ -18,7 +18,7 @@ rule plan:
     params:
         script=f"{ASCRIPT}/plan_cost.py",
         code=code_hash(f"{ASCRIPT}/plan_cost.py"),
-        config=shell_json(config),
+        config=shell_json(STUDY.config),
         source=_config_source(),
         out=PLAN_CSV,
     shell:

@@ -8,11 +8,11 @@
 #
 # A variant is a model of the effective model table (source variant:<stage>), so the RM,
 # eval, benchmarks and presence stages treat it like any other model. Logic:
-# workflow/rmselect/posttrain/.
-from rmselect.posttrain import smk as psmk
+# workflow/rmselect/posttrain/; flags and inputs: rmselect.dag.posttrain.
+import rmselect.dag.posttrain as dag_posttrain
 
 try:
-    POSTTRAIN_RECIPES = psmk.variant_recipes(STUDY)
+    POSTTRAIN_RECIPES = dag_posttrain.variant_recipes(STUDY)
 except ConfigError as err:
     sys.stderr.write(f"rmselect: configuration error: {err}\n")
     sys.exit(1)
@@ -29,7 +29,7 @@ POSTTRAIN_LINEAGE = (
         "results/figures/posttraining.png",
         "results/figures/posttraining.pdf",
     ]
-    if psmk.has_lineage(STUDY)
+    if dag_posttrain.has_lineage(STUDY)
     else []
 )
 # The stage's outputs (the lineage table needs results/tables/rm_scores.csv from eval).
@@ -49,7 +49,7 @@ rule posttraining:
 rule posttrain_variant:
     input:
         parent=lambda wc: model_files(STUDY.model(wc.model).parent),
-        data=lambda wc: psmk.recipe_files(POSTTRAIN_RECIPES[wc.model]),
+        data=lambda wc: dag_posttrain.recipe_files(POSTTRAIN_RECIPES[wc.model]),
     output:
         config="results/variants/{model}/model/config.json",
         weights="results/variants/{model}/model/model.safetensors",
@@ -59,7 +59,7 @@ rule posttrain_variant:
     benchmark:
         f"{COST}/posttrain_variant/{{model}}.tsv"
     wildcard_constraints:
-        model=psmk.name_regex(POSTTRAIN_VARIANTS),
+        model=name_regex(POSTTRAIN_VARIANTS),
     conda:
         "../../envs/posttrain.yaml"
     resources:
@@ -69,9 +69,11 @@ rule posttrain_variant:
         runtime=res("posttrain", "runtime"),
     params:
         code=code_hash("workflow/scripts/posttrain_train.py"),
-        launch=lambda wc: psmk.launcher(res("posttrain", "gpu")(wc)),
+        launch=lambda wc: launcher(res("posttrain", "gpu")(wc)),
         zero=lambda wc: res("posttrain", "zero")(wc) or 0,
-        flags=lambda wc: psmk.train_flags(STUDY, wc.model, POSTTRAIN_RECIPES[wc.model]),
+        flags=lambda wc: dag_posttrain.train_flags(
+            STUDY, wc.model, POSTTRAIN_RECIPES[wc.model]
+        ),
         out=lambda wc, output: str(Path(output.config).parent),
     shell:
         "OMP_NUM_THREADS=1 {params.launch} workflow/scripts/posttrain_train.py {params.flags}"
@@ -97,7 +99,7 @@ rule posttrain_lineage:
         runtime=res("analysis", "runtime"),
     params:
         code=code_hash("workflow/scripts/lineage_table.py"),
-        models=psmk.lineage_models_arg(STUDY),
+        models=dag_posttrain.lineage_models_arg(STUDY),
         stem=lambda wc, output: str(Path(output.png).with_suffix("")),
     shell:
         "python workflow/scripts/lineage_table.py --rm-scores {input.rm_scores}"

@@ -8,18 +8,22 @@
 #   results/presence/jsd.csv                    model_a, model_b, domain, js_distance (+ mean)
 #   results/figures/presence_distributions.png|pdf, results/figures/presence_jsd.png|pdf
 #
-# Logic: workflow/rmselect/presence/.
-from rmselect.presence import smk as prsmk
+# Logic: workflow/rmselect/presence/; settings, flags and inputs: rmselect.dag.presence.
+from functools import partial
+
+import rmselect.dag.presence as dag_presence
 
 try:
-    PRESENCE = prsmk.settings(STUDY)
+    PRESENCE = dag_presence.settings(STUDY)
 except ConfigError as err:
     sys.stderr.write(f"rmselect: configuration error: {err}\n")
     sys.exit(1)
 
 PRESENCE_DOMAINS = list(PRESENCE["domains"])
-PRESENCE_MODELS = prsmk.presence_models(STUDY, PRESENCE) if PRESENCE_DOMAINS else []
-PRESENCE_PLAN = prsmk.plan(STUDY, PRESENCE)
+PRESENCE_MODELS = (
+    dag_presence.presence_models(STUDY, PRESENCE) if PRESENCE_DOMAINS else []
+)
+PRESENCE_PLAN = dag_presence.plan(STUDY, PRESENCE)
 PRESENCE_SCORED = [m for m in PRESENCE_MODELS if PRESENCE_PLAN[m] == m]
 PRESENCE_REUSED = [m for m in PRESENCE_MODELS if PRESENCE_PLAN[m] != m]
 PRESENCE_FILES = expand(
@@ -37,6 +41,11 @@ PRESENCE_FIGURES = expand(
     fig=["distributions", "jsd"],
     ext=["png", "pdf"],
 )
+
+# A resource of presence jobs: res("presence", key) that also sizes reference models.
+presence_res = partial(dag_presence.resource, STUDY, PRESENCE, CLUSTER)
+
+
 # The stage's outputs (empty when presence.domains is empty).
 PRESENCE_TARGETS = (
     PRESENCE_FILES + PRESENCE_TABLES + PRESENCE_FIGURES if PRESENCE_MODELS else []
@@ -50,8 +59,8 @@ rule presence:
 
 rule presence_score:
     input:
-        model=lambda wc: prsmk.model_files(STUDY, PRESENCE, wc.model),
-        corpora=prsmk.domain_files(PRESENCE),
+        model=lambda wc: dag_presence.model_files(STUDY, PRESENCE, wc.model),
+        corpora=dag_presence.domain_files(PRESENCE),
     output:
         scores=expand(
             "results/presence/{{model}}/{domain}.parquet", domain=PRESENCE_DOMAINS
@@ -62,18 +71,18 @@ rule presence_score:
     benchmark:
         f"{COST}/presence_score/{{model}}.tsv"
     wildcard_constraints:
-        model=prsmk.name_regex(PRESENCE_SCORED),
+        model=name_regex(PRESENCE_SCORED),
     conda:
         "../../envs/presence.yaml"
     resources:
-        **res_extra("presence", lambda k: prsmk.resource(STUDY, PRESENCE, CLUSTER, k)),
-        gpu=prsmk.resource(STUDY, PRESENCE, CLUSTER, "gpu"),
-        mem_mb=prsmk.resource(STUDY, PRESENCE, CLUSTER, "mem_mb"),
-        runtime=prsmk.resource(STUDY, PRESENCE, CLUSTER, "runtime"),
+        **res_extra("presence", presence_res),
+        gpu=presence_res("gpu"),
+        mem_mb=presence_res("mem_mb"),
+        runtime=presence_res("runtime"),
     params:
         code=code_hash("workflow/scripts/presence_score.py"),
         slot=GPU_SLOT,
-        flags=lambda wc: prsmk.score_flags(STUDY, PRESENCE, wc.model),
+        flags=lambda wc: dag_presence.score_flags(STUDY, PRESENCE, wc.model),
         out=lambda wc, output: str(Path(output.provenance).parent),
     shell:
         "OMP_NUM_THREADS=1 {params.slot} {resources.gpu} -- python workflow/scripts/presence_score.py"
@@ -96,7 +105,7 @@ rule presence_reuse:
     log:
         f"{LOGS}/presence_reuse/{{model}}.log",
     wildcard_constraints:
-        model=prsmk.name_regex(PRESENCE_REUSED),
+        model=name_regex(PRESENCE_REUSED),
     conda:
         "../../envs/presence.yaml"
     params:

@@ -4,10 +4,11 @@
 #
 #   results/probe/{model}.json    zero_shot, linear_probe, pairs, tokens, flops, wall_s
 #
-# Outputs: workflow/CONTRACTS.md "Probe features". Logic: workflow/rmselect/probe/.
-from rmselect.probe import smk as pbsmk
+# Outputs: workflow/CONTRACTS.md "Probe features". Logic: workflow/rmselect/probe/; settings and
+# flags: rmselect.dag.probe.
+import rmselect.dag.probe as dag_probe
 
-PROBE = pbsmk.settings(STUDY)
+PROBE = dag_probe.settings(STUDY)
 PROBE_FILES = (
     expand("results/probe/{model}.json", model=ALL_MODELS) if PROBE["enabled"] else []
 )
@@ -37,7 +38,7 @@ rule probe_model:
     params:
         code=code_hash("workflow/scripts/probe_model.py"),
         slot=GPU_SLOT,
-        flags=lambda wc: pbsmk.probe_flags(STUDY, PROBE, wc.model),
+        flags=lambda wc: dag_probe.probe_flags(STUDY, PROBE, wc.model),
     shell:
         "OMP_NUM_THREADS=1 {params.slot} {resources.gpu} -- python workflow/scripts/probe_model.py"
         " {params.flags} --out {output} > {log} 2>&1"

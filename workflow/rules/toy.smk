@@ -3,7 +3,6 @@
 # Everything follows from `toy.seed` (same seed -> byte-identical files, except the wall
 # times in pretrain.json and build.json). Logic: workflow/rmselect/toy/.
 import json
-import re
 
 from rmselect.toy.build import toy_settings
 from rmselect.toy.data import DATA_FILES, DOMAINS
@@ -16,7 +15,7 @@ except ConfigError as err:
     sys.exit(1)
 
 TOY_MODELS = STUDY.toy_models()
-TOY_MODEL_RE = "|".join(re.escape(m) for m in TOY_MODELS) or "(?!x)x"
+TOY_MODEL_RE = name_regex(TOY_MODELS)
 TOY_DATA = expand("results/toy/data/{name}.jsonl", name=DATA_FILES)
 TOY_DOMAINS = expand("results/toy/domains/{domain}.jsonl", domain=DOMAINS)
 TOY_MODEL_DIRS = expand(

@@ -1,7 +1,8 @@
 """Defaults of the ``analysis`` and ``recommend`` config sections (one place).
 
 Every field is documented in ``config/schemas/config.schema.yaml``. The workflow
-(``workflow/rules/analysis.smk``) reads settings only through :func:`analysis_settings`.
+(``workflow/rules/analysis.smk``) reads settings only through :func:`analysis_settings`; its
+other DAG-build helpers are in :mod:`rmselect.dag.analysis`.
 """
 
 from __future__ import annotations
@@ -77,75 +78,3 @@ def analysis_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     if not a["coverage"].get("compare_filter"):
         a["coverage"]["compare_filter"] = filters[-1]["name"] if filters else ""
     return a
-
-
-# --------------------------------------------------------------------------- rule helpers
-# Used by workflow/rules/analysis.smk at DAG-build time (kept out of the .smk file).
-
-
-def shell_json(obj: Any) -> str:
-    """A config value as one shell-quoted JSON argument."""
-    import json
-    import shlex
-
-    return shlex.quote(json.dumps(obj, sort_keys=True))
-
-
-def shell_words(values: Any) -> str:
-    """Values as shell-quoted words (an empty list gives an empty string)."""
-    import shlex
-
-    return " ".join(shlex.quote(str(v)) for v in values)
-
-
-UPSTREAM_TARGET_LISTS = (
-    "TOY_TARGETS",
-    "POSTTRAIN_TARGETS",
-    "RM_TARGETS",
-    "EVAL_TARGETS",
-    "BENCHMARK_TARGETS",
-    "PRESENCE_TARGETS",
-    "PROBE_TARGETS",
-)
-
-
-def upstream_targets(namespace: Mapping[str, Any], wait: bool) -> list[str]:
-    """The other stages' final outputs (their ``*_TARGETS`` lists) when ``wait``."""
-    if not wait:
-        return []
-    out: list[str] = []
-    for name in UPSTREAM_TARGET_LISTS:
-        out += [str(t) for t in namespace.get(name, []) or []]
-    return out
-
-
-def producible(path: str | None, rules: Any) -> bool:
-    """True when ``path`` exists or one of ``rules`` (Snakemake rules) names it as output."""
-    from pathlib import Path
-
-    if not path:
-        return False
-    if Path(path).exists():
-        return True
-    return any(str(f) == path for r in rules for f in r.output)
-
-
-def gpu_allocation(study: Any) -> dict[str, dict[str, int]]:
-    """GPUs a job of each GPU kind gets per model (``rmselect.cluster.resources``).
-
-    The cost table multiplies a job's wall time by this to give allocated GPU-seconds. A model
-    whose resources cannot be computed is left out (its jobs then count 0 allocated GPUs).
-    """
-    from rmselect.cluster.resources import GPU_KINDS, resources_for
-
-    out: dict[str, dict[str, int]] = {}
-    for kind in GPU_KINDS:
-        per: dict[str, int] = {}
-        for name, m in study.models.items():
-            try:
-                g = resources_for(kind, m.params_b, study.config, name)["gpu"]
-            except Exception:  # noqa: BLE001 - a cost estimate must not break the DAG
-                continue
-            per[name] = int(g or 0)
-        out[kind] = per
-    return out

@@ -443,7 +443,7 @@ def bench_work(study: Study, cfg: Mapping[str, Any], root: Path) -> list[Work]:
 
 def presence_work(study: Study, cfg: Mapping[str, Any], root: Path) -> list[Work]:
     """Presence scores: ``n_docs`` documents per domain up to ``max_tokens`` per scoring model."""
-    from rmselect.presence import smk as prsmk
+    from rmselect.dag import presence as prsmk
 
     pc = prsmk.settings(study)
     if not pc["domains"]:
@@ -481,7 +481,7 @@ def presence_work(study: Study, cfg: Mapping[str, Any], root: Path) -> list[Work
 
 def posttrain_work(study: Study, cfg: Mapping[str, Any], root: Path) -> list[Work]:
     """Produced variants: SFT (one sequence) and DPO (policy trains two, reference forwards)."""
-    from rmselect.posttrain.smk import variant_recipes
+    from rmselect.dag.posttrain import variant_recipes
 
     out = []
     for name, rec in variant_recipes(study).items():
@@ -529,7 +529,7 @@ RM_GRID = ("rm_train",)
 
 def probe_work(study: Study, cfg: Mapping[str, Any], root: Path) -> list[Work]:
     """Probe features: one forward per response of the probe's train and validation pairs."""
-    from rmselect.probe.smk import settings as probe_settings
+    from rmselect.dag.probe import settings as probe_settings
 
     pc = probe_settings(study)
     if not pc["enabled"]:

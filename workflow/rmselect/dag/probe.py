@@ -1,12 +1,12 @@
-"""DAG-build helpers for workflow/rules/probe.smk: the stage's settings and each job's flags."""
+"""Settings and per-job flags of the probe rules (``workflow/rules/probe.smk``)."""
 
 from __future__ import annotations
 
 import json
-import shlex
 from typing import Any
 
 from rmselect.config import Study, section_settings
+from rmselect.dag.common import model_flags, shell_flags
 
 
 def settings(study: Study) -> dict[str, Any]:
@@ -16,7 +16,6 @@ def settings(study: Study) -> dict[str, Any]:
 
 def probe_flags(study: Study, cfg: dict[str, Any], name: str) -> str:
     """Command-line flags of workflow/scripts/probe_model.py for model ``name`` but ``--out``."""
-    spec = study.model(name)
     flags = [
         "--model", study.model_path(name), "--name", name,
         "--data", json.dumps(study.config["data"]["helpsteer2_preference"], sort_keys=True),
@@ -25,8 +24,4 @@ def probe_flags(study: Study, cfg: dict[str, Any], name: str) -> str:
         "--max-length", str(cfg["max_length"]), "--batch-size", str(cfg["batch_size"]),
         "--layers", str(cfg["layers"]),
     ]
-    if spec.chat_template:
-        flags += ["--chat-template", spec.chat_template]
-    if spec.trust_remote_code:
-        flags.append("--trust-remote-code")
-    return " ".join(shlex.quote(f) for f in flags)
+    return shell_flags(flags + model_flags(study.model(name)))

@@ -1,16 +1,15 @@
-"""Command-line arguments of the benchmark rules, built at DAG time (kept out of the .smk file).
+"""Command-line arguments and inputs of the benchmark rules (``workflow/rules/benchmarks.smk``).
 
-Light on purpose: imported by ``workflow/rules/benchmarks.smk`` while Snakemake builds the
-DAG, so no ``lm_eval``, no ``torch``, no network.
+Light on purpose: no ``lm_eval``, no ``torch``, no network at DAG time.
 """
 
 from __future__ import annotations
 
-import json
-import shlex
 from typing import Any, Mapping, Sequence
 
 from rmselect.bench.spec import BenchConfig, task_inputs
+from rmselect.config import Study
+from rmselect.dag.common import model_flags, shell_flags, shell_json
 
 #: Global fields of ``benchmarks:`` that a run job receives in ``--settings``.
 SETTINGS_KEYS = (
@@ -32,15 +31,12 @@ def settings_arg(bench: BenchConfig, mode: str) -> str:
     out: dict[str, Any] = {k: getattr(bench, k) for k in SETTINGS_KEYS}
     out["sandbox"] = dict(out["sandbox"])
     out["mode"] = mode
-    return shlex.quote(json.dumps(out, sort_keys=True))
+    return shell_json(out)
 
 
 def specs_arg(bench: BenchConfig, tasks: Sequence[str]) -> str:
     """``--spec JSON`` per benchmark (shell-quoted)."""
-    return " ".join(
-        f"--spec {shlex.quote(json.dumps(bench.tasks[t].to_dict(), sort_keys=True))}"
-        for t in tasks
-    )
+    return " ".join(f"--spec {shell_json(bench.tasks[t].to_dict())}" for t in tasks)
 
 
 def task_files(bench: BenchConfig, tasks: Sequence[str]) -> list[str]:
@@ -48,11 +44,13 @@ def task_files(bench: BenchConfig, tasks: Sequence[str]) -> list[str]:
     return sorted({f for t in tasks for f in task_inputs(bench.tasks[t])})
 
 
-def model_flags(study: Any, name: str) -> str:
-    """``--model-ref`` (and ``--trust-remote-code`` when the table row opts in)."""
-    m = study.model(name)
-    flags = f"--model-ref {shlex.quote(study.model_path(name))}"
-    return f"{flags} --trust-remote-code" if m.trust_remote_code else flags
+def run_flags(study: Study, name: str) -> str:
+    """``--model-ref`` (and ``--trust-remote-code`` when the table row opts in) of bench_run.py.
+
+    No ``--chat-template``: lm-eval applies the tokenizer's own template.
+    """
+    flags = ["--model-ref", study.model_path(name)]
+    return shell_flags(flags + model_flags(study.model(name), chat_template=False))
 
 
 def presence_domains(config: Mapping[str, Any]) -> list[str]:
@@ -63,7 +61,7 @@ def presence_domains(config: Mapping[str, Any]) -> list[str]:
     return [x["name"] if isinstance(x, Mapping) else str(x) for x in d]
 
 
-def models_arg(study: Any, names: Sequence[str]) -> str:
+def models_arg(study: Study, names: Sequence[str]) -> str:
     """``--models`` JSON for the feature table: source, params_b, tokens_t per model."""
     out = {
         m: {
@@ -73,14 +71,17 @@ def models_arg(study: Any, names: Sequence[str]) -> str:
         }
         for m in names
     }
-    return shlex.quote(json.dumps(out))
+    return shell_json(out, sort_keys=False)
 
 
-def json_arg(obj: Any) -> str:
-    """Any JSON value as one shell-quoted argument (``''`` for None)."""
-    return shlex.quote("" if obj is None else json.dumps(obj))
+def tokens_flag(study: Study, name: str) -> str:
+    """``--tokens-t T`` of bench_params.py when the table row gives pre-training tokens."""
+    t = study.model(name).tokens_t
+    return f"--tokens-t {t}" if t is not None else ""
 
 
-def text_arg(text: str) -> str:
-    """A plain string as one shell-quoted argument."""
-    return shlex.quote(str(text))
+def screen_args(mode: str, tasks: Sequence[str], name: str) -> str:
+    """What bench_model_screen adds to bench_model's command line (leading space included):
+    rerun ``tasks`` in ``mode`` into ``results/screening/{mode}/{name}`` in the same process."""
+    screen = " ".join(f"--screen-task {t}" for t in tasks)
+    return f" --screen-mode {mode} {screen} --screen-out-dir results/screening/{mode}/{name}"

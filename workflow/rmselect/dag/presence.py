@@ -1,4 +1,5 @@
-"""DAG-build helpers for workflow/rules/presence.smk: settings, models, reuse plan, resources.
+"""Settings, models, reuse plan, flags and resources of the presence rules
+(``workflow/rules/presence.smk``).
 
 Settings (``presence:`` in the config, documented in config/schemas/config.schema.yaml) are
 merged over :data:`DEFAULTS`. The presence models are every model of the effective model table
@@ -10,11 +11,10 @@ and the summary, but not the model table).
 from __future__ import annotations
 
 import json
-import shlex
 from typing import Any, Callable, Mapping
 
 from rmselect.config import ConfigError, Study
-from rmselect.posttrain.smk import name_regex  # noqa: F401  (re-exported for presence.smk)
+from rmselect.dag import common
 from rmselect.presence.reuse import reuse_plan
 
 DEFAULTS: dict[str, Any] = {
@@ -50,10 +50,12 @@ def settings(study: Study) -> dict[str, Any]:
 
 
 def references(cfg: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """``presence.reference_models`` by name."""
     return {r["name"]: r for r in cfg["reference_models"]}
 
 
 def presence_models(study: Study, cfg: Mapping[str, Any]) -> list[str]:
+    """The model table's models, then the reference models."""
     return list(study.model_names) + list(references(cfg))
 
 
@@ -65,22 +67,18 @@ def plan(study: Study, cfg: Mapping[str, Any]) -> dict[str, str]:
 
 
 def model_ref(study: Study, cfg: Mapping[str, Any], name: str) -> str:
+    """What presence_score.py gets as ``--model`` (a reference model's own source)."""
     refs = references(cfg)
     return str(refs[name]["source"]) if name in refs else study.model_path(name)
 
 
 def model_files(study: Study, cfg: Mapping[str, Any], name: str) -> list[str]:
-    if name in references(cfg):
-        return []
-    m = study.model(name)
-    if m.kind in ("toy", "variant", "gguf"):
-        return [f"{study.model_path(name)}/config.json"]
-    if m.kind == "local":
-        return [m.source]
-    return []
+    """Files a presence job needs before it loads ``name`` (none for a reference model)."""
+    return [] if name in references(cfg) else common.model_files(study, name)
 
 
 def params_b(study: Study, cfg: Mapping[str, Any], name: str) -> float | None:
+    """Parameters (billions) of ``name``, for its job's resources."""
     refs = references(cfg)
     if name in refs:
         return float(refs[name].get("params_b") or 0) or None
@@ -88,6 +86,7 @@ def params_b(study: Study, cfg: Mapping[str, Any], name: str) -> float | None:
 
 
 def trust_remote_code(study: Study, cfg: Mapping[str, Any], name: str) -> bool:
+    """Whether ``name``'s row (or reference entry) opts in to remote code."""
     refs = references(cfg)
     if name in refs:
         return bool(refs[name].get("trust_remote_code", False))
@@ -95,6 +94,7 @@ def trust_remote_code(study: Study, cfg: Mapping[str, Any], name: str) -> bool:
 
 
 def domain_files(cfg: Mapping[str, Any]) -> list[str]:
+    """The local corpus files of the configured domains."""
     return [e["path"] for e in cfg["domains"].values() if "path" in e]
 
 
@@ -109,7 +109,7 @@ def score_flags(study: Study, cfg: Mapping[str, Any], name: str) -> str:
     ]
     if trust_remote_code(study, cfg, name):
         flags.append("--trust-remote-code")
-    return " ".join(shlex.quote(f) for f in flags)
+    return common.shell_flags(flags)
 
 
 def resource(study: Study, cfg: Mapping[str, Any], cluster: Any, key: str) -> Callable[..., Any]:
