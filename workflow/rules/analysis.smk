@@ -15,6 +15,13 @@ ANALYSIS_ENV = "../../envs/analysis.yaml"
 # moving the checkout therefore changes these params and reruns the analysis.
 ASCRIPT = str(SCRIPTS)
 RM_SCORES = A["rm_scores"]
+# Per-seed RM scores for the seed intervals (none for imported scores).
+RM_SEED_TABLE = [A["rm_seeds"]] if producible(A["rm_seeds"], workflow.rules) else []
+SEED_ARGS = (
+    f"--rm-seeds {shell_word(A['rm_seeds'])} --seed-draws {A['seed_draws']}"
+    if RM_SEED_TABLE
+    else ""
+)
 FEATURES = A["features"]
 COV_FILTERS = [f["name"] for f in A["coverage"]["filters"]]
 SELECTION_ARG = shell_json(A["selection"] | {"seed": A["seed"]})
@@ -81,6 +88,7 @@ rule analysis_gains:
 rule analysis_correlations:
     input:
         rm=RM_SCORES,
+        rm_seeds=RM_SEED_TABLE,
         features=FEATURES,
         models=f"{AN}/models.csv",
     output:
@@ -114,17 +122,19 @@ rule analysis_correlations:
         ci=A["correlations"]["ci"],
         alpha=A["correlations"]["alpha"],
         seed=A["seed"],
+        seeds=SEED_ARGS,
     shell:
         "python {params.script} --rm-scores {input.rm} --features {input.features}"
         " --models {input.models} --benchmark {params.benchmark}"
         " --missing {params.missing} --bootstrap {params.boot} --ci {params.ci}"
-        " --alpha {params.alpha} --seed {params.seed} --out {output.csv}"
+        " --alpha {params.alpha} --seed {params.seed} {params.seeds} --out {output.csv}"
         " --figure {output.png} > {log} 2>&1"
 
 
 rule analysis_coverage:
     input:
         rm=RM_SCORES,
+        rm_seeds=RM_SEED_TABLE,
         features=FEATURES,
         models=f"{AN}/models.csv",
     output:
@@ -152,10 +162,13 @@ rule analysis_coverage:
         missing=A["missing"],
         k=shell_words(A["coverage"]["k"]),
         filters=shell_json(A["coverage"]["filters"]),
+        seeds=SEED_ARGS,
+        seed=A["seed"],
     shell:
         "python {params.script} --rm-scores {input.rm} --features {input.features}"
         " --models {input.models} --benchmark {params.benchmark}"
         " --missing {params.missing} --k {params.k} --filters {params.filters}"
+        " {params.seeds} --seed {params.seed}"
         " --out {output.csv} --figures {output.png} > {log} 2>&1"
 
 

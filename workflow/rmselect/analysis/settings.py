@@ -12,6 +12,8 @@ from typing import Any, Mapping
 
 DEFAULTS: dict[str, Any] = {
     "rm_scores": "results/tables/rm_scores.csv",
+    "rm_seeds": "results/tables/rm_scores_seeds.csv",
+    "seed_draws": 1000,
     "features": "results/tables/features.csv",
     "posttraining": None,
     "leaderboard_csv": None,
