@@ -55,10 +55,17 @@ def parse(argv=None) -> argparse.Namespace:
                    help="first-rung budget (default: eval_every)")
     p.add_argument("--eval-every", type=int, default=None, help="default 10 (quick: 5)")
     p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--seeds", default="1234",
+                   help="comma-separated RM training seeds (rm.seeds); each (objective, model,"
+                   " seed) is one comparison")
     p.add_argument("--json", default=None, help="also write the numbers here")
     p.add_argument("--compare-only", action="store_true",
                    help="do not run anything: compare the two copies already in --workdir")
     return p.parse_args(argv)
+
+
+def seeds_of(args: argparse.Namespace) -> list[int]:
+    return [int(x) for x in str(args.seeds).split(",") if x]
 
 
 def study_config(args: argparse.Namespace, mode: str, models: list[str]) -> dict:
@@ -82,6 +89,7 @@ def study_config(args: argparse.Namespace, mode: str, models: list[str]) -> dict
     rm.pop("lr_grid_by_model", None)
     rm["eval_every"] = every
     rm["lr_search"] = {"mode": mode, "eta": args.eta, "min_steps": args.min_steps or every}
+    rm["seeds"] = seeds_of(args)
     ev = cfg["eval"]
     ev["benchmarks"] = {"rewardbench": ev["benchmarks"]["rewardbench"]}
     ev.pop("import", None)
@@ -114,36 +122,38 @@ def last_step(path: Path) -> int:
     return max(int(e["step"]) for e in run["evals"])
 
 
-def compare(full: Path, halv: Path, models: list[str]) -> dict:
+def compare(full: Path, halv: Path, models: list[str], seeds: list[int]) -> dict:
     from rmselect.rm.halving import read_decision
 
     rows = []
-    for objective in ("bt", "regression"):
-        for m in models:
-            f_runs = sorted((full / "results/rm" / objective / m).glob("lr*/run.json"))
-            decisions = sorted((halv / "results/rm" / objective / m / "halving").glob("rung*.json"),
-                               key=lambda p: int(p.stem[4:]))
-            final = read_decision(decisions[-1])
-            h_runs = [halv / p for p in final["runs"].values()]
-            fs, hs = (json.loads((d / "results/rm" / objective / m / "selected.json").read_text())
-                      for d in (full, halv))
-            fe, he = (json.loads((d / "results/eval/rewardbench" / objective / f"{m}.json")
-                                 .read_text())["overall"]["score"] for d in (full, halv))
-            # every (LR, step) halving evaluated must equal the full grid's evaluation
-            full_acc = {(r.parent.name, e["step"]): e["val_accuracy"] for r in f_runs
-                        for e in json.loads(r.read_text())["evals"]}
-            pairs = [(full_acc.get((p.parent.name, e["step"])), e["val_accuracy"])
-                     for p in h_runs for e in json.loads(p.read_text())["evals"]]
-            rows.append({
-                "evals_halving": len(pairs), "evals_differing": sum(a != b for a, b in pairs),
-                "objective": objective, "model": m,
-                "steps_full": sum(last_step(p) for p in f_runs),
-                "steps_halving": sum(last_step(p) for p in h_runs),
-                "rungs": len(decisions),
-                "full_pick": [fs["lr"], fs["step"]], "halving_pick": [hs["lr"], hs["step"]],
-                "same": (fs["lr"], fs["step"]) == (hs["lr"], hs["step"]),
-                "score_full": fe, "score_halving": he, "loss": fe - he,
-            })
+    for objective, m, seed in ((o, m, s) for o in ("bt", "regression") for m in models
+                               for s in seeds):
+        rm_dir = Path("results/rm") / objective / m / f"seed{seed}"
+        f_runs = sorted((full / rm_dir).glob("lr*/run.json"))
+        decisions = sorted((halv / rm_dir / "halving").glob("rung*.json"),
+                           key=lambda p: int(p.stem[4:]))
+        final = read_decision(decisions[-1])
+        h_runs = [halv / p for p in final["runs"].values()]
+        fs, hs = (json.loads((d / rm_dir / "selected.json").read_text())
+                  for d in (full, halv))
+        fe, he = (json.loads((d / "results/eval/rewardbench" / objective / m
+                              / f"seed{seed}.json").read_text())["overall"]["score"]
+                  for d in (full, halv))
+        # every (LR, step) halving evaluated must equal the full grid's evaluation
+        full_acc = {(r.parent.name, e["step"]): e["val_accuracy"] for r in f_runs
+                    for e in json.loads(r.read_text())["evals"]}
+        pairs = [(full_acc.get((p.parent.name, e["step"])), e["val_accuracy"])
+                 for p in h_runs for e in json.loads(p.read_text())["evals"]]
+        rows.append({
+            "evals_halving": len(pairs), "evals_differing": sum(a != b for a, b in pairs),
+            "objective": objective, "model": m, "seed": seed,
+            "steps_full": sum(last_step(p) for p in f_runs),
+            "steps_halving": sum(last_step(p) for p in h_runs),
+            "rungs": len(decisions),
+            "full_pick": [fs["lr"], fs["step"]], "halving_pick": [hs["lr"], hs["step"]],
+            "same": (fs["lr"], fs["step"]) == (hs["lr"], hs["step"]),
+            "score_full": fe, "score_halving": he, "loss": fe - he,
+        })
     sf, sh = sum(r["steps_full"] for r in rows), sum(r["steps_halving"] for r in rows)
     losses = [r["loss"] for r in rows]
     return {"rows": rows, "ratio": sh / sf,
@@ -163,12 +173,12 @@ def main(argv=None) -> int:
         for mode in ("full", "halving"):
             shutil.rmtree(root / mode, ignore_errors=True)
         full, halv = (prepare(root, args, mode, models) for mode in ("full", "halving"))
-        targets = [f"results/eval/rewardbench/{o}/{m}.json" for o in ("bt", "regression")
-                   for m in models]
+        targets = [f"results/eval/rewardbench/{o}/{m}/seed{s}.json"
+                   for o in ("bt", "regression") for m in models for s in seeds_of(args)]
         t_full = snakemake(full, targets, args.cores)
         shutil.copytree(full / "results" / "toy", halv / "results" / "toy")  # keeps times
         t_halv = snakemake(halv, targets, args.cores, "--rerun-triggers", "mtime")
-    res = compare(full, halv, models)
+    res = compare(full, halv, models, seeds_of(args))
     res.update(wall_full_s=t_full, wall_halving_s=t_halv, quick=args.quick, models=models,
                eta=args.eta)
     print(f"{'objective':<11}{'model':<14}{'steps full':>11}{'halving':>9}{'rungs':>6}  "

@@ -76,6 +76,8 @@ def reduced_config(base: dict[str, Any], table: str) -> dict[str, Any]:
     for key, value in (("max_train_examples", 64), ("max_val_pairs", 32)):
         if key in rm:
             rm[key] = value
+    if rm.get("seeds"):  # one training seed (results/rm/.../seed{first}/)
+        rm["seeds"] = rm["seeds"][:1]
     cfg["rm"] = rm
     ev = cfg.get("eval", {}) or {}
     if isinstance(ev.get("benchmarks"), dict) and "rewardbench" in ev["benchmarks"]:

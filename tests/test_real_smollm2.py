@@ -29,6 +29,8 @@ import yaml
 from pipeline import REDUCED_MODELS, REPO, Workdir, copy_workflow, reduced_config, write_model_table
 
 pytestmark = [pytest.mark.real, pytest.mark.workflow, pytest.mark.slow]
+#: The reduced study's one RM training seed (results/rm/{objective}/{model}/seed1234/).
+SEED = "seed1234"
 
 GGUF = REPO / ".cache" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 REAL = "smollm2-135m"
@@ -135,14 +137,14 @@ def test_plain_transformers_reload_gives_the_pipelines_rewards(study, objective)
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    final = study.path / "results" / "rm" / objective / REAL / "final"
+    final = study.path / "results" / "rm" / objective / REAL / SEED / "final"
     model = AutoModelForSequenceClassification.from_pretrained(final, dtype=torch.float32).eval()
     tok = AutoTokenizer.from_pretrained(final)
     meta = json.loads((final / "rmselect.json").read_text()) if (final / "rmselect.json").exists() else {}
     weights = meta.get("weights")
     if objective == "regression":
         assert weights and len(weights) == model.config.num_labels == 5
-    scores = pl.read_parquet(study.path / f"results/eval/rewardbench/{objective}/{REAL}.scores.parquet")
+    scores = pl.read_parquet(study.path / f"results/eval/rewardbench/{objective}/{REAL}/{SEED}.scores.parquet")
     rows = _rb_rows(study)
     checked = 0
     for rec in scores.head(12).iter_rows(named=True):
@@ -160,18 +162,18 @@ def test_plain_transformers_reload_gives_the_pipelines_rewards(study, objective)
     assert checked == 24
     if objective == "bt":
         assert json.loads(
-            (study.path / f"results/rm/bt/{REAL}/lr2e-05/run.json").read_text()
+            (study.path / f"results/rm/bt/{REAL}/{SEED}/lr2e-05/run.json").read_text()
         )["dtype"] == "bfloat16"
 
 
 def test_training_rendered_the_models_own_chat_template(study):
     """(b) the trainer's first rendered text carries SmolLM2's default system prompt."""
     for objective in ("bt", "regression"):
-        log = (study.path / f"results/logs/rm_train/{objective}/{REAL}/lr2e-05.log").read_text()
+        log = (study.path / f"results/logs/rm_train/{objective}/{REAL}/{SEED}/lr2e-05.log").read_text()
         line = next(l for l in log.splitlines() if "first training text" in l)
         assert SYSTEM_PROMPT in line, line
         assert "<|im_start|>assistant\\n" in line, line
-    tpl = (study.path / "results" / "rm" / "bt" / REAL / "final" / "chat_template.jinja").read_text()
+    tpl = (study.path / "results" / "rm" / "bt" / REAL / SEED / "final" / "chat_template.jinja").read_text()
     assert SYSTEM_PROMPT in tpl
 
 
@@ -183,7 +185,7 @@ def test_reward_is_read_at_the_last_real_token_although_pad_is_eos(study):
     from rmselect.eval.scorer import forward_outputs, load_reward_model, score_texts
     from rmselect.rm.pooling import last_token_index
 
-    final = study.path / "results" / "rm" / "bt" / REAL / "final"
+    final = study.path / "results" / "rm" / "bt" / REAL / SEED / "final"
     rm = load_reward_model(str(final), device="cpu", dtype="float32")
     tok = rm.tokenizer
     # the base model's pad == eos (first test); the RM trainer gave its tokenizer a pad of

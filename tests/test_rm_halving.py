@@ -120,8 +120,8 @@ def test_rung_flags_budget_per_rung():
     assert args.max_steps == 50
     assert rules.rung_flags(study, model, "regression", "0.001", 0) == rules.train_flags(
         study, model, "regression", "0.001")  # one rate: one full rung
-    ins = rules.halving_inputs(cfg, "bt", model, 0, None)
-    assert ins == {"runs": [f"results/rm/bt/{model}/lr{lr}/rung0.json"
+    ins = rules.halving_inputs(cfg, "bt", model, 1234, 0, None)
+    assert ins == {"runs": [f"results/rm/bt/{model}/seed1234/lr{lr}/rung0.json"
                             for lr in ("0.0001", "0.0003", "0.001", "0.003", "0.01")]}
     assert rules.halving_flags(cfg, "bt", model, 1) == "--rung 1 --grid-size 5 --eta 3 --min-steps 50"
 

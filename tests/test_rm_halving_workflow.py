@@ -17,7 +17,8 @@ from pipeline import make_workdir
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 MODEL = "toyllama-2-s"
-TARGET = f"results/rm/bt/{MODEL}/selected.json"
+SEED = 1234  # the reduced study's one training seed
+TARGET = f"results/rm/bt/{MODEL}/seed{SEED}/selected.json"
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def built(tmp_path_factory):
 
 def test_halving_dag_trains_rungs_and_selects_over_every_rate(built):
     wd = built
-    base = wd.path / "results" / "rm" / "bt" / MODEL
+    base = wd.path / "results" / "rm" / "bt" / MODEL / f"seed{SEED}"
     d0 = json.loads((base / "halving" / "rung0.json").read_text())
     assert [p["lr"] for p in d0["participants"]] == ["1e-07", "3e-07", "0.001"]
     assert len(d0["survivors"]) == 1 and not d0["final"] and d0["budget"] == 2

@@ -8,9 +8,10 @@ saw and only pre-training can decide, and overall; the strong RM must be clearly
 on the validation pairs too.
 
 Learned outcomes move with the machine's kernels and with the seed (issue 16), so the RMs are
-trained under three training seeds (the study's ``seed``, which drives the RM's head
-initialisation and data order; the base models stay the same) and every property is asserted
-for each seed or for the seed mean, with a margin. About two minutes on two cores.
+trained under three training seeds (``rm.seeds``, which drive the RM's head initialisation
+and data order; the base models stay the same; one process trains a model's three seeds)
+and every property is asserted for each seed or for the seed mean, with a margin. About two
+minutes on two cores.
 """
 
 from __future__ import annotations
@@ -44,37 +45,45 @@ def trained(tmp_path_factory) -> dict[int, dict[str, dict]]:
     cfg["recommend"]["candidates"] = []
     cfg["rm"]["objectives"] = ["bt"]
     cfg["eval"]["benchmarks"] = {"rewardbench": cfg["eval"]["benchmarks"]["rewardbench"]}
-    targets = [f"results/eval/rewardbench/bt/{m}.json" for m in (WEAK, STRONG)]
+    cfg["seed"] = SEEDS[0]
+    cfg["rm"]["seeds"] = list(SEEDS)
+    cfg["rm"]["seed_jobs"] = "together"
+    targets = [f"results/eval/rewardbench/bt/{m}/seed{s}.json" for m in (WEAK, STRONG)
+               for s in SEEDS]
+    wd.save_config(cfg)
+    wd.snakemake("--cores", "2", *targets, timeout=1500)
     out: dict[int, dict[str, dict]] = {}
-    for seed in SEEDS:  # a new seed reruns only RM training, selection and evaluation
-        cfg["seed"] = seed
-        wd.save_config(cfg)
-        wd.snakemake("--cores", "2", *targets, timeout=1500)
-        out[seed] = {m: _measure(wd, m) for m in (WEAK, STRONG)}
+    for seed in SEEDS:
+        out[seed] = {m: _measure(wd, m, seed) for m in (WEAK, STRONG)}
         print(f"seed {seed}: {out[seed]}")
     return out
 
 
-def _measure(wd: Workdir, model: str) -> dict:
-    sel = _selected(wd, model)
-    run = json.loads((wd.path / f"results/rm/bt/{model}/lr{sel['lr']}/run.json").read_text())
-    hits, total = _fact_accuracy(wd, model)
+def _measure(wd: Workdir, model: str, seed: int) -> dict:
+    sel = _selected(wd, model, seed)
+    assert sel["seed"] == seed
+    run = json.loads((wd.path / f"results/rm/bt/{model}/seed{seed}/lr{sel['lr']}/run.json")
+                     .read_text())
+    hits, total = _fact_accuracy(wd, model, seed)
     return {"val_accuracy": sel["val_accuracy"], "n_val": run["n_val_pairs"], "hits": hits,
-            "facts": total, "overall": _overall(wd, model)}
+            "facts": total, "overall": _overall(wd, model, seed)}
 
 
-def _selected(wd: Workdir, model: str) -> dict:
-    return json.loads((wd.path / f"results/rm/bt/{model}/selected.json").read_text())
+def _selected(wd: Workdir, model: str, seed: int) -> dict:
+    return json.loads((wd.path / f"results/rm/bt/{model}/seed{seed}/selected.json").read_text())
 
 
-def _fact_accuracy(wd: Workdir, model: str) -> tuple[int, int]:
-    scores = pl.read_parquet(wd.path / f"results/eval/rewardbench/bt/{model}.scores.parquet")
+def _fact_accuracy(wd: Workdir, model: str, seed: int) -> tuple[int, int]:
+    scores = pl.read_parquet(
+        wd.path / f"results/eval/rewardbench/bt/{model}/seed{seed}.scores.parquet")
     facts = scores.filter(pl.col("subset").is_in(list(JUDGED_SUBSETS)))
     return int(facts["correct"].sum()), facts.height
 
 
-def _overall(wd: Workdir, model: str) -> float:
-    rec = json.loads((wd.path / f"results/eval/rewardbench/bt/{model}.json").read_text())
+def _overall(wd: Workdir, model: str, seed: int) -> float:
+    rec = json.loads((wd.path / f"results/eval/rewardbench/bt/{model}/seed{seed}.json")
+                     .read_text())
+    assert rec["rm_seed"] == seed
     return float(rec["overall"]["score"])
 
 

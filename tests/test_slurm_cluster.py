@@ -116,7 +116,7 @@ rule probe_aggregate:
 
 
 #: The real slice once the rm and eval stages exist: training (2 ranks), selection, evaluation.
-EVAL = f"results/eval/rewardbench/bt/{MODEL}"
+EVAL = f"results/eval/rewardbench/bt/{MODEL}/seed1234"  # the reduced study's one seed
 RM_SLICE = [f"results/toy/models/{MODEL}/model.safetensors", f"{EVAL}.json",
             f"{EVAL}.scores.parquet"]  # fmt: skip
 PROBE_SLICE = [f"results/toy/models/{MODEL}/model.safetensors", f"results/probe/train/{MODEL}.json"]
@@ -217,10 +217,10 @@ def test_slice_runs_under_slurm_and_matches_local(cluster, tmp_path):
     agg = json.loads((wd.path / "results/probe/aggregate.json").read_text())
     assert agg["slurm_job_id"] in submitted
     if real:
-        logs = list((wd.path / "results/logs/rm_train/bt" / MODEL).glob("lr*.log"))
+        logs = list((wd.path / "results/logs/rm_train/bt" / MODEL / "seed1234").glob("lr*.log"))
         assert len(logs) == 1, logs
         log = logs[0].read_text()
-        run = json.loads((wd.path / "results/rm/bt" / MODEL / logs[0].stem / "run.json")
+        run = json.loads((wd.path / "results/rm/bt" / MODEL / "seed1234" / logs[0].stem / "run.json")
                          .read_text())  # fmt: skip
         assert run["world_size"] == 2
         m = re.search(r"launch: SLURM_JOB_ID=(\d+) nodes=1 nproc_per_node=2 world_size=2", log)
