@@ -81,8 +81,8 @@ def _prepare_environment(threads: int | None) -> bool:
     cuda = torch.cuda.is_available()
     if not cuda:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
-        n = threads or int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
-        torch.set_num_threads(max(1, n))
+        if threads:
+            torch.set_num_threads(max(1, int(threads)))
     return cuda
 
 
@@ -101,7 +101,9 @@ def _skip_cpu_shm_op() -> None:
 
 
 def start(threads: int | None = None) -> Runtime:
-    """Join the job's process group once (idempotent) and return where this rank trains."""
+    """Join the job's process group once (idempotent) and return where this rank trains.
+
+    ``threads``: torch CPU threads per rank (None leaves torch's default)."""
     rank, world, local_rank = dist_env()
     cuda = _prepare_environment(threads)
     import deepspeed

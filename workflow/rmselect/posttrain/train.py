@@ -26,7 +26,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import random
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from rmselect.cluster.launch import free_port
+from rmselect import runtime
 
 from rmselect.posttrain.data import IGNORE_INDEX, PreferencePair, Sequence_
 
@@ -90,11 +89,8 @@ def dpo_loss(
     return -F.logsigmoid(margin).mean(), margin
 
 
-def schedule(step: int, warmup_steps: int) -> float:
-    """LR factor: linear warm-up over ``warmup_steps`` steps, then constant 1."""
-    if warmup_steps <= 0:
-        return 1.0
-    return min(1.0, (step + 1) / warmup_steps)
+#: LR factor: linear warm-up, then constant 1 (the schedule every trainer shares).
+schedule = runtime.lr_factor
 
 
 def plan_steps(n_examples: int, global_batch: int, epochs: float, max_steps: int | None) -> int:
@@ -122,64 +118,24 @@ def step_indices(n_examples: int, global_batch: int, steps: int, seed: int) -> l
     return out
 
 
-# --------------------------------------------------------------------------- distributed
-
-
-def init_distributed(use_cuda: bool) -> tuple[int, int]:
-    """Initialise torch.distributed for DeepSpeed; a lone process becomes rank 0 of 1."""
-    if "RANK" not in os.environ:
-        os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
-                          MASTER_PORT=str(free_port()))
-    if not use_cuda:
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    # DeepSpeed builds its CPU communication op once; keep it in the repository's cache.
-    from rmselect.config import REPO_ROOT
-
-    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(REPO_ROOT / ".torch_extensions"))
-    import deepspeed
-
-    if not use_cuda and os.environ.get("RMSELECT_DS_SHM") != "1":
-        # DeepSpeed's shared-memory CPU allreduce is a C++ build of minutes on first use and
-        # only speeds up multi-process CPU runs; gloo does the job. RMSELECT_DS_SHM=1 keeps it.
-        import importlib
-
-        ds_torch = importlib.import_module("deepspeed.comm.torch")
-        ds_torch.build_shm_op = lambda: None  # type: ignore[attr-defined]
-    from rmselect.distributed import init_lone_process_group
-
-    init_lone_process_group("nccl" if use_cuda else "gloo")
-    deepspeed.init_distributed(dist_backend="nccl" if use_cuda else "gloo", verbose=False)
-    if use_cuda:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+# --------------------------------------------------------------------------- engine
 
 
 def ds_config(recipe: dict[str, Any], world: int, bf16: bool) -> dict[str, Any]:
+    """The recipe's DeepSpeed configuration (:func:`rmselect.runtime.ds_config`)."""
     micro = int(recipe["micro_batch"])
     gb = int(recipe["global_batch"])
     if gb % (micro * world):
         raise ValueError(
             f"global_batch {gb} is not a multiple of micro_batch {micro} x {world} rank(s)"
         )
-    return {
-        "train_batch_size": gb,
-        "train_micro_batch_size_per_gpu": micro,
-        "gradient_accumulation_steps": gb // (micro * world),
-        "gradient_clipping": float(recipe.get("grad_clip") or 0.0),
-        "zero_optimization": {"stage": int(recipe.get("zero_stage") or 0)},
-        "bf16": {"enabled": bf16},
-        "steps_per_print": 10**9,
-        "wall_clock_breakdown": False,
-    }
+    return runtime.ds_config(
+        global_batch=gb, micro_batch=micro, accumulation=gb // (micro * world),
+        zero_stage=int(recipe.get("zero_stage") or 0),
+        grad_clip=float(recipe.get("grad_clip") or 0.0), bf16=bf16)
 
 
 # --------------------------------------------------------------------------- training
-
-
-def _disable_dropout(model: torch.nn.Module) -> None:
-    for m in model.modules():
-        if isinstance(m, torch.nn.Dropout):
-            m.p = 0.0
 
 
 def _pair_logps(engine: Any, pairs: Sequence[PreferencePair], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -224,8 +180,8 @@ def train(
     from rmselect.rm.format import FALLBACK_TEMPLATE, resolve_template
 
     t0 = time.time()
-    use_cuda = torch.cuda.is_available()
-    rank, world = init_distributed(use_cuda)
+    rt = runtime.start()
+    use_cuda, rank, world = rt.cuda, rt.rank, rt.world
     import deepspeed
 
     stage = recipe["stage"]
@@ -252,7 +208,7 @@ def train(
     if recipe.get("gradient_checkpointing"):
         model.gradient_checkpointing_enable()
     if stage == "dpo":
-        _disable_dropout(model)
+        runtime.disable_dropout(model)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=float(recipe["lr"]),
                                   weight_decay=float(recipe["weight_decay"]))

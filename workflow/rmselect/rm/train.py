@@ -439,7 +439,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     runs = run_seeds(args)
     t_start = time.time()
-    rt = runtime.start(args.threads)
+    # one torch thread per rank unless told otherwise (ranks share the cores)
+    rt = runtime.start(args.threads or int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
     shared = load_shared(args, run_config(args, runs[0][0], rt.world), rt, t_start)
     for seed, out in runs:
         rc = train_run(args, rt, shared, seed, out)
