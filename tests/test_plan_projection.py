@@ -44,7 +44,8 @@ def _config(tmp: Path) -> dict:
     cfg["rm"].update(objectives=["bt", "regression"],
                      lr_grid={"bt": [1e-6, 2e-6], "regression": [1e-6]},
                      epochs={"bt": 1, "regression": 2}, global_batch=10, eval_every=5,
-                     max_length=1000, max_train_examples=None, max_val_pairs=None)
+                     max_length=1000, max_train_examples=None, max_val_pairs=None,
+                     seeds=None)  # one training seed (a list multiplies runs: test below)
     cfg["eval"]["benchmarks"] = {"rewardbench": {"hub": "x/rb", "split": "filtered"}}
     cfg["eval"].update(max_length=2048, jobs="per_rm")
     cfg["benchmarks"]["tasks"] = {"t1": {"n": 10, "fewshot": 2}, "g1": {"n": 5, "fewshot": 0}}
@@ -94,6 +95,13 @@ def test_two_model_study_by_hand(tmp_path):
     # RewardBench: 2 RMs x 10 rows x 2 sequences x 50 tokens = 2,000 forward tokens
     assert rows[("eval", "m1")]["forward_tokens"] == 2_000
     assert (rows[("eval", "m1")]["runs"], rows[("eval", "m1")]["rule"]) == (2, "eval_rm")
+    # three training seeds: three times the runs and tokens of the RM grid and its evaluation
+    cfg3 = _config(tmp_path)
+    cfg3["rm"]["seeds"] = [0, 1, 2]
+    rows3, _ = _rows(load_study(cfg3, "test", REPO), tmp_path)
+    r3 = rows3[("rm_train", "m1")]
+    assert (r3["runs"], r3["train_tokens"], r3["forward_tokens"]) == (9, 120_000, 14_400)
+    assert (rows3[("eval", "m1")]["runs"], rows3[("eval", "m1")]["forward_tokens"]) == (6, 6_000)
     # t1: 10 items x (2 + 1) x 20 tokens x 4 choices = 2,400; g1: 5 x 1 x 10 = 50 prefill,
     # 5 x 8 = 40 decoded. Decoding 2 B: max(4e9 / 0.25e12, 4e9 / (1e9 x 16)) = 0.25 s/token.
     b2 = rows[("benchmarks", "m2")]

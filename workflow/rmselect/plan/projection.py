@@ -296,10 +296,11 @@ def _eval_points(steps: int, every: int) -> int:
 
 
 def rm_work(study: Study, cfg: Mapping[str, Any], root: Path) -> list[Work]:
-    """The RM grid: every trained model × objective × learning rate (rule rm_train)."""
-    from rmselect.rm.rules import lr_grid, rm_config
+    """The RM grid: every trained model × objective × learning rate × seed (rule rm_train)."""
+    from rmselect.rm.rules import lr_grid, rm_config, seeds
 
     rc = rm_config(study.config)
+    n_seeds = len(seeds(study.config))
     cap = rc.get("max_length")
     pref = data_size(study, cfg, "helpsteer2_preference", root)
     rated = data_size(study, cfg, "helpsteer2", root) if "regression" in rc["objectives"] else None
@@ -318,13 +319,13 @@ def rm_work(study: Study, cfg: Mapping[str, Any], root: Path) -> list[Work]:
             tok = _capped(size.tokens, cap)
             steps = _steps(n, int(rc["global_batch"]), float(epochs))
             evals = _eval_points(steps, int(rc["eval_every"]))
-            lrs = len(lr_grid(study.config, obj, model))
+            lrs = len(lr_grid(study.config, obj, model)) * n_seeds  # runs
             train = lrs * steps * int(rc["global_batch"]) * seqs * tok * (1 + float(cfg["padding"]))
             val = lrs * evals * val_pairs * 2 * _capped(pref.tokens, cap)
             w = Work("rm_train", "rm_train", model, spec.params_b, runs=lrs,
                      train_tokens=train, forward_tokens=val)
             w.notes.append(
-                f"{obj}: {lrs} LR x {steps} steps x {rc['global_batch']} x {seqs} seq x "
+                f"{obj}: {lrs // n_seeds} LR x {n_seeds} seed(s) x {steps} steps x {rc['global_batch']} x {seqs} seq x "
                 f"{tok:.0f} tok ({n} examples {size.source}); val {evals} x {val_pairs} pairs"
             )
             out.append(w)
@@ -374,18 +375,19 @@ def eval_work(study: Study, cfg: Mapping[str, Any], root: Path) -> list[Work]:
             s = _stated(cfg, "eval", name, f"eval.benchmarks.{name}")
             sizes[name] = (int(s["rows"]), seqs, float(s["tokens"]), "stated in plan.eval")
     out = []
+    k = len(ev.seeds)  # one RM per training seed
     for model, obj in ev.pairs:
         spec = study.model(model)
         r = "eval_rm_model" if model in ev.grouped_models else "eval_rm"
         for name, (rows, seqs, tok, src) in sizes.items():
             w = Work("eval", r, model, spec.params_b, runs=1,
-                     forward_tokens=rows * seqs * _capped(tok, cap))
-            w.notes.append(f"{obj} {name}: {rows} rows x {seqs} seq x {_capped(tok, cap):.0f} "
-                           f"tok ({src})")
+                     forward_tokens=k * rows * seqs * _capped(tok, cap))
+            w.notes.append(f"{obj} {name}: {k} seed(s) x {rows} rows x {seqs} seq x "
+                           f"{_capped(tok, cap):.0f} tok ({src})")
             out.append(w)
     merged = _merge(out)
     for w in merged:  # one job per RM (or per model), not per benchmark
-        w.runs = sum(1 for m, _ in ev.pairs if m == w.model) if w.rule == "eval_rm" else 1
+        w.runs = k * sum(1 for m, _ in ev.pairs if m == w.model) if w.rule == "eval_rm" else 1
     return merged
 
 
