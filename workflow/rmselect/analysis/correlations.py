@@ -266,12 +266,12 @@ def summary(df: pl.DataFrame, top: int = 5) -> str:
 
             seed = (f" seeds [{f(r['spearman_seed_lo'])}, {f(r['spearman_seed_hi'])}]"
                     if r.get("spearman_seed_lo") is not None else "")
-            top = (f" top in {r['top_share']:.0%} of seed draws"
-                   if r.get("is_top") and r.get("top_share") is not None else "")
+            lead = (f" top in {r['top_share']:.0%} of seed draws"
+                    if r.get("is_top") and r.get("top_share") is not None else "")
             lines.append(
                 f"  {obj:<10} {r['feature']:<24} rho={f(r['spearman_rho'])} "
                 f"[{f(r['spearman_lo'])}, {f(r['spearman_hi'])}]{seed} "
-                f"p_holm={f(r['spearman_p_holm'], '.2g')} n={r['n']}{top}"
+                f"p_holm={f(r['spearman_p_holm'], '.2g')} n={r['n']}{lead}"
             )
     return "\n".join(lines)
 
