@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -54,6 +55,51 @@ def test_length_batches_sorted_capped_and_complete():
     assert flat[:2] == [1, 3]  # stable among equal lengths
     for b in batches:
         assert len(b) <= 3 and len(b) * max(lengths[i] for i in b) <= 100 or len(b) == 1
+
+
+def _padded(lengths, batches):
+    return sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+
+def test_least_padding_is_the_best_cut_with_no_more_batches_than_filling():
+    """Brute force over every contiguous cut of the sorted lengths (small cases)."""
+    rng = np.random.default_rng(0)
+    for case in range(300):
+        lengths = rng.integers(1, 60, size=int(rng.integers(1, 10))).tolist()
+        batch_size = int(rng.integers(1, 5))
+        max_tokens = [None, int(rng.integers(20, 200))][case % 2]
+        fill = length_batches(lengths, batch_size, max_tokens)
+        least = length_batches(lengths, batch_size, max_tokens, least_padding=True)
+        flat = [int(i) for b in least for i in b]
+        assert flat == [int(i) for b in fill for i in b]  # the same sorted order, re-cut
+        assert len(least) <= len(fill)
+        for b in least:
+            width = max(lengths[i] for i in b)
+            assert len(b) == 1 or (len(b) <= batch_size and (not max_tokens or len(b) * width <= max_tokens))
+        srt = sorted(lengths, reverse=True)
+        n, best = len(srt), None
+        for k in range(len(fill)):
+            for inner in itertools.combinations(range(1, n), k):
+                cuts = [0, *inner, n]
+                parts = [srt[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
+                if all(len(q) == 1 or (len(q) <= batch_size and (not max_tokens or len(q) * q[0] <= max_tokens))
+                       for q in parts):
+                    cost = sum(len(q) * q[0] for q in parts)
+                    best = cost if best is None else min(best, cost)
+        assert _padded(lengths, least) == best <= _padded(lengths, fill)
+    # where filling pads a lot, the re-cut pads less with as many forwards
+    lengths = [100, 60, 55, 50, 10]
+    fill = length_batches(lengths, 4, None)
+    least = length_batches(lengths, 4, None, least_padding=True)
+    assert (_padded(lengths, fill), _padded(lengths, least)) == (410, 340) and len(least) == 2
+
+
+def test_least_padding_gives_the_same_rewards(bt):
+    texts = render_texts(bt, PROMPTS * 3, RESPONSES[::-1] * 3)
+    a = score_texts(bt, texts, batch_size=5, progress=False)
+    b = score_texts(bt, texts, batch_size=5, progress=False, least_padding=True)
+    np.testing.assert_allclose(a.rewards, b.rewards, atol=1e-5)
+    assert b.n_batches <= a.n_batches and b.padded_tokens <= a.padded_tokens
 
 
 def test_matches_model_logits_and_unpadded_truth(bt):
