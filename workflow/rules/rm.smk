@@ -17,15 +17,16 @@
 from rmselect.rm import halving as rm_halving
 from rmselect.rm import rules as rm_rules
 
-RM_CFG = rm_rules.rm_config(config)
+RM_STUDY = STUDY.config  # the validated config
+RM_CFG = rm_rules.rm_config(RM_STUDY)
 try:
-    RM_SEARCH = rm_halving.lr_search(config)
+    RM_SEARCH = rm_halving.lr_search(RM_STUDY)
 except ConfigError as err:
     sys.stderr.write(f"rmselect: configuration error: {err}\n")
     sys.exit(1)
 RM_OBJECTIVES = RM_CFG["objectives"]
-RM_SEEDS = rm_rules.seeds(config)
-RM_TOGETHER = rm_rules.seeds_together(config) and not RM_SEARCH.halving
+RM_SEEDS = rm_rules.seeds(RM_STUDY)
+RM_TOGETHER = rm_rules.seeds_together(RM_STUDY) and not RM_SEARCH.halving
 RM_ALL = [
     rm_rules.selected_path(o, m, s)
     for o in RM_OBJECTIVES
@@ -34,7 +35,7 @@ RM_ALL = [
 ]
 # What the default target (and analysis waiting for all stages) asks of this stage: no RM
 # when eval.train_and_evaluate is false; the `rm` target still trains them all.
-RM_TARGETS = RM_ALL if rm_rules.trains_rms(config) else []
+RM_TARGETS = RM_ALL if rm_rules.trains_rms(RM_STUDY) else []
 RM_TRAIN_CODE = code_hash("workflow/scripts/train_rm.py")
 
 
@@ -52,16 +53,16 @@ rule rm:
 rule rm_train:
     input:
         model=lambda wc: model_files(wc.model),
-        data=lambda wc: rm_rules.train_data_files(config, wc.objective),
+        data=lambda wc: rm_rules.train_data_files(RM_STUDY, wc.objective),
     output:
         "results/rm/{objective}/{model}/seed{seed}/lr{lr}/run.json",
     log:
-        "results/logs/rm_train/{objective}/{model}/seed{seed}/lr{lr}.log",
+        f"{LOGS}/rm_train/{{objective}}/{{model}}/seed{{seed}}/lr{{lr}}.log",
     benchmark:
-        "results/cost/rm_train/{objective}/{model}/seed{seed}/lr{lr}.tsv"
+        f"{COST}/rm_train/{{objective}}/{{model}}/seed{{seed}}/lr{{lr}}.tsv"
     conda:
         "../../envs/train.yaml"
-    threads: lambda wc: rm_rules.nproc(config, res("rm_train", "gpu")(wc))
+    threads: lambda wc: rm_rules.nproc(RM_STUDY, res("rm_train", "gpu")(wc))
     resources:
         **res_extra("rm_train"),
         gpu=res("rm_train", "gpu"),
@@ -69,17 +70,15 @@ rule rm_train:
         runtime=res("rm_train", "runtime"),
     params:
         code=RM_TRAIN_CODE,
-        launch=lambda wc: rm_rules.launcher(
-            rm_rules.nproc(config, res("rm_train", "gpu")(wc)),
-            res("rm_train", "gpu")(wc),
-        ),
+        launch=lambda wc: rm_rules.launch_for(RM_STUDY, res("rm_train", "gpu")(wc)),
         flags=lambda wc: rm_rules.train_flags(STUDY, wc.model, wc.objective, wc.lr),
         runs=lambda wc, output: rm_rules.seed_out_flags(
             [(wc.seed, Path(output[0]).parent)]
         ),
+        result="",
     shell:
         "OMP_NUM_THREADS=1 {params.launch} workflow/scripts/train_rm.py {params.flags}"
-        " {params.runs} --threads 1 > {log} 2>&1"
+        " {params.runs}{params.result} --threads 1 > {log} 2>&1"
 
 
 if RM_TOGETHER:
@@ -92,9 +91,9 @@ if RM_TOGETHER:
                 for s in RM_SEEDS
             ],
         log:
-            "results/logs/rm_train/{objective}/{model}/lr{lr}.log",
+            f"{LOGS}/rm_train/{{objective}}/{{model}}/lr{{lr}}.log",
         benchmark:
-            "results/cost/rm_train/{objective}/{model}/lr{lr}.tsv"
+            f"{COST}/rm_train/{{objective}}/{{model}}/lr{{lr}}.tsv"
         resources:
             **res_extra("rm_train"),
             gpu=res("rm_train", "gpu"),
@@ -103,22 +102,21 @@ if RM_TOGETHER:
             * len(RM_SEEDS),
         params:
             code=RM_TRAIN_CODE,
-            launch=lambda wc: rm_rules.launcher(
-                rm_rules.nproc(config, res("rm_train", "gpu")(wc)),
-                res("rm_train", "gpu")(wc),
-            ),
+            launch=lambda wc: rm_rules.launch_for(RM_STUDY, res("rm_train", "gpu")(wc)),
             flags=lambda wc: rm_rules.train_flags(STUDY, wc.model, wc.objective, wc.lr),
             runs=lambda wc, output: rm_rules.seed_out_flags(
                 [(s, Path(o).parent) for s, o in zip(RM_SEEDS, output)]
             ),
+            result="",
 
     ruleorder: rm_train_seeds > rm_train
 
 
-rule rm_train_rung:
+# One rung of a successive-halving run: the run's flags plus the rung's step budget.
+use rule rm_train as rm_train_rung with:
     input:
         model=lambda wc: model_files(wc.model),
-        data=lambda wc: rm_rules.train_data_files(config, wc.objective),
+        data=lambda wc: rm_rules.train_data_files(RM_STUDY, wc.objective),
         # the run's previous rung: its DeepSpeed checkpoint is where this rung continues
         # (the rung's budget is in params.flags; halving.py edits do not retrain)
         previous=lambda wc: (
@@ -133,32 +131,19 @@ rule rm_train_rung:
     output:
         "results/rm/{objective}/{model}/seed{seed}/lr{lr}/rung{rung}.json",
     log:
-        "results/logs/rm_train_rung/{objective}/{model}/seed{seed}/lr{lr}/rung{rung}.log",
+        f"{LOGS}/rm_train_rung/{{objective}}/{{model}}/seed{{seed}}/lr{{lr}}/rung{{rung}}.log",
     benchmark:
-        "results/cost/rm_train_rung/{objective}/{model}/seed{seed}/lr{lr}/rung{rung}.tsv"
-    conda:
-        "../../envs/train.yaml"
-    threads: lambda wc: rm_rules.nproc(config, res("rm_train", "gpu")(wc))
-    resources:
-        **res_extra("rm_train"),
-        gpu=res("rm_train", "gpu"),
-        mem_mb=res("rm_train", "mem_mb"),
-        runtime=res("rm_train", "runtime"),
+        f"{COST}/rm_train_rung/{{objective}}/{{model}}/seed{{seed}}/lr{{lr}}/rung{{rung}}.tsv"
     params:
         code=RM_TRAIN_CODE,
-        launch=lambda wc: rm_rules.launcher(
-            rm_rules.nproc(config, res("rm_train", "gpu")(wc)),
-            res("rm_train", "gpu")(wc),
-        ),
+        launch=lambda wc: rm_rules.launch_for(RM_STUDY, res("rm_train", "gpu")(wc)),
         flags=lambda wc: rm_rules.rung_flags(
             STUDY, wc.model, wc.objective, wc.lr, wc.rung
         ),
         runs=lambda wc, output: rm_rules.seed_out_flags(
             [(wc.seed, Path(output[0]).parent)]
         ),
-    shell:
-        "OMP_NUM_THREADS=1 {params.launch} workflow/scripts/train_rm.py {params.flags}"
-        " {params.runs} --result {output} --threads 1 > {log} 2>&1"
+        result=lambda wc, output: f" --result {output[0]}",
 
 
 checkpoint rm_halving:
@@ -167,9 +152,9 @@ checkpoint rm_halving:
     output:
         "results/rm/{objective}/{model}/seed{seed}/halving/rung{rung}.json",
     log:
-        "results/logs/rm_halving/{objective}/{model}/seed{seed}/rung{rung}.log",
+        f"{LOGS}/rm_halving/{{objective}}/{{model}}/seed{{seed}}/rung{{rung}}.log",
     benchmark:
-        "results/cost/rm_halving/{objective}/{model}/seed{seed}/rung{rung}.tsv"
+        f"{COST}/rm_halving/{{objective}}/{{model}}/seed{{seed}}/rung{{rung}}.tsv"
     conda:
         "../../envs/train.yaml"
     resources:
@@ -177,7 +162,9 @@ checkpoint rm_halving:
         runtime=res("rm_select", "runtime"),
     params:
         code=code_hash("workflow/scripts/halving_rm.py"),
-        flags=lambda wc: rm_rules.halving_flags(config, wc.objective, wc.model, wc.rung),
+        flags=lambda wc: rm_rules.halving_flags(
+            RM_STUDY, wc.objective, wc.model, wc.rung
+        ),
         previous=lambda wc, input: (
             f"--previous {input.previous}" if "previous" in input.keys() else ""
         ),
@@ -193,9 +180,9 @@ rule rm_select:
         selected="results/rm/{objective}/{model}/seed{seed}/selected.json",
         final=directory("results/rm/{objective}/{model}/seed{seed}/final"),
     log:
-        "results/logs/rm_select/{objective}/{model}/seed{seed}.log",
+        f"{LOGS}/rm_select/{{objective}}/{{model}}/seed{{seed}}.log",
     benchmark:
-        "results/cost/rm_select/{objective}/{model}/seed{seed}.tsv"
+        f"{COST}/rm_select/{{objective}}/{{model}}/seed{{seed}}.tsv"
     conda:
         "../../envs/train.yaml"
     resources:
@@ -203,7 +190,7 @@ rule rm_select:
         runtime=res("rm_select", "runtime"),
     params:
         code=code_hash("workflow/scripts/select_rm.py"),
-        flags=rm_rules.select_flags(config),
+        flags=rm_rules.select_flags(RM_STUDY),
     shell:
         "python workflow/scripts/select_rm.py --runs {input.runs} --model-name {wildcards.model}"
         " --objective {wildcards.objective} --final {output.final}"

@@ -124,6 +124,11 @@ def launcher(n: int, gpus: int = 0) -> str:
             f"--gpus {int(gpus)} -- python")
 
 
+def launch_for(config: Mapping[str, Any], gpus: int) -> str:
+    """The trainer's launch prefix for a job holding ``gpus`` GPUs (CPU: rm.nproc_per_node)."""
+    return launcher(nproc(config, gpus), gpus)
+
+
 def train_flags(study: Study, model: str, objective: str, lr: str) -> str:
     """Every command-line flag of workflow/scripts/train_rm.py for one run but the
     ``--seed``/``--out`` pairs (:func:`seed_out_flags`)."""
