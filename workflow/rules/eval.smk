@@ -125,7 +125,8 @@ if EVAL_BENCHMARKS:
             "{params.slot} {resources.gpu} -- python workflow/scripts/eval_rm.py"
             " {params.call} > {log} 2>&1"
 
-    rule eval_rm_model:
+    # eval.jobs: per_model: one job scores every RM (objective x seed) of a model.
+    use rule eval_rm as eval_rm_model with:
         input:
             rm=expand(
                 "results/rm/{objective}/{{model}}/seed{seed}/final",
@@ -157,8 +158,6 @@ if EVAL_BENCHMARKS:
             f"{COST}/eval_rm/{{model}}.tsv"
         wildcard_constraints:
             model=EVAL_GROUPED_RE,
-        conda:
-            "../../envs/eval.yaml"
         resources:
             **res_extra("eval"),
             gpu=res("eval", "gpu"),
@@ -179,9 +178,6 @@ if EVAL_BENCHMARKS:
                 output.scores,
                 model_flags(STUDY.model(wc.model)),
             ),
-        shell:
-            "{params.slot} {resources.gpu} -- python workflow/scripts/eval_rm.py"
-            " {params.call} > {log} 2>&1"
 
 
 rule rm_scores_table:
