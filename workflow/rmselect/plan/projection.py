@@ -25,7 +25,7 @@ Counting rules (each one is also written into the CSV as an ``assumption`` row):
   ``epochs × ⌊examples / global_batch⌋`` steps of ``global_batch`` examples (the trainer
   drops an epoch's last partial batch), a BT example being two sequences; plus one
   validation pass (both sides of every validation pair, forward only) at every
-  ``eval_every`` step and at the end (``rmselect.rm.train.eval_points``).
+  ``eval_every`` step and at the end (``rmselect.rm.run_config.eval_points``).
 * **RM evaluation** (``eval_rm`` / ``eval_rm_model``): every evaluated (model, objective)
   scores every configured benchmark once: rows × sequences per row, forward only.
 * **Benchmarks** (``bench_run`` / ``bench_model``; screening's other mode in
@@ -287,7 +287,7 @@ def _steps(examples: int, global_batch: int, epochs: float) -> int:
 
 
 def _eval_points(steps: int, every: int) -> int:
-    from rmselect.rm.train import eval_points
+    from rmselect.rm.run_config import eval_points
 
     return len(eval_points(steps, every)) if steps > 0 else 0
 

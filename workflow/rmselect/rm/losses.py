@@ -13,7 +13,7 @@ def bt_loss(rewards: Any, n_pairs: int) -> Any:
     """Bradley-Terry: ``-log sigmoid(r_chosen - r_rejected)``, averaged over the pairs.
 
     ``rewards`` is ``(2 n, 1)``: the micro-batch's chosen responses, then its rejected ones
-    (:meth:`rmselect.rm.train.Prepared.rows`).
+    (:meth:`rmselect.rm.prepare.Prepared.rows`).
     """
     import torch
 

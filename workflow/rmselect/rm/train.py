@@ -33,194 +33,50 @@ accelerator), ``fp32`` forces float32 everywhere. The optimizer is ``torch.optim
 ``deepspeed.initialize`` as the client optimizer (``DeepSpeedCPUAdam`` only for optimizer
 offload on GPUs); the learning rate warms up linearly for ``--warmup-steps`` optimizer steps
 and then stays constant.
+
+This module is the entry point and the fit loop; the command line and run configuration
+live in :mod:`rmselect.rm.run_config`, the tokenized data in :mod:`rmselect.rm.prepare`,
+validation and the packing probe in :mod:`rmselect.rm.evaluate`, the checkpoints in
+:mod:`rmselect.rm.checkpoint`, the losses in :mod:`rmselect.rm.losses` and the shared
+training runtime in :mod:`rmselect.runtime`.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import math
 import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
 from rmselect import runtime
 from rmselect.runtime import Log, lr_factor, max_mem_mb, truncate_metrics
 
-OBJECTIVES = {"bt": 1, "regression": 5}
+# The run declaration, the data, the evaluation and the checkpoints have their own modules;
+# their names stay importable from here (tests, bench/ and scripts use ``train.<name>``).
+from rmselect.rm.checkpoint import export_hf, save_checkpoint, write_val_preds  # noqa: F401
+from rmselect.rm.evaluate import _forward_rows, decide_packing, evaluate, val_metrics  # noqa: F401
+from rmselect.rm.prepare import Prepared, Shared, prepare_data  # noqa: F401
+from rmselect.rm.run_config import (  # noqa: F401
+    OBJECTIVES,
+    PRECISIONS,
+    RunConfig,
+    build_parser,
+    cfg_trust,
+    eval_points,
+    run_config,
+    run_seeds,
+)
+
 #: Exit status of a run stopped by ``--stop-after-steps`` (a simulated kill).
 STOPPED_EXIT = 75
 
 
-# --------------------------------------------------------------------------- arguments
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="train_rm.py",
-        description="Train one reward model (one base model, objective and learning rate) "
-        "with DeepSpeed; resumes from the run dir's checkpoint when one exists.",
-    )
-    a = p.add_argument
-    a("--model", required=True, help="base model: HF dir or hub id")
-    a("--model-name", default=None, help="model name for messages and run.json")
-    a("--objective", required=True, choices=sorted(OBJECTIVES))
-    a("--lr", required=True, type=float, help="peak learning rate")
-    a("--out", required=True, action="append",
-      help="run directory (run.json is written last); repeat it with --seed to train "
-      "several seeds of the same run in one process (imports and data loaded once)")
-    a("--train-data", required=True,
-      help="config data-set entry as JSON: HelpSteer2-Preference for bt, HelpSteer2 for regression")
-    a("--val-data", required=True, help="config data-set entry (JSON) of HelpSteer2-Preference")
-    a("--global-batch", type=int, default=64, help="pairs (bt) or rows (regression) per step")
-    a("--micro-batch", type=int, default=4, help="pairs/rows per rank per forward")
-    a("--epochs", type=int, default=1)
-    a("--warmup-steps", type=int, default=20)
-    a("--eval-every", type=int, default=20, help="evaluate and checkpoint every N steps (and at the end)")
-    a("--max-length", type=int, default=4096, help="token budget per rendered text")
-    a("--zero-stage", type=int, default=0, choices=[0, 1, 2, 3])
-    a("--offload-optimizer", action="store_true", help="ZeRO optimizer offload to CPU")
-    a("--grad-checkpointing", action="store_true")
-    a("--weight-decay", type=float, default=0.0)
-    a("--grad-clip", type=float, default=1.0, help="0 disables clipping")
-    a("--seed", type=int, action="append", default=None,
-      help="training seed (data order, head initialisation); one per --out (default 0, "
-      "the study's default seed)")
-    a("--mega-batch", type=int, default=8, help="global batches sorted together by length")
-    a("--eval-batch", type=int, default=32, help="sequences per validation forward")
-    a("--packing", action=argparse.BooleanOptionalAction, default=True,
-      help="pack a micro-batch's sequences into rows (block-diagonal attention) instead of "
-      "padding each to the longest")
-    a("--merge-grid-step", type=float, default=0.05,
-      help="regression: grid step of the merge-weight search used for the logged accuracy")
-    a("--chat-template", default=None, help="chat template override (file or Jinja)")
-    a("--precision", default="auto", choices=list(PRECISIONS),
-      help="auto: bf16 on CUDA, fp32 on CPU; bf16 / fp32 force one (bf16 works on CPU too)")
-    a("--trust-remote-code", action="store_true")
-    a("--max-train-examples", type=int, default=None)
-    a("--max-val-pairs", type=int, default=None)
-    a("--keep-ds-checkpoint", action="store_true", help="keep ds/ after a finished run")
-    a("--tensorboard", action="store_true", help="also log to <out>/tb when tensorboard is installed")
-    a("--threads", type=int, default=None, help="torch CPU threads per rank (default: OMP_NUM_THREADS or 1)")
-    a("--log-every", type=int, default=1, help="progress line on stderr every N steps")
-    a("--stop-after-steps", type=int, default=None,
-      help="debug: exit with status 75 after this step, as if killed (tests resume)")
-    a("--max-steps", type=int, default=None,
-      help="successive-halving rung: stop at the first evaluation point at or after this "
-      "step and keep ds/, so a later call with a larger budget continues the same run (same "
-      "LR schedule and data order); the summary then says complete: false")
-    a("--result", default=None,
-      help="where to write the run summary (default <out>/run.json; rungs: rung{r}.json)")
-    return p
-
-
-@dataclass
-class RunConfig:
-    """Everything that determines a run's numbers (hashed into the resume signature)."""
-
-    model: str
-    objective: str
-    lr: float
-    train_data: dict[str, Any]
-    val_data: dict[str, Any]
-    global_batch: int
-    micro_batch: int
-    epochs: int
-    warmup_steps: int
-    eval_every: int
-    max_length: int
-    zero_stage: int
-    offload_optimizer: bool
-    grad_checkpointing: bool
-    weight_decay: float
-    grad_clip: float
-    seed: int
-    mega_batch: int
-    packing: bool
-    chat_template: str | None
-    max_train_examples: int | None
-    max_val_pairs: int | None
-    world_size: int = 1
-    precision: str = "auto"
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def signature(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def eval_points(n_steps: int, every: int) -> list[int]:
-    """Steps (1-based counts of optimizer steps) after which to evaluate and checkpoint."""
-    pts = list(range(every, n_steps + 1, every)) if every > 0 else []
-    if not pts or pts[-1] != n_steps:
-        pts.append(n_steps)
-    return pts
-
-
-# --------------------------------------------------------------------------- data
-
-
-@dataclass
-class Prepared:
-    """Token ids of the run's data."""
-
-    train_ids: list[list[int]]  # bt: chosen ids; regression: response ids
-    train_rej: list[list[int]] | None  # bt only
-    targets: list[tuple[float, ...]] | None  # regression only
-    val_chosen: list[list[int]]
-    val_rejected: list[list[int]]
-    truncation: dict[str, Any]
-
-    def length(self, i: int) -> int:
-        if self.train_rej is not None:
-            return max(len(self.train_ids[i]), len(self.train_rej[i]))
-        return len(self.train_ids[i])
-
-    def rows(self, idx: Sequence[int]) -> list[list[int]]:
-        """Sequences of a micro-batch: all chosen then all rejected (bt), or the rows."""
-        if self.train_rej is not None:
-            return [self.train_ids[i] for i in idx] + [self.train_rej[i] for i in idx]
-        return [self.train_ids[i] for i in idx]
-
-
-def prepare_data(cfg: RunConfig, tok: Any, template: str | None) -> Prepared:
-    from rmselect.rm import data as D
-
-    tr_stats, va_stats = D.TruncationStats(), D.TruncationStats()
-    if cfg.objective == "bt":
-        pairs = D.load_pairs(cfg.train_data, "train", cfg.max_train_examples)
-        prompts = [p.prompt for p in pairs]
-        ch = D.tokenize_responses(tok, prompts, [p.chosen for p in pairs], template,
-                                  cfg.max_length, tr_stats)
-        rj = D.tokenize_responses(tok, prompts, [p.rejected for p in pairs], template,
-                                  cfg.max_length, tr_stats)
-        targets = None
-    else:
-        rows = D.load_rated(cfg.train_data, "train", cfg.max_train_examples)
-        ch = D.tokenize_responses(tok, [r.prompt for r in rows], [r.response for r in rows],
-                                  template, cfg.max_length, tr_stats)
-        rj = None
-        targets = [r.scores for r in rows]
-    val = D.load_pairs(cfg.val_data, "validation", cfg.max_val_pairs)
-    vp = [p.prompt for p in val]
-    vc = D.tokenize_responses(tok, vp, [p.chosen for p in val], template, cfg.max_length, va_stats)
-    vr = D.tokenize_responses(tok, vp, [p.rejected for p in val], template, cfg.max_length, va_stats)
-    return Prepared(ch, rj, targets, vc, vr,
-                    {"train": tr_stats.as_dict(), "validation": va_stats.as_dict()})
-
-
 # --------------------------------------------------------------------------- engine
-
-
-PRECISIONS = ("auto", "bf16", "fp32")
 
 
 def train_dtype(precision: str, cuda: bool) -> Any:
@@ -246,138 +102,6 @@ def ds_config(cfg: RunConfig, accum: int, cuda: bool) -> dict[str, Any]:
         offload_optimizer=cfg.offload_optimizer, pin_memory=cuda)
 
 
-def _forward_rows(engine: Any, rows: list[list[int]], pad_id: int, device: Any,
-                  pack: bool = False, kappa: float = 1024.0) -> tuple[Any, int]:
-    """Rewards of ``rows`` (one forward) and the number of positions computed."""
-    from rmselect.rm.data import pack_rows, pad_batch
-
-    if pack:
-        pk = pack_rows(rows, pad_id, kappa)
-        out = engine(pk.input_ids.to(device), position_ids=pk.position_ids.to(device),
-                     last_row=pk.last_row.to(device), last_col=pk.last_col.to(device))
-        return out, int(pk.input_ids.numel())
-    ids, mask = pad_batch(rows, pad_id, "right")
-    return engine(ids.to(device), mask.to(device)), int(ids.numel())
-
-
-def decide_packing(engine: Any, cfg: RunConfig, args: argparse.Namespace, pad_id: int,
-                   device: Any, kappa: float, dtype: Any, log: "Log") -> dict[str, Any]:
-    """Packing only where it is proven: off for remote-code models (their masks are their
-    own), else on only when packed and padded rewards of two probe sequences agree
-    (:func:`rmselect.rm.model.packing_agrees`); otherwise padding, with a warning.
-
-    Returns ``{"requested", "used", "reason"}`` (written into run.json). Every rank runs the
-    same probe and reaches the same decision.
-    """
-    from rmselect.rm.model import packing_agrees
-
-    out = {"requested": cfg.packing, "used": False, "reason": "not requested (--no-packing)"}
-    if not cfg.packing:
-        return out
-    if args.trust_remote_code:
-        out["reason"] = "trust_remote_code model: its attention mask is its own code"
-        log.info(f"warning: packing off, padded batches instead ({out['reason']})")
-        return out
-
-    def forward(rows: list[list[int]], pack: bool) -> Any:
-        return _forward_rows(engine, rows, pad_id, device, pack, kappa)[0]
-
-    engine.eval()
-    ok, diff = packing_agrees(forward, int(engine.module.hf.config.vocab_size), dtype)
-    engine.train()
-    if ok:
-        out.update(used=True, reason=f"packed and padded rewards agree (max diff {diff:.2g})")
-    else:
-        out["reason"] = (f"packed and padded rewards differ by {diff:.3g}: the model does not"
-                         " keep packed sequences apart")
-        log.info(f"warning: packing off, padded batches instead ({out['reason']})")
-    return out
-
-
-def evaluate(engine: Any, prep: Prepared, pad_id: int, batch: int, rank: int, world: int,
-             device: Any) -> Any:
-    """Rewards of every validation sequence, ``(2 x pairs, labels)``: chosen then rejected.
-
-    Sequences are sorted by length and cut into batches dealt round-robin to ranks; every
-    rank runs the same number of forwards (ZeRO-3 gathers parameters collectively), the
-    last ones repeating a batch when a rank has none left.
-    """
-    import numpy as np
-    import torch
-    import torch.distributed as dist
-
-    seqs = prep.val_chosen + prep.val_rejected
-    order = sorted(range(len(seqs)), key=lambda i: (len(seqs[i]), i))
-    batches = [order[i : i + batch] for i in range(0, len(order), batch)]
-    n_rounds = math.ceil(len(batches) / world)
-    mine: list[tuple[list[int], np.ndarray]] = []
-    engine.eval()
-    with torch.no_grad():
-        for r in range(n_rounds):
-            j = r * world + rank
-            real = j < len(batches)
-            idx = batches[j] if real else batches[0]
-            out, _ = _forward_rows(engine, [seqs[i] for i in idx], pad_id, device)
-            if real:
-                mine.append((idx, out.float().cpu().numpy()))
-    engine.train()
-    gathered: list[Any] = [None] * world
-    if world > 1:
-        dist.all_gather_object(gathered, mine)
-    else:
-        gathered = [mine]
-    n_labels = next(o for part in gathered for _, o in part).shape[1]
-    scores = np.zeros((len(seqs), n_labels), dtype=np.float64)
-    for part in gathered:
-        for idx, out in part:
-            scores[idx] = out
-    return scores
-
-
-def val_metrics(scores: Any, n_pairs: int, objective: str, grid_step: float) -> dict[str, Any]:
-    """Validation accuracy (bt: r_chosen > r_rejected; regression: best merge weights)."""
-    import numpy as np
-
-    from rmselect.rm.merge import search
-
-    ch, rj = scores[:n_pairs], scores[n_pairs:]
-    if objective == "bt":
-        return {"val_accuracy": float(np.mean(ch[:, 0] > rj[:, 0])), "weights": None}
-    res = search(ch - rj, grid_step)
-    return {"val_accuracy": res.accuracy, "weights": list(res.weights)}
-
-
-def write_val_preds(path: Path, scores: Any, n_pairs: int) -> None:
-    """Regression validation predictions: ``pair_id, side, a0..a4``."""
-    import polars as pl
-
-    from rmselect.io import write_table
-
-    n_lab = scores.shape[1]
-    df = pl.DataFrame(
-        {
-            "pair_id": list(range(n_pairs)) * 2,
-            "side": ["chosen"] * n_pairs + ["rejected"] * n_pairs,
-            **{f"a{j}": scores[:, j].tolist() for j in range(n_lab)},
-        }
-    )
-    write_table(path, df)
-
-
-def export_hf(engine: Any, cfg: RunConfig, tok: Any, template: str, out_dir: Path, rank: int) -> None:
-    """Write the current weights as an HF sequence-classification dir (rank 0)."""
-    from rmselect.rm.model import save_hf
-
-    hf = engine.module.hf
-    state = None
-    if cfg.zero_stage == 3:
-        full = engine._zero3_consolidated_16bit_state_dict()
-        if rank == 0:
-            state = {k[len("hf."):]: v for k, v in full.items() if k.startswith("hf.")}
-    if rank == 0:
-        save_hf(hf, tok, out_dir, state_dict=state, chat_template=template)
-
-
 # --------------------------------------------------------------------------- main
 
 
@@ -392,47 +116,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"train_rm: error: {err}\n")
         sys.stderr.flush()
         return 2
-
-
-@dataclass
-class Shared:
-    """What every seed of one (model, objective, lr) shares: loaded once per process."""
-
-    name: str
-    tok: Any
-    template: str
-    prep: Prepared
-    setup_s: float
-
-
-def run_seeds(args: argparse.Namespace) -> list[tuple[int, Path]]:
-    """The ``(seed, run dir)`` pairs of this call: ``--seed``/``--out`` given in pairs."""
-    seeds = args.seed or [0]
-    if len(seeds) != len(args.out):
-        raise SystemExit(f"train_rm: error: {len(seeds)} --seed for {len(args.out)} --out; "
-                         "give one --seed per run directory")
-    if len(set(seeds)) != len(seeds) or len(set(args.out)) != len(args.out):
-        raise SystemExit("train_rm: error: --seed values and --out dirs must be distinct")
-    if args.result and len(seeds) > 1:
-        raise SystemExit("train_rm: error: --result is for a single run (one --seed)")
-    return [(int(s), Path(o)) for s, o in zip(seeds, args.out)]
-
-
-def run_config(args: argparse.Namespace, seed: int, world: int) -> RunConfig:
-    """The run's configuration (what its resume signature hashes)."""
-    return RunConfig(
-        model=args.model, objective=args.objective, lr=args.lr,
-        train_data=json.loads(args.train_data), val_data=json.loads(args.val_data),
-        global_batch=args.global_batch, micro_batch=args.micro_batch, epochs=args.epochs,
-        warmup_steps=args.warmup_steps, eval_every=args.eval_every, max_length=args.max_length,
-        zero_stage=args.zero_stage, offload_optimizer=args.offload_optimizer,
-        grad_checkpointing=args.grad_checkpointing, weight_decay=args.weight_decay,
-        grad_clip=args.grad_clip, seed=seed, mega_batch=args.mega_batch,
-        packing=args.packing,
-        chat_template=args.chat_template, max_train_examples=args.max_train_examples,
-        max_val_pairs=args.max_val_pairs, world_size=world, precision=args.precision,
-        extra={"merge_grid_step": args.merge_grid_step, "eval_batch": args.eval_batch},
-    )
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
@@ -527,29 +210,6 @@ def build_engine(args: argparse.Namespace, cfg: RunConfig, shared: Shared,
     engine, _, _, _ = deepspeed.initialize(
         model=model, optimizer=opt, lr_scheduler=sched, config=ds_config(cfg, accum, rt.cuda))
     return engine, dtype, kappa
-
-
-def save_checkpoint(engine: Any, cfg: RunConfig, shared: Shared, rt: runtime.Runtime,
-                    out: Path, step: int, epoch: int, scores: Any, vm: dict[str, Any],
-                    evals: list[dict[str, Any]], t_eval: float) -> dict[str, Any]:
-    """One evaluation point: the HF checkpoint (regression: plus validation predictions)
-    and the DeepSpeed checkpoint a rerun resumes from (older ones removed)."""
-    ck = out / "ckpt" / f"step{step}"
-    export_hf(engine, cfg, shared.tok, shared.template, ck, rt.rank)
-    if rt.rank == 0 and cfg.objective == "regression":
-        write_val_preds(ck / "val_preds.parquet", scores, len(shared.prep.val_chosen))
-    ev = {"step": step, "epoch": epoch, **vm, "checkpoint": str(ck),
-          "eval_s": time.time() - t_eval}
-    evals.append(ev)
-    ds_dir = out / "ds"
-    engine.save_checkpoint(str(ds_dir), tag=f"step{step}",
-                           client_state={"step": step, "evals": evals})
-    rt.barrier()
-    if rt.rank == 0:
-        for d in ds_dir.iterdir():
-            if d.is_dir() and d.name != f"step{step}":
-                shutil.rmtree(d, ignore_errors=True)
-    return ev
 
 
 def train_run(args: argparse.Namespace, rt: runtime.Runtime, shared: Shared, seed: int,
@@ -695,10 +355,6 @@ def train_run(args: argparse.Namespace, rt: runtime.Runtime, shared: Shared, see
     if rt.cuda:
         torch.cuda.empty_cache()
     return 0
-
-
-def cfg_trust(args: argparse.Namespace) -> bool:
-    return bool(args.trust_remote_code)
 
 
 if __name__ == "__main__":  # pragma: no cover
