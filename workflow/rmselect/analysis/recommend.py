@@ -42,7 +42,7 @@ from rmselect.analysis.data import (
     load_rm_scores,
     objectives_present,
 )
-from rmselect.analysis.selection import SelectionConfig, contributions, grid_search
+from rmselect.analysis.selection_model import SelectionConfig, contributions, grid_search
 from rmselect.io import read_json, write_table
 
 SCHEMA = {

@@ -46,6 +46,10 @@ comparisons side by side:
   MAE of each. Both the selection and the MAE use all models, so it is optimistic.
 * ``all_features``: the whole procedure on all features vs all but ``presence_*``, in sample
   and nested CV (out of sample; the grid search reruns inside each training part).
+
+Layout: the model and its grid search in :mod:`.selection_model`, the out-of-sample
+evaluation and the quality measures in :mod:`.selection_eval`, the figures in
+:mod:`.selection_plots`; this module runs the analysis of each objective and writes it.
 """
 
 from __future__ import annotations
@@ -53,25 +57,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import warnings
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 import polars as pl
-from scipy import stats
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.impute import SimpleImputer
-from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.linear_model import ElasticNet, LinearRegression, Ridge
-from sklearn.model_selection import GridSearchCV, GroupKFold, KFold
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
-from rmselect import plotting
-from scipy.special import comb
-
-from rmselect.analysis.coverage import coverage_at_k, inclusion
+from rmselect.analysis.coverage import coverage_at_k
 from rmselect.analysis.data import (
     AnalysisError,
     Aligned,
@@ -84,265 +75,29 @@ from rmselect.analysis.data import (
 )
 from rmselect.io import write_json, write_table
 
+# The model, its evaluation and the figures have their own modules; their names stay
+# importable from here (tests and rmselect.analysis.recommend use them).
+from rmselect.analysis.selection_eval import (  # noqa: F401
+    GROUPINGS,
+    best_single_fit,
+    expected_best_in_shortlist,
+    hit_probability,
+    mae,
+    out_of_sample,
+    quality_rows,
+)
+from rmselect.analysis.selection_model import (  # noqa: F401
+    ElasticNetOrRidge,
+    SelectionConfig,
+    coefficients,
+    contributions,
+    grid_search,
+    pipeline,
+    used_features,
+)
+from rmselect.analysis.selection_plots import plot_coefficients, plot_comparison
+
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SelectionConfig:
-    """``analysis.selection`` (defaults = the paper's grid)."""
-
-    degrees: list[int] = field(default_factory=lambda: [1, 2, 3])
-    alphas: list[float] = field(default_factory=lambda: [0.1, 0.01, 0.001, 0.0001])
-    l1_ratios: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
-    cv_folds: int = 10
-    outer_folds: int = 10
-    scoring: str = "neg_mean_squared_error"
-    max_iter: int = 10000
-    seed: int = 0
-    n_jobs: int = 1
-    leave_one_family_out: bool = True
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> "SelectionConfig":
-        d = dict(d or {})
-        known = {f for f in cls.__dataclass_fields__}
-        bad = set(d) - known
-        if bad:
-            raise AnalysisError(f"analysis.selection: unknown field(s) {sorted(bad)}")
-        return cls(**d)
-
-
-class ElasticNetOrRidge(RegressorMixin, BaseEstimator):
-    """``ElasticNet(alpha, l1_ratio)``; at ``l1_ratio == 0`` the same objective solved exactly.
-
-    ElasticNet minimises 1/(2n)·||y − Xw||² + α·ρ·||w||₁ + α(1 − ρ)/2·||w||². At ρ = 0 this
-    is ridge regression with penalty n·α (multiply by 2n), which ``sklearn.linear_model.Ridge``
-    solves in closed form, where coordinate descent converges slowly and sklearn warns that it
-    is unreliable (on 9,000 degree-3 terms: seconds per fit instead of milliseconds).
-    """
-
-    def __init__(self, alpha: float = 1.0, l1_ratio: float = 0.5, max_iter: int = 10000,
-                 random_state: int | None = None) -> None:
-        self.alpha = alpha
-        self.l1_ratio = l1_ratio
-        self.max_iter = max_iter
-        self.random_state = random_state
-
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "ElasticNetOrRidge":
-        if self.l1_ratio == 0:
-            est: Any = Ridge(alpha=self.alpha * len(y), random_state=self.random_state)
-        else:
-            est = ElasticNet(alpha=self.alpha, l1_ratio=self.l1_ratio, max_iter=self.max_iter,
-                             random_state=self.random_state)
-        est.fit(X, y)
-        self.estimator_ = est
-        self.coef_ = np.asarray(est.coef_, dtype=float)
-        self.intercept_ = float(est.intercept_)
-        self.n_features_in_ = X.shape[1]
-        return self
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.estimator_.predict(X)
-
-
-def pipeline(impute: bool, cfg: SelectionConfig) -> Pipeline:
-    steps: list[tuple[str, Any]] = []
-    if impute:
-        steps.append(("impute", SimpleImputer(strategy="mean")))
-    steps += [
-        ("scale", StandardScaler()),
-        ("poly", PolynomialFeatures(degree=1, include_bias=False)),
-        ("scale_poly", StandardScaler()),
-        ("enet", ElasticNetOrRidge(max_iter=cfg.max_iter, random_state=cfg.seed)),
-    ]
-    return Pipeline(steps)
-
-
-def grid_search(X: np.ndarray, y: np.ndarray, impute: bool, cfg: SelectionConfig) -> GridSearchCV:
-    """Fit the paper's grid search on (X, y) and refit the best setting on all rows."""
-    n = len(y)
-    folds = max(2, min(cfg.cv_folds, n))
-    gs = GridSearchCV(
-        pipeline(impute, cfg),
-        {
-            "poly__degree": list(cfg.degrees),
-            "enet__alpha": list(cfg.alphas),
-            "enet__l1_ratio": list(cfg.l1_ratios),
-        },
-        cv=KFold(n_splits=folds, shuffle=True, random_state=cfg.seed),
-        scoring=cfg.scoring,
-        n_jobs=cfg.n_jobs,
-        refit=True,
-        error_score="raise",
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        gs.fit(X, y)
-    return gs
-
-
-def coefficients(model: Pipeline, features: Sequence[str], tol: float = 1e-10) -> list[dict]:
-    """Non-zero coefficients of a fitted pipeline, named by polynomial term."""
-    names = model.named_steps["poly"].get_feature_names_out(list(features))
-    coef = model.named_steps["enet"].coef_
-    out = [
-        {"term": str(t), "coef": float(c)} for t, c in zip(names, coef) if abs(c) > tol
-    ]
-    return sorted(out, key=lambda r: -abs(r["coef"]))
-
-
-def contributions(model: Pipeline, features: Sequence[str], X: np.ndarray) -> list[list[dict]]:
-    """Per row: terms with coef × standardised term value, largest |contribution| first."""
-    Z = model[:-1].transform(X)
-    names = model.named_steps["poly"].get_feature_names_out(list(features))
-    coef = model.named_steps["enet"].coef_
-    out = []
-    for z in Z:
-        c = coef * z
-        idx = [i for i in np.argsort(-np.abs(c)) if coef[i] != 0]
-        out.append([{"term": str(names[i]), "contribution": float(c[i])} for i in idx])
-    return out
-
-
-#: Leave-one-group-out evaluations: name → the Aligned attribute holding each model's group.
-GROUPINGS: dict[str, str] = {
-    "leave_one_lineage_out": "lineage",
-    "leave_one_family_out": "family",
-}
-
-
-def _splits(al: Aligned, kind: str, cfg: SelectionConfig):
-    n = len(al.models)
-    if kind == "nested_cv":
-        return KFold(n_splits=max(2, min(cfg.outer_folds, n)), shuffle=True,
-                     random_state=cfg.seed).split(al.X)
-    groups = np.array(getattr(al, GROUPINGS[kind]))
-    g = len(set(groups.tolist()))
-    if g < 2:
-        return None
-    return GroupKFold(n_splits=g).split(al.X, groups=groups)
-
-
-def best_single_fit(X: np.ndarray, y: np.ndarray) -> tuple[int, LinearRegression, float]:
-    """Index of the feature with largest |Spearman ρ| on (X, y), its line fit, its mean."""
-    best, best_r = 0, -1.0
-    for j in range(X.shape[1]):
-        ok = ~np.isnan(X[:, j])
-        if ok.sum() >= 3 and np.ptp(X[ok, j]) > 0 and np.ptp(y[ok]) > 0:
-            r = abs(float(stats.spearmanr(X[ok, j], y[ok]).statistic))
-            if r > best_r:
-                best, best_r = j, r
-    ok = ~np.isnan(X[:, best])
-    lr = LinearRegression().fit(X[ok, best : best + 1], y[ok])
-    return best, lr, float(np.nanmean(X[:, best]))
-
-
-def out_of_sample(
-    al: Aligned, X: np.ndarray, kind: str, cfg: SelectionConfig
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Out-of-fold predictions of the selection model and of the single-feature baseline."""
-    y = al.y["overall"]
-    splits = _splits(al, kind, cfg)
-    if splits is None:
-        return None
-    pred = np.full(len(y), np.nan)
-    base = np.full(len(y), np.nan)
-    impute = al.missing_policy == "impute"
-    for tr, te in splits:
-        if len(tr) < 3:
-            continue
-        gs = grid_search(X[tr], y[tr], impute, cfg)
-        pred[te] = gs.predict(X[te])
-        j, lr, mean = best_single_fit(X[tr], y[tr])
-        xt = np.where(np.isnan(X[te, j]), mean, X[te, j])
-        base[te] = lr.predict(xt.reshape(-1, 1))
-    return pred, base
-
-
-def expected_best_in_shortlist(pred: np.ndarray, truth: np.ndarray, k: int) -> float:
-    """E[max truth over the top-k by ``pred``] when ties in ``pred`` break at random.
-
-    The shortlist is the models strictly above the k-th prediction plus a uniformly random
-    r-subset of the g models tied at it. The largest truth of an r-subset of values sorted
-    ascending v_1..v_g is v_j with probability (C(j-1, r-1)) / C(g, r); each is maxed with
-    the best certain member.
-    """
-    p = inclusion(pred, k)
-    sure = p == 1.0
-    tied = (p > 0) & (p < 1)
-    best_sure = float(np.max(truth[sure])) if sure.any() else -np.inf
-    if not tied.any():
-        return best_sure
-    g = int(tied.sum())
-    r = int(round(k - sure.sum()))
-    v = np.sort(truth[tied])
-    j = np.arange(1, g + 1)
-    prob = comb(j - 1, r - 1) / comb(g, r)
-    return float(np.sum(np.maximum(best_sure, v) * prob))
-
-
-def hit_probability(pred: np.ndarray, truth: np.ndarray, k: int) -> float:
-    """P(the top-k by ``pred`` holds a model with the best true score), random tie-breaks.
-
-    1 when a certain member (strictly above the k-th prediction) is a best model; otherwise
-    1 − C(g − b, r) / C(g, r) for the r slots left among the g tied models, b of them best.
-    """
-    p = inclusion(pred, k)
-    is_best = truth == np.max(truth)
-    sure = p == 1.0
-    if (sure & is_best).any():
-        return 1.0
-    tied = (p > 0) & (p < 1)
-    g, b = int(tied.sum()), int((tied & is_best).sum())
-    r = int(round(k - sure.sum()))
-    if not g or not b:
-        return 0.0
-    return float(1.0 - comb(g - b, r) / comb(g, r))
-
-
-def quality_rows(
-    names: Sequence[str], pred: np.ndarray, y: np.ndarray, ks: Sequence[int]
-) -> list[dict[str, Any]]:
-    """coverage/precision/hit/regret at each k of predictions ``pred`` against truth ``y``.
-
-    All four are expectations under random tie-breaking (see :mod:`.coverage`): tied
-    predictions enter the shortlist by chance. ``hit_at_k`` is the probability that the
-    shortlist holds a model with the best true score (0 or 1 without tied predictions),
-    ``regret_points`` the expected loss.
-    """
-    ok = ~np.isnan(pred) & ~np.isnan(y)
-    p, t = pred[ok], y[ok]
-    rows: list[dict[str, Any]] = []
-    if not len(t):
-        return rows
-    for k in ks:
-        if k < 1 or k > len(t):
-            continue
-        cov = coverage_at_k(list(range(len(t))), p, t, k)
-        rows.append(
-            {
-                "k": int(k),
-                "coverage": cov,
-                "precision_at_k": cov,
-                "hit_at_k": hit_probability(p, t, k),
-                "regret_points": float(np.max(t) - expected_best_in_shortlist(p, t, k)),
-            }
-        )
-    return rows
-
-
-def mae(pred: np.ndarray, y: np.ndarray) -> float | None:
-    ok = ~np.isnan(pred) & ~np.isnan(y)
-    return float(np.mean(np.abs(pred[ok] - y[ok]))) if ok.any() else None
-
-
-def used_features(model: Pipeline, features: Sequence[str], tol: float = 1e-10) -> list[str]:
-    """Features that enter at least one polynomial term with a non-zero coefficient."""
-    powers = model.named_steps["poly"].powers_
-    coef = model.named_steps["enet"].coef_
-    used = (powers[np.abs(coef) > tol] > 0).any(axis=0)
-    return [f for f, u in zip(features, used) if u]
 
 
 def presence_comparison(
@@ -477,63 +232,6 @@ COV_SCHEMA = {
     "regret_points": pl.Float64,
     "missing_policy": pl.String,
 }
-
-
-def plot_coefficients(summary: dict[str, Any], stem: str) -> None:
-    """Figure 5: non-zero coefficients of the refit model per objective."""
-    objs = list(summary["objectives"]) or ["(none)"]
-    n = max([len(summary["objectives"][o]["coefficients"]) for o in objs
-             if o in summary["objectives"]] or [1])
-    fig, axes = plotting.figure("double", height=max(1.8, 0.18 * min(n, 25) + 0.9),
-                                ncols=len(objs), squeeze=False, layout="constrained")
-    for ax, obj in zip(axes[0], objs):
-        co = summary["objectives"].get(obj, {}).get("coefficients", [])[:25][::-1]
-        ax.barh(range(len(co)), [c["coef"] for c in co],
-                color=[plotting.PALETTE[0] if c["coef"] > 0 else plotting.PALETTE[3] for c in co])
-        ax.set_yticks(range(len(co)), [c["term"] for c in co])
-        ax.axvline(0, color="black", lw=0.6)
-        ax.set_xlabel("Coefficient (RM points per SD of term)")
-        ax.set_title(f"{obj}: non-zero Elastic Net terms")
-    plotting.save(fig, stem)
-
-
-def plot_comparison(cov: pl.DataFrame, stem: str, extra: pl.DataFrame | None = None,
-                    title: str = "") -> None:
-    """Figure 6 (selection model vs best single feature) or 10 (vs filtered features)."""
-    objs = cov["objective"].unique(maintain_order=True).to_list() or ["(none)"]
-    fig, axes = plotting.figure("double", height=2.6, ncols=len(objs), squeeze=False, sharey=True)
-    styles = {"in_sample": "-", "nested_cv": "--", "leave_one_lineage_out": ":",
-              "leave_one_family_out": "-."}
-    for ax, obj in zip(axes[0], objs):
-        d = cov.filter(pl.col("objective") == obj)
-        i = 0
-        for (ev, pr), s in d.group_by(["evaluation", "predictor"], maintain_order=True):
-            if extra is not None and pr != "selection_model":
-                continue
-            s = s.sort("k")
-            lab = f"{'model' if pr == 'selection_model' else 'best feature'} ({ev})"
-            if pr == "best_single_feature" and ev == "in_sample":
-                lab = f"{s['feature'][0]} (in_sample)"
-            if extra is not None:  # Figure 10: the model in black over coloured features
-                color, lw = plotting.PALETTE[7], 1.8
-            else:
-                color, lw = plotting.PALETTE[0 if pr == "selection_model" else 1], 1.5
-            ax.plot(s["k"], s["coverage"], ls=styles.get(ev, "-"), marker="o", ms=2,
-                    color=color, lw=lw, label=lab, zorder=3)
-            i += 1
-        if extra is not None:
-            e = extra.filter(pl.col("objective") == obj)
-            for j, feat in enumerate(e["feature"].unique(maintain_order=True).to_list()):
-                s = e.filter(pl.col("feature") == feat).sort("k")
-                ax.plot(s["k"], s["coverage"], marker=".", ms=2, lw=0.8,
-                        color=plotting.PALETTE[j % 7],
-                        ls=["-", "--", ":", "-."][(j // 7) % 4], label=feat)
-        ax.set_xlabel("k (top-k models)")
-        ax.set_ylabel("Coverage (fraction of true top-k)")
-        ax.set_ylim(0, 1.05)
-        ax.set_title(f"{obj}{': ' + title if title else ''}")
-        ax.legend(fontsize=5)
-    plotting.save(fig, stem)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
