@@ -147,7 +147,7 @@ def lm_eval_pass_at_1(references: Sequence[str], predictions: Sequence[Any], **_
 
     ``references`` holds the test code (``check(...)`` included, as lm-eval's HumanEval
     ``doc_to_target`` renders it). The program runs in our sandbox with the limits from the
-    ``RMSELECT_SANDBOX`` environment variable (JSON, set by :mod:`rmselect.bench.run`).
+    ``RMSELECT_SANDBOX`` environment variable (JSON, set by :mod:`rmselect.bench.lm_eval_task`).
     """
     import os
 
