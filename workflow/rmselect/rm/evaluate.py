@@ -20,7 +20,7 @@ from rmselect.runtime import Log
 def _forward_rows(engine: Any, rows: list[list[int]], pad_id: int, device: Any,
                   pack: bool = False, kappa: float = 1024.0) -> tuple[Any, int]:
     """Rewards of ``rows`` (one forward) and the number of positions computed."""
-    from rmselect.rm.data import pack_rows, pad_batch
+    from rmselect.rm.batches import pack_rows, pad_batch
 
     if pack:
         pk = pack_rows(rows, pad_id, kappa)
