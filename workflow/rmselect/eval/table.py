@@ -22,144 +22,48 @@ with any section missing or partial, are empty cells, never a mean over what is 
 
 Imported results (``eval.import``: a CSV with the ``rm_scores.csv`` columns; ``benchmark``,
 ``source`` and the CI columns may be absent or empty, ``score`` may be empty and is then the
-mean of the four sections) are validated here, at DAG-build time, with errors that name the
-file, row and column. Precedence when a (model, objective) is both imported and trained is
+mean of the four sections) are validated at DAG-build time
+(:mod:`rmselect.eval.results_import`), with errors that name the file, row and column. Precedence when a (model, objective) is both imported and trained is
 ``eval.import_precedence``: ``imported`` (default: the pair is not evaluated, so its RM is
 not needed), ``trained`` (the imported row is dropped), or ``error``.
+
+Layout: the columns in :mod:`rmselect.eval.table_schema`, the import's validation and
+precedence in :mod:`rmselect.eval.results_import`; this module builds the tables.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import polars as pl
 
-from rmselect.eval.benchmarks import PRIMARY, get_benchmark
+from rmselect.eval.benchmarks import PRIMARY
 from rmselect.io import read_json, write_table
 
-OBJECTIVES = ("bt", "regression")
-SECTION_COLS = list(get_benchmark(PRIMARY).sections())  # chat, chat_hard, safety, reasoning
-VALUE_COLS = [*SECTION_COLS, "score"]
-CI_COLS = [f"{c}_{s}" for c in VALUE_COLS for s in ("lo", "hi")]
-SD_COLS = [f"{c}_seed_sd" for c in VALUE_COLS]
-TABLE_COLS = ["model", "objective", "benchmark", *VALUE_COLS, *CI_COLS, "source", "incomplete",
-              "n_seeds", *SD_COLS]
-ALL_COLS = ["model", "objective", "benchmark", "section", "score", "lo", "hi", "source",
-            "n_seeds", "seed_sd"]
-SEED_COLS = ["model", "objective", "seed", "benchmark", "section", "score", "lo", "hi", "source"]
-PRECEDENCE = ("imported", "trained", "error")
-#: Tolerance (points) between an imported ``score`` and the mean of its four sections.
-SCORE_TOLERANCE = 0.5
-
-
-class ResultsImportError(ValueError):
-    """An imported RM-results file that cannot be used (message names file/row/column)."""
-
-
-def _num(text: str, where: str, col: str, required: bool) -> float | None:
-    t = (text or "").strip()
-    if not t:
-        if required:
-            raise ResultsImportError(f"{where}: column '{col}' is empty; give a 0-100 score")
-        return None
-    try:
-        v = float(t)
-    except ValueError:
-        raise ResultsImportError(f"{where}: column '{col}': {t!r} is not a number") from None
-    if not math.isfinite(v) or not 0 <= v <= 100:
-        raise ResultsImportError(
-            f"{where}: column '{col}': {t} is outside 0-100 (RewardBench scores are"
-            " percentages; multiply fractions by 100)"
-        )
-    return v
-
-
-def read_import(path: str | Path, models: Iterable[str] | None = None) -> pl.DataFrame:
-    """Validate an imported results CSV and return it with the ``rm_scores.csv`` columns."""
-    import csv
-
-    p = Path(path)
-    if not p.is_file():
-        raise ResultsImportError(f"eval.import: file {p} does not exist")
-    known = set(models) if models is not None else None
-    with p.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        need = ["model", "objective", *SECTION_COLS]
-        miss = [c for c in need if c not in header]
-        if miss:
-            raise ResultsImportError(
-                f"{p}: missing column(s) {', '.join(miss)}; need {', '.join(need)}"
-                " (optional: benchmark, score, *_lo, *_hi)"
-            )
-        rows: list[dict[str, Any]] = []
-        seen: dict[tuple[str, str], int] = {}
-        for i, raw in enumerate(reader, start=2):
-            r = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
-            where = f"{p} row {i}"
-            model = r["model"]
-            if not model:
-                raise ResultsImportError(f"{where}: column 'model' is empty")
-            where += f" (model '{model}')"
-            if known is not None and model not in known:
-                raise ResultsImportError(
-                    f"{where}: column 'model': not in the model table; add the model to the"
-                    " table or remove the row"
-                )
-            obj = r["objective"]
-            if obj not in OBJECTIVES:
-                raise ResultsImportError(
-                    f"{where}: column 'objective': {obj!r}; use {' or '.join(OBJECTIVES)}"
-                )
-            bench = r.get("benchmark") or PRIMARY
-            if bench != PRIMARY:
-                raise ResultsImportError(
-                    f"{where}: column 'benchmark': {bench!r}; imported rows must be {PRIMARY}"
-                )
-            if (model, obj) in seen:
-                raise ResultsImportError(
-                    f"{where}: duplicate (model, objective) = ({model}, {obj});"
-                    f" first seen in row {seen[(model, obj)]}"
-                )
-            seen[(model, obj)] = i
-            out: dict[str, Any] = {"model": model, "objective": obj, "benchmark": PRIMARY}
-            for c in SECTION_COLS:
-                out[c] = _num(r[c], where, c, True)
-            mean = sum(out[c] for c in SECTION_COLS) / len(SECTION_COLS)
-            score = _num(r.get("score", ""), where, "score", False)
-            if score is not None and abs(score - mean) > SCORE_TOLERANCE:
-                raise ResultsImportError(
-                    f"{where}: column 'score': {score} but the mean of the four sections is"
-                    f" {mean:.2f}; leave 'score' empty to use the mean"
-                )
-            out["score"] = mean if score is None else score
-            for c in VALUE_COLS:
-                lo = _num(r.get(f"{c}_lo", ""), where, f"{c}_lo", False)
-                hi = _num(r.get(f"{c}_hi", ""), where, f"{c}_hi", False)
-                if lo is not None and hi is not None and not lo <= out[c] <= hi:
-                    raise ResultsImportError(
-                        f"{where}: columns '{c}_lo'/'{c}_hi': [{lo}, {hi}] does not contain"
-                        f" {c} = {out[c]}"
-                    )
-                out[f"{c}_lo"], out[f"{c}_hi"] = lo, hi
-            out["source"] = "imported"
-            rows.append(out)
-    if not rows:
-        raise ResultsImportError(f"{p}: no rows")
-    return _frame(rows)
-
-
-def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    schema = {c: (pl.Float64 if c in VALUE_COLS or c in CI_COLS or c in SD_COLS
-                  else pl.Int64 if c == "n_seeds" else pl.Utf8) for c in TABLE_COLS}
-    rows = [{"incomplete": None, "n_seeds": None, **{c: None for c in SD_COLS}, **r}
-            for r in rows]
-    return pl.DataFrame(rows, schema=schema).select(TABLE_COLS)
-
+# The columns and the imported results have their own modules; their names stay importable
+# from here (scripts, rmselect.eval.settings and tests use them).
+from rmselect.eval.results_import import (  # noqa: F401
+    PRECEDENCE,
+    SCORE_TOLERANCE,
+    ResultsImportError,
+    evaluated_pairs,
+    read_import,
+)
+from rmselect.eval.table_schema import (  # noqa: F401
+    ALL_COLS,
+    CI_COLS,
+    OBJECTIVES,
+    SD_COLS,
+    SECTION_COLS,
+    SEED_COLS,
+    TABLE_COLS,
+    VALUE_COLS,
+    _frame,
+    _seed_frame,
+)
 
 def _mean(values: Sequence[float | None]) -> float | None:
     """Seed mean; empty when any seed's value is (an incomplete seed makes the mean one)."""
@@ -216,38 +120,6 @@ def seed_mean_long(per_seed: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "seed_sd": _sd([r["score"] for r in rows]),
         })
     return out
-
-
-def evaluated_pairs(
-    models: Sequence[str],
-    objectives: Sequence[str],
-    imported: pl.DataFrame | None,
-    precedence: str = "imported",
-    train_and_evaluate: bool = True,
-) -> list[tuple[str, str]]:
-    """(model, objective) pairs whose RMs the eval stage scores.
-
-    ``imported`` precedence drops pairs covered by the import (their RMs are not needed),
-    ``trained`` keeps them all, ``error`` refuses an overlap.
-    """
-    if precedence not in PRECEDENCE:
-        raise ValueError(f"eval.import_precedence: {precedence!r}; use {', '.join(PRECEDENCE)}")
-    if not train_and_evaluate:
-        return []
-    pairs = [(m, o) for m in models for o in objectives]
-    if imported is None:
-        return pairs
-    covered = set(zip(imported["model"].to_list(), imported["objective"].to_list()))
-    overlap = [p for p in pairs if p in covered]
-    if overlap and precedence == "error":
-        listed = ", ".join(f"{m}/{o}" for m, o in overlap[:5])
-        raise ValueError(
-            f"eval.import: {len(overlap)} (model, objective) pair(s) are both imported and"
-            f" trained ({listed}); set eval.import_precedence to imported or trained"
-        )
-    if precedence == "imported":
-        return [p for p in pairs if p not in covered]
-    return pairs
 
 
 def row_from_eval(result: dict[str, Any]) -> dict[str, Any]:
@@ -322,13 +194,6 @@ def build_tables(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``(rm_scores, rm_scores_all)`` from eval JSONs plus imported rows (seed means)."""
     return build_seed_tables(eval_jsons, imported, precedence)[:2]
-
-
-def _seed_frame(rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
-    schema = {c: (pl.Float64 if c in ("score", "lo", "hi") else pl.Int64 if c == "seed"
-                  else pl.Utf8) for c in SEED_COLS}
-    return pl.DataFrame([{c: r.get(c) for c in SEED_COLS} for r in rows], schema=schema).sort(
-        ["model", "objective", "benchmark", "section", "seed"], nulls_last=True)
 
 
 def build_seed_tables(
