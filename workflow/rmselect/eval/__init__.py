@@ -14,7 +14,8 @@ Modules:
 - :mod:`rmselect.eval.run` — ``workflow/scripts/eval_rm.py``: one RM, loaded once, on one or
   more benchmarks;
 - :mod:`rmselect.eval.table` — ``workflow/scripts/rm_scores_table.py``: the RM score tables,
-  merging imported results;
+  merging imported results (columns in :mod:`rmselect.eval.table_schema`, the import's
+  validation in :mod:`rmselect.eval.results_import`);
 - :mod:`rmselect.eval.toysets` — ``workflow/scripts/eval_toy_sets.py``: RewardBench-2 and
   RM-Bench-format toy sets derived from the toy RewardBench v1 set.
 """
