@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rmselect.rm import rules
+
 from rmselect.config import ConfigError, load_study
 from rmselect.eval.settings import covered_by_import, eval_settings, model_flags
 
@@ -202,6 +204,8 @@ def test_dry_run_per_model_jobs_leave_a_partly_imported_model_per_rm(tmp_path):
         (m.group(1), int(m.group(2)))
         for m in re.finditer(r"^(eval_rm\w*)\s+(\d+)$", out.stdout + out.stderr, re.M)
     )
-    n = len(load_study(cfg, "c.yaml", REPO).trained_models())
-    assert counts == {"eval_rm_model": n - 1, "eval_rm": 1}
-    assert "logs/eval_rm/regression/toyllama-2-m.log" in out.stdout + out.stderr
+    study = load_study(cfg, "c.yaml", REPO)
+    n, seeds = len(study.trained_models()), rules.seeds(study.config)
+    # the partly imported model: one job per RM left, i.e. per training seed of regression
+    assert counts == {"eval_rm_model": n - 1, "eval_rm": len(seeds)}
+    assert f"logs/eval_rm/regression/toyllama-2-m/seed{seeds[0]}.log" in out.stdout + out.stderr
