@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rmselect.rm import rules
-
 from rmselect.config import ConfigError, load_study
 from rmselect.eval.settings import covered_by_import, eval_settings, model_flags
+from rmselect.rm import rules
 
 REPO = Path(__file__).resolve().parents[1]
 TOY = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
