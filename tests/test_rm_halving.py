@@ -99,8 +99,11 @@ def test_lr_search_config_and_schema_defaults():
     with pytest.raises(ConfigError, match="rm.lr_search.eta"):
         H.lr_search({"rm": {"lr_search": {"eta": 1}}})
     props = load_schema("config")["properties"]["rm"]["properties"]["lr_search"]
-    assert props["default"] == H.DEFAULTS
-    assert {k: v["default"] for k, v in props["properties"].items()} == H.DEFAULTS
+    expected = {"mode": "full", "eta": 3, "min_steps": 40}  # the code's defaults before issue 18
+    assert props["default"] == expected
+    assert {k: v["default"] for k, v in props["properties"].items()} == expected
+    assert H.lr_search({"rm": {"lr_search": {"mode": "halving"}}}) == H.LrSearch("halving", 3, 40)
+    assert H.lr_search({"rm": {"lr_search": None}}) == H.LrSearch("full", 3, 40)
     assert H.lr_search(load_study_file("config/paper.yaml").config).mode == "full"
     assert H.lr_search(load_study_file("config/config.yaml").config).mode == "full"
 

@@ -63,16 +63,52 @@ def _schema(name: str) -> dict[str, Any]:
         return yaml.safe_load(fh)
 
 
+def fill_defaults(value: Any, schema: Mapping[str, Any]) -> Any:
+    """``value`` with every field it leaves out filled from ``schema``'s ``default:`` values.
+
+    Recursive, so that a partly given nested object (``analysis.correlations: {ci: 0.9}``)
+    gets its other fields too. It follows ``properties`` and an object-shaped
+    ``additionalProperties`` (a table of same-shaped entries such as ``benchmarks.tasks``);
+    not ``$ref``, ``oneOf`` or array items, whose defaults a stage applies itself. An
+    omitted field takes its own ``default:`` (itself filled); an omitted object without one
+    is added only when something inside it has a default. Given values win and are copied,
+    so the result never aliases the config. Fields keep the schema's order, then the
+    given ones the schema does not name.
+    """
+    if not isinstance(value, Mapping):
+        return copy.deepcopy(value)
+    props: Mapping[str, Any] = schema.get("properties") or {}
+    extra = schema.get("additionalProperties")
+    out: dict[str, Any] = {}
+    for key, sub in props.items():
+        if "default" in sub:
+            out[key] = fill_defaults(copy.deepcopy(sub["default"]), sub)
+        elif key not in value and sub.get("properties"):
+            filled = fill_defaults({}, sub)
+            if filled:
+                out[key] = filled
+    for key, val in value.items():
+        sub = props.get(key, extra if isinstance(extra, Mapping) else {})
+        out[key] = fill_defaults(val, sub)
+    return out
+
+
 def section_settings(config: Mapping[str, Any], section: str) -> dict[str, Any]:
     """A config section with every field the user left out filled from its schema ``default:``.
 
     The schema is the one place a default is written; a stage reads its settings through
-    this, never from a second copy in Python.
+    this (:func:`fill_defaults`, nested objects included), never from a second copy in
+    Python. tests/test_config.py fails when a module-level ``*DEFAULTS`` table reappears.
     """
-    props = _schema("config")["properties"][section].get("properties", {})
-    out = {k: copy.deepcopy(v["default"]) for k, v in props.items() if "default" in v}
-    out.update(config.get(section) or {})
-    return out
+    return fill_defaults(config.get(section) or {}, _schema("config")["properties"][section])
+
+
+def schema_defaults(*path: str) -> dict[str, Any]:
+    """The filled defaults of the schema object at ``path`` (e.g. ``"$defs", "x"``)."""
+    node: Mapping[str, Any] = _schema("config")
+    for key in path:
+        node = node[key]
+    return fill_defaults({}, node)
 
 
 def _where(err: jsonschema.ValidationError) -> str:

@@ -1,7 +1,7 @@
 """The ``eval`` config section, resolved with defaults at DAG-build time.
 
-``workflow/rules/eval.smk`` calls :func:`eval_settings` once; every field is documented in
-``config/schemas/config.schema.yaml`` (section ``eval``). Errors are
+``workflow/rules/eval.smk`` calls :func:`eval_settings` once; every field and its default is
+written once, in ``config/schemas/config.schema.yaml`` (section ``eval``). Errors are
 :class:`rmselect.config.ConfigError` lines naming the field.
 """
 
@@ -14,25 +14,11 @@ from typing import Any, Mapping, Sequence
 
 import polars as pl
 
-from rmselect.config import ConfigError, ModelSpec, Study
+from rmselect.config import ConfigError, ModelSpec, Study, section_settings
 from rmselect.datasets_io import entry_arg
 from rmselect.eval.benchmarks import BENCHMARKS, PRIMARY
 from rmselect.eval.table import PRECEDENCE, ResultsImportError, evaluated_pairs, read_import
 
-DEFAULTS: dict[str, Any] = {
-    "train_and_evaluate": True,
-    "import": None,
-    "import_precedence": "imported",
-    "n_boot": 1000,
-    "seed": None,  # None: the study's top-level seed
-    "batch_size": 64,
-    "max_tokens": 32768,
-    "max_length": 2048,
-    "dtype": "auto",
-    "limit_per_subset": None,
-    "toy_ties": 10,
-    "jobs": "per_rm",
-}
 #: eval_rm job layouts (``eval.jobs``).
 JOB_LAYOUTS = ("per_rm", "per_model")
 #: Separates the complete argument sets of several RMs scored in one eval_rm.py call.
@@ -177,8 +163,9 @@ class EvalSettings:
 
 
 def eval_settings(study: Study, trained_models: Sequence[str]) -> EvalSettings:
-    cfg: Mapping[str, Any] = study.config.get("eval", {}) or {}
-    opts = {k: cfg.get(k, v) for k, v in DEFAULTS.items()}
+    # Every option's default is the schema's (section_settings); `benchmarks` is read apart.
+    cfg: Mapping[str, Any] = section_settings(study.config, "eval")
+    opts = {k: v for k, v in cfg.items() if k != "benchmarks"}
     if opts["seed"] is None:
         opts["seed"] = int(study.config.get("seed", 0))
     if opts["import_precedence"] not in PRECEDENCE:

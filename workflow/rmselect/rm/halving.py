@@ -26,20 +26,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from rmselect.config import ConfigError
+from rmselect.config import ConfigError, section_settings
 
 MODES = ("full", "halving")
-#: Defaults of ``rm.lr_search`` (documented with ``default:`` in config.schema.yaml).
-DEFAULTS: dict[str, Any] = {"mode": "full", "eta": 3, "min_steps": 40}
 
 
 @dataclass(frozen=True)
 class LrSearch:
-    """The ``rm.lr_search`` settings."""
+    """The ``rm.lr_search`` settings (their defaults are the schema's ``default:`` values)."""
 
-    mode: str = "full"
-    eta: int = 3
-    min_steps: int = 40
+    mode: str
+    eta: int
+    min_steps: int
 
     @property
     def halving(self) -> bool:
@@ -47,8 +45,11 @@ class LrSearch:
 
 
 def lr_search(config: Mapping[str, Any]) -> LrSearch:
-    """``rm.lr_search`` with defaults filled in; one clear line on a bad value."""
-    raw = {**DEFAULTS, **(((config.get("rm") or {}).get("lr_search")) or {})}
+    """``rm.lr_search`` with the schema's defaults filled in; one clear line on a bad value."""
+    rm = dict(config.get("rm") or {})
+    if not rm.get("lr_search"):  # null reads as "not given", as it always did
+        rm.pop("lr_search", None)
+    raw = section_settings({"rm": rm}, "rm")["lr_search"]
     if raw["mode"] not in MODES:
         raise ConfigError(f"config: field 'rm.lr_search.mode': {raw['mode']!r} is not one of "
                           f"{', '.join(MODES)}")
