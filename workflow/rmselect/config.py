@@ -103,12 +103,13 @@ def section_settings(config: Mapping[str, Any], section: str) -> dict[str, Any]:
     return fill_defaults(config.get(section) or {}, _schema("config")["properties"][section])
 
 
-def schema_defaults(*path: str) -> dict[str, Any]:
-    """The filled defaults of the schema object at ``path`` (e.g. ``"$defs", "x"``)."""
+def schema_node(*path: str) -> Mapping[str, Any]:
+    """The config schema's node at ``path`` (e.g. ``"properties", "benchmarks"``), for
+    :func:`fill_defaults`; shared and cached, so the caller must not change it."""
     node: Mapping[str, Any] = _schema("config")
     for key in path:
         node = node[key]
-    return fill_defaults({}, node)
+    return node
 
 
 def _where(err: jsonschema.ValidationError) -> str:

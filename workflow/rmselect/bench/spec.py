@@ -3,8 +3,8 @@
 This module is imported by the Snakefile at DAG-build time, so it must stay light: no
 ``lm_eval``, no ``torch``, no network. Field-by-field documentation lives in
 ``config/schemas/config.schema.yaml`` (section ``benchmarks``); the JSON schema there checks
-types, this module fills defaults and checks what a schema cannot (e.g. that a code task has
-its data file).
+types and holds every default (read through rmselect.config.section_settings); this module
+checks what a schema cannot (e.g. that a code task has its data file).
 
 A benchmark (a *feature* of the feature table) is one entry of ``benchmarks.tasks``::
 
@@ -25,28 +25,19 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from rmselect.config import ConfigError
+from rmselect.config import ConfigError, fill_defaults, schema_node, section_settings
 
 MODES = ("small", "full")
 KINDS = ("lm_eval", "code")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
 
-#: Defaults of the global fields of ``benchmarks:``.
-DEFAULTS: dict[str, Any] = {
-    "mode": "small",
-    "backend": "hf",
-    "device": "auto",
-    "dtype": "auto",
-    "batch_size": 8,
-    "max_length": None,
-    "apply_chat_template": False,
-    "jobs": "per_task",
-    "bootstrap_iters": 0,
-    "params_tolerance": 0.05,
-    "threads": 1,
-}
-#: Sandbox defaults (see :class:`rmselect.bench.sandbox.Limits`).
-SANDBOX_DEFAULTS: dict[str, Any] = {"timeout_s": 10.0, "cpu_s": 5, "mem_mb": 1024}
+#: The sandbox limits every job's ``--settings`` JSON names, given or not (their values are
+#: the schema's defaults). The other limits (fsize_mb, nproc) reach a job only when the config
+#: gives them, as before issue 18, so that rendered commands did not change; the schema's
+#: defaults of those equal :class:`rmselect.bench.sandbox.Limits`', which apply then.
+SANDBOX_COMMAND_KEYS = ("timeout_s", "cpu_s", "mem_mb")
+#: Where the schema declares one ``benchmarks.tasks`` entry (and its defaults).
+_TASK_SCHEMA = ("properties", "benchmarks", "properties", "tasks", "additionalProperties")
 
 
 @dataclass(frozen=True)
@@ -122,7 +113,7 @@ class BenchConfig:
 
     @property
     def screening_enabled(self) -> bool:
-        return bool(self.screening.get("enabled", False))
+        return bool(self.screening.get("enabled"))
 
     def other_mode(self) -> str:
         return "full" if self.mode == "small" else "small"
@@ -134,8 +125,8 @@ def _task(name: str, raw: Mapping[str, Any] | None) -> TaskSpec:
 
     if not _NAME.match(name):
         raise ConfigError(f"{where()}: benchmark names may use letters, digits, '.', '_', '-'")
-    raw = dict(raw or {})
-    kind = raw.get("kind", "lm_eval")
+    raw = fill_defaults(raw or {}, schema_node(*_TASK_SCHEMA))
+    kind = raw["kind"]
     if kind not in KINDS:
         raise ConfigError(f"{where('.kind')}: {kind!r} is not one of {', '.join(KINDS)}")
     metric = raw.get("metric", "pass@1" if kind == "code" else "acc")
@@ -147,7 +138,7 @@ def _task(name: str, raw: Mapping[str, Any] | None) -> TaskSpec:
         raise ConfigError(f"{where('.baseline')}: {baseline!r} must be a number or 'none'")
     if isinstance(baseline, (int, float)) and not 0 <= float(baseline) < 1:
         raise ConfigError(f"{where('.baseline')}: {baseline} must lie in [0, 1)")
-    n = int(raw.get("n", 100))
+    n = int(raw["n"])
     if n < 1:
         raise ConfigError(f"{where('.n')}: {n} must be at least 1")
     if kind == "code" and not raw.get("data"):
@@ -160,14 +151,14 @@ def _task(name: str, raw: Mapping[str, Any] | None) -> TaskSpec:
         fewshot=raw.get("fewshot"),
         metrics=metrics,
         n=n,
-        scale=float(raw.get("scale", 1.0)),
+        scale=float(raw["scale"]),
         baseline=float(baseline) if isinstance(baseline, (int, float)) else baseline,
-        run=bool(raw.get("run", True)),
-        higher_is_better=bool(raw.get("higher_is_better", True)),
+        run=bool(raw["run"]),
+        higher_is_better=bool(raw["higher_is_better"]),
         gen_kwargs=dict(raw.get("gen_kwargs", {}) or {}),
         data=raw.get("data"),
-        max_new_tokens=int(raw.get("max_new_tokens", 64)),
-        heal_prompt=bool(raw.get("heal_prompt", True)),
+        max_new_tokens=int(raw["max_new_tokens"]),
+        heal_prompt=bool(raw["heal_prompt"]),
         stop=tuple(raw.get("stop", TaskSpec.stop)),
     )
     return spec
@@ -175,8 +166,9 @@ def _task(name: str, raw: Mapping[str, Any] | None) -> TaskSpec:
 
 def bench_config(config: Mapping[str, Any]) -> BenchConfig:
     """Read ``config['benchmarks']`` (the whole study config is passed for the seed)."""
-    raw = dict(config.get("benchmarks") or {})
-    vals = {k: raw.get(k, v) for k, v in DEFAULTS.items()}
+    given = config.get("benchmarks") or {}
+    # Every default is the schema's (section_settings: nested objects and tasks included).
+    raw = vals = section_settings(config, "benchmarks")
     if vals["mode"] not in MODES:
         raise ConfigError(f"config: field 'benchmarks.mode': {vals['mode']!r} is not small|full")
     if vals["jobs"] not in ("per_task", "per_model"):
@@ -221,7 +213,10 @@ def bench_config(config: Mapping[str, Any]) -> BenchConfig:
         bootstrap_iters=int(vals["bootstrap_iters"]),
         params_tolerance=float(vals["params_tolerance"]),
         threads=int(vals["threads"]),
-        sandbox={**SANDBOX_DEFAULTS, **(raw.get("sandbox") or {})},
+        sandbox={
+            **{k: raw["sandbox"][k] for k in SANDBOX_COMMAND_KEYS},
+            **(given.get("sandbox") or {}),
+        },
         tasks=tasks,
         screening=screening,
         published=published,

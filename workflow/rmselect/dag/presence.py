@@ -1,8 +1,8 @@
 """Settings, models, reuse plan, flags and resources of the presence rules
 (``workflow/rules/presence.smk``).
 
-Settings (``presence:`` in the config, documented in config/schemas/config.schema.yaml) are
-merged over :data:`DEFAULTS`. The presence models are every model of the effective model table
+Settings (``presence:`` in the config) take their defaults from config/schemas/config.schema.yaml,
+the only copy. The presence models are every model of the effective model table
 plus ``presence.reference_models`` (models scored for the distributions only, e.g. LLM360
 Crystal, which was trained on all of SlimPajama once; they enter the JSD matrix and figures
 and the summary, but not the model table).
@@ -13,28 +13,16 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Mapping
 
-from rmselect.config import ConfigError, Study
+from rmselect.config import ConfigError, Study, section_settings
 from rmselect.dag import common
 from rmselect.presence.reuse import reuse_plan
 
-DEFAULTS: dict[str, Any] = {
-    "domains": {},
-    "max_tokens": 2048,
-    "n_docs": 64,
-    "seed": None,  # None: the study's top-level seed
-    "batch_tokens": 16384,
-    "prefix": "auto",
-    "bins": 40,
-    "family_reuse": False,
-    "reference_models": [],
-}
 RESERVED_DOMAINS = ("mean", "summary", "jsd", "histograms", "presence")
 
 
 def settings(study: Study) -> dict[str, Any]:
-    """``presence`` section merged over the defaults, checked against the model table."""
-    out = dict(DEFAULTS)
-    out.update(study.config.get("presence") or {})
+    """``presence`` section with the schema's defaults, checked against the model table."""
+    out = section_settings(study.config, "presence")
     if out["seed"] is None:
         out["seed"] = int(study.config.get("seed", 0))
     for d in out["domains"]:
