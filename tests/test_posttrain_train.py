@@ -197,7 +197,7 @@ def _write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def _sft_recipe(data: Path, **kw) -> dict:
-    r = dict(recipes.DEFAULTS["sft"])
+    r = recipes.stage_defaults("sft")
     r.update(stage="sft", name="sft", data={"path": str(data)}, lr=3e-2, global_batch=4,
              micro_batch=2, max_length=64, epochs=3.0, zero_stage=0)
     r.update(kw)
@@ -229,7 +229,7 @@ def test_sft_then_dpo_chain_on_cpu(tmp_path):
 
     # DPO on the SFT child: the first loss is exactly log 2 (policy = reference = parent)
     pairs = [{"prompt": "what is two plus two", "chosen": "four", "rejected": "the sky is blue"}] * 4
-    dpo = dict(recipes.DEFAULTS["dpo"])
+    dpo = recipes.stage_defaults("dpo")
     dpo.update(stage="dpo", name="dpo", data={"path": str(_write_jsonl(tmp_path / "d.jsonl", pairs))},
                lr=1e-2, beta=0.5, global_batch=4, micro_batch=2, max_length=64, epochs=4.0,
                zero_stage=0)

@@ -2,37 +2,42 @@
 
 A variant (``posttrain.variants[i]``) names its recipe with ``recipe`` (default: its stage,
 so ``stage: sft`` uses ``posttrain.recipes.sft``). Every field is documented in
-``config/schemas/config.schema.yaml``; the defaults below fill what a recipe leaves out.
+``config/schemas/config.schema.yaml``, together with the defaults that fill what a recipe
+leaves out (:func:`stage_defaults`; the schema is their only copy).
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Mapping
 
-from rmselect.config import ConfigError, ModelSpec
+from rmselect.config import ConfigError, ModelSpec, fill_defaults, schema_node
 
-#: Defaults per stage (a recipe overrides any of them; ``data`` has no default).
-#: ``zero_stage: None`` = the ZeRO stage of the job's resource tier (``resources.gpu_tiers``).
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "sft": {
-        "lr": 1e-5, "epochs": 1.0, "max_length": 2048, "global_batch": 64, "micro_batch": 4,
-        "warmup_steps": 0, "weight_decay": 0.0, "max_steps": None, "max_examples": None,
-        "zero_stage": None, "precision": "auto", "gradient_checkpointing": False,
-        "grad_clip": 1.0,
-    },
-    "dpo": {
-        "lr": 5e-7, "epochs": 1.0, "max_length": 2048, "global_batch": 64, "micro_batch": 2,
-        "warmup_steps": 0, "weight_decay": 0.0, "max_steps": None, "max_examples": None,
-        "zero_stage": None, "precision": "auto", "gradient_checkpointing": False,
-        "grad_clip": 1.0, "beta": 0.1,
-    },
-}
+#: Where the schema declares a recipe: its fields' ``default:`` values and, for the fields
+#: whose default depends on the stage (lr, micro_batch, beta), its ``stage_defaults``.
+_RECIPE = ("$defs", "posttrain_recipe")
+
+
+def stages() -> list[str]:
+    """The stages a recipe can produce (those with ``stage_defaults`` in the schema)."""
+    return list(schema_node(*_RECIPE)["stage_defaults"])
+
+
+def stage_defaults(stage: str) -> dict[str, Any]:
+    """Every default of a ``stage`` recipe (``data`` has none).
+
+    ``zero_stage: None`` = the ZeRO stage of the job's resource tier (``resources.gpu_tiers``).
+    """
+    node = schema_node(*_RECIPE)
+    out = fill_defaults({}, node)
+    out.update(copy.deepcopy(node["stage_defaults"][stage]))
+    return out
 
 
 def resolve_recipe(config: Mapping[str, Any], spec: ModelSpec) -> dict[str, Any]:
     """The full recipe of variant ``spec`` (``stage`` and ``name`` included)."""
     stage = spec.stage
-    if stage not in DEFAULTS:
+    if stage not in stages():
         raise ConfigError(f"model '{spec.name}': stage '{stage}' cannot be produced (sft, dpo)")
     name = spec.produce or stage
     recipes = (config.get("posttrain", {}) or {}).get("recipes", {}) or {}
@@ -50,7 +55,7 @@ def resolve_recipe(config: Mapping[str, Any], spec: ModelSpec) -> dict[str, Any]
         )
     if "data" not in raw:
         raise ConfigError(f"config: field 'posttrain.recipes.{name}.data' is missing")
-    out = dict(DEFAULTS[stage])
+    out = stage_defaults(stage)
     out.update(raw)
     out.update(stage=stage, name=name)
     if out["global_batch"] % out["micro_batch"]:
