@@ -3,7 +3,6 @@ study, the caps, local-file counting, the post-run join, and the `plan` target i
 
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 import sys
@@ -155,20 +154,19 @@ def test_local_data_is_counted_ties_dropped(tmp_path):
     assert "counted in pref.jsonl" in r[("rm_train", "m1")]["note"]
 
 
-def test_hub_data_without_a_stated_size_is_one_clear_error(tmp_path):
+def test_hub_data_without_a_stated_size_is_one_clear_error(tmp_path, monkeypatch):
     cfg = _config(tmp_path)
     cfg["eval"]["benchmarks"] = {"rmbench": {"hub": "x/rm", "split": "train"}}
     cfg["plan"]["eval"] = {}
     study = load_study(cfg, "test", REPO)
     import rmselect.plan.projection as P
 
-    saved = copy.deepcopy(P.DEFAULTS["eval"])
-    P.DEFAULTS["eval"].pop("rmbench")
-    try:
+    shipped = P.plan_defaults
+    with monkeypatch.context() as m:  # the schema's defaults without an rmbench entry
+        m.setattr("rmselect.plan.cost_model.plan_defaults", lambda: {**shipped(), "eval": {
+            k: v for k, v in shipped()["eval"].items() if k != "rmbench"}})
         with pytest.raises(ConfigError, match=r"plan\.eval\.rmbench"):
             project(study, tmp_path)
-    finally:
-        P.DEFAULTS["eval"] = saved
     assert plan_settings(cfg)["eval"]["rmbench"]["rows"] == 1327
 
 

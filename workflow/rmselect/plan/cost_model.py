@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from rmselect.config import ConfigError
+from rmselect.config import ConfigError, section_settings
 
 
 @dataclass(frozen=True)
@@ -70,37 +70,18 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 
-#: Defaults of the ``plan:`` config section (config/schemas/config.schema.yaml documents them).
-DEFAULTS: dict[str, Any] = {
-    "profile": "A6000",
-    "profiles": {},
-    "chars_per_token": 4.0,
-    "template_tokens": 30,
-    "padding": 0.05,
-    "decode_batch": 16,
-    "data": {
-        # HelpSteer2 card: 20,324 train rows; ~2,200 characters per prompt + response.
-        "helpsteer2": {"train": 20324, "tokens": 600},
-        # HelpSteer2-Preference: 7,118 train / 373 val pairs (../shared/DATA_LAYOUTS.md).
-        "helpsteer2_preference": {"train": 7118, "validation": 373, "tokens": 600},
-    },
-    "eval": {
-        "rewardbench": {"rows": 2985, "sequences": 2, "tokens": 350},
-        "rewardbench2": {"rows": 1865, "sequences": 4, "tokens": 400},
-        "rmbench": {"rows": 1327, "sequences": 6, "tokens": 450},
-    },
-    "benchmarks": {"default": {"subtasks": 1, "choices": 1, "tokens": 150, "generate": 0,
-                               "fewshot": 0}, "tasks": {}},
-    "presence": {"tokens_per_doc": {}},
-    "posttrain": {},
-}
 BENCH_FIELDS = ("subtasks", "choices", "tokens", "generate", "fewshot", "full_items")
 
 
+def plan_defaults() -> dict[str, Any]:
+    """Every default of the ``plan`` section: the schema's ``default:`` values (the only copy)."""
+    return section_settings({}, "plan")
+
+
 def plan_settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``plan`` section merged over :data:`DEFAULTS` (nested tables merged per key)."""
+    """The ``plan`` section merged over :func:`plan_defaults` (nested tables merged per key)."""
     raw = dict(config.get("plan") or {})
-    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
+    out = plan_defaults()
     for key, val in raw.items():
         if isinstance(out.get(key), dict) and isinstance(val, Mapping):
             merged = dict(out[key])

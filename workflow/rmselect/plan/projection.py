@@ -55,16 +55,16 @@ from typing import Any, Mapping, Sequence
 
 import polars as pl
 
-from rmselect.config import REPO_ROOT, Study
+from rmselect.config import REPO_ROOT, Study, section_settings
 
 # The arithmetic, the data sizes and the per-stage counting have their own modules; their
 # names stay importable from here (scripts, tests and rmselect.analysis.cost use them).
 from rmselect.plan.cost_model import (  # noqa: F401
     BENCH_FIELDS,
-    DEFAULTS,
     PROFILES,
     GpuProfile,
     Work,
+    plan_defaults,
     plan_settings,
     profiles,
 )
@@ -92,7 +92,7 @@ def project(study: Study, root: Path = REPO_ROOT) -> tuple[list[Work], dict[str,
     profs = profiles(cfg)
     items: list[Work] = []
     items += posttrain_work(study, cfg, root)
-    if (study.config.get("eval") or {}).get("train_and_evaluate", True):
+    if section_settings(study.config, "eval")["train_and_evaluate"]:
         items += rm_work(study, cfg, root)
     items += eval_work(study, cfg, root)
     items += bench_work(study, cfg, root)

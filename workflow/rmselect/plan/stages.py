@@ -13,7 +13,8 @@ from typing import Any, Mapping
 import polars as pl
 
 from rmselect.config import ConfigError, Study
-from rmselect.plan.cost_model import DEFAULTS, Work
+from rmselect.plan import cost_model
+from rmselect.plan.cost_model import Work
 from rmselect.plan.sizes import (
     _capped,
     _eval_points,
@@ -125,7 +126,7 @@ def eval_work(study: Study, cfg: Mapping[str, Any], root: Path) -> list[Work]:
 
 def _task_plan(cfg: Mapping[str, Any], task: str) -> dict[str, Any]:
     b = cfg.get("benchmarks") or {}
-    base = dict(DEFAULTS["benchmarks"]["default"])
+    base = dict(cost_model.plan_defaults()["benchmarks"]["default"])
     base.update(b.get("default") or {})
     base.update((b.get("tasks") or {}).get(task) or {})
     return base
