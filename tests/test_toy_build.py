@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rmselect.config import ConfigError, load_study_file, parse_toy_spec
-from rmselect.toy.build import TOY_DEFAULTS, build_record, file_hashes, toy_settings
+from rmselect.toy.build import build_record, file_hashes, toy_defaults, toy_settings
 from rmselect.toy.data import write_data
 from rmselect.toy.models import pretrain, read_corpus
 from rmselect.toy.tokenizer import save_tokenizer, train_tokenizer
@@ -54,8 +54,8 @@ def test_reduced_zoo_same_seed_same_bytes_other_seed_differs(tmp_path):
 def test_toy_settings_defaults_and_unknown_keys():
     s = toy_settings({"toy": {"seed": 5, "data": {"sft": 3}}})
     assert s["seed"] == 5 and s["data"]["sft"] == 3
-    assert s["data"]["dpo"] == TOY_DEFAULTS["data"]["dpo"]
-    assert toy_settings({})["seed"] == TOY_DEFAULTS["seed"]
+    assert s["data"]["dpo"] == toy_defaults()["data"]["dpo"]
+    assert toy_settings({})["seed"] == toy_defaults()["seed"]
     with pytest.raises(ConfigError, match="toy.data.sfft"):
         toy_settings({"toy": {"data": {"sfft": 3}}})
     with pytest.raises(ConfigError, match="toy.wrld"):
@@ -96,7 +96,7 @@ def test_model_table_sizes_match_size_groups():
     for r in rows:
         s = parse_spec(parse_toy_spec(r["source"]), r["name"])
         n = sum(p.numel() for p in AutoModelForCausalLM.from_config(
-            toy_config(s, vocab_size=TOY_DEFAULTS["tokenizer"]["vocab_size"])).parameters())
+            toy_config(s, vocab_size=toy_defaults()["tokenizer"]["vocab_size"])).parameters())
         assert float(r["params_b"]) == pytest.approx(n / 1e9, rel=1e-4), r["name"]
         assert float(r["tokens_t"]) == pytest.approx(s["steps"] * s["batch"] * s["seq"] / 1e12)
         groups.setdefault(study.size_group(r["name"]), []).append(r["name"])

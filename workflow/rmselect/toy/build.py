@@ -9,31 +9,25 @@ seconds, and a SHA-256 of every deterministic toy file (``pretrain.json`` and
 
 from __future__ import annotations
 
-import copy
 import csv
 import hashlib
 import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from rmselect.config import ConfigError
+from rmselect.config import ConfigError, section_settings
 from rmselect.io import write_json
-from rmselect.toy.data import DATA_DEFAULTS
 
-#: Defaults of the ``toy`` config section (documented in config/schemas/config.schema.yaml).
-TOY_DEFAULTS: dict[str, Any] = {
-    "seed": 1234,
-    "world": {"countries": 24, "people": 24, "things": 24},
-    "corpus": {"train_docs": 12000, "heldout_docs": 600},
-    "tokenizer": {"vocab_size": 768},
-    "data": dict(DATA_DEFAULTS),
-}
+
+def toy_defaults() -> dict[str, Any]:
+    """Every default of the ``toy`` section: the schema's ``default:`` values (the only copy)."""
+    return section_settings({}, "toy")
 
 
 def toy_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """The ``toy`` section of ``config`` with defaults filled in (unknown keys are errors)."""
     given = dict(config.get("toy") or {})
-    out = copy.deepcopy(TOY_DEFAULTS)
+    out = toy_defaults()
     for key, val in given.items():
         if key not in out:
             raise ConfigError(f"config: field 'toy.{key}' is unknown; allowed: {', '.join(out)}")
