@@ -34,6 +34,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from rmselect.config import section_settings
+
 #: Kinds that may use GPUs, and which tier column they read.
 TRAIN_KINDS = ("rm_train", "posttrain")
 INFER_KINDS = ("eval", "benchmarks", "presence")
@@ -173,7 +175,8 @@ def resources_for(
     """
     if kind not in KINDS:
         raise ResourceError(f"unknown resource kind {kind!r}; known: {', '.join(KINDS)}")
-    section: Mapping[str, Any] = config.get("resources", {}) or {}
+    # gpus_per_node, cpus_per_gpu, mem_mb_per_gpu: the schema's defaults (section_settings).
+    section: Mapping[str, Any] = section_settings(config, "resources")
     cluster = cluster or ClusterSettings()
     attempt = max(1, int(attempt))
     override: Mapping[str, Any] = section.get(kind, {}) or {}
@@ -181,7 +184,7 @@ def resources_for(
     extra = {k: v for k, v in (model_extra or {}).items() if v not in (None, "")}
 
     tiers = list(section.get("gpu_tiers", []) or [])
-    gpus_per_node = int(cluster.gpus_per_node or section.get("gpus_per_node", 8))
+    gpus_per_node = int(cluster.gpus_per_node or section["gpus_per_node"])
     gpus, zero = 0, 0
     if kind in GPU_KINDS and tiers and params_b is not None:
         tier = gpu_tier(float(params_b), tiers)
@@ -211,8 +214,8 @@ def resources_for(
     base = CPU_DEFAULTS[kind]
     cpus: int | None = None  # CPU jobs: None = the rule's threads (the plugin's default)
     if gpus:
-        cpus = int(section.get("cpus_per_gpu", 8)) * gpn
-        mem = int(section.get("mem_mb_per_gpu", 64000)) * gpn
+        cpus = int(section["cpus_per_gpu"]) * gpn
+        mem = int(section["mem_mb_per_gpu"]) * gpn
         runtime = runtime_minutes(kind, params_b, section)
     else:
         mem = int(base["mem_mb"])
