@@ -68,7 +68,7 @@ def trains_rms(config: Mapping[str, Any]) -> bool:
     ``eval.train_and_evaluate: false`` means rm_scores.csv comes from ``eval.import`` alone,
     so no RM is trained unless the ``rm`` target is asked for explicitly.
     """
-    return bool((config.get("eval") or {}).get("train_and_evaluate", True))
+    return bool(section_settings(config, "eval")["train_and_evaluate"])
 
 
 def lr_label(value: Any) -> str:
