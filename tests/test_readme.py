@@ -7,9 +7,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
-#: Paths the README names that are not in a checkout on purpose: written by a run, or by
-#: the user from a shipped template.
-NOT_IN_CHECKOUT = ("results/", ".venv", ".cache/", "slurm/local.yaml")
+#: Paths the README names that are not in a checkout on purpose: written by a run, by the
+#: user from a shipped template, or outside the repository (../shared).
+NOT_IN_CHECKOUT = ("results/", ".venv", ".cache/", "slurm/local.yaml", "../")
 #: Slash-separated words in backticks that are not paths.
 NOT_PATHS = {"org/name", "spearman_seed_lo/hi"}
 
