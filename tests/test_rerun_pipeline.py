@@ -29,9 +29,13 @@ PER_STUDY_UPSTREAM = {"toy_world", "toy_tokenizer", "toy_data"}
 
 
 def stage_rules(wd: Workdir, stage: str) -> set[str]:
-    """Rule names defined in workflow/rules/<stage>.smk."""
+    """Rule names defined in workflow/rules/<stage>.smk (``use rule A as B with:`` too)."""
     path = wd.path / "workflow" / "rules" / f"{stage}.smk"
-    return set(re.findall(r"^\s*rule (\w+):", path.read_text(), re.M)) if path.exists() else set()
+    if not path.exists():
+        return set()
+    text = path.read_text()
+    return set(re.findall(r"^\s*rule (\w+):", text, re.M)) | set(
+        re.findall(r"^\s*use rule \w+ as (\w+)", text, re.M))
 
 
 def job_rules(jobs) -> set[str]:

@@ -229,3 +229,22 @@ def test_coverage_seed_interval_contains_the_seed_mean_coverage():
     lo, hi = S.coverage_intervals(al, draws, [3], 0.95)[("f", 3)]
     mean_cov = coverage_at_k(al.models, al.X[:, 0], al.y["overall"], 3)
     assert mean_cov == 1.0 and lo < 1.0 and hi == 1.0
+
+
+def test_the_seed_table_joins_only_the_eval_stages_own_score_table(tmp_path):
+    """An analysis pointed at an imported score table does not schedule the eval stage for
+    a per-seed table; one reading the eval stage's table gets the seeds it wrote beside it."""
+    from types import SimpleNamespace
+
+    from rmselect.dag.analysis import companion
+
+    rules_ = [SimpleNamespace(output=["results/tables/rm_scores.csv",
+                                      "results/tables/rm_scores_all.csv",
+                                      "results/tables/rm_scores_seeds.csv"])]
+    seeds = "results/tables/rm_scores_seeds.csv"
+    assert companion(seeds, "results/tables/rm_scores.csv", rules_)
+    assert not companion(seeds, "imported/rm_scores.csv", rules_)
+    assert not companion(None, "results/tables/rm_scores.csv", rules_)
+    on_disk = tmp_path / "seeds.csv"
+    on_disk.write_text("model\n")
+    assert companion(str(on_disk), "imported/rm_scores.csv", [])

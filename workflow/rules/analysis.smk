@@ -5,7 +5,12 @@
 # (rmselect.plotting.save).
 from rmselect.analysis.models import study_rows
 from rmselect.analysis.settings import analysis_settings
-from rmselect.dag.analysis import gpu_allocation, producible, upstream_targets
+from rmselect.dag.analysis import (
+    companion,
+    gpu_allocation,
+    producible,
+    upstream_targets,
+)
 
 A = analysis_settings(STUDY.config)
 AN = "results/analysis"
@@ -16,7 +21,9 @@ ANALYSIS_ENV = "../../envs/analysis.yaml"
 ASCRIPT = str(SCRIPTS)
 RM_SCORES = A["rm_scores"]
 # Per-seed RM scores for the seed intervals (none for imported scores).
-RM_SEED_TABLE = [A["rm_seeds"]] if producible(A["rm_seeds"], workflow.rules) else []
+RM_SEED_TABLE = (
+    [A["rm_seeds"]] if companion(A["rm_seeds"], RM_SCORES, workflow.rules) else []
+)
 SEED_ARGS = (
     f"--rm-seeds {shell_word(A['rm_seeds'])} --seed-draws {A['seed_draws']}"
     if RM_SEED_TABLE

@@ -43,6 +43,20 @@ def producible(path: str | None, rules: Any) -> bool:
     return any(str(f) == path for r in rules for f in r.output)
 
 
+def companion(path: str | None, of: str, rules: Any) -> bool:
+    """True when ``path`` exists, or a rule writes it together with ``of``.
+
+    The per-seed RM scores go with the RM score table the analysis reads only when they come
+    from the same job (the eval stage's ``rm_scores_table``); an analysis pointed at an
+    imported score table must not schedule the eval stage for a seed table.
+    """
+    if not path:
+        return False
+    if Path(path).exists():
+        return True
+    return any({str(f) for f in r.output} >= {path, of} for r in rules)
+
+
 def gpu_allocation(study: Study) -> dict[str, dict[str, int]]:
     """GPUs a job of each GPU kind gets per model (``rmselect.cluster.resources``).
 
