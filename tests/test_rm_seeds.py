@@ -247,4 +247,6 @@ def test_the_seed_table_joins_only_the_eval_stages_own_score_table(tmp_path):
     assert not companion(None, "results/tables/rm_scores.csv", rules_)
     on_disk = tmp_path / "seeds.csv"
     on_disk.write_text("model\n")
-    assert companion(str(on_disk), "imported/rm_scores.csv", [])
+    assert not companion(str(on_disk), "imported/rm_scores.csv", [])  # not asked for
+    assert companion(str(on_disk), "imported/rm_scores.csv", [], explicit=True)
+    assert not companion(str(tmp_path / "none.csv"), "imported/rm_scores.csv", [], explicit=True)

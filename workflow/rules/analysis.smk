@@ -22,7 +22,14 @@ ASCRIPT = str(SCRIPTS)
 RM_SCORES = A["rm_scores"]
 # Per-seed RM scores for the seed intervals (none for imported scores).
 RM_SEED_TABLE = (
-    [A["rm_seeds"]] if companion(A["rm_seeds"], RM_SCORES, workflow.rules) else []
+    [A["rm_seeds"]]
+    if companion(
+        A["rm_seeds"],
+        RM_SCORES,
+        workflow.rules,
+        "rm_seeds" in (STUDY.config.get("analysis") or {}),
+    )
+    else []
 )
 SEED_ARGS = (
     f"--rm-seeds {shell_word(A['rm_seeds'])} --seed-draws {A['seed_draws']}"

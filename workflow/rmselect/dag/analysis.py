@@ -43,18 +43,19 @@ def producible(path: str | None, rules: Any) -> bool:
     return any(str(f) == path for r in rules for f in r.output)
 
 
-def companion(path: str | None, of: str, rules: Any) -> bool:
-    """True when ``path`` exists, or a rule writes it together with ``of``.
+def companion(path: str | None, of: str, rules: Any, explicit: bool = False) -> bool:
+    """Whether the analysis reads ``path`` (the per-seed RM scores) beside ``of``.
 
-    The per-seed RM scores go with the RM score table the analysis reads only when they come
-    from the same job (the eval stage's ``rm_scores_table``); an analysis pointed at an
-    imported score table must not schedule the eval stage for a seed table.
+    By default only when one rule writes both (the eval stage's ``rm_scores_table``): an
+    analysis pointed at an imported score table must neither schedule the eval stage for a
+    seed table nor pick up a stale one. A path the user set (``explicit``) is read when it
+    exists or a rule writes it.
     """
     if not path:
         return False
-    if Path(path).exists():
+    if any({str(f) for f in r.output} >= {path, of} for r in rules):
         return True
-    return any({str(f) for f in r.output} >= {path, of} for r in rules)
+    return explicit and producible(path, rules)
 
 
 def gpu_allocation(study: Study) -> dict[str, dict[str, int]]:
