@@ -15,7 +15,7 @@ import yaml
 
 from rmselect.analysis import seeds as S
 from rmselect.analysis.data import Aligned
-from rmselect.config import load_study, load_study_file
+from rmselect.config import ConfigError, load_study, load_study_file
 from rmselect.eval.table import SD_COLS, TABLE_COLS, build_seed_tables
 from rmselect.rm import rules
 
@@ -40,11 +40,11 @@ def test_seeds_default_to_the_study_seed_and_the_toy_default_has_three():
 def test_seed_list_is_validated():
     cfg = copy.deepcopy(TOY)
     cfg["rm"]["seeds"] = [1, 1]
-    with pytest.raises(Exception, match=r"rm\.seeds"):
+    with pytest.raises(ConfigError, match=r"rm\.seeds"):
         load_study(cfg, source="config/config.yaml")
     cfg["rm"]["seeds"] = [1, 2]
     cfg["rm"]["seed_jobs"] = "sometimes"
-    with pytest.raises(Exception, match=r"rm\.seed_jobs"):
+    with pytest.raises(ConfigError, match=r"rm\.seed_jobs"):
         load_study(cfg, source="config/config.yaml")
 
 

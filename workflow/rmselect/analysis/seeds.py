@@ -25,7 +25,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import polars as pl
 
-from rmselect.analysis.data import SECTION_COLUMN, SECTIONS, Aligned, read_csv
+from rmselect.analysis.data import SECTIONS, Aligned, read_csv
 
 SEED_REQUIRED = ("model", "objective", "seed", "benchmark", "section", "score")
 #: Share of draws a top feature must lead in to be called stable.
@@ -78,11 +78,10 @@ def draw_seeds(al: Aligned, seeds: pl.DataFrame | None, n_draws: int, rng_seed: 
             n_seeds[i] = k
             picks[:, i] = rng.integers(0, k, size=n_draws)
     y: dict[str, np.ndarray] = {}
-    for sec in SECTIONS:
-        key = "overall" if SECTION_COLUMN[sec] == "score" else sec
+    for sec in SECTIONS:  # the per-seed table names sections as the analyses do
         out = np.repeat(al.y[sec][None, :], n_draws, axis=0).astype(float)
         for i, m in enumerate(al.models):
-            vals = per.get(m, {}).get(key, [])
+            vals = per.get(m, {}).get(sec, [])
             if n_seeds[i] > 1 and len(vals) == n_seeds[i]:
                 v = np.array([np.nan if x is None else x for x in vals], dtype=float)
                 out[:, i] = v[picks[:, i]]
@@ -92,19 +91,18 @@ def draw_seeds(al: Aligned, seeds: pl.DataFrame | None, n_draws: int, rng_seed: 
 
 def spearman_draws(x: np.ndarray, y_draws: np.ndarray) -> np.ndarray:
     """Spearman rho of ``x`` with each row of ``y_draws`` over the models where both are
-    known (NaN where undefined)."""
+    known (NaN where undefined): the Pearson r of ranks, vectorised over the draws
+    (:func:`rmselect.analysis.correlations.vector_pearson`, as its bootstrap does)."""
     from scipy import stats
+
+    from rmselect.analysis.correlations import vector_pearson
 
     ok = ~np.isnan(x) & ~np.isnan(y_draws).any(axis=0)
     if ok.sum() < 3 or np.ptp(x[ok]) == 0:
         return np.full(y_draws.shape[0], np.nan)
-    rx = stats.rankdata(x[ok])
-    ry = stats.rankdata(y_draws[:, ok], axis=1)
-    rx = rx - rx.mean()
-    ry = ry - ry.mean(axis=1, keepdims=True)
-    den = np.sqrt((rx * rx).sum() * (ry * ry).sum(axis=1))
+    rx = np.broadcast_to(stats.rankdata(x[ok]), (y_draws.shape[0], int(ok.sum())))
     with np.errstate(all="ignore"):
-        return np.where(den > 0, (ry @ rx) / np.where(den > 0, den, 1.0), np.nan)
+        return vector_pearson(rx, stats.rankdata(y_draws[:, ok], axis=1), axis=1)
 
 
 def interval(values: np.ndarray, level: float) -> tuple[float | None, float | None]:
