@@ -16,16 +16,16 @@ Writes ``results/analysis/screening_agreement.csv``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import math
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import polars as pl
 
+from rmselect import cli
+from rmselect.cli import opt
 from rmselect.io import read_json, write_table
 
 log = logging.getLogger("rmselect.bench.agreement")
@@ -110,26 +110,29 @@ def agreement(
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
+@dataclass
+class AgreementArgs:
+    """Small-scale vs full benchmark agreement across models (Spearman, MAE, compute saved);
+    writes results/analysis/screening_agreement.csv."""
+
+    models: list[str] = opt("JSON list of model names", json=True)
+    tasks: list[str] = opt("JSON list of benchmark names", json=True)
+    small_dir: Path = opt("folder with {model}/{task}.json (small)")
+    full_dir: Path = opt("folder with {model}/{task}.json (full)")
+    out: Path = opt("output CSV")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="bench_agreement.py",
-        description="Small-scale vs full benchmark agreement across models (Spearman, MAE, "
-        "compute saved); writes results/analysis/screening_agreement.csv.",
-    )
-    p.add_argument("--models", required=True, help="JSON list of model names")
-    p.add_argument("--tasks", required=True, help="JSON list of benchmark names")
-    p.add_argument("--small-dir", required=True, help="folder with {model}/{task}.json (small)")
-    p.add_argument("--full-dir", required=True, help="folder with {model}/{task}.json (full)")
-    p.add_argument("--out", required=True, help="output CSV")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    models, tasks = json.loads(args.models), json.loads(args.tasks)
+    return cli.run(AgreementArgs, write_agreement, argv, prog="bench_agreement.py")
+
+
+def write_agreement(args: AgreementArgs) -> int:
+    models, tasks = args.models, args.tasks
     small, full = {}, {}
     for m in models:
         for t in tasks:
-            small[(m, t)] = read_json(Path(args.small_dir) / m / f"{t}.json")
-            full[(m, t)] = read_json(Path(args.full_dir) / m / f"{t}.json")
+            small[(m, t)] = read_json(args.small_dir / m / f"{t}.json")
+            full[(m, t)] = read_json(args.full_dir / m / f"{t}.json")
             for mode, rec in (("small", small[(m, t)]), ("full", full[(m, t)])):
                 if rec.get("mode") != mode:
                     raise ValueError(

@@ -16,14 +16,15 @@ tolerance (``benchmarks.params_tolerance``, default 5%) is a warning in the log 
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import struct
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from rmselect import cli
+from rmselect.cli import opt
 from rmselect.io import write_json
 
 log = logging.getLogger("rmselect.bench.params")
@@ -140,26 +141,25 @@ def count_params(
     }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="bench_params.py",
-        description="Count a model's parameters from its safetensors headers (no weights "
-        "loaded) and compare with the model table; writes results/benchmarks/{model}/params.json.",
-    )
-    p.add_argument("--model", required=True, help="model name")
-    p.add_argument("--model-ref", required=True, help="model folder or hub id")
-    p.add_argument("--kind", required=True, choices=["toy", "variant", "gguf", "local", "hub"])
-    p.add_argument("--params-b", type=float, required=True, help="params_b from the table")
-    p.add_argument("--tokens-t", type=float, default=None, help="tokens_t from the table")
-    p.add_argument("--tolerance", type=float, default=0.05, help="relative warning threshold")
-    p.add_argument("--out", required=True, help="output params.json")
-    return p
+@dataclass
+class ParamsArgs:
+    """Count a model's parameters from its safetensors headers (no weights loaded) and compare
+    with the model table; writes results/benchmarks/{model}/params.json."""
+
+    model: str = opt("model name")
+    model_ref: str = opt("model folder or hub id")
+    kind: str = opt("where the model comes from", choices=["toy", "variant", "gguf", "local", "hub"])
+    params_b: float = opt("params_b from the table")
+    tokens_t: float | None = opt("tokens_t from the table", default=None)
+    tolerance: float = opt("relative warning threshold", default=0.05)
+    out: Path = opt("output params.json")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return cli.run(ParamsArgs, write_params, argv, prog="bench_params.py")
+
+
+def write_params(args: ParamsArgs) -> int:
     rec = count_params(args.model, args.model_ref, args.kind, args.params_b, args.tokens_t,
                        args.tolerance)
     write_json(args.out, rec)
