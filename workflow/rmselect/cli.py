@@ -10,13 +10,15 @@ derived from the fields the entry point reads instead of being written out a sec
 Type mapping: ``bool`` is a switch (``--x``; ``--x/--no-x`` when the default is true),
 ``list[T]`` takes one or more values (``nargs="+"``, or repeated flags with
 ``opt(repeat=True)``), ``dict``/``list`` of JSON (``opt(json=True)``) parse one JSON argument,
-``T | None`` is optional with default None.
+``T | None`` is optional with default None. Declare the class ``@dataclass(kw_only=True)``
+so that required and defaulted fields can stand in any order.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import logging
 import sys
@@ -34,7 +36,8 @@ def opt(help: str = "", *, default: Any = dataclasses.MISSING, choices: Sequence
     """A dataclass field with command-line metadata (no ``default``: the flag is required).
 
     ``repeat``: a list field given as a repeated flag (``--out A --out B``);
-    ``json``: the value is one JSON argument (``--models '["a", "b"]'``).
+    ``json``: the value is one JSON argument (``--models '["a", "b"]'``); with ``repeat``,
+    each repeated value is one JSON argument.
     """
     meta = {"help": help, "choices": choices, "repeat": repeat, "json": json, "metavar": metavar}
     if isinstance(default, (list, dict)):
@@ -81,11 +84,11 @@ def _add(parser: argparse.ArgumentParser, f: dataclasses.Field, tp: Any) -> None
         kw["action"] = argparse.BooleanOptionalAction if default is True else "store_true"
         kw.setdefault("default", False)
         kw.pop("required", None)
-    elif meta.get("json"):
+    elif meta.get("json") and not meta.get("repeat"):
         kw["type"] = json.loads
     elif typing.get_origin(base) is list:
         (item,) = typing.get_args(base) or (str,)
-        kw["type"] = item
+        kw["type"] = json.loads if meta.get("json") else item
         if meta.get("repeat"):
             kw["action"] = "append"
             if default is not dataclasses.MISSING:
@@ -102,7 +105,7 @@ def _add(parser: argparse.ArgumentParser, f: dataclasses.Field, tp: Any) -> None
 def build_parser(cls: type, prog: str | None = None,
                  description: str | None = None) -> argparse.ArgumentParser:
     """The argparse parser of the options dataclass ``cls`` (description: its docstring)."""
-    doc = description if description is not None else (cls.__doc__ or "").strip()
+    doc = description if description is not None else inspect.cleandoc(cls.__doc__ or "")
     parser = argparse.ArgumentParser(
         prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     hints = typing.get_type_hints(cls)
@@ -155,12 +158,13 @@ def to_argv(obj: Any, *, skip_defaults: bool = True) -> list[str]:
             out += [name] if value else ([f"--no-{name[2:]}"] if default is True else [])
         elif value is None:
             continue
-        elif f.metadata.get("json"):
+        elif f.metadata.get("json") and not f.metadata.get("repeat"):
             out += [name, json.dumps(value, sort_keys=True)]
         elif isinstance(value, (list, tuple)):
             if f.metadata.get("repeat"):
                 for v in value:
-                    out += [name, str(v)]
+                    text = json.dumps(v, sort_keys=True) if f.metadata.get("json") else str(v)
+                    out += [name, text]
             else:
                 out += [name, *map(str, value)]
         else:

@@ -110,7 +110,7 @@ def agreement(
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class AgreementArgs:
     """Small-scale vs full benchmark agreement across models (Spearman, MAE, compute saved);
     writes results/analysis/screening_agreement.csv."""

@@ -24,17 +24,18 @@ with its header only).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import logging
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import polars as pl
 
+from rmselect import cli
 from rmselect.bench.published import REPORT_COLUMNS, Imported, import_published, summarise_report
+from rmselect.cli import opt
 from rmselect.io import read_json, write_table
 
 log = logging.getLogger("rmselect.bench.features")
@@ -151,37 +152,38 @@ def build(
     return wide, long_df
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="features_table.py",
-        description="Assemble results/tables/features.csv (one row per model, one column per "
-        "feature) and features_sources.csv from benchmark runs, parameter counts, published "
-        "scores and presence scores.",
-    )
-    p.add_argument("--models", required=True,
-                   help="JSON: {model: {source, params_b, tokens_t}} in table order")
-    p.add_argument("--tasks", required=True, help="JSON list of benchmark names (column order)")
-    p.add_argument("--runs-dir", default="results/benchmarks",
-                   help="folder with {model}/{task}.json and {model}/params.json")
-    p.add_argument("--run-tasks", default="[]",
-                   help="JSON list of benchmarks that have run results (the others are imported)")
-    p.add_argument("--aggregates", default="{}", help="JSON {aggregate: [features]}")
-    p.add_argument("--published", default="", help="JSON of benchmarks.published ('' for none)")
-    p.add_argument("--presence", default="", help="presence summary.csv ('' for none)")
-    p.add_argument("--presence-domains", default="[]", help="JSON list of presence domains")
-    p.add_argument("--probe-dir", default="",
-                   help="folder with the probe stage's {model}.json ('' for none)")
-    p.add_argument("--out", required=True, help="features.csv")
-    p.add_argument("--out-sources", required=True, help="features_sources.csv")
-    p.add_argument("--out-published", required=True, help="published-import report CSV")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+@dataclass(kw_only=True)
+class FeaturesArgs:
+    """Assemble results/tables/features.csv (one row per model, one column per feature) and
+    features_sources.csv from benchmark runs, parameter counts, published scores and presence
+    scores."""
 
-    models: dict[str, dict[str, Any]] = json.loads(args.models)
-    tasks: list[str] = json.loads(args.tasks)
-    run_tasks: list[str] = json.loads(args.run_tasks)
-    runs_dir = Path(args.runs_dir)
+    models: dict[str, dict[str, Any]] = opt(
+        "JSON: {model: {source, params_b, tokens_t}} in table order", json=True)
+    tasks: list[str] = opt("JSON list of benchmark names (column order)", json=True)
+    runs_dir: Path = opt("folder with {model}/{task}.json and {model}/params.json",
+                         default=Path("results/benchmarks"))
+    run_tasks: list[str] = opt(
+        "JSON list of benchmarks that have run results (the others are imported)",
+        default=[], json=True)
+    aggregates: dict[str, list[str]] = opt("JSON {aggregate: [features]}", default={}, json=True)
+    published: str = opt("JSON of benchmarks.published ('' for none)", default="")
+    presence: str = opt("presence summary.csv ('' for none)", default="")
+    presence_domains: list[str] = opt("JSON list of presence domains", default=[], json=True)
+    probe_dir: str = opt("folder with the probe stage's {model}.json ('' for none)", default="")
+    out: Path = opt("features.csv")
+    out_sources: Path = opt("features_sources.csv")
+    out_published: Path = opt("published-import report CSV")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return cli.run(FeaturesArgs, write_features, argv, prog="features_table.py")
+
+
+def write_features(args: FeaturesArgs) -> int:
+    """Read every source the study names, build the two tables and write them with the report."""
+    models, tasks, run_tasks = args.models, args.tasks, args.run_tasks
+    runs_dir = args.runs_dir
     runs: dict[tuple[str, str], Any] = {}
     params: dict[str, Any] = {}
     for m in models:
@@ -202,11 +204,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if r["kind"] not in ("matched",):
                 log.warning("published scores: %s %s %s %s: %s", r["kind"], r["name"],
                             r["model"], r["feature"], r["detail"])
-    domains = json.loads(args.presence_domains)
+    domains = args.presence_domains
     presence = read_presence(args.presence, domains) if args.presence else None
     probes = read_probes(args.probe_dir, list(models)) if args.probe_dir else None
     wide, long = build(models, tasks, runs, params, models, imported,
-                       json.loads(args.aggregates), presence, domains, probes)
+                       args.aggregates, presence, domains, probes)
     for m in models:
         if m not in (presence or {}) and args.presence:
             log.warning("model %s has no presence scores", m)

@@ -141,7 +141,7 @@ def count_params(
     }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ParamsArgs:
     """Count a model's parameters from its safetensors headers (no weights loaded) and compare
     with the model table; writes results/benchmarks/{model}/params.json."""

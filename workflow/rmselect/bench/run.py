@@ -27,17 +27,17 @@ is the driver and the command line.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+from rmselect import cli
 from rmselect.bench.code_task import run_code
 from rmselect.bench.handle import ModelHandle, Settings, resolve_device  # noqa: F401
 from rmselect.bench.lm_eval_task import run_lm_eval
 from rmselect.bench.spec import TaskSpec
+from rmselect.cli import opt
 from rmselect.io import write_json
 
 log = logging.getLogger("rmselect.bench")
@@ -96,43 +96,42 @@ def run_benchmarks(
     return records
 
 
+@dataclass(kw_only=True)
+class BenchArgs:
+    """Run upstream benchmarks (lm-eval tasks or local code tasks) for one model and write
+    results/benchmarks/{model}/{task}.json per benchmark."""
+
+    model: str = opt("model name (row of the model table)")
+    model_ref: str = opt("model folder or hub id to load")
+    trust_remote_code: bool = opt("allow the model's own code (only when its table row opts in)",
+                                 default=False)
+    settings: dict[str, Any] = opt(
+        "JSON: mode, seed, backend, device, dtype, batch_size, max_length, "
+        "apply_chat_template, bootstrap_iters, sandbox", json=True)
+    spec: list[dict[str, Any]] = opt(
+        "JSON of one benchmark spec (repeat for several benchmarks)", repeat=True, json=True)
+    out_dir: Path = opt("folder for the results: <out-dir>/<benchmark>.json per --spec")
+    screen_mode: str | None = opt(
+        "also run --screen-task benchmarks in this mode (screening check), reusing the "
+        "loaded model", default=None, choices=["small", "full"])
+    screen_task: list[str] = opt(
+        "benchmark (one of the --spec names) to rerun in --screen-mode", default=[], repeat=True)
+    screen_out_dir: Path | None = opt("folder for the --screen-mode results", default=None)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="bench_run.py",
-        description=(
-            "Run upstream benchmarks (lm-eval tasks or local code tasks) for one model and "
-            "write results/benchmarks/{model}/{task}.json per benchmark."
-        ),
-    )
-    p.add_argument("--model", required=True, help="model name (row of the model table)")
-    p.add_argument("--model-ref", required=True, help="model folder or hub id to load")
-    p.add_argument("--trust-remote-code", action="store_true",
-                   help="allow the model's own code (only when its table row opts in)")
-    p.add_argument("--settings", required=True,
-                   help="JSON: mode, seed, backend, device, dtype, batch_size, max_length, "
-                        "apply_chat_template, bootstrap_iters, sandbox")
-    p.add_argument("--spec", action="append", required=True,
-                   help="JSON of one benchmark spec (repeat for several benchmarks)")
-    p.add_argument("--out-dir", required=True,
-                   help="folder for the results: <out-dir>/<benchmark>.json per --spec")
-    p.add_argument("--screen-mode", choices=["small", "full"], default=None,
-                   help="also run --screen-task benchmarks in this mode (screening check), "
-                        "reusing the loaded model")
-    p.add_argument("--screen-task", action="append", default=[],
-                   help="benchmark (one of the --spec names) to rerun in --screen-mode")
-    p.add_argument("--screen-out-dir", default=None,
-                   help="folder for the --screen-mode results")
-    return p
+    return cli.build_parser(BenchArgs, prog="bench_run.py")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
-    settings = Settings.from_dict(json.loads(args.settings))
-    specs = [TaskSpec.from_dict(json.loads(s)) for s in args.spec]
-    outs = [Path(args.out_dir) / f"{s.name}.json" for s in specs]
+    return cli.run(BenchArgs, run_model, argv, prog="bench_run.py")
+
+
+def run_model(args: BenchArgs) -> int:
+    """Load the model once and run every benchmark of the call (and the screening reruns)."""
+    settings = Settings.from_dict(args.settings)
+    specs = [TaskSpec.from_dict(s) for s in args.spec]
+    outs = [args.out_dir / f"{s.name}.json" for s in specs]
     handle = ModelHandle(args.model_ref, args.trust_remote_code, settings, args.model)
     run_benchmarks(args.model, args.model_ref, specs, outs, settings, args.trust_remote_code,
                    handle)
@@ -145,6 +144,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SystemExit(f"--screen-task {unknown} not among the --spec benchmarks")
         screen = [by_name[t] for t in args.screen_task]
         run_benchmarks(args.model, args.model_ref, screen,
-                       [Path(args.screen_out_dir) / f"{s.name}.json" for s in screen],
+                       [args.screen_out_dir / f"{s.name}.json" for s in screen],
                        replace(settings, mode=args.screen_mode), args.trust_remote_code, handle)
     return 0
