@@ -9,7 +9,9 @@ import json
 import shlex
 from typing import Any, Mapping, Sequence
 
+from rmselect import cli
 from rmselect.config import ConfigError, Study, _schema, section_settings
+from rmselect.rm.run_config import TrainArgs
 
 def rm_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The ``rm`` section with every omitted field filled from the schema's ``default:``."""
@@ -131,7 +133,11 @@ def launch_for(config: Mapping[str, Any], gpus: int) -> str:
 
 def train_flags(study: Study, model: str, objective: str, lr: str) -> str:
     """Every command-line flag of workflow/scripts/train_rm.py for one run but the
-    ``--seed``/``--out`` pairs (:func:`seed_out_flags`)."""
+    ``--seed``/``--out`` pairs (:func:`seed_out_flags`).
+
+    Derived from the trainer's one declaration (:class:`rmselect.rm.run_config.TrainArgs`):
+    a field at its default adds no flag.
+    """
     cfg = study.config
     rc = rm_config(cfg)
     spec = study.model(model)
@@ -139,39 +145,26 @@ def train_flags(study: Study, model: str, objective: str, lr: str) -> str:
     data = cfg["data"]
     train_entry = data["helpsteer2_preference" if objective == "bt" else "helpsteer2"]
     epochs = rc["epochs"][objective] if isinstance(rc["epochs"], Mapping) else rc["epochs"]
-    flags: list[str] = [
-        "--model", study.model_path(model), "--model-name", model,
-        "--objective", objective, "--lr", lr,
-        "--train-data", json.dumps(train_entry, sort_keys=True),
-        "--val-data", json.dumps(data["helpsteer2_preference"], sort_keys=True),
-        "--global-batch", str(rc["global_batch"]), "--micro-batch", str(size["micro_batch"]),
-        "--epochs", str(epochs), "--warmup-steps", str(rc["warmup_steps"]),
-        "--eval-every", str(rc["eval_every"]), "--max-length", str(rc["max_length"]),
-        "--zero-stage", str(size["zero_stage"]), "--weight-decay", str(rc["weight_decay"]),
-        "--grad-clip", str(rc["grad_clip"]),
-        "--mega-batch", str(rc["mega_batch"]), "--eval-batch", str(rc["eval_batch"]),
-        "--merge-grid-step", str(rc["train_merge_grid_step"]),
-    ]
-    if size["offload_optimizer"]:
-        flags.append("--offload-optimizer")
-    if size["grad_checkpointing"]:
-        flags.append("--grad-checkpointing")
-    if spec.chat_template:
-        flags += ["--chat-template", spec.chat_template]
-    precision = precision_of(rc, objective)
-    if precision != "auto":  # auto adds no flag: existing runs keep their parameters
-        flags += ["--precision", precision]
-    if spec.trust_remote_code:
-        flags.append("--trust-remote-code")
-    for key, flag in (("max_train_examples", "--max-train-examples"),
-                      ("max_val_pairs", "--max-val-pairs")):
-        if rc.get(key):
-            flags += [flag, str(rc[key])]
-    if rc["keep_ds_checkpoint"]:
-        flags.append("--keep-ds-checkpoint")
-    if rc["tensorboard"]:
-        flags.append("--tensorboard")
-    return " ".join(shlex.quote(f) for f in flags)
+    run = TrainArgs(
+        model=study.model_path(model), model_name=model, objective=objective, lr=float(lr),
+        out=[], train_data=json.dumps(train_entry, sort_keys=True),
+        val_data=json.dumps(data["helpsteer2_preference"], sort_keys=True),
+        global_batch=int(rc["global_batch"]), micro_batch=int(size["micro_batch"]),
+        epochs=int(epochs), warmup_steps=int(rc["warmup_steps"]),
+        eval_every=int(rc["eval_every"]), max_length=int(rc["max_length"]),
+        zero_stage=int(size["zero_stage"]), weight_decay=float(rc["weight_decay"]),
+        grad_clip=float(rc["grad_clip"]), mega_batch=int(rc["mega_batch"]),
+        eval_batch=int(rc["eval_batch"]), merge_grid_step=float(rc["train_merge_grid_step"]),
+        offload_optimizer=bool(size["offload_optimizer"]),
+        grad_checkpointing=bool(size["grad_checkpointing"]),
+        chat_template=spec.chat_template or None,
+        precision=precision_of(rc, objective),  # auto adds no flag (the trainer's default)
+        trust_remote_code=bool(spec.trust_remote_code),
+        max_train_examples=rc.get("max_train_examples") or None,
+        max_val_pairs=rc.get("max_val_pairs") or None,
+        keep_ds_checkpoint=bool(rc["keep_ds_checkpoint"]), tensorboard=bool(rc["tensorboard"]),
+    )
+    return shlex.join(cli.to_argv(run))
 
 
 def rung_flags(study: Study, model: str, objective: str, lr: str, rung: int | str) -> str:

@@ -14,67 +14,77 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rmselect import cli
+from rmselect.cli import opt
+
 
 OBJECTIVES = {"bt": 1, "regression": 5}
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+@dataclass(kw_only=True)
+class TrainArgs:
+    """Train one reward model (one base model, objective and learning rate) with DeepSpeed;
+    resumes from the run dir's checkpoint when one exists."""
+
+    model: str = opt("base model: HF dir or hub id")
+    model_name: str | None = opt("model name for messages and run.json", default=None)
+    objective: str = opt("bt (Bradley-Terry pairs) or regression (HelpSteer2 attributes)",
+                         choices=sorted(OBJECTIVES))
+    lr: float = opt("peak learning rate")
+    out: list[str] = opt(
+        "run directory (run.json is written last); repeat it with --seed to train several "
+        "seeds of the same run in one process (imports and data loaded once)", repeat=True)
+    train_data: str = opt("config data-set entry as JSON: HelpSteer2-Preference for bt, "
+                          "HelpSteer2 for regression")
+    val_data: str = opt("config data-set entry (JSON) of HelpSteer2-Preference")
+    global_batch: int = opt("pairs (bt) or rows (regression) per step", default=64)
+    micro_batch: int = opt("pairs/rows per rank per forward", default=4)
+    epochs: int = opt("passes over the training data", default=1)
+    warmup_steps: int = opt("linear warm-up steps before the cosine decay", default=20)
+    eval_every: int = opt("evaluate and checkpoint every N steps (and at the end)", default=20)
+    max_length: int = opt("token budget per rendered text", default=4096)
+    zero_stage: int = opt("DeepSpeed ZeRO stage", default=0, choices=[0, 1, 2, 3])
+    weight_decay: float = opt("AdamW weight decay", default=0.0)
+    grad_clip: float = opt("gradient-norm clip (0 disables clipping)", default=1.0)
+    mega_batch: int = opt("global batches sorted together by length", default=8)
+    eval_batch: int = opt("sequences per validation forward", default=32)
+    merge_grid_step: float = opt(
+        "regression: grid step of the merge-weight search used for the logged accuracy",
+        default=0.05)
+    offload_optimizer: bool = opt("ZeRO optimizer offload to CPU", default=False)
+    grad_checkpointing: bool = opt("activation checkpointing", default=False)
+    chat_template: str | None = opt("chat template override (file or Jinja)", default=None)
+    precision: str = opt("auto: bf16 on CUDA, fp32 on CPU; bf16 / fp32 force one (bf16 works "
+                         "on CPU too)", default="auto", choices=PRECISIONS)
+    trust_remote_code: bool = opt("run the model's own code (only when its row opts in)",
+                                  default=False)
+    max_train_examples: int | None = opt("use the first N training examples", default=None)
+    max_val_pairs: int | None = opt("use the first N validation pairs", default=None)
+    keep_ds_checkpoint: bool = opt("keep ds/ after a finished run", default=False)
+    tensorboard: bool = opt("also log to <out>/tb when tensorboard is installed", default=False)
+    seed: list[int] = opt(
+        "training seed (data order, head initialisation); one per --out (default 0, the "
+        "study's default seed)", repeat=True, default=[])
+    packing: bool = opt("pack a micro-batch's sequences into rows (block-diagonal attention) "
+                        "instead of padding each to the longest", default=True)
+    threads: int | None = opt("torch CPU threads per rank (default: OMP_NUM_THREADS or 1)",
+                              default=None)
+    log_every: int = opt("progress line on stderr every N steps", default=1)
+    stop_after_steps: int | None = opt(
+        "debug: exit with status 75 after this step, as if killed (tests resume)", default=None)
+    max_steps: int | None = opt(
+        "successive-halving rung: stop at the first evaluation point at or after this step "
+        "and keep ds/, so a later call with a larger budget continues the same run (same LR "
+        "schedule and data order); the summary then says complete: false", default=None)
+    result: str | None = opt(
+        "where to write the run summary (default <out>/run.json; rungs: rung{r}.json)",
+        default=None)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="train_rm.py",
-        description="Train one reward model (one base model, objective and learning rate) "
-        "with DeepSpeed; resumes from the run dir's checkpoint when one exists.",
-    )
-    a = p.add_argument
-    a("--model", required=True, help="base model: HF dir or hub id")
-    a("--model-name", default=None, help="model name for messages and run.json")
-    a("--objective", required=True, choices=sorted(OBJECTIVES))
-    a("--lr", required=True, type=float, help="peak learning rate")
-    a("--out", required=True, action="append",
-      help="run directory (run.json is written last); repeat it with --seed to train "
-      "several seeds of the same run in one process (imports and data loaded once)")
-    a("--train-data", required=True,
-      help="config data-set entry as JSON: HelpSteer2-Preference for bt, HelpSteer2 for regression")
-    a("--val-data", required=True, help="config data-set entry (JSON) of HelpSteer2-Preference")
-    a("--global-batch", type=int, default=64, help="pairs (bt) or rows (regression) per step")
-    a("--micro-batch", type=int, default=4, help="pairs/rows per rank per forward")
-    a("--epochs", type=int, default=1)
-    a("--warmup-steps", type=int, default=20)
-    a("--eval-every", type=int, default=20, help="evaluate and checkpoint every N steps (and at the end)")
-    a("--max-length", type=int, default=4096, help="token budget per rendered text")
-    a("--zero-stage", type=int, default=0, choices=[0, 1, 2, 3])
-    a("--offload-optimizer", action="store_true", help="ZeRO optimizer offload to CPU")
-    a("--grad-checkpointing", action="store_true")
-    a("--weight-decay", type=float, default=0.0)
-    a("--grad-clip", type=float, default=1.0, help="0 disables clipping")
-    a("--seed", type=int, action="append", default=None,
-      help="training seed (data order, head initialisation); one per --out (default 0, "
-      "the study's default seed)")
-    a("--mega-batch", type=int, default=8, help="global batches sorted together by length")
-    a("--eval-batch", type=int, default=32, help="sequences per validation forward")
-    a("--packing", action=argparse.BooleanOptionalAction, default=True,
-      help="pack a micro-batch's sequences into rows (block-diagonal attention) instead of "
-      "padding each to the longest")
-    a("--merge-grid-step", type=float, default=0.05,
-      help="regression: grid step of the merge-weight search used for the logged accuracy")
-    a("--chat-template", default=None, help="chat template override (file or Jinja)")
-    a("--precision", default="auto", choices=list(PRECISIONS),
-      help="auto: bf16 on CUDA, fp32 on CPU; bf16 / fp32 force one (bf16 works on CPU too)")
-    a("--trust-remote-code", action="store_true")
-    a("--max-train-examples", type=int, default=None)
-    a("--max-val-pairs", type=int, default=None)
-    a("--keep-ds-checkpoint", action="store_true", help="keep ds/ after a finished run")
-    a("--tensorboard", action="store_true", help="also log to <out>/tb when tensorboard is installed")
-    a("--threads", type=int, default=None, help="torch CPU threads per rank (default: OMP_NUM_THREADS or 1)")
-    a("--log-every", type=int, default=1, help="progress line on stderr every N steps")
-    a("--stop-after-steps", type=int, default=None,
-      help="debug: exit with status 75 after this step, as if killed (tests resume)")
-    a("--max-steps", type=int, default=None,
-      help="successive-halving rung: stop at the first evaluation point at or after this "
-      "step and keep ds/, so a later call with a larger budget continues the same run (same "
-      "LR schedule and data order); the summary then says complete: false")
-    a("--result", default=None,
-      help="where to write the run summary (default <out>/run.json; rungs: rung{r}.json)")
-    return p
+    """The trainer's parser, derived from :class:`TrainArgs` (the one declaration)."""
+    return cli.build_parser(TrainArgs, prog="train_rm.py")
 
 
 @dataclass
@@ -119,8 +129,6 @@ def eval_points(n_steps: int, every: int) -> list[int]:
         pts.append(n_steps)
     return pts
 
-
-PRECISIONS = ("auto", "bf16", "fp32")
 
 
 def run_seeds(args: argparse.Namespace) -> list[tuple[int, Path]]:
