@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import numpy as np
 import polars as pl
 
-from rmselect.eval.benchmarks import BenchmarkData, Stat, get_benchmark
+from rmselect.eval.benchmarks import BenchmarkData, ExampleRewards, Stat, get_benchmark
 
 WEIGHT_MODES = ("official", "observed")
 
@@ -52,7 +52,7 @@ def per_example(data: BenchmarkData, rewards: np.ndarray) -> pl.DataFrame:
         (chosen if role == "chosen" else rejected)[ex].append(float(r))
     ex = data.examples
     base = {"id": ex["id"].to_list(), "subset": ex["subset"].to_list()}
-    return bench.per_example_frame(base, ex, chosen, rejected)
+    return bench.per_example_frame(ExampleRewards(base, ex, chosen, rejected))
 
 
 # ----------------------------------------------------------------- subset statistics

@@ -12,25 +12,22 @@ benchmark names, so adding a benchmark is one module plus one line in :data:`REG
 - :mod:`.rmbench` -- RM-Bench (``THU-KEG/RM-Bench``);
 - :mod:`.base` -- the protocol, :class:`BenchmarkData` and the generic loader/validator.
 
-The functions below take a benchmark name (as the config and the command lines give it)
-and delegate to the registered object.
+The functions below, and :func:`load_benchmark` / :func:`prepare`, take a benchmark name (as
+the config and the command lines give it) or the object itself.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Mapping
-
-import polars as pl
-
-from rmselect.eval.benchmarks import base
 from rmselect.eval.benchmarks.base import (
     Benchmark,
     BenchmarkData,
     BenchmarkDataError,
+    ExampleRewards,
     Stat,
     describe_entry,
+    prepare,
 )
+from rmselect.eval.benchmarks.base import load as load_benchmark
 from rmselect.eval.benchmarks.rewardbench import RB1_ROWS, RB1_SECTIONS, RewardBench
 from rmselect.eval.benchmarks.rewardbench2 import RewardBench2
 from rmselect.eval.benchmarks.rmbench import RMBench
@@ -66,51 +63,6 @@ def known_subsets(benchmark: str, include_prior_sets: bool = False) -> list[str]
     return get_benchmark(benchmark).known_subsets(include_prior_sets)
 
 
-def load_benchmark(
-    benchmark: str,
-    entry: Mapping[str, Any],
-    root: str | Path = ".",
-    ignore_unknown_subsets: bool = False,
-    include_prior_sets: bool = False,
-    prior_sets: Mapping[str, Any] | None = None,
-    limit_per_subset: int | None = None,
-) -> BenchmarkData:
-    """Load a benchmark from a config entry (``path`` or ``hub``) and validate it.
-
-    ``prior_sets`` is the data-set entry of the v1 "Prior Sets" section (used only with
-    ``include_prior_sets``); its rows need a ``subset`` column, or, for a hub data set
-    without one (``allenai/preference-test-sets``), one split per subset name.
-    """
-    return base.load(
-        get_benchmark(benchmark),
-        entry,
-        root,
-        ignore_unknown_subsets=ignore_unknown_subsets,
-        include_prior_sets=include_prior_sets,
-        prior_sets=prior_sets,
-        limit_per_subset=limit_per_subset,
-    )
-
-
-def prepare(
-    benchmark: str,
-    df: pl.DataFrame,
-    source: str,
-    ignore_unknown_subsets: bool = False,
-    include_prior_sets: bool = False,
-    limit_per_subset: int | None = None,
-) -> BenchmarkData:
-    """Validate a raw benchmark frame and build the ``examples`` / ``items`` frames."""
-    return base.prepare(
-        get_benchmark(benchmark),
-        df,
-        source,
-        ignore_unknown_subsets=ignore_unknown_subsets,
-        include_prior_sets=include_prior_sets,
-        limit_per_subset=limit_per_subset,
-    )
-
-
 __all__ = [
     "BENCHMARKS",
     "PRIMARY",
@@ -120,6 +72,7 @@ __all__ = [
     "Benchmark",
     "BenchmarkData",
     "BenchmarkDataError",
+    "ExampleRewards",
     "Stat",
     "UnknownBenchmarkError",
     "describe_entry",

@@ -66,6 +66,17 @@ class BenchmarkData:
         return self.examples.height
 
 
+@dataclass(frozen=True)
+class ExampleRewards:
+    """Each example's rewards in slot order (``chosen[i]``, ``rejected[i]``: example ``i``'s),
+    with the examples frame and the ``base`` columns (``id, subset``) every frame starts with."""
+
+    base: dict[str, list[Any]]
+    examples: pl.DataFrame
+    chosen: list[list[float]]
+    rejected: list[list[float]]
+
+
 class Benchmark(ABC):
     """One RM benchmark: its data layout, its sections and how it turns rewards into scores.
 
@@ -123,13 +134,8 @@ class Benchmark(ABC):
         """Appended to an unknown-subset error."""
         return ""
 
-    def add_rows(
-        self,
-        df: pl.DataFrame,
-        root: str | Path,
-        include_prior_sets: bool,
-        prior_sets: Mapping[str, Any] | None,
-    ) -> pl.DataFrame:
+    def add_rows(self, df: pl.DataFrame, root: str | Path, include_prior_sets: bool,
+                 prior_sets: Mapping[str, Any] | None) -> pl.DataFrame:
         """Extra rows loaded beside the main data set (RewardBench v1's prior sets)."""
         return df
 
@@ -142,13 +148,7 @@ class Benchmark(ABC):
     # ------------------------------------------------------------- scoring
 
     @abstractmethod
-    def per_example_frame(
-        self,
-        base: dict[str, list[Any]],
-        examples: pl.DataFrame,
-        chosen: list[list[float]],
-        rejected: list[list[float]],
-    ) -> pl.DataFrame:
+    def per_example_frame(self, rw: ExampleRewards) -> pl.DataFrame:
         """Per-example frame from each example's rewards (``chosen[i]``, ``rejected[i]``:
         example ``i``'s rewards in slot order): the ``base`` columns ``id, subset``, then
         ``score_chosen, score_rejected, correct`` and :attr:`stat_columns`."""
@@ -231,8 +231,17 @@ def dataset_entry(entry: Mapping[str, Any], bench: Benchmark) -> dict[str, Any]:
     return out
 
 
+def resolve(bench: Benchmark | str) -> Benchmark:
+    """``bench`` itself, or the registered benchmark of that name (as configs give it)."""
+    if isinstance(bench, Benchmark):
+        return bench
+    from rmselect.eval.benchmarks import get_benchmark  # the registry imports this module
+
+    return get_benchmark(bench)
+
+
 def load(
-    bench: Benchmark,
+    bench: Benchmark | str,
     entry: Mapping[str, Any],
     root: str | Path = ".",
     ignore_unknown_subsets: bool = False,
@@ -240,7 +249,13 @@ def load(
     prior_sets: Mapping[str, Any] | None = None,
     limit_per_subset: int | None = None,
 ) -> BenchmarkData:
-    """Load ``bench`` from a config entry (``path`` or ``hub``) and validate it."""
+    """Load ``bench`` from a config entry (``path`` or ``hub``) and validate it.
+
+    ``prior_sets`` is the data-set entry of the v1 "Prior Sets" section (used only with
+    ``include_prior_sets``); its rows need a ``subset`` column, or, for a hub data set
+    without one (``allenai/preference-test-sets``), one split per subset name.
+    """
+    bench = resolve(bench)
     data_entry = dataset_entry(entry, bench)
     source = describe_entry(data_entry)
     try:
@@ -264,7 +279,7 @@ def load(
 
 
 def prepare(
-    bench: Benchmark,
+    bench: Benchmark | str,
     df: pl.DataFrame,
     source: str,
     ignore_unknown_subsets: bool = False,
@@ -272,6 +287,7 @@ def prepare(
     limit_per_subset: int | None = None,
 ) -> BenchmarkData:
     """Validate a raw frame of ``bench`` and build the ``examples`` / ``items`` frames."""
+    bench = resolve(bench)
     name = bench.name
     what = f"{name} data {source}"
     df = bench.normalise(df)

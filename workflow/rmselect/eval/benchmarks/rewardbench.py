@@ -26,7 +26,12 @@ import polars as pl
 
 from rmselect.conventions import REWARDBENCH_SECTIONS
 from rmselect.datasets_io import load_frame
-from rmselect.eval.benchmarks.base import Benchmark, BenchmarkDataError, dataset_entry
+from rmselect.eval.benchmarks.base import (
+    Benchmark,
+    BenchmarkDataError,
+    ExampleRewards,
+    dataset_entry,
+)
 
 #: Sections and their subsets (RewardBench's SUBSET_MAPPING), section keys in snake case:
 #: defined once in rmselect.conventions, shared with the toy zoo's RewardBench set.
@@ -94,13 +99,8 @@ class RewardBench(Benchmark):
             return " (prior-sets subsets need include_prior_sets: true)"
         return ""
 
-    def add_rows(
-        self,
-        df: pl.DataFrame,
-        root: str | Path,
-        include_prior_sets: bool,
-        prior_sets: Mapping[str, Any] | None,
-    ) -> pl.DataFrame:
+    def add_rows(self, df: pl.DataFrame, root: str | Path, include_prior_sets: bool,
+                 prior_sets: Mapping[str, Any] | None) -> pl.DataFrame:
         """The prior-sets rows appended when ``include_prior_sets`` is on."""
         if not include_prior_sets:
             return df
@@ -127,14 +127,9 @@ class RewardBench(Benchmark):
         cols = ("prompt", "chosen", "rejected", "subset", "id")
         return df.select([c for c in cols if c in df.columns])
 
-    def per_example_frame(
-        self,
-        base: dict[str, list[Any]],
-        examples: pl.DataFrame,
-        chosen: list[list[float]],
-        rejected: list[list[float]],
-    ) -> pl.DataFrame:
+    def per_example_frame(self, rw: ExampleRewards) -> pl.DataFrame:
         """``score_chosen, score_rejected`` and ``correct`` (1 for a strict win, else 0)."""
+        base, examples, chosen, rejected = rw.base, rw.examples, rw.chosen, rw.rejected
         c = np.array([x[0] for x in chosen])
         r = np.array([x[0] for x in rejected])
         return pl.DataFrame(

@@ -23,7 +23,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import polars as pl
 
-from rmselect.eval.benchmarks.base import Benchmark, BenchmarkDataError, Stat
+from rmselect.eval.benchmarks.base import Benchmark, BenchmarkDataError, ExampleRewards, Stat
 
 RB2_SUBSETS: list[str] = ["Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties"]
 RB2_TIES = "Ties"
@@ -100,17 +100,12 @@ class RewardBench2(Benchmark):
             )
         return {"tie_kind": None, "tie_prompt": None}
 
-    def per_example_frame(
-        self,
-        base: dict[str, list[Any]],
-        examples: pl.DataFrame,
-        chosen: list[list[float]],
-        rejected: list[list[float]],
-    ) -> pl.DataFrame:
+    def per_example_frame(self, rw: ExampleRewards) -> pl.DataFrame:
         """Adds ``scores_chosen, scores_rejected`` (lists), ``tie_kind, tie_prompt,
         diff_correct_margin, correct_incorrect_margin``; ``score_chosen`` is the worst
         chosen, ``score_rejected`` the best rejected; ``correct`` is 1/k credit (Ties:
         whether every correct answer beats every incorrect one)."""
+        base, examples, chosen, rejected = rw.base, rw.examples, rw.chosen, rw.rejected
         rows = []
         for i in range(examples.height):
             cs, rs = chosen[i], rejected[i]

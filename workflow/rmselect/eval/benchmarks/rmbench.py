@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 import polars as pl
 
-from rmselect.eval.benchmarks.base import Benchmark, BenchmarkDataError, Stat
+from rmselect.eval.benchmarks.base import Benchmark, BenchmarkDataError, ExampleRewards, Stat
 
 RMB_DOMAINS: dict[str, list[str]] = {
     "chat": ["chat"],
@@ -67,16 +67,11 @@ class RMBench(Benchmark):
             )
         return {}
 
-    def per_example_frame(
-        self,
-        base: dict[str, list[Any]],
-        examples: pl.DataFrame,
-        chosen: list[list[float]],
-        rejected: list[list[float]],
-    ) -> pl.DataFrame:
+    def per_example_frame(self, rw: ExampleRewards) -> pl.DataFrame:
         """Adds ``scores_chosen, scores_rejected`` (concise, detailed, markdown) and ``easy,
         normal, hard``; ``score_chosen``/``score_rejected`` are the means over styles and
         ``correct`` the mean of the nine comparisons."""
+        base, examples, chosen, rejected = rw.base, rw.examples, rw.chosen, rw.rejected
         c = np.array(chosen)  # (n, 3)
         r = np.array(rejected)
         m = (c[:, :, None] > r[:, None, :]).astype(float)  # (n, 3, 3)
