@@ -171,3 +171,13 @@ def to_argv(obj: Any, *, skip_defaults: bool = True) -> list[str]:
             out += [name, str(value)]
     return out
 
+
+def split_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None,
+                  what: str = "command") -> tuple[argparse.Namespace, list[str]]:
+    """Parse the options before ``--``; what follows is the command a wrapper runs
+    (``launch.py --nproc 2 -- python train_rm.py ...``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--" not in argv or argv.index("--") == len(argv) - 1:
+        parser.error(f"give the {what} after --")
+    cut = argv.index("--")
+    return parser.parse_args(argv[:cut]), argv[cut + 1:]

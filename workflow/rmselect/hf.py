@@ -82,13 +82,7 @@ def default_dtype() -> torch.dtype:
 def load_causal_lm(ref: str | Path, trust_remote_code: bool = False, dtype: Any = None):
     from transformers import AutoModelForCausalLM
 
-    return _load(
-        "weights", ref, AutoModelForCausalLM.from_pretrained,
-        str(ref),
-        trust_remote_code=trust_remote_code,
-        dtype=dtype or default_dtype(),
-        use_safetensors=True,
-    )
+    return _load_weights(AutoModelForCausalLM, ref, trust_remote_code, dtype)
 
 
 def load_sequence_classifier(
@@ -99,8 +93,15 @@ def load_sequence_classifier(
     kwargs: dict[str, Any] = {}
     if num_labels is not None:
         kwargs["num_labels"] = num_labels
+    return _load_weights(AutoModelForSequenceClassification, ref, trust_remote_code, dtype,
+                         **kwargs)
+
+
+def _load_weights(auto_cls: Any, ref: str | Path, trust_remote_code: bool, dtype: Any,
+                  **kwargs: Any):
+    """``auto_cls.from_pretrained`` from safetensors only, in the default dtype unless given."""
     return _load(
-        "weights", ref, AutoModelForSequenceClassification.from_pretrained,
+        "weights", ref, auto_cls.from_pretrained,
         str(ref),
         trust_remote_code=trust_remote_code,
         dtype=dtype or default_dtype(),

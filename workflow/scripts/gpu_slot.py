@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rmselect.cli import split_command
 from rmselect.cluster.gpu_slots import NoFreeSlot, run_with_slots
 
 
@@ -17,14 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("gpus", type=int, help="number of devices the command needs")
     p.add_argument("--timeout", type=float, default=None, help="give up after this many s")
-    argv = sys.argv[1:] if argv is None else argv
-    if "--" not in argv:
-        p.error("give the command after --")
-    cut = argv.index("--")
-    args = p.parse_args(argv[:cut])
-    cmd = argv[cut + 1 :]
-    if not cmd:
-        p.error("give the command after --")
+    args, cmd = split_command(p, argv, "command")
     try:
         run_with_slots(args.gpus, cmd, timeout=args.timeout)
     except NoFreeSlot as err:

@@ -15,6 +15,7 @@ import json
 import os
 import sys
 
+from rmselect.cli import split_command
 from rmselect.cluster.gpu_slots import NoFreeSlot, acquire, device_ids, lock_dir
 from rmselect.cluster.launch import describe, plan
 
@@ -26,14 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gpus", type=int, default=0, help="GPUs to claim locally (outside SLURM)")
     p.add_argument("--slot-timeout", type=float, default=None, help="s to wait for free GPUs")
     p.add_argument("--dry-run", action="store_true", help="print the plan as JSON and exit")
-    argv = sys.argv[1:] if argv is None else argv
-    if "--" not in argv:
-        p.error("give the trainer command after --")
-    cut = argv.index("--")
-    args = p.parse_args(argv[:cut])
-    cmd = argv[cut + 1 :]
-    if not cmd:
-        p.error("give the trainer command after --")
+    args, cmd = split_command(p, argv, "trainer command")
     env = dict(os.environ)
     if args.gpus > 0 and not env.get("SLURM_JOB_ID") and "CUDA_VISIBLE_DEVICES" not in env:
         try:

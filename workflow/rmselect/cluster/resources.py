@@ -45,14 +45,8 @@ KINDS = GPU_KINDS + CPU_KINDS
 
 #: Per-kind defaults for CPU jobs: MB and minutes (cores: the rule's threads).
 CPU_DEFAULTS: dict[str, dict[str, int]] = {
-    "toy": {"mem_mb": 4000, "runtime": 60},
-    "posttrain": {"mem_mb": 4000, "runtime": 60},
-    "rm_train": {"mem_mb": 4000, "runtime": 60},
-    "rm_select": {"mem_mb": 4000, "runtime": 30},
-    "eval": {"mem_mb": 4000, "runtime": 60},
-    "benchmarks": {"mem_mb": 4000, "runtime": 60},
-    "presence": {"mem_mb": 4000, "runtime": 60},
-    "analysis": {"mem_mb": 4000, "runtime": 30},
+    kind: {"mem_mb": 4000, "runtime": 30 if kind in ("rm_select", "analysis") else 60}
+    for kind in KINDS
 }
 
 #: Runtime scaling (minutes = base + per_b * params_b) for GPU jobs when the config gives none.

@@ -325,18 +325,12 @@ class ScoreResult:
     wall_s: float
 
 
-def score_texts(
-    rm: RewardModel,
-    texts: Sequence[str],
-    batch_size: int = 64,
-    max_tokens: int | None = 32768,
-    progress: bool = True,
-    least_padding: bool = False,
-) -> ScoreResult:
-    """Rewards for rendered texts, in input order (see module doc for the batching)."""
+def score_texts(rm: RewardModel, texts: Sequence[str], **batching: Any) -> ScoreResult:
+    """Rewards for rendered texts, in input order; ``batching``: the keyword options of
+    :func:`score_ids` (``batch_size, max_tokens, progress, least_padding``)."""
     t0 = time.perf_counter()
     ids, truncated = tokenize(rm, texts)
-    res = score_ids(rm, ids, batch_size, max_tokens, progress, least_padding)
+    res = score_ids(rm, ids, **batching)
     res.n_truncated = truncated
     res.wall_s = time.perf_counter() - t0
     return res
