@@ -8,8 +8,8 @@ turns a filled-in instance back into a command line (:func:`to_argv`), so a rule
 derived from the fields the entry point reads instead of being written out a second time.
 
 Type mapping: ``bool`` is a switch (``--x``; ``--x/--no-x`` when the default is true),
-``list[T]`` takes one or more values (``nargs="+"``, or repeated flags with
-``opt(repeat=True)``), ``dict``/``list`` of JSON (``opt(json=True)``) parse one JSON argument,
+``list[T]`` takes one or more values (``nargs="+"``; zero or more when it has a default; or
+repeated flags with ``opt(repeat=True)``), ``dict``/``list`` of JSON (``opt(json=True)``) parse one JSON argument,
 ``T | None`` is optional with default None. Declare the class ``@dataclass(kw_only=True)``
 so that required and defaulted fields can stand in any order.
 """
@@ -94,7 +94,7 @@ def _add(parser: argparse.ArgumentParser, f: dataclasses.Field, tp: Any) -> None
             if default is not dataclasses.MISSING:
                 kw["default"] = None  # argparse appends to a given default list
         else:
-            kw["nargs"] = "+"
+            kw["nargs"] = "+" if default is dataclasses.MISSING else "*"
     else:
         kw["type"] = base
     if meta.get("choices") is not None:

@@ -35,11 +35,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import polars as pl
 
+from rmselect import cli
+from rmselect.cli import opt
 from rmselect.eval.benchmarks import PRIMARY
 from rmselect.io import read_json, write_table
 
@@ -264,28 +267,29 @@ def build_seed_tables(
     return table, long_df, _seed_frame(per_seed)
 
 
+@dataclass(kw_only=True)
+class TableArgs:
+    """Collect eval JSONs (results/eval/{benchmark}/{objective}/{model}/seed{seed}.json) and
+    imported RM results into results/tables/rm_scores.csv (primary benchmark, one row per model
+    and objective, seed means), rm_scores_all.csv (long form) and rm_scores_seeds.csv (per-seed
+    rows)."""
+
+    evals: list[str] = opt("eval JSON files", default=[])
+    import_csv: str | None = opt("imported results CSV (eval.import)", default=None)
+    models: list[str] | None = opt("model names the import may use", default=None)
+    precedence: str = opt("which row wins when a model has both", default="imported",
+                          choices=PRECEDENCE)
+    out: str = opt("rm_scores.csv")
+    out_all: str = opt("rm_scores_all.csv")
+    out_seeds: str | None = opt("rm_scores_seeds.csv (per-seed rows)", default=None)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="rm_scores_table.py",
-        description=(
-            "Collect eval JSONs (results/eval/{benchmark}/{objective}/{model}/seed{seed}.json)"
-            " and imported RM results into results/tables/rm_scores.csv (primary benchmark,"
-            " one row per model and objective, seed means), rm_scores_all.csv (long form)"
-            " and rm_scores_seeds.csv (per-seed rows)."
-        ),
-    )
-    p.add_argument("--evals", nargs="*", default=[], help="eval JSON files")
-    p.add_argument("--import-csv", default=None, help="imported results CSV (eval.import)")
-    p.add_argument("--models", nargs="*", default=None, help="model names the import may use")
-    p.add_argument("--precedence", default="imported", choices=PRECEDENCE)
-    p.add_argument("--out", required=True, help="rm_scores.csv")
-    p.add_argument("--out-all", required=True, help="rm_scores_all.csv")
-    p.add_argument("--out-seeds", default=None, help="rm_scores_seeds.csv (per-seed rows)")
-    return p
+    return cli.build_parser(TableArgs, prog="rm_scores_table.py")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = cli.parse(TableArgs, argv, prog="rm_scores_table.py")
     try:
         imported = read_import(args.import_csv, args.models) if args.import_csv else None
         table, long, seeds = build_seed_tables(args.evals, imported, args.precedence)
