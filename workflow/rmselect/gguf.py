@@ -16,15 +16,18 @@ renamed, so a failed conversion leaves nothing half-written.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from rmselect import cli
+from rmselect.cli import opt
 
 log = logging.getLogger("rmselect.gguf")
 
@@ -129,15 +132,20 @@ def convert(gguf: Path, out: Path, model: str = "model") -> dict[str, Any]:
     return record
 
 
+@dataclass
+class GGUFArgs:
+    """Dequantize a GGUF checkpoint into a safetensors HF model folder."""
+
+    model: str = opt("model name (for messages)")
+    gguf: Path = opt("the .gguf file")
+    out: Path = opt("output folder (created)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        description="Dequantize a GGUF checkpoint into a safetensors HF model folder."
-    )
-    p.add_argument("--model", required=True, help="model name (for messages)")
-    p.add_argument("--gguf", required=True, type=Path, help="the .gguf file")
-    p.add_argument("--out", required=True, type=Path, help="output folder (created)")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    return cli.run(GGUFArgs, run_convert, argv)
+
+
+def run_convert(args: GGUFArgs) -> int:
     try:
         rec = convert(args.gguf, args.out, args.model)
     except GGUFError as err:

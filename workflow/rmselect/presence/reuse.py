@@ -12,12 +12,14 @@ Off (the default), every model is scored.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from rmselect import cli
+from rmselect.cli import opt
 from rmselect.config import ModelSpec
 
 
@@ -43,19 +45,24 @@ def reuse_plan(
     return plan
 
 
+@dataclass
+class ReuseArgs:
+    """Family reuse: copy a larger family member's presence files to a smaller member
+    (presence.family_reuse), noting the provenance in presence.json."""
+
+    name: str = opt("the model that reuses")
+    from_dir: str = opt("results/presence/<largest member>")
+    out_dir: str = opt("results/presence/<model>")
+    domains: list[str] = opt("domain names to copy")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    return cli.run(ReuseArgs, copy_reused, argv, prog="presence_reuse.py")
+
+
+def copy_reused(args: ReuseArgs) -> int:
     from rmselect.io import atomic_path, read_json, write_json
 
-    p = argparse.ArgumentParser(
-        prog="presence_reuse.py",
-        description="Family reuse: copy a larger family member's presence files to a smaller "
-        "member (presence.family_reuse), noting the provenance in presence.json.",
-    )
-    p.add_argument("--name", required=True, help="the model that reuses")
-    p.add_argument("--from-dir", required=True, help="results/presence/<largest member>")
-    p.add_argument("--out-dir", required=True, help="results/presence/<model>")
-    p.add_argument("--domains", nargs="+", required=True, help="domain names to copy")
-    args = p.parse_args(argv)
     src, dst = Path(args.from_dir), Path(args.out_dir)
     prov: dict[str, Any] = dict(read_json(src / "presence.json"))
     for d in args.domains:

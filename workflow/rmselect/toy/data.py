@@ -16,8 +16,11 @@ The rule file imports :data:`DATA_FILES` and :data:`DOMAINS` from here to name t
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
+from rmselect import cli
+from rmselect.cli import opt
 from rmselect.io import write_jsonl
 from rmselect.toy.helpsteer2 import helpsteer_rows, preference_rows
 from rmselect.toy.pairs import split_pools
@@ -75,26 +78,30 @@ def write_data(w: World, seed: int, data_dir: str | Path, tasks_dir: str | Path,
     return counts
 
 
+@dataclass(kw_only=True)
+class DataArgs:
+    """Write the toy zoo's data in the real schemas (HelpSteer2, HelpSteer2-Preference,
+    RewardBench, SFT, DPO, HumanEval-style code problems), the presence domain corpora and the
+    lm-eval task directory, all drawn from world.json."""
+
+    world: str = opt("world.json")
+    seed: int = opt("toy.seed")
+    sizes: dict = opt("JSON object overriding " + ", ".join(DATA_DEFAULTS), default={}, json=True)
+    data_dir: str = opt()
+    tasks_dir: str = opt()
+    domains_dir: str = opt()
+
+
 def main(argv: list[str] | None = None) -> int:
-    import argparse
+    return cli.run(DataArgs, run_data, argv, prog="toy_data.py")
+
+
+def run_data(a: DataArgs) -> int:
     import json
 
     from rmselect.toy.world import load_world
 
-    ap = argparse.ArgumentParser(
-        prog="toy_data.py",
-        description="Write the toy zoo's data in the real schemas (HelpSteer2, HelpSteer2-"
-        "Preference, RewardBench, SFT, DPO, HumanEval-style code problems), the presence "
-        "domain corpora and the lm-eval task directory, all drawn from world.json.",
-    )
-    ap.add_argument("--world", required=True, help="world.json")
-    ap.add_argument("--seed", type=int, required=True, help="toy.seed")
-    ap.add_argument("--sizes", default="{}", help="JSON object overriding " + ", ".join(DATA_DEFAULTS))
-    ap.add_argument("--data-dir", required=True)
-    ap.add_argument("--tasks-dir", required=True)
-    ap.add_argument("--domains-dir", required=True)
-    a = ap.parse_args(argv)
-    sizes = json.loads(a.sizes)
+    sizes = a.sizes
     unknown = sorted(set(sizes) - set(DATA_DEFAULTS))
     if unknown:
         raise SystemExit(f"toy_data.py: --sizes (config toy.data): unknown key(s) {unknown}; "

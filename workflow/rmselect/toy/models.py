@@ -32,12 +32,15 @@ import tempfile
 import time
 import zlib
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
 
+from rmselect import cli
+from rmselect.cli import opt
 from rmselect.toy.spec import (  # noqa: F401  (re-exported: the spec API lives here too)
     ARCHS,
     DEFAULTS,
@@ -214,24 +217,27 @@ def _pretrain(name, s, tokenizer_dir, train_txt, heldout_txt, out_dir, seed, log
     return record
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
+@dataclass
+class PretrainArgs:
+    """Pre-train one toy model from its toy spec (deterministic given the seed) and save it as a
+    Hugging Face model directory with pretrain.json."""
 
+    model: str = opt("model name (table row)")
+    spec: str = opt("toy:arch=...,hidden=...,layers=...,heads=...,steps=...")
+    tokenizer: str = opt("toy tokenizer directory")
+    train: str = opt("corpus train.txt")
+    heldout: str = opt("corpus heldout.txt")
+    seed: int = opt("toy.seed")
+    out: str = opt("output model directory")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.run(PretrainArgs, run_pretrain, argv, prog="toy_pretrain.py")
+
+
+def run_pretrain(a: PretrainArgs) -> int:
     from rmselect.config import parse_toy_spec
 
-    ap = argparse.ArgumentParser(
-        prog="toy_pretrain.py",
-        description="Pre-train one toy model from its toy spec (deterministic given the seed) "
-        "and save it as a Hugging Face model directory with pretrain.json.",
-    )
-    ap.add_argument("--model", required=True, help="model name (table row)")
-    ap.add_argument("--spec", required=True, help="toy:arch=...,hidden=...,layers=...,heads=...,steps=...")
-    ap.add_argument("--tokenizer", required=True, help="toy tokenizer directory")
-    ap.add_argument("--train", required=True, help="corpus train.txt")
-    ap.add_argument("--heldout", required=True, help="corpus heldout.txt")
-    ap.add_argument("--seed", type=int, required=True, help="toy.seed")
-    ap.add_argument("--out", required=True, help="output model directory")
-    a = ap.parse_args(argv)
     spec = parse_toy_spec(a.spec if a.spec.startswith("toy:") else "toy:" + a.spec)
     pretrain(a.model, spec, a.tokenizer, a.train, a.heldout, a.out, a.seed)
     return 0

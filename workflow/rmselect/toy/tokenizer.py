@@ -9,9 +9,12 @@ template starts with BOS and closes every turn with ``<|end|>`` (the EOS).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from rmselect import cli
+from rmselect.cli import opt
 from rmselect.io import atomic_path
 from rmselect.toy.world import ASSISTANT, END, USER
 
@@ -84,20 +87,23 @@ def load_toy_tokenizer(path: str | Path):
     return AutoTokenizer.from_pretrained(str(path))
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
+@dataclass(kw_only=True)
+class TokenizerArgs:
+    """Train the toy zoo's byte-level BPE tokenizer on the training corpus and save it as a
+    transformers tokenizer directory (with a chat template)."""
 
+    train: str = opt("corpus train.txt")
+    vocab_size: int = opt("toy.tokenizer.vocab_size", default=768)
+    out: str = opt("output directory")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.run(TokenizerArgs, run_tokenizer, argv, prog="toy_tokenizer.py")
+
+
+def run_tokenizer(a: TokenizerArgs) -> int:
     from rmselect.toy.models import read_corpus
 
-    ap = argparse.ArgumentParser(
-        prog="toy_tokenizer.py",
-        description="Train the toy zoo's byte-level BPE tokenizer on the training corpus and "
-        "save it as a transformers tokenizer directory (with a chat template).",
-    )
-    ap.add_argument("--train", required=True, help="corpus train.txt")
-    ap.add_argument("--vocab-size", type=int, default=768, help="toy.tokenizer.vocab_size")
-    ap.add_argument("--out", required=True, help="output directory")
-    a = ap.parse_args(argv)
     tok = train_tokenizer(read_corpus(a.train), a.vocab_size)
     save_tokenizer(tok, a.out)
     print(f"tokenizer: {len(tok)} tokens -> {a.out}")

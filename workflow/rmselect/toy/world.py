@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rmselect import cli
+from rmselect.cli import opt
 #: Share of entities in each split (RM train / RM validation / RewardBench-style eval).
 SPLIT_SHARES = {"train": 0.5, "validation": 0.2, "eval": 0.3}
 
@@ -355,25 +357,28 @@ def load_world(path: str | Path) -> World:
     return World.from_json(json.loads(Path(path).read_text()))
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
+@dataclass(kw_only=True)
+class WorldArgs:
+    """Draw the toy zoo's synthetic world from a seed and write world.json plus the pre-training
+    corpus (train.txt, heldout.txt; one document per line, newlines inside a document written
+    as \\n)."""
 
-    ap = argparse.ArgumentParser(
-        prog="toy_world.py",
-        description="Draw the toy zoo's synthetic world from a seed and write world.json plus "
-        "the pre-training corpus (train.txt, heldout.txt; one document per line, newlines "
-        "inside a document written as \\n).",
-    )
-    ap.add_argument("--seed", type=int, required=True, help="toy.seed")
-    ap.add_argument("--countries", type=int, default=24)
-    ap.add_argument("--people", type=int, default=24)
-    ap.add_argument("--things", type=int, default=24)
-    ap.add_argument("--train-docs", type=int, default=12000)
-    ap.add_argument("--heldout-docs", type=int, default=600)
-    ap.add_argument("--world", required=True, help="output world.json")
-    ap.add_argument("--train", required=True, help="output train.txt")
-    ap.add_argument("--heldout", required=True, help="output heldout.txt")
-    a = ap.parse_args(argv)
+    seed: int = opt("toy.seed")
+    countries: int = opt(default=24)
+    people: int = opt(default=24)
+    things: int = opt(default=24)
+    train_docs: int = opt(default=12000)
+    heldout_docs: int = opt(default=600)
+    world: str = opt("output world.json")
+    train: str = opt("output train.txt")
+    heldout: str = opt("output heldout.txt")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.run(WorldArgs, run_world, argv, prog="toy_world.py")
+
+
+def run_world(a: WorldArgs) -> int:
     w = write_world(a.seed, a.world, a.train, a.heldout, a.countries, a.people, a.things,
                     a.train_docs, a.heldout_docs)
     print(f"world: {len(w.entities)} entities, {len(w.facts())} facts; "
