@@ -139,15 +139,17 @@ def run(cls: type[T], body: Callable[[T], int | None], argv: Sequence[str] | Non
     return 0 if status is None else int(status)
 
 
-def to_argv(obj: Any, *, skip_defaults: bool = True) -> list[str]:
+def to_argv(obj: Any, *, skip_defaults: bool = True, exclude: Sequence[str] = ()) -> list[str]:
     """The command line that :func:`parse` turns back into ``obj`` (declaration order).
 
     With ``skip_defaults`` a field equal to its default adds no flag, so a new option with a
     default leaves existing command lines (and the jobs whose parameters they are) unchanged.
+    ``exclude`` names fields left out (a rule adds them itself: output paths, resource-tier
+    values only known per job).
     """
     out: list[str] = []
     for f in dataclasses.fields(obj):
-        if not f.init:
+        if not f.init or f.name in exclude:
             continue
         value = getattr(obj, f.name)
         default = _default(f)

@@ -6,9 +6,14 @@
 from rmselect.analysis.models import study_rows
 from rmselect.analysis.settings import analysis_settings
 from rmselect.dag.analysis import (
+    analysis_flags,
     companion,
+    figure,
+    figures,
     gpu_allocation,
+    paper_tables,
     producible,
+    table,
     upstream_targets,
 )
 
@@ -38,7 +43,14 @@ SEED_ARGS = (
 )
 FEATURES = A["features"]
 COV_FILTERS = [f["name"] for f in A["coverage"]["filters"]]
-SELECTION_ARG = shell_json(A["selection"] | {"seed": A["seed"]})
+ANALYSIS_RESOURCES = {k: res("analysis", k) for k in ("mem_mb", "runtime")}
+# The flags (rmselect.dag.analysis.analysis_flags) several analysis scripts share.
+COMMON_FLAGS = ("benchmark", "missing")
+SELECTION_FLAGS = (*COMMON_FLAGS, "k", "compare-k", "selection")
+RECOMMEND_FLAGS = ("level", "top-features", "score-range")
+SELECTION_PDFS = ("coefficients.pdf", "coverage.pdf", "vs_filtered.pdf")
+
+
 # Table 1 needs the post-training stage's table; without one (no lineage) it is skipped.
 POSTTRAINING = (
     A["posttraining"] if producible(A["posttraining"], workflow.rules) else None
@@ -68,17 +80,8 @@ rule analysis_gains:
         rm=RM_SCORES,
         models=f"{AN}/models.csv",
     output:
-        csv=report(
-            f"{AN}/gains_vs_default.csv",
-            caption="../report/gains_table.rst",
-            category="Tables",
-        ),
-        png=report(
-            f"{FIG}/gains_vs_default.png",
-            caption="../report/gains.rst",
-            category="Figures",
-            subcategory="Base model matters",
-        ),
+        csv=table(f"{AN}/gains_vs_default.csv", "gains_table"),
+        png=figure("gains_vs_default", "Base model matters", "gains"),
         pdf=f"{FIG}/gains_vs_default.pdf",
     log:
         f"{LOGS}/analysis_gains/all.log",
@@ -87,16 +90,14 @@ rule analysis_gains:
     conda:
         ANALYSIS_ENV
     resources:
-        mem_mb=res("analysis", "mem_mb"),
-        runtime=res("analysis", "runtime"),
+        **ANALYSIS_RESOURCES,
     params:
         script=f"{ASCRIPT}/analysis_gains.py",
         code=code_hash(f"{ASCRIPT}/analysis_gains.py"),
-        benchmark=A["benchmark"],
+        flags=analysis_flags(A, "benchmark"),
     shell:
         "python {params.script} --rm-scores {input.rm} --models {input.models}"
-        " --benchmark {params.benchmark} --out {output.csv}"
-        " --figure {output.png} > {log} 2>&1"
+        " {params.flags} --out {output.csv} --figure {output.png} > {log} 2>&1"
 
 
 rule analysis_correlations:
@@ -106,17 +107,8 @@ rule analysis_correlations:
         features=FEATURES,
         models=f"{AN}/models.csv",
     output:
-        csv=report(
-            f"{AN}/correlations.csv",
-            caption="../report/correlations_table.rst",
-            category="Tables",
-        ),
-        png=report(
-            f"{FIG}/correlations.png",
-            caption="../report/correlations.rst",
-            category="Figures",
-            subcategory="Predicting RM quality",
-        ),
+        csv=table(f"{AN}/correlations.csv", "correlations_table"),
+        png=figure("correlations", "Predicting RM quality"),
         pdf=f"{FIG}/correlations.pdf",
     log:
         f"{LOGS}/analysis_correlations/all.log",
@@ -125,23 +117,15 @@ rule analysis_correlations:
     conda:
         ANALYSIS_ENV
     resources:
-        mem_mb=res("analysis", "mem_mb"),
-        runtime=res("analysis", "runtime"),
+        **ANALYSIS_RESOURCES,
     params:
         script=f"{ASCRIPT}/analysis_correlations.py",
         code=code_hash(f"{ASCRIPT}/analysis_correlations.py"),
-        benchmark=A["benchmark"],
-        missing=A["missing"],
-        boot=A["correlations"]["bootstrap"],
-        ci=A["correlations"]["ci"],
-        alpha=A["correlations"]["alpha"],
-        seed=A["seed"],
+        flags=analysis_flags(A, *COMMON_FLAGS, "bootstrap", "ci", "alpha", "seed"),
         seeds=SEED_ARGS,
     shell:
         "python {params.script} --rm-scores {input.rm} --features {input.features}"
-        " --models {input.models} --benchmark {params.benchmark}"
-        " --missing {params.missing} --bootstrap {params.boot} --ci {params.ci}"
-        " --alpha {params.alpha} --seed {params.seed} {params.seeds} --out {output.csv}"
+        " --models {input.models} {params.flags} {params.seeds} --out {output.csv}"
         " --figure {output.png} > {log} 2>&1"
 
 
@@ -153,11 +137,10 @@ rule analysis_coverage:
         models=f"{AN}/models.csv",
     output:
         csv=f"{AN}/coverage.csv",
-        png=report(
+        png=figures(
             expand(f"{FIG}/coverage_{{name}}.png", name=COV_FILTERS),
-            caption="../report/coverage.rst",
-            category="Figures",
-            subcategory="Predicting RM quality",
+            "Predicting RM quality",
+            "coverage",
         ),
         pdf=expand(f"{FIG}/coverage_{{name}}.pdf", name=COV_FILTERS),
     log:
@@ -167,22 +150,15 @@ rule analysis_coverage:
     conda:
         ANALYSIS_ENV
     resources:
-        mem_mb=res("analysis", "mem_mb"),
-        runtime=res("analysis", "runtime"),
+        **ANALYSIS_RESOURCES,
     params:
         script=f"{ASCRIPT}/analysis_coverage.py",
         code=code_hash(f"{ASCRIPT}/analysis_coverage.py"),
-        benchmark=A["benchmark"],
-        missing=A["missing"],
-        k=shell_words(A["coverage"]["k"]),
-        filters=shell_json(A["coverage"]["filters"]),
+        flags=analysis_flags(A, *COMMON_FLAGS, "k", "filters", "seed"),
         seeds=SEED_ARGS,
-        seed=A["seed"],
     shell:
         "python {params.script} --rm-scores {input.rm} --features {input.features}"
-        " --models {input.models} --benchmark {params.benchmark}"
-        " --missing {params.missing} --k {params.k} --filters {params.filters}"
-        " {params.seeds} --seed {params.seed}"
+        " --models {input.models} {params.flags} {params.seeds}"
         " --out {output.csv} --figures {output.png} > {log} 2>&1"
 
 
@@ -193,40 +169,12 @@ rule analysis_selection:
         models=f"{AN}/models.csv",
         coverage=f"{AN}/coverage.csv",
     output:
-        json=report(
-            f"{AN}/selection_model.json",
-            caption="../report/selection_model.rst",
-            category="Tables",
-        ),
-        csv=report(
-            f"{AN}/selection_coverage.csv",
-            caption="../report/selection_table.rst",
-            category="Tables",
-        ),
-        coef=report(
-            f"{FIG}/selection_coefficients.png",
-            caption="../report/selection_coefficients.rst",
-            category="Figures",
-            subcategory="Selection model",
-        ),
-        cov=report(
-            f"{FIG}/selection_coverage.png",
-            caption="../report/selection_coverage.rst",
-            category="Figures",
-            subcategory="Selection model",
-        ),
-        vs=report(
-            f"{FIG}/selection_vs_filtered.png",
-            caption="../report/selection_vs_filtered.rst",
-            category="Figures",
-            subcategory="Selection model",
-        ),
-        pdf=multiext(
-            f"{FIG}/selection_",
-            "coefficients.pdf",
-            "coverage.pdf",
-            "vs_filtered.pdf",
-        ),
+        json=table(f"{AN}/selection_model.json", "selection_model"),
+        csv=table(f"{AN}/selection_coverage.csv", "selection_table"),
+        coef=figure("selection_coefficients", "Selection model"),
+        cov=figure("selection_coverage", "Selection model"),
+        vs=figure("selection_vs_filtered", "Selection model"),
+        pdf=multiext(f"{FIG}/selection_", *SELECTION_PDFS),
     log:
         f"{LOGS}/analysis_selection/all.log",
     benchmark:
@@ -235,25 +183,16 @@ rule analysis_selection:
         ANALYSIS_ENV
     threads: A["selection"]["n_jobs"]
     resources:
-        mem_mb=res("analysis", "mem_mb"),
-        runtime=res("analysis", "runtime"),
+        **ANALYSIS_RESOURCES,
     params:
         script=f"{ASCRIPT}/analysis_selection.py",
         code=code_hash(f"{ASCRIPT}/analysis_selection.py"),
-        benchmark=A["benchmark"],
-        missing=A["missing"],
-        k=shell_words(A["coverage"]["k"]),
-        compare_k=shell_words(A["coverage"]["compare_k"]),
-        flt=A["coverage"]["compare_filter"],
-        selection=SELECTION_ARG,
+        flags=analysis_flags(A, *SELECTION_FLAGS, "appendix-filter"),
     shell:
         "python {params.script} --rm-scores {input.rm} --features {input.features}"
-        " --models {input.models} --coverage {input.coverage}"
-        " --benchmark {params.benchmark} --missing {params.missing}"
-        " --k {params.k} --compare-k {params.compare_k} --selection {params.selection}"
-        " --n-jobs {threads} --appendix-filter {params.flt} --out-json {output.json}"
-        " --out-coverage {output.csv} --figures {output.coef} {output.cov} {output.vs}"
-        " > {log} 2>&1"
+        " --models {input.models} --coverage {input.coverage} {params.flags}"
+        " --n-jobs {threads} --out-json {output.json} --out-coverage {output.csv}"
+        " --figures {output.coef} {output.cov} {output.vs} > {log} 2>&1"
 
 
 rule analysis_pca:
@@ -264,18 +203,8 @@ rule analysis_pca:
     output:
         var=f"{AN}/pca_variance.csv",
         load=f"{AN}/pca_loadings.csv",
-        var_png=report(
-            f"{FIG}/pca_variance.png",
-            caption="../report/pca_variance.rst",
-            category="Figures",
-            subcategory="Feature structure",
-        ),
-        load_png=report(
-            f"{FIG}/pca_loadings.png",
-            caption="../report/pca_loadings.rst",
-            category="Figures",
-            subcategory="Feature structure",
-        ),
+        var_png=figure("pca_variance", "Feature structure"),
+        load_png=figure("pca_loadings", "Feature structure"),
         pdf=multiext(f"{FIG}/pca_", "variance.pdf", "loadings.pdf"),
     log:
         f"{LOGS}/analysis_pca/all.log",
@@ -284,20 +213,16 @@ rule analysis_pca:
     conda:
         ANALYSIS_ENV
     resources:
-        mem_mb=res("analysis", "mem_mb"),
-        runtime=res("analysis", "runtime"),
+        **ANALYSIS_RESOURCES,
     params:
         script=f"{ASCRIPT}/analysis_pca.py",
         code=code_hash(f"{ASCRIPT}/analysis_pca.py"),
-        benchmark=A["benchmark"],
-        missing=A["missing"],
-        components=A["pca"]["components"],
+        flags=analysis_flags(A, *COMMON_FLAGS, "components"),
     shell:
         "python {params.script} --rm-scores {input.rm} --features {input.features}"
-        " --models {input.models} --benchmark {params.benchmark}"
-        " --missing {params.missing} --components {params.components}"
-        " --out-variance {output.var} --out-loadings {output.load}"
-        " --figures {output.var_png} {output.load_png} > {log} 2>&1"
+        " --models {input.models} {params.flags} --out-variance {output.var}"
+        " --out-loadings {output.load} --figures {output.var_png} {output.load_png}"
+        " > {log} 2>&1"
 
 
 rule analysis_bt_vs_regression:
@@ -306,12 +231,7 @@ rule analysis_bt_vs_regression:
         models=f"{AN}/models.csv",
     output:
         csv=f"{AN}/bt_vs_regression.csv",
-        png=report(
-            f"{FIG}/bt_vs_regression.png",
-            caption="../report/bt_vs_regression.rst",
-            category="Figures",
-            subcategory="Objectives and post-training",
-        ),
+        png=figure("bt_vs_regression", "Objectives and post-training"),
         pdf=f"{FIG}/bt_vs_regression.pdf",
     log:
         f"{LOGS}/analysis_bt_vs_regression/all.log",
@@ -322,11 +242,10 @@ rule analysis_bt_vs_regression:
     params:
         script=f"{ASCRIPT}/analysis_bt_vs_regression.py",
         code=code_hash(f"{ASCRIPT}/analysis_bt_vs_regression.py"),
-        benchmark=A["benchmark"],
+        flags=analysis_flags(A, "benchmark"),
     shell:
         "python {params.script} --rm-scores {input.rm} --models {input.models}"
-        " --benchmark {params.benchmark} --out {output.csv} --figure {output.png}"
-        " > {log} 2>&1"
+        " {params.flags} --out {output.csv} --figure {output.png} > {log} 2>&1"
 
 
 rule analysis_tables:
@@ -334,22 +253,8 @@ rule analysis_tables:
         rm=RM_SCORES,
         models=f"{AN}/models.csv",
     output:
-        csv=report(
-            multiext(
-                f"{AN}/tables/table",
-                "3_models.csv",
-                "4_regression.csv",
-                "5_bt.csv",
-            ),
-            caption="../report/tables.rst",
-            category="Tables",
-        ),
-        tex=multiext(
-            f"{AN}/tables/table",
-            "3_models.tex",
-            "4_regression.tex",
-            "5_bt.tex",
-        ),
+        csv=table(multiext(f"{AN}/tables/table", *paper_tables(".csv")), "tables"),
+        tex=multiext(f"{AN}/tables/table", *paper_tables(".tex")),
     log:
         f"{LOGS}/analysis_tables/all.log",
     conda:
@@ -357,11 +262,10 @@ rule analysis_tables:
     params:
         script=f"{ASCRIPT}/analysis_tables.py",
         code=code_hash(f"{ASCRIPT}/analysis_tables.py"),
-        benchmark=A["benchmark"],
+        flags=analysis_flags(A, "benchmark"),
     shell:
         "python {params.script} --rm-scores {input.rm} --models {input.models}"
-        " --benchmark {params.benchmark} --csv {output.csv} --tex {output.tex}"
-        " > {log} 2>&1"
+        " {params.flags} --csv {output.csv} --tex {output.tex} > {log} 2>&1"
 
 
 # Table 1 only when the post-training table exists or a rule makes it.
@@ -379,9 +283,9 @@ if POSTTRAINING:
         params:
             script=f"{ASCRIPT}/analysis_tables.py",
             code=code_hash(f"{ASCRIPT}/analysis_tables.py"),
-            benchmark=A["benchmark"],
+            flags=analysis_flags(A, "benchmark"),
         shell:
-            "python {params.script} --posttraining {input} --benchmark {params.benchmark}"
+            "python {params.script} --posttraining {input} {params.flags}"
             " --out-tex {output} > {log} 2>&1"
 
 
@@ -390,12 +294,7 @@ rule analysis_leaderboard:
         A["leaderboard_csv"] or [],
     output:
         csv=f"{AN}/leaderboard_share.csv",
-        png=report(
-            f"{FIG}/leaderboard_families.png",
-            caption="../report/leaderboard.rst",
-            category="Figures",
-            subcategory="Base model matters",
-        ),
+        png=figure("leaderboard_families", "Base model matters", "leaderboard"),
         pdf=f"{FIG}/leaderboard_families.pdf",
     log:
         f"{LOGS}/analysis_leaderboard/all.log",
@@ -405,9 +304,9 @@ rule analysis_leaderboard:
         script=f"{ASCRIPT}/analysis_leaderboard.py",
         code=code_hash(f"{ASCRIPT}/analysis_leaderboard.py"),
         lb=A["leaderboard_csv"] or "''",
-        top=A["leaderboard_top"],
+        flags=analysis_flags(A, "top"),
     shell:
-        "python {params.script} --leaderboard {params.lb} --top {params.top}"
+        "python {params.script} --leaderboard {params.lb} {params.flags}"
         " --out {output.csv} --figure {output.png} > {log} 2>&1"
 
 
@@ -418,11 +317,7 @@ rule recommend:
         models=f"{AN}/models.csv",
         selection=f"{AN}/selection_model.json",
     output:
-        report(
-            "results/recommendation.csv",
-            caption="../report/recommendation.rst",
-            category="Tables",
-        ),
+        table("results/recommendation.csv", "recommendation"),
     log:
         f"{LOGS}/recommend/all.log",
     benchmark:
@@ -430,26 +325,17 @@ rule recommend:
     conda:
         ANALYSIS_ENV
     resources:
-        mem_mb=res("analysis", "mem_mb"),
-        runtime=res("analysis", "runtime"),
+        **ANALYSIS_RESOURCES,
     params:
         script=f"{ASCRIPT}/recommend.py",
         code=code_hash(f"{ASCRIPT}/recommend.py"),
-        candidates=shell_words(A["recommend"]["candidates"]),
-        benchmark=A["benchmark"],
-        missing=A["missing"],
-        selection=SELECTION_ARG,
-        level=A["recommend"]["interval_level"],
-        top=A["recommend"]["top_features"],
-        score_range=shell_words(A["recommend"]["score_range"]),
+        flags=analysis_flags(
+            A, "candidates", *COMMON_FLAGS, "selection", *RECOMMEND_FLAGS
+        ),
     shell:
         "python {params.script} --rm-scores {input.rm} --features {input.features}"
-        " --models {input.models} --selection-json {input.selection}"
-        " --candidates {params.candidates} --benchmark {params.benchmark}"
-        " --missing {params.missing}"
-        " --selection {params.selection} --n-jobs {threads} --level {params.level}"
-        " --top-features {params.top} --score-range {params.score_range}"
-        " --out {output} > {log} 2>&1"
+        " --models {input.models} --selection-json {input.selection} {params.flags}"
+        " --n-jobs {threads} --out {output} > {log} 2>&1"
 
 
 ANALYSIS_FIGURES = [

@@ -81,10 +81,7 @@ if BENCH.jobs == "per_model":
             "../../envs/benchmarks.yaml"
         threads: BENCH.threads
         resources:
-            **res_extra("benchmarks"),
-            gpu=res("benchmarks", "gpu"),
-            mem_mb=res("benchmarks", "mem_mb"),
-            runtime=res("benchmarks", "runtime"),
+            **res_all("benchmarks"),
         params:
             slot=GPU_SLOT,
             code=BENCH_RUN_CODE,
@@ -135,10 +132,7 @@ else:
             "../../envs/benchmarks.yaml"
         threads: BENCH.threads
         resources:
-            **res_extra("benchmarks"),
-            gpu=res("benchmarks", "gpu"),
-            mem_mb=res("benchmarks", "mem_mb"),
-            runtime=res("benchmarks", "runtime"),
+            **res_all("benchmarks"),
         params:
             slot=GPU_SLOT,
             code=BENCH_RUN_CODE,
@@ -212,20 +206,14 @@ rule features_table:
     params:
         code=code_hash("workflow/scripts/features_table.py"),
         models=dag_bench.models_arg(STUDY, ALL_MODELS),
-        tasks=shell_json(BENCH_TASKS),
-        run_tasks=shell_json(BENCH_RUN),
-        aggregates=shell_json(BENCH.aggregates, sort_keys=False),
-        published=shell_json(BENCH_PUBLISHED, sort_keys=False),
+        flags=dag_bench.features_flags(BENCH, BENCH_PRESENCE_DOMAINS),
         presence=lambda wc, input: input.presence[0] if input.presence else "''",
-        domains=shell_json(BENCH_PRESENCE_DOMAINS),
         probes=lambda wc, input: (
             str(Path(input.probes[0]).parent) if input.probes else "''"
         ),
     shell:
         "python workflow/scripts/features_table.py --models {params.models}"
-        " --tasks {params.tasks} --run-tasks {params.run_tasks}"
-        " --aggregates {params.aggregates} --published {params.published}"
-        " --presence {params.presence} --presence-domains {params.domains}"
+        " {params.flags} --presence {params.presence}"
         " --probe-dir {params.probes} --runs-dir results/benchmarks --out {output.features}"
         " --out-sources {output.sources} --out-published {output.published} > {log} 2>&1"
 

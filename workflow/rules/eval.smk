@@ -3,8 +3,6 @@
 # per model for all its RMs with eval.jobs: per_model);
 # merge imported RM results; build the RM score tables. Logic: workflow/rmselect/eval/.
 # Outputs: workflow/CONTRACTS.md "Evaluation".
-import re
-
 from rmselect.eval.settings import eval_settings, model_flags
 
 try:
@@ -16,7 +14,7 @@ except ConfigError as err:
 EVAL_OPTS = EVAL.options
 EVAL_PAIRS = EVAL.pairs
 EVAL_BENCHMARKS = list(EVAL.benchmarks)
-EVAL_DERIVED_RE = "|".join(EVAL.derived) or "(?!x)x"
+EVAL_DERIVED_RE = name_regex(EVAL.derived)
 EVAL_JSONS = [
     EVAL.json_path(b, o, m, seed) for b in EVAL_BENCHMARKS for m, o, seed in EVAL.rms
 ]
@@ -34,15 +32,12 @@ EVAL_TABLES = (
 EVAL_TARGETS = EVAL_JSONS + EVAL_SCORES + EVAL_TABLES
 # eval.jobs: per_model groups these models' RMs (eval_rm_model); the rest: eval_rm.
 EVAL_GROUPED = EVAL.grouped_models
-EVAL_GROUPED_RE = "|".join(re.escape(m) for m in EVAL_GROUPED) or "(?!x)x"
-EVAL_SINGLE_RE = (
-    "|".join(
-        re.escape(m)
-        for m in dict.fromkeys(m for m, _ in EVAL_PAIRS)
-        if m not in EVAL_GROUPED
-    )
-    or "(?!x)x"
+EVAL_GROUPED_RE = name_regex(EVAL_GROUPED)
+EVAL_SINGLE_RE = name_regex(
+    dict.fromkeys(m for m, _ in EVAL_PAIRS if m not in EVAL_GROUPED)
 )
+# eval_rm's resources but its runtime (the per-model job scales it by its RM count).
+EVAL_RESOURCES = res_extra("eval") | {k: res("eval", k) for k in ("gpu", "mem_mb")}
 EVAL_CODE = code_hash("workflow/scripts/eval_rm.py")
 
 
@@ -82,18 +77,12 @@ if EVAL_BENCHMARKS:
 
     rule eval_rm:
         input:
-            rm="results/rm/{objective}/{model}/seed{seed}/final",
-            selected="results/rm/{objective}/{model}/seed{seed}/selected.json",
+            rm=EVAL.job_inputs("final"),
+            selected=EVAL.job_inputs("selected.json"),
             data=EVAL.job_data_files(),
         output:
-            json=expand(
-                "results/eval/{benchmark}/{{objective}}/{{model}}/seed{{seed}}.json",
-                benchmark=EVAL_BENCHMARKS,
-            ),
-            scores=expand(
-                "results/eval/{benchmark}/{{objective}}/{{model}}/seed{{seed}}.scores.parquet",
-                benchmark=EVAL_BENCHMARKS,
-            ),
+            json=EVAL.job_outputs(".json"),
+            scores=EVAL.job_outputs(".scores.parquet"),
         log:
             f"{LOGS}/eval_rm/{{objective}}/{{model}}/seed{{seed}}.log",
         benchmark:
@@ -103,9 +92,7 @@ if EVAL_BENCHMARKS:
         conda:
             "../../envs/eval.yaml"
         resources:
-            **res_extra("eval"),
-            gpu=res("eval", "gpu"),
-            mem_mb=res("eval", "mem_mb"),
+            **EVAL_RESOURCES,
             runtime=res("eval", "runtime"),
         params:
             code=EVAL_CODE,
@@ -113,13 +100,8 @@ if EVAL_BENCHMARKS:
             # --benchmark NAME --data JSON --out-json ... --out-scores ... per benchmark,
             # then the RM, the model row's flags and the scorer options
             call=lambda wc, input, output: EVAL.rm_args(
-                wc.model,
-                wc.objective,
-                input.rm,
-                input.selected,
-                output.json,
-                output.scores,
-                model_flags(STUDY.model(wc.model)),
+                *(wc.model, wc.objective, input.rm, input.selected),
+                *(output.json, output.scores, model_flags(STUDY.model(wc.model))),
             ),
         shell:
             "{params.slot} {resources.gpu} -- python workflow/scripts/eval_rm.py"
@@ -128,30 +110,12 @@ if EVAL_BENCHMARKS:
     # eval.jobs: per_model: one job scores every RM (objective x seed) of a model.
     use rule eval_rm as eval_rm_model with:
         input:
-            rm=expand(
-                "results/rm/{objective}/{{model}}/seed{seed}/final",
-                objective=EVAL.objectives,
-                seed=EVAL.seeds,
-            ),
-            selected=expand(
-                "results/rm/{objective}/{{model}}/seed{seed}/selected.json",
-                objective=EVAL.objectives,
-                seed=EVAL.seeds,
-            ),
+            rm=EVAL.job_inputs("final", per_model=True),
+            selected=EVAL.job_inputs("selected.json", per_model=True),
             data=EVAL.job_data_files(),
         output:
-            json=expand(
-                "results/eval/{benchmark}/{objective}/{{model}}/seed{seed}.json",
-                benchmark=EVAL_BENCHMARKS,
-                objective=EVAL.objectives,
-                seed=EVAL.seeds,
-            ),
-            scores=expand(
-                "results/eval/{benchmark}/{objective}/{{model}}/seed{seed}.scores.parquet",
-                benchmark=EVAL_BENCHMARKS,
-                objective=EVAL.objectives,
-                seed=EVAL.seeds,
-            ),
+            json=EVAL.job_outputs(".json", per_model=True),
+            scores=EVAL.job_outputs(".scores.parquet", per_model=True),
         log:
             f"{LOGS}/eval_rm/{{model}}.log",
         benchmark:
@@ -159,9 +123,7 @@ if EVAL_BENCHMARKS:
         wildcard_constraints:
             model=EVAL_GROUPED_RE,
         resources:
-            **res_extra("eval"),
-            gpu=res("eval", "gpu"),
-            mem_mb=res("eval", "mem_mb"),
+            **EVAL_RESOURCES,
             runtime=lambda wc, attempt: res("eval", "runtime")(wc, attempt)
             * len(EVAL.objectives)
             * len(EVAL.seeds),
@@ -172,10 +134,7 @@ if EVAL_BENCHMARKS:
             call=lambda wc, input, output: EVAL.model_args(
                 wc.model,
                 [(o, seed) for o in EVAL.objectives for seed in EVAL.seeds],
-                input.rm,
-                input.selected,
-                output.json,
-                output.scores,
+                *(input.rm, input.selected, output.json, output.scores),
                 model_flags(STUDY.model(wc.model)),
             ),
 

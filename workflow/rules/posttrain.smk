@@ -63,10 +63,7 @@ rule posttrain_variant:
     conda:
         "../../envs/posttrain.yaml"
     resources:
-        **res_extra("posttrain"),
-        gpu=res("posttrain", "gpu"),
-        mem_mb=res("posttrain", "mem_mb"),
-        runtime=res("posttrain", "runtime"),
+        **res_all("posttrain"),
     params:
         code=code_hash("workflow/scripts/posttrain_train.py"),
         launch=lambda wc: launcher(res("posttrain", "gpu")(wc)),

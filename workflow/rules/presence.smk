@@ -137,18 +137,15 @@ rule presence_distributions:
     conda:
         "../../envs/presence.yaml"
     resources:
-        mem_mb=res("analysis", "mem_mb"),
-        runtime=res("analysis", "runtime"),
+        **{k: res("analysis", k) for k in ("mem_mb", "runtime")},
     params:
         code=code_hash("workflow/scripts/presence_distributions.py"),
-        models=PRESENCE_MODELS,
-        domains=PRESENCE_DOMAINS,
-        bins=PRESENCE["bins"],
+        flags=f"--models {shell_words(PRESENCE_MODELS)}"
+        f" --domains {shell_words(PRESENCE_DOMAINS)} --bins {PRESENCE['bins']}",
         dir=lambda wc, input: str(Path(input.provenance[0]).parent.parent),
         fig_dist=lambda wc, output: str(Path(output.figures[0]).with_suffix("")),
         fig_jsd=lambda wc, output: str(Path(output.figures[2]).with_suffix("")),
     shell:
         "python workflow/scripts/presence_distributions.py --presence-dir {params.dir}"
-        " --models {params.models} --domains {params.domains} --bins {params.bins}"
-        " --summary {output.summary} --histograms {output.histograms} --jsd {output.jsd}"
+        " {params.flags} --summary {output.summary} --histograms {output.histograms} --jsd {output.jsd}"
         " --fig-distributions {params.fig_dist} --fig-jsd {params.fig_jsd} > {log} 2>&1"

@@ -64,10 +64,7 @@ rule rm_train:
         "../../envs/train.yaml"
     threads: lambda wc: rm_rules.nproc(RM_STUDY, res("rm_train", "gpu")(wc))
     resources:
-        **res_extra("rm_train"),
-        gpu=res("rm_train", "gpu"),
-        mem_mb=res("rm_train", "mem_mb"),
-        runtime=res("rm_train", "runtime"),
+        **res_all("rm_train"),
     params:
         code=RM_TRAIN_CODE,
         launch=lambda wc: rm_rules.launch_for(RM_STUDY, res("rm_train", "gpu")(wc)),

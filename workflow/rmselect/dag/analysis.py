@@ -7,6 +7,8 @@ The section's settings and defaults are :func:`rmselect.analysis.settings.analys
 
 from __future__ import annotations
 
+import json
+import shlex
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -77,3 +79,81 @@ def gpu_allocation(study: Study) -> dict[str, dict[str, int]]:
             per[name] = int(g or 0)
         out[kind] = per
     return out
+
+
+#: Where the analysis writes its tables and figures (``workflow/CONTRACTS.md``).
+ANALYSIS_DIR = "results/analysis"
+FIGURE_DIR = "results/figures"
+
+
+def figure(stem: str, subcategory: str, caption: str | None = None) -> Any:
+    """``results/figures/<stem>.png`` flagged for the Snakemake report.
+
+    The caption is ``workflow/report/<caption or stem>.rst``; Snakemake resolves it against
+    the rule file that calls this, so the path is written relative to ``workflow/rules``.
+    """
+    return figures(f"{FIGURE_DIR}/{stem}.png", subcategory, caption or stem)
+
+
+def figures(paths: Any, subcategory: str, caption: str) -> Any:
+    """Figure path(s) flagged for the report under ``subcategory``, captioned ``<caption>.rst``."""
+    from snakemake.io import report
+
+    return report(
+        paths,
+        caption=f"../report/{caption}.rst",
+        category="Figures",
+        subcategory=subcategory,
+    )
+
+
+def table(path: Any, caption: str) -> Any:
+    """A table (path or list of paths) flagged for the report, captioned by ``<caption>.rst``."""
+    from snakemake.io import report
+
+    return report(path, caption=f"../report/{caption}.rst", category="Tables")
+
+
+def _flag_values(a: Mapping[str, Any], name: str) -> tuple[str, Any]:
+    """The command-line flag and value(s) of analysis setting ``name``."""
+    cov, rec = a["coverage"], a["recommend"]
+    sources: dict[str, Any] = {
+        "benchmark": lambda: a["benchmark"],
+        "missing": lambda: a["missing"],
+        "seed": lambda: a["seed"],
+        "bootstrap": lambda: a["correlations"]["bootstrap"],
+        "ci": lambda: a["correlations"]["ci"],
+        "alpha": lambda: a["correlations"]["alpha"],
+        "k": lambda: list(cov["k"]),
+        "compare-k": lambda: list(cov["compare_k"]),
+        "appendix-filter": lambda: cov["compare_filter"],
+        "filters": lambda: json.dumps(cov["filters"], sort_keys=True),
+        "selection": lambda: json.dumps(a["selection"] | {"seed": a["seed"]}, sort_keys=True),
+        "components": lambda: a["pca"]["components"],
+        "candidates": lambda: list(rec["candidates"]),
+        "level": lambda: rec["interval_level"],
+        "top-features": lambda: rec["top_features"],
+        "score-range": lambda: list(rec["score_range"]),
+        "top": lambda: a["leaderboard_top"],
+    }
+    if name not in sources:
+        raise KeyError(f"no analysis setting behind --{name}")
+    return f"--{name}", sources[name]()
+
+
+def analysis_flags(settings: Mapping[str, Any], *names: str) -> str:
+    """The shell words ``--name value …`` of the analysis settings ``names``, quoted.
+
+    One place maps a script's flag to its setting in ``analysis_settings``; the rules list the
+    flags their script takes instead of one ``params`` entry per setting.
+    """
+    words: list[str] = []
+    for name in names:
+        flag, value = _flag_values(settings, name)
+        words += [flag, *(value if isinstance(value, list) else [value])]
+    return shlex.join(str(w) for w in words)
+
+
+def paper_tables(ext: str) -> list[str]:
+    """File-name tails of the paper's Tables 3-5 (Table 1 has its own rule), for ``multiext``."""
+    return [f"{n}{ext}" for n in ("3_models", "4_regression", "5_bt")]

@@ -85,3 +85,17 @@ def screen_args(mode: str, tasks: Sequence[str], name: str) -> str:
     rerun ``tasks`` in ``mode`` into ``results/screening/{mode}/{name}`` in the same process."""
     screen = " ".join(f"--screen-task {t}" for t in tasks)
     return f" --screen-mode {mode} {screen} --screen-out-dir results/screening/{mode}/{name}"
+
+
+def features_flags(bench: BenchConfig, domains: Sequence[str]) -> str:
+    """features_table's settings: the tasks, which of them run, aggregates, published scores
+    and the presence domains (each a JSON argument; ``features_table.py --help``)."""
+    return " ".join(
+        [
+            f"--tasks {shell_json(list(bench.tasks))}",
+            f"--run-tasks {shell_json(bench.run_tasks)}",
+            f"--aggregates {shell_json(bench.aggregates, sort_keys=False)}",
+            f"--published {shell_json(bench.published, sort_keys=False)}",
+            f"--presence-domains {shell_json(list(domains))}",
+        ]
+    )

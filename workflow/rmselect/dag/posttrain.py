@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
+import shlex
 from typing import Any
 
 from rmselect.config import Study
-from rmselect.dag.common import model_flags, shell_flags, shell_json
+from rmselect.dag.common import shell_json
 from rmselect.posttrain.recipes import resolve_recipe
 
 
@@ -22,15 +22,23 @@ def recipe_files(recipe: dict[str, Any]) -> list[str]:
 
 
 def train_flags(study: Study, name: str, recipe: dict[str, Any]) -> str:
-    """Command-line flags of posttrain_train.py for variant ``name``."""
+    """Command-line flags of posttrain_train.py for variant ``name`` but the output paths and
+    the ZeRO stage (the rule adds those per job).
+
+    Derived from the trainer's one declaration
+    (:class:`rmselect.posttrain.train.PosttrainArgs`); a field at its default adds no flag.
+    """
+    from rmselect import cli
+    from rmselect.posttrain.args import PosttrainArgs
+
     m = study.model(name)
     parent = study.model(m.parent or "")
-    flags = [
-        "--parent", study.model_path(parent.name), "--parent-name", parent.name,
-        "--name", name, "--recipe", json.dumps(recipe, sort_keys=True),
-        "--seed", str(int(study.config.get("seed", 0))),
-    ]
-    return shell_flags(flags + model_flags(m))
+    run = PosttrainArgs(
+        parent=study.model_path(parent.name), parent_name=parent.name, name=name,
+        recipe=recipe, out_dir="", train_json="", seed=int(study.config.get("seed", 0)),
+        chat_template=m.chat_template or None, trust_remote_code=bool(m.trust_remote_code),
+    )
+    return shlex.join(cli.to_argv(run, exclude=("out_dir", "train_json", "zero_stage")))
 
 
 def lineage_models_arg(study: Study) -> str:

@@ -51,6 +51,31 @@ class EvalSettings:
         """One RM's result on one benchmark (``.scores.parquet`` beside it)."""
         return f"results/eval/{benchmark}/{objective}/{model}/seed{seed}.json"
 
+    def _job_rms(self, per_model: bool) -> list[tuple[str, Any]]:
+        """(objective, seed) of an eval_rm job's RMs; wildcards for a one-RM job."""
+        if per_model:
+            return [(o, s) for o in self.objectives for s in self.seeds]
+        return [("{objective}", "{seed}")]
+
+    def job_outputs(self, suffix: str, per_model: bool = False) -> list[str]:
+        """An eval_rm job's output patterns (``.json`` or ``.scores.parquet``), every benchmark.
+
+        One job per RM leaves ``{objective}``, ``{model}`` and ``{seed}`` as wildcards; a
+        per-model job (``eval.jobs: per_model``) lists every objective and seed and leaves only
+        ``{model}``.
+        """
+        rms = self._job_rms(per_model)
+        return [
+            self.json_path(b, o, "{model}", s).removesuffix(".json") + suffix
+            for b in self.benchmarks
+            for o, s in rms
+        ]
+
+    def job_inputs(self, leaf: str, per_model: bool = False) -> list[str]:
+        """An eval_rm job's RM inputs: each RM's ``final`` folder or ``selected.json``."""
+        rms = self._job_rms(per_model)
+        return [f"results/rm/{o}/{{model}}/seed{s}/{leaf}" for o, s in rms]
+
     def data_files(self, benchmark: str) -> list[str]:
         """Local files a benchmark's jobs read (empty for hub data sets)."""
         entry = self.benchmarks[benchmark]

@@ -22,7 +22,6 @@ atomically; ``--train-json`` records recipe, parent, steps, per-step loss, final
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -34,8 +33,9 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from rmselect import runtime
+from rmselect import cli, runtime
 
+from rmselect.posttrain.args import PosttrainArgs
 from rmselect.posttrain.data import IGNORE_INDEX, PreferencePair, Sequence_
 
 log = logging.getLogger("rmselect.posttrain")
@@ -283,29 +283,12 @@ def _mean_all(values: Sequence[float], world: int) -> float:
 # --------------------------------------------------------------------------- entry point
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="posttrain_train.py",
-        description="Train one SFT or DPO variant of a parent model (see rmselect.posttrain.train).",
-    )
-    p.add_argument("--parent", required=True, help="parent model dir or hub id")
-    p.add_argument("--parent-name", default="", help="parent name in the model table")
-    p.add_argument("--name", default="", help="variant name in the model table")
-    p.add_argument("--recipe", required=True, help="resolved recipe as JSON (stage, data, lr, ...)")
-    p.add_argument("--out-dir", required=True, help="results/variants/<model>/model")
-    p.add_argument("--train-json", required=True, help="results/variants/<model>/train.json")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--zero-stage", type=int, default=0,
-                   help="DeepSpeed ZeRO stage when the recipe sets none (from the resource tier)")
-    p.add_argument("--chat-template", default=None, help="template override (file or Jinja)")
-    p.add_argument("--trust-remote-code", action="store_true")
-    return p
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    recipe = json.loads(args.recipe)
+    return cli.run(PosttrainArgs, _main, argv, prog="posttrain_train.py")
+
+
+def _main(args: PosttrainArgs) -> int:
+    recipe = dict(args.recipe)
     if recipe.get("stage") not in ("sft", "dpo"):
         raise SystemExit(f"posttrain: recipe stage must be sft or dpo, got {recipe.get('stage')!r}")
     seed = int(recipe["seed"]) if recipe.get("seed") is not None else args.seed

@@ -10,7 +10,8 @@ benchmark names, so adding a benchmark is one module plus one line in :data:`REG
 - :mod:`.rewardbench` -- RewardBench v1 (``allenai/reward-bench``), the paper's;
 - :mod:`.rewardbench2` -- RewardBench 2 (``allenai/reward-bench-2``);
 - :mod:`.rmbench` -- RM-Bench (``THU-KEG/RM-Bench``);
-- :mod:`.base` -- the protocol, :class:`BenchmarkData` and the generic loader/validator.
+- :mod:`.base` -- the protocol and :class:`BenchmarkData`;
+- :mod:`.loading` -- the generic loader/validator.
 
 The functions below, and :func:`load_benchmark` / :func:`prepare`, take a benchmark name (as
 the config and the command lines give it) or the object itself.
@@ -25,9 +26,9 @@ from rmselect.eval.benchmarks.base import (
     ExampleRewards,
     Stat,
     describe_entry,
-    prepare,
 )
-from rmselect.eval.benchmarks.base import load as load_benchmark
+from rmselect.eval.benchmarks.loading import load as load_benchmark
+from rmselect.eval.benchmarks.loading import prepare
 from rmselect.eval.benchmarks.rewardbench import RB1_ROWS, RB1_SECTIONS, RewardBench
 from rmselect.eval.benchmarks.rewardbench2 import RewardBench2
 from rmselect.eval.benchmarks.rmbench import RMBench
