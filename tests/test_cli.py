@@ -55,3 +55,22 @@ def test_to_argv_round_trip_and_default_skipping() -> None:
 def test_help_is_the_docstring_and_field_help() -> None:
     text = cli.build_parser(Demo, prog="demo.py").format_help()
     assert "A demo entry point." in text and "--steps" in text and "run dirs" in text
+
+
+@dataclass(kw_only=True)
+class WithPositional:
+    """Options and positional files."""
+
+    out: str = opt("output")
+    settings: str = opt("JSON settings", default="{}")
+    files: list[str] = opt("input files", default=[], positional=True)
+
+
+def test_positional_list_after_the_options() -> None:
+    a = cli.parse(WithPositional, ["--out", "o", "a.tsv", "b.tsv"])
+    assert a == WithPositional(out="o", files=["a.tsv", "b.tsv"])
+    assert cli.parse(WithPositional, ["a.tsv", "--out", "o"]).files == ["a.tsv"]
+    assert cli.parse(WithPositional, ["--out", "o"]).files == []
+    assert cli.to_argv(a) == ["--out", "o", "a.tsv", "b.tsv"]
+    assert cli.parse(WithPositional, cli.to_argv(a)) == a
+    assert "input files" in cli.build_parser(WithPositional).format_help()

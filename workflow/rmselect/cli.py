@@ -10,8 +10,9 @@ derived from the fields the entry point reads instead of being written out a sec
 Type mapping: ``bool`` is a switch (``--x``; ``--x/--no-x`` when the default is true),
 ``list[T]`` takes one or more values (``nargs="+"``; zero or more when it has a default; or
 repeated flags with ``opt(repeat=True)``), ``dict``/``list`` of JSON (``opt(json=True)``) parse one JSON argument,
-``T | None`` is optional with default None. Declare the class ``@dataclass(kw_only=True)``
-so that required and defaulted fields can stand in any order.
+``T | None`` is optional with default None; ``opt(positional=True)`` makes a field a
+positional argument (no flag; a ``list`` one takes its values after the options). Declare the
+class ``@dataclass(kw_only=True)`` so that required and defaulted fields can stand in any order.
 """
 
 from __future__ import annotations
@@ -32,14 +33,17 @@ LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
 
 def opt(help: str = "", *, default: Any = dataclasses.MISSING, choices: Sequence[Any] | None = None,
-        repeat: bool = False, json: bool = False, metavar: str | None = None) -> Any:
+        repeat: bool = False, json: bool = False, metavar: str | None = None,
+        positional: bool = False) -> Any:
     """A dataclass field with command-line metadata (no ``default``: the flag is required).
 
     ``repeat``: a list field given as a repeated flag (``--out A --out B``);
     ``json``: the value is one JSON argument (``--models '["a", "b"]'``); with ``repeat``,
-    each repeated value is one JSON argument.
+    each repeated value is one JSON argument; ``positional``: a positional argument named
+    after the field (``build.py --out x a.tsv b.tsv``).
     """
-    meta = {"help": help, "choices": choices, "repeat": repeat, "json": json, "metavar": metavar}
+    meta = {"help": help, "choices": choices, "repeat": repeat, "json": json, "metavar": metavar,
+            "positional": positional}
     if isinstance(default, (list, dict)):
         value = default
         return dataclasses.field(default_factory=lambda: type(value)(value), metadata=meta)
@@ -99,6 +103,12 @@ def _add(parser: argparse.ArgumentParser, f: dataclasses.Field, tp: Any) -> None
         kw["type"] = base
     if meta.get("choices") is not None:
         kw["choices"] = list(meta["choices"])
+    if meta.get("positional"):
+        del kw["dest"]  # a positional's dest is its name
+        if not kw.pop("required", False) and "nargs" not in kw:
+            kw["nargs"] = "?"
+        parser.add_argument(f.name, **kw)
+        return
     parser.add_argument(flag_name(f.name), **kw)
 
 
@@ -145,14 +155,19 @@ def to_argv(obj: Any, *, skip_defaults: bool = True, exclude: Sequence[str] = ()
     With ``skip_defaults`` a field equal to its default adds no flag, so a new option with a
     default leaves existing command lines (and the jobs whose parameters they are) unchanged.
     ``exclude`` names fields left out (a rule adds them itself: output paths, resource-tier
-    values only known per job).
+    values only known per job). Positional fields come last, in declaration order.
     """
     out: list[str] = []
+    tail: list[str] = []
     for f in dataclasses.fields(obj):
         if not f.init or f.name in exclude:
             continue
         value = getattr(obj, f.name)
         default = _default(f)
+        if f.metadata.get("positional"):
+            if value is not None:
+                tail += list(map(str, value)) if isinstance(value, (list, tuple)) else [str(value)]
+            continue
         if skip_defaults and default is not dataclasses.MISSING and value == default:
             continue
         name = flag_name(f.name)
@@ -171,7 +186,7 @@ def to_argv(obj: Any, *, skip_defaults: bool = True, exclude: Sequence[str] = ()
                 out += [name, *map(str, value)]
         else:
             out += [name, str(value)]
-    return out
+    return out + tail
 
 
 def split_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None,
