@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from rmselect import cli
+from rmselect.cli import opt
 from rmselect.eval.benchmarks import BENCHMARKS, load_benchmark
 from rmselect.eval.metrics import WEIGHT_MODES, ScoreOptions, per_example, score
 from rmselect.eval.settings import NEXT_RM
@@ -49,61 +51,53 @@ ENTRY_OPTIONS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="eval_rm.py",
-        description=(
-            "Score a reward model on RewardBench v1, RewardBench 2 and/or RM-Bench and write,"
-            " per benchmark, per-example scores (Parquet) and benchmark scores with bootstrap"
-            " CIs (JSON). The RM is loaded once for all benchmarks of the call."
-        ),
-        epilog=(
-            "Several benchmarks in one call: repeat the four per-benchmark options, e.g."
-            " --benchmark rewardbench --data A --out-json A.json --out-scores A.parquet"
-            " --benchmark rmbench --data B --out-json B.json --out-scores B.parquet;"
-            " the i-th --data, --out-json and --out-scores belong to the i-th --benchmark."
-            " Every other option applies to all benchmarks. Several RMs in one call (one"
-            " process; imports paid once): separate complete argument sets with --next-rm."
-        ),
-    )
-    per = p.add_argument_group("per benchmark (give each once per --benchmark, in the same order)")
-    per.add_argument(
-        "--benchmark", required=True, action="append", choices=BENCHMARKS,
-        help="benchmark to score (repeat it, with its --data, --out-json and --out-scores,"
-        " per benchmark)",
-    )
-    per.add_argument(
-        "--data",
-        required=True,
-        action="append",
-        help="benchmark config entry as JSON: {\"path\": file} or {\"hub\": id, \"split\": s}"
+@dataclass(kw_only=True)
+class EvalArgs:
+    """Score a reward model on RewardBench v1, RewardBench 2 and/or RM-Bench and write, per
+    benchmark, per-example scores (Parquet) and benchmark scores with bootstrap CIs (JSON). The
+    RM is loaded once for all benchmarks of the call.
+
+    Several benchmarks in one call: repeat the four per-benchmark options, giving each
+    once per --benchmark, in the same order, e.g. --benchmark rewardbench --data A --out-json
+    A.json --out-scores A.parquet --benchmark rmbench --data B --out-json B.json --out-scores
+    B.parquet; the i-th --data, --out-json and --out-scores belong to the i-th --benchmark.
+    Every other option applies to all benchmarks. Several RMs in one call (one process;
+    imports paid once): separate complete argument sets with --next-rm."""
+
+    # per benchmark (give each once per --benchmark, in the same order)
+    benchmark: list[str] = opt(
+        "benchmark to score (repeat it, with its --data, --out-json and --out-scores,"
+        " per benchmark)", repeat=True, choices=BENCHMARKS)
+    data: list[str] = opt(
+        "benchmark config entry as JSON: {\"path\": file} or {\"hub\": id, \"split\": s}"
         " plus options ignore_unknown_subsets, include_prior_sets, prior_sets, weights,"
-        " limit_per_subset",
-    )
-    per.add_argument("--out-json", required=True, action="append", help="benchmark scores (JSON)")
-    per.add_argument(
-        "--out-scores", required=True, action="append", help="per-example scores (Parquet)"
-    )
-    p.add_argument("--rm", required=True, help="RM folder (AutoModelForSequenceClassification) or hub id")
-    p.add_argument("--model", required=True, help="model name (table row) for provenance")
-    p.add_argument("--objective", default="", help="bt | regression (empty for hub RMs)")
-    p.add_argument("--selected", default=None, help="selected.json of the training stage (lr, step)")
-    p.add_argument("--weights", default=None, help="merge weights as a JSON list (default: rmselect.json)")
-    p.add_argument("--chat-template", default=None, help="chat template override (file or Jinja)")
-    p.add_argument("--trust-remote-code", action="store_true", help="only when the model row opts in")
-    p.add_argument("--batch-size", type=int, default=64, help="max rows per batch")
-    p.add_argument("--max-tokens", type=int, default=32768, help="max padded tokens per batch")
-    p.add_argument("--max-length", type=int, default=2048, help="truncate texts to this many tokens")
-    p.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
-    p.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (0: no CIs)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (the same for every benchmark)")
-    p.add_argument(
-        "--limit-per-subset", type=int, default=None,
-        help="first N rows per subset, for every benchmark (debug; a limit_per_subset in a"
-        " benchmark's --data wins)",
-    )
-    return p
+        " limit_per_subset", repeat=True)
+    out_json: list[str] = opt("benchmark scores (JSON)", repeat=True)
+    out_scores: list[str] = opt("per-example scores (Parquet)", repeat=True)
+    # every benchmark of the call
+    rm: str = opt("RM folder (AutoModelForSequenceClassification) or hub id")
+    model: str = opt("model name (table row) for provenance")
+    objective: str = opt("bt | regression (empty for hub RMs)", default="")
+    selected: str | None = opt("selected.json of the training stage (lr, step)", default=None)
+    weights: str | None = opt("merge weights as a JSON list (default: rmselect.json)",
+                              default=None)
+    chat_template: str | None = opt("chat template override (file or Jinja)", default=None)
+    trust_remote_code: bool = opt("only when the model row opts in", default=False)
+    batch_size: int = opt("max rows per batch", default=64)
+    max_tokens: int = opt("max padded tokens per batch", default=32768)
+    max_length: int = opt("truncate texts to this many tokens", default=2048)
+    dtype: str = opt("auto | float32 | bfloat16 | float16", default="auto")
+    device: str | None = opt("cuda | cpu (default: cuda when available)", default=None)
+    n_boot: int = opt("bootstrap resamples (0: no CIs)", default=1000)
+    seed: int = opt("bootstrap seed (the same for every benchmark)", default=0)
+    limit_per_subset: int | None = opt(
+        "first N rows per subset, for every benchmark (debug; a limit_per_subset in a"
+        " benchmark's --data wins)", default=None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of one argument set (:class:`EvalArgs`)."""
+    return cli.build_parser(EvalArgs, prog="eval_rm.py")
 
 
 @dataclass
@@ -117,7 +111,7 @@ class BenchmarkJob:
     limit_per_subset: int | None
 
 
-def benchmark_jobs(args: argparse.Namespace) -> list[BenchmarkJob]:
+def benchmark_jobs(args: EvalArgs) -> list[BenchmarkJob]:
     """Pair the repeated per-benchmark options; check the data JSON and the output paths."""
     names, datas = list(args.benchmark), list(args.data)
     jsons, scores = list(args.out_json), list(args.out_scores)
@@ -172,7 +166,7 @@ def write_scored(done: Sequence[Scored]) -> None:
         write_json(job.out_json, result)
 
 
-def score_rm(args: argparse.Namespace, jobs: Sequence[BenchmarkJob]) -> list[Scored]:
+def score_rm(args: EvalArgs, jobs: Sequence[BenchmarkJob]) -> list[Scored]:
     """Load and check every benchmark's data (``jobs``: :func:`benchmark_jobs` of ``args``),
     load the RM, score it; writes nothing."""
     from rmselect.eval.scorer import load_reward_model
@@ -210,7 +204,7 @@ def score_rm(args: argparse.Namespace, jobs: Sequence[BenchmarkJob]) -> list[Sco
 
 
 def score_benchmark(
-    args: argparse.Namespace,
+    args: EvalArgs,
     rm: Any,
     job: BenchmarkJob,
     data: Any,
@@ -322,11 +316,10 @@ def split_calls(argv: Sequence[str]) -> list[list[str]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
     sets = split_calls(argv)
     if len(sets) > 1 and not all(sets):
-        parser.error(f"{NEXT_RM} separates complete argument sets; one of them is empty")
-    calls = [parser.parse_args(s) for s in sets]
+        build_parser().error(f"{NEXT_RM} separates complete argument sets; one of them is empty")
+    calls = [cli.parse(EvalArgs, s, prog="eval_rm.py") for s in sets]
     try:
         # Every set's options and outputs are checked before the first RM loads.
         jobs = [benchmark_jobs(args) for args in calls]
