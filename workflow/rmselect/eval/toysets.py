@@ -26,10 +26,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import polars as pl
 
+from rmselect import cli
+from rmselect.cli import opt
 from rmselect.datasets_io import load_frame
 from rmselect.eval.benchmarks import prepare
 from rmselect.eval.benchmarks.rewardbench import CODE_PREFIX, MATH_SUBSET, RB1_SECTIONS, RewardBench
@@ -119,20 +122,22 @@ DERIVERS: dict[str, Callable[[pl.DataFrame, int], list[dict[str, Any]]]] = {
 }
 
 
+@dataclass(kw_only=True)
+class ToySetsArgs:
+    """Derive a RewardBench-2 or RM-Bench-format toy set from a RewardBench v1 set."""
+
+    source: str = opt("v1 data-set entry as JSON ({\"path\": ...})")
+    format: str = opt(choices=tuple(DERIVERS))
+    n_ties: int = opt("Ties prompts (rewardbench2)", default=10)
+    out: str = opt("output .jsonl")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="eval_toy_sets.py",
-        description="Derive a RewardBench-2 or RM-Bench-format toy set from a RewardBench v1 set.",
-    )
-    p.add_argument("--source", required=True, help="v1 data-set entry as JSON ({\"path\": ...})")
-    p.add_argument("--format", required=True, choices=tuple(DERIVERS))
-    p.add_argument("--n-ties", type=int, default=10, help="Ties prompts (rewardbench2)")
-    p.add_argument("--out", required=True, help="output .jsonl")
-    return p
+    return cli.build_parser(ToySetsArgs, prog="eval_toy_sets.py")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = cli.parse(ToySetsArgs, argv, prog="eval_toy_sets.py")
     try:
         entry = json.loads(args.source)
         v1 = load_frame(entry)
