@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from rmselect import cli
+from rmselect.cli import opt
 from rmselect.config import ConfigError, section_settings
 
 MODES = ("full", "halving")
@@ -185,25 +187,28 @@ def steps_spent(runs: Sequence[Mapping[str, Any]]) -> int:
 # --------------------------------------------------------------------------- entry point
 
 
+@dataclass(kw_only=True)
+class HalvingArgs:
+    """Successive-halving decision after one rung: which learning rates go on."""
+
+    runs: list[str] = opt("rung json of every participant")
+    previous: str | None = opt("the previous rung's decision json", default=None)
+    rung: int = opt()
+    grid_size: int = opt("rates in the full grid")
+    eta: int = opt()
+    min_steps: int = opt()
+    out: str = opt("decision json")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="halving_rm.py",
-        description="Successive-halving decision after one rung: which learning rates go on.")
-    p.add_argument("--runs", nargs="+", required=True, help="rung json of every participant")
-    p.add_argument("--previous", default=None, help="the previous rung's decision json")
-    p.add_argument("--rung", type=int, required=True)
-    p.add_argument("--grid-size", type=int, required=True, help="rates in the full grid")
-    p.add_argument("--eta", type=int, required=True)
-    p.add_argument("--min-steps", type=int, required=True)
-    p.add_argument("--out", required=True, help="decision json")
-    return p
+    return cli.build_parser(HalvingArgs, prog="halving_rm.py")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from rmselect.io import read_json, write_json
     from rmselect.rm.rules import lr_label
 
-    args = build_parser().parse_args(argv)
+    args = cli.parse(HalvingArgs, argv, prog="halving_rm.py")
     search = LrSearch("halving", args.eta, args.min_steps)
     runs, paths = {}, {}
     for rp in args.runs:

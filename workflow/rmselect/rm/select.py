@@ -20,32 +20,37 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from rmselect import cli
+from rmselect.cli import opt
 from rmselect.io import atomic_path, read_json, read_table, write_json
 from rmselect.rm.data import ATTRIBUTES
 from rmselect.rm.merge import pair_diff, search
 
 
+@dataclass(kw_only=True)
+class SelectArgs:
+    """Select the best (learning rate, step[, merge weights]) checkpoint of one base model and
+    objective; write final/ and selected.json."""
+
+    runs: list[str] = opt("run.json of every LR of the grid")
+    model_name: str = opt()
+    objective: str = opt(choices=["bt", "regression"])
+    final: str = opt("output dir for the selected checkpoint")
+    selected: str = opt("output selected.json")
+    merge_grid_step: float = opt("regression: weight grid step (0.05 = the paper's 21^5 vectors)",
+                                 default=0.05)
+    prune: bool = opt("delete the non-selected checkpoint dirs after copying the winner",
+                      default=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="select_rm.py",
-        description="Select the best (learning rate, step[, merge weights]) checkpoint of one "
-        "base model and objective; write final/ and selected.json.",
-    )
-    p.add_argument("--runs", nargs="+", required=True, help="run.json of every LR of the grid")
-    p.add_argument("--model-name", required=True)
-    p.add_argument("--objective", required=True, choices=["bt", "regression"])
-    p.add_argument("--final", required=True, help="output dir for the selected checkpoint")
-    p.add_argument("--selected", required=True, help="output selected.json")
-    p.add_argument("--merge-grid-step", type=float, default=0.05,
-                   help="regression: weight grid step (0.05 = the paper's 21^5 vectors)")
-    p.add_argument("--prune", action="store_true",
-                   help="delete the non-selected checkpoint dirs after copying the winner")
-    return p
+    return cli.build_parser(SelectArgs, prog="select_rm.py")
 
 
 def regression_candidate(ckpt: Path, step: float) -> dict[str, Any]:
@@ -104,7 +109,7 @@ def copy_checkpoint(src: Path, dst: Path, meta: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = cli.parse(SelectArgs, argv, prog="select_rm.py")
     t0 = time.time()
     cands = collect(args.runs, args.objective, args.merge_grid_step)
     best = best_candidate(cands)
