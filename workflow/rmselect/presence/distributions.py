@@ -17,13 +17,16 @@
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import polars as pl
 from scipy.spatial.distance import jensenshannon
+
+from rmselect import cli
+from rmselect.cli import opt
 
 MEAN_DOMAIN = "mean"
 
@@ -188,24 +191,26 @@ def plot_jsd(jsd: pl.DataFrame, stem: str | Path, domain: str = MEAN_DOMAIN) -> 
 # --------------------------------------------------------------------------- entry point
 
 
+@dataclass(kw_only=True)
+class DistributionsArgs:
+    """Summary, shared-bin histograms, pairwise Jensen-Shannon distances and the two presence
+    figures from results/presence/<model>/<domain>.parquet."""
+
+    presence_dir: str = opt(default="results/presence")
+    models: list[str] = opt()
+    domains: list[str] = opt()
+    bins: int = opt("histogram bins per domain", default=40)
+    summary: str = opt("output summary.csv")
+    histograms: str = opt("output histograms.csv")
+    jsd: str = opt("output jsd.csv")
+    fig_distributions: str = opt("figure stem (png + pdf)")
+    fig_jsd: str = opt("figure stem (png + pdf)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from rmselect.io import read_json, write_table
 
-    p = argparse.ArgumentParser(
-        prog="presence_distributions.py",
-        description="Summary, shared-bin histograms, pairwise Jensen-Shannon distances and the "
-        "two presence figures from results/presence/<model>/<domain>.parquet.",
-    )
-    p.add_argument("--presence-dir", default="results/presence")
-    p.add_argument("--models", nargs="+", required=True)
-    p.add_argument("--domains", nargs="+", required=True)
-    p.add_argument("--bins", type=int, default=40, help="histogram bins per domain")
-    p.add_argument("--summary", required=True, help="output summary.csv")
-    p.add_argument("--histograms", required=True, help="output histograms.csv")
-    p.add_argument("--jsd", required=True, help="output jsd.csv")
-    p.add_argument("--fig-distributions", required=True, help="figure stem (png + pdf)")
-    p.add_argument("--fig-jsd", required=True, help="figure stem (png + pdf)")
-    args = p.parse_args(argv)
+    args = cli.parse(DistributionsArgs, argv, prog="presence_distributions.py")
     scores = load_scores(args.presence_dir, args.models, args.domains)
     summary = summarise(scores)
     scored_by = {}

@@ -35,6 +35,9 @@ from typing import Any, Sequence
 import polars as pl
 import torch
 
+from rmselect import cli
+from rmselect.cli import opt
+
 log = logging.getLogger("rmselect.presence")
 
 PREFIX_MODES = ("auto", "none")
@@ -167,26 +170,28 @@ def score_frame(model: Any, tokenizer: Any, docs: pl.DataFrame, **kwargs: Any) -
 # --------------------------------------------------------------------------- entry point
 
 
+@dataclass(kw_only=True)
+class PresenceArgs:
+    """Presence scores of one model on every domain corpus: writes <out-dir>/<domain>.parquet
+    (doc_id, n_tokens, score) and <out-dir>/presence.json."""
+
+    model: str = opt("model dir or hub id to score with")
+    name: str = opt("model name (for messages and provenance)")
+    domains: str = opt(
+        'JSON {domain: data-set entry} (path|hub, text_column, filter, streaming)')
+    out_dir: str = opt("results/presence/<model>")
+    max_tokens: int = opt("N: tokens scored per document", default=2048)
+    n_docs: int = opt("documents sampled per domain", default=64)
+    seed: int = opt("document sampling seed", default=0)
+    batch_tokens: int = opt("padded tokens per batch", default=16384)
+    prefix: str = opt("context token before the first document token (see module docs)",
+                      default="auto", choices=PREFIX_MODES)
+    trust_remote_code: bool = opt(default=False)
+    device: str | None = opt("cuda | cpu (default: cuda when available)", default=None)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="presence_score.py",
-        description="Presence scores of one model on every domain corpus: writes "
-        "<out-dir>/<domain>.parquet (doc_id, n_tokens, score) and <out-dir>/presence.json.",
-    )
-    p.add_argument("--model", required=True, help="model dir or hub id to score with")
-    p.add_argument("--name", required=True, help="model name (for messages and provenance)")
-    p.add_argument("--domains", required=True,
-                   help='JSON {domain: data-set entry} (path|hub, text_column, filter, streaming)')
-    p.add_argument("--out-dir", required=True, help="results/presence/<model>")
-    p.add_argument("--max-tokens", type=int, default=2048, help="N: tokens scored per document")
-    p.add_argument("--n-docs", type=int, default=64, help="documents sampled per domain")
-    p.add_argument("--seed", type=int, default=0, help="document sampling seed")
-    p.add_argument("--batch-tokens", type=int, default=16384, help="padded tokens per batch")
-    p.add_argument("--prefix", choices=PREFIX_MODES, default="auto",
-                   help="context token before the first document token (see module docs)")
-    p.add_argument("--trust-remote-code", action="store_true")
-    p.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
-    return p
+    return cli.build_parser(PresenceArgs, prog="presence_score.py")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -194,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rmselect.io import write_json, write_table
     from rmselect.presence.corpus import sample_documents
 
-    args = build_parser().parse_args(argv)
+    args = cli.parse(PresenceArgs, argv, prog="presence_score.py")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     domains = json.loads(args.domains)
     if not domains:
