@@ -32,6 +32,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from rmselect import cli
+from rmselect.cli import opt
+
 log = logging.getLogger("rmselect.probe")
 
 #: Inverse regularisation strengths the linear probe chooses from by cross-validation.
@@ -190,33 +193,38 @@ def probe_model(
     )
 
 
+_DEFAULTS = ProbeSettings()
+
+
+@dataclass(kw_only=True)
+class ProbeArgs:
+    """Probe features of one base model before any RM is trained: zero-shot preference
+    accuracy by mean log-probability and a cross-validated linear probe of frozen last-token
+    states on HelpSteer2-Preference pairs (rmselect.probe.score). Writes one JSON file."""
+
+    model: str = opt("model dir or hub id")
+    name: str = opt("the model's name in the model table")
+    data: str = opt("HelpSteer2-Preference data-set entry (JSON)")
+    chat_template: str | None = opt("template override (file or Jinja)", default=None)
+    trust_remote_code: bool = opt("run the model's own code", default=False)
+    max_train_pairs: int = opt(
+        f"train pairs the probe is fitted on (default {_DEFAULTS.max_train_pairs}; 0: all)",
+        default=_DEFAULTS.max_train_pairs)
+    max_val_pairs: int | None = opt("validation pairs scored (default: all)",
+                                    default=_DEFAULTS.max_val_pairs)
+    max_length: int = opt(
+        f"tokens per rendered text, cut from the left (default {_DEFAULTS.max_length})",
+        default=_DEFAULTS.max_length)
+    batch_size: int = opt(f"texts per forward (default {_DEFAULTS.batch_size})",
+                          default=_DEFAULTS.batch_size)
+    layers: str = opt("hidden states the linear probe reads (default last)",
+                      default=_DEFAULTS.layers, choices=("last", "all"))
+    device: str | None = opt("cpu / cuda (default: cuda when available)", default=None)
+    out: str = opt("output JSON")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    d = ProbeSettings()
-    ap = argparse.ArgumentParser(
-        prog="probe_model.py",
-        description="Probe features of one base model before any RM is trained: zero-shot "
-        "preference accuracy by mean log-probability and a cross-validated linear probe of "
-        "frozen last-token states on HelpSteer2-Preference pairs (rmselect.probe.score). "
-        "Writes one JSON file.",
-    )
-    ap.add_argument("--model", required=True, help="model dir or hub id")
-    ap.add_argument("--name", required=True, help="the model's name in the model table")
-    ap.add_argument("--data", required=True, help="HelpSteer2-Preference data-set entry (JSON)")
-    ap.add_argument("--chat-template", default=None, help="template override (file or Jinja)")
-    ap.add_argument("--trust-remote-code", action="store_true", help="run the model's own code")
-    ap.add_argument("--max-train-pairs", type=int, default=d.max_train_pairs,
-                    help=f"train pairs the probe is fitted on (default {d.max_train_pairs}; 0: all)")
-    ap.add_argument("--max-val-pairs", type=int, default=d.max_val_pairs,
-                    help="validation pairs scored (default: all)")
-    ap.add_argument("--max-length", type=int, default=d.max_length,
-                    help=f"tokens per rendered text, cut from the left (default {d.max_length})")
-    ap.add_argument("--batch-size", type=int, default=d.batch_size,
-                    help=f"texts per forward (default {d.batch_size})")
-    ap.add_argument("--layers", choices=("last", "all"), default=d.layers,
-                    help="hidden states the linear probe reads (default last)")
-    ap.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
-    ap.add_argument("--out", required=True, help="output JSON")
-    return ap
+    return cli.build_parser(ProbeArgs, prog="probe_model.py")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -228,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rmselect.rm.data import load_pairs
     from rmselect.rm.format import resolve_template
 
-    a = build_parser().parse_args(argv)
+    a = cli.parse(ProbeArgs, argv, prog="probe_model.py")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = ProbeSettings(a.max_train_pairs or None, a.max_val_pairs or None, a.max_length,
                              a.batch_size, a.layers)
