@@ -12,9 +12,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+from rmselect import cli
+from rmselect.cli import opt
 from rmselect.config import ConfigError, section_settings
 from rmselect.io import write_json
 
@@ -110,22 +113,23 @@ def build_record(root: str | Path, benchmarks: list[str | Path], out: str | Path
     return record
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
+@dataclass(kw_only=True)
+class BuildInfoArgs:
+    """Write results/toy/build.json: the toy build's elapsed wall time (from the Snakemake
+    benchmark files of its jobs), per-model pre-training summary, and SHA-256 hashes of every
+    deterministic toy file."""
+
+    root: str = opt("toy results folder (results/toy)")
+    settings: str = opt("the toy settings as JSON (recorded)", default="{}")
+    out: str = opt("output build.json")
+    benchmarks: list[str] = opt("benchmark TSVs of the toy jobs", default=[], positional=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     import json
 
-    ap = argparse.ArgumentParser(
-        prog="toy_build_info.py",
-        description="Write results/toy/build.json: the toy build's elapsed wall time (from the "
-        "Snakemake benchmark files of its jobs), per-model pre-training summary, and SHA-256 "
-        "hashes of every deterministic toy file.",
-    )
-    ap.add_argument("--root", required=True, help="toy results folder (results/toy)")
-    ap.add_argument("--settings", default="{}", help="the toy settings as JSON (recorded)")
-    ap.add_argument("--out", required=True, help="output build.json")
-    ap.add_argument("benchmarks", nargs="*", help="benchmark TSVs of the toy jobs")
-    a = ap.parse_args(argv)
-    rec = build_record(a.root, a.benchmarks, a.out, json.loads(a.settings))
+    a = cli.parse(BuildInfoArgs, argv, prog="toy_build_info.py")
+    rec = build_record(a.root, list(a.benchmarks), a.out, json.loads(a.settings))
     print(f"toy build: {rec['elapsed_s']} s elapsed, {rec['job_wall_s_total']} s of jobs, "
           f"{len(rec['files'])} files hashed")
     return 0

@@ -23,7 +23,6 @@ comparison itself from a few hundred pairs, which the toy zoo's RMs do not manag
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import asdict, dataclass
@@ -31,6 +30,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from rmselect import cli
+from rmselect.cli import opt
 
 #: Inverse regularisation strengths tried by the linear probe (best validation score kept,
 #: an optimistic but standard probe read-out; each is fitted on train pairs only).
@@ -173,23 +175,23 @@ def probe_model(
     )
 
 
+@dataclass(kw_only=True)
+class ToyProbeArgs:
+    """Probe toy base models before RM training: fact recall (from the benchmark stage),
+    zero-shot preference by log-probability, and a linear probe of last-token states on the RM
+    validation pairs (see rmselect.toy.probe). Writes one CSV row per model."""
+
+    models: list[str] = opt("base models as name=model_dir", metavar="NAME=DIR")
+    preference: str = opt("helpsteer2_preference.jsonl (toy)")
+    recall_dir: str = opt("benchmark results folder: reads DIR/NAME/TASK.json per model")
+    recall_task: str = opt("benchmark giving recall", default="toy_facts")
+    max_pairs: int | None = opt("cap pairs per split", default=None)
+    out: str = opt("output CSV")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="toy_probe.py",
-        description="Probe toy base models before RM training: fact recall (from the "
-        "benchmark stage), zero-shot preference by log-probability, and a linear probe of "
-        "last-token states on the RM validation pairs (see rmselect.toy.probe). Writes one "
-        "CSV row per model.",
-    )
-    ap.add_argument("--models", nargs="+", required=True, metavar="NAME=DIR",
-                    help="base models as name=model_dir")
-    ap.add_argument("--preference", required=True, help="helpsteer2_preference.jsonl (toy)")
-    ap.add_argument("--recall-dir", required=True,
-                    help="benchmark results folder: reads DIR/NAME/TASK.json per model")
-    ap.add_argument("--recall-task", default="toy_facts", help="benchmark giving recall")
-    ap.add_argument("--max-pairs", type=int, default=None, help="cap pairs per split")
-    ap.add_argument("--out", required=True, help="output CSV")
-    a = ap.parse_args(argv)
+    a = cli.parse(ToyProbeArgs, argv, prog="toy_probe.py")
+    ap = cli.build_parser(ToyProbeArgs, prog="toy_probe.py")  # for its error messages
     import polars as pl
 
     from rmselect.io import write_table
