@@ -50,11 +50,14 @@ table.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import polars as pl
 
+from rmselect import cli
+from rmselect.cli import opt
 from rmselect.config import REPO_ROOT, Study, section_settings
 
 # The arithmetic, the data sizes and the per-stage counting have their own modules; their
@@ -216,19 +219,23 @@ def format_table(totals: pl.DataFrame, profs: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+@dataclass(kw_only=True)
+class PlanArgs:
+    """Cost projection of a study."""
+
+    config: str = opt("JSON of the study config")
+    source: str = opt("config file name, for messages", default="config")
+    out: str = opt("results/plan/cost_projection.csv")
+    log: str | None = opt("also write the printed table here", default=None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    import argparse
     import logging
 
     from rmselect.config import load_study
     from rmselect.io import write_table
 
-    ap = argparse.ArgumentParser(prog="plan_cost.py", description="Cost projection of a study.")
-    ap.add_argument("--config", required=True, help="JSON of the study config")
-    ap.add_argument("--source", default="config", help="config file name, for messages")
-    ap.add_argument("--out", required=True, help="results/plan/cost_projection.csv")
-    ap.add_argument("--log", default=None, help="also write the printed table here")
-    a = ap.parse_args(argv)
+    a = cli.parse(PlanArgs, argv, prog="plan_cost.py")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     study = load_study(json.loads(a.config), a.source)
     full, totals = projection_csv(study)

@@ -19,13 +19,15 @@ for every post-trained model, one panel per (lineage, objective).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import polars as pl
 
+from rmselect import cli
+from rmselect.cli import opt
 from rmselect.conventions import REWARDBENCH_SECTIONS
 
 #: The RewardBench section columns of rm_scores.csv, then its overall ``score``.
@@ -166,20 +168,21 @@ def plot_lineages(table: pl.DataFrame, stem: str) -> None:
     save(fig, stem)
 
 
+@dataclass(kw_only=True)
+class LineageArgs:
+    """Per-lineage RM score change vs the lineage's root model
+    (results/analysis/posttraining.csv) and its figure."""
+
+    rm_scores: str = opt("results/tables/rm_scores.csv")
+    models: str = opt('JSON {model: {"stage": ..., "parent": ...}} (the effective model table)')
+    out: str = opt("results/analysis/posttraining.csv")
+    figure: str = opt("figure stem (png + pdf)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from rmselect.io import read_table, write_table
 
-    p = argparse.ArgumentParser(
-        prog="lineage_table.py",
-        description="Per-lineage RM score change vs the lineage's root model "
-        "(results/analysis/posttraining.csv) and its figure.",
-    )
-    p.add_argument("--rm-scores", required=True, help="results/tables/rm_scores.csv")
-    p.add_argument("--models", required=True,
-                   help='JSON {model: {"stage": ..., "parent": ...}} (the effective model table)')
-    p.add_argument("--out", required=True, help="results/analysis/posttraining.csv")
-    p.add_argument("--figure", required=True, help="figure stem (png + pdf)")
-    args = p.parse_args(argv)
+    args = cli.parse(LineageArgs, argv, prog="lineage_table.py")
     table, unscored = lineage_table(read_table(args.rm_scores), json.loads(args.models))
     if unscored:
         sys.stderr.write(f"lineage: no RM scores for {', '.join(unscored)} (left out)\n")
