@@ -55,3 +55,25 @@ def test_to_argv_round_trip_and_default_skipping() -> None:
 def test_help_is_the_docstring_and_field_help() -> None:
     text = cli.build_parser(Demo, prog="demo.py").format_help()
     assert "A demo entry point." in text and "--steps" in text and "run dirs" in text
+
+
+@dataclass(kw_only=True)
+class Fixed:
+    """Fixed-count lists."""
+
+    figures: list[str] = opt("two figure paths", nargs=2)
+    score_range: list[float] = opt("low high", nargs=2, default=[0.0, 100.0])
+    csv: list[str] | None = opt("three CSV paths", nargs=3, default=None)
+
+
+def test_fixed_nargs() -> None:
+    a = cli.parse(Fixed, ["--figures", "a.png", "b.png"])
+    assert a == Fixed(figures=["a.png", "b.png"]) and a.score_range == [0.0, 100.0]
+    assert a.csv is None
+    b = cli.parse(Fixed, ["--figures", "a", "b", "--score-range", "1", "2", "--csv", "x", "y", "z"])
+    assert b.score_range == [1.0, 2.0] and b.csv == ["x", "y", "z"]
+    assert cli.parse(Fixed, cli.to_argv(b)) == b
+    with pytest.raises(SystemExit):  # exactly two
+        cli.parse(Fixed, ["--figures", "a", "b", "c"])
+    with pytest.raises(SystemExit):
+        cli.parse(Fixed, ["--figures", "a"])
