@@ -74,3 +74,25 @@ def test_positional_list_after_the_options() -> None:
     assert cli.to_argv(a) == ["--out", "o", "a.tsv", "b.tsv"]
     assert cli.parse(WithPositional, cli.to_argv(a)) == a
     assert "input files" in cli.build_parser(WithPositional).format_help()
+
+
+@dataclass(kw_only=True)
+class Fixed:
+    """Fixed-count lists."""
+
+    figures: list[str] = opt("two figure paths", nargs=2)
+    score_range: list[float] = opt("low high", nargs=2, default=[0.0, 100.0])
+    csv: list[str] | None = opt("three CSV paths", nargs=3, default=None)
+
+
+def test_fixed_nargs() -> None:
+    a = cli.parse(Fixed, ["--figures", "a.png", "b.png"])
+    assert a == Fixed(figures=["a.png", "b.png"]) and a.score_range == [0.0, 100.0]
+    assert a.csv is None
+    b = cli.parse(Fixed, ["--figures", "a", "b", "--score-range", "1", "2", "--csv", "x", "y", "z"])
+    assert b.score_range == [1.0, 2.0] and b.csv == ["x", "y", "z"]
+    assert cli.parse(Fixed, cli.to_argv(b)) == b
+    with pytest.raises(SystemExit):  # exactly two
+        cli.parse(Fixed, ["--figures", "a", "b", "c"])
+    with pytest.raises(SystemExit):
+        cli.parse(Fixed, ["--figures", "a"])

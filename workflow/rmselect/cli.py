@@ -8,8 +8,9 @@ turns a filled-in instance back into a command line (:func:`to_argv`), so a rule
 derived from the fields the entry point reads instead of being written out a second time.
 
 Type mapping: ``bool`` is a switch (``--x``; ``--x/--no-x`` when the default is true),
-``list[T]`` takes one or more values (``nargs="+"``; zero or more when it has a default; or
-repeated flags with ``opt(repeat=True)``), ``dict``/``list`` of JSON (``opt(json=True)``) parse one JSON argument,
+``list[T]`` takes one or more values (``nargs="+"``; zero or more when it has a default;
+exactly ``n`` with ``opt(nargs=n)``; or repeated flags with ``opt(repeat=True)``),
+``dict``/``list`` of JSON (``opt(json=True)``) parse one JSON argument,
 ``T | None`` is optional with default None; ``opt(positional=True)`` makes a field a
 positional argument (no flag; a ``list`` one takes its values after the options). Declare the
 class ``@dataclass(kw_only=True)`` so that required and defaulted fields can stand in any order.
@@ -34,16 +35,17 @@ LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
 def opt(help: str = "", *, default: Any = dataclasses.MISSING, choices: Sequence[Any] | None = None,
         repeat: bool = False, json: bool = False, metavar: str | None = None,
-        positional: bool = False) -> Any:
+        nargs: int | None = None, positional: bool = False) -> Any:
     """A dataclass field with command-line metadata (no ``default``: the flag is required).
 
     ``repeat``: a list field given as a repeated flag (``--out A --out B``);
+    ``nargs``: a list field that takes exactly this many values (``--figures A B``);
     ``json``: the value is one JSON argument (``--models '["a", "b"]'``); with ``repeat``,
     each repeated value is one JSON argument; ``positional``: a positional argument named
     after the field (``build.py --out x a.tsv b.tsv``).
     """
     meta = {"help": help, "choices": choices, "repeat": repeat, "json": json, "metavar": metavar,
-            "positional": positional}
+            "nargs": nargs, "positional": positional}
     if isinstance(default, (list, dict)):
         value = default
         return dataclasses.field(default_factory=lambda: type(value)(value), metadata=meta)
@@ -98,7 +100,7 @@ def _add(parser: argparse.ArgumentParser, f: dataclasses.Field, tp: Any) -> None
             if default is not dataclasses.MISSING:
                 kw["default"] = None  # argparse appends to a given default list
         else:
-            kw["nargs"] = "+" if default is dataclasses.MISSING else "*"
+            kw["nargs"] = meta.get("nargs") or ("+" if default is dataclasses.MISSING else "*")
     else:
         kw["type"] = base
     if meta.get("choices") is not None:

@@ -8,14 +8,16 @@ overall.
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import polars as pl
 
-from rmselect import plotting
+from rmselect import cli, plotting
+from rmselect.analysis.args import FIGURE, ScoresArgs
 from rmselect.analysis.data import SECTION_COLUMN, SECTIONS, load_models, load_rm_scores
+from rmselect.cli import opt
 from rmselect.io import write_table
 
 
@@ -62,16 +64,20 @@ def plot(df: pl.DataFrame, stem: str) -> None:
     plotting.save(fig, stem)
 
 
+@dataclass(kw_only=True)
+class BtVsRegressionArgs(ScoresArgs):
+    """Regression minus BT per model."""
+
+    out: str = opt("bt_vs_regression.csv")
+    figure: str = opt(FIGURE)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="analysis_bt_vs_regression.py", description="Regression minus BT per model."
-    )
-    ap.add_argument("--rm-scores", required=True)
-    ap.add_argument("--models", required=True)
-    ap.add_argument("--benchmark", default="rewardbench")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--figure", required=True, help="figure path (.png; the .pdf is written beside it)")
-    a = ap.parse_args(argv)
+    return cli.run(BtVsRegressionArgs, write_bt_vs_regression, argv,
+                   prog="analysis_bt_vs_regression.py")
+
+
+def write_bt_vs_regression(a: BtVsRegressionArgs) -> int:
     df = bt_vs_regression(load_rm_scores(a.rm_scores, a.benchmark), load_models(a.models))
     plot(df, a.figure)
     write_table(a.out, df)

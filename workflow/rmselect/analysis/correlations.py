@@ -28,10 +28,10 @@ For each (objective, section, feature) on the complete pairs (``n`` of them):
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -39,7 +39,8 @@ import polars as pl
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from rmselect import plotting
+from rmselect import cli, plotting
+from rmselect.analysis.args import FIGURE, SeedArgs
 from rmselect.analysis.data import (
     SECTIONS,
     align,
@@ -47,9 +48,9 @@ from rmselect.analysis.data import (
     load_models,
     load_rm_scores,
     objectives_present,
-    setup_logging,
 )
 from rmselect.analysis.seeds import draw_seeds, load_seed_scores
+from rmselect.cli import opt
 from rmselect.io import write_table
 
 log = logging.getLogger(__name__)
@@ -315,28 +316,27 @@ def plot(df: pl.DataFrame, stem: str, method: str = "spearman") -> None:
     plotting.save(fig, stem)
 
 
+@dataclass(kw_only=True)
+class CorrelationsArgs(SeedArgs):
+    """Pearson/Spearman correlations of features with RM sections (Figure 3)."""
+
+    rm_seeds: str | None = opt(
+        "rm_scores_seeds.csv (per-seed scores: seed intervals, top-feature stability)",
+        default=None)
+    seed_draws: int = opt("seed draws", default=1000)
+    seed: int = opt("seed of the bootstrap and the seed draws", default=0)
+    bootstrap: int = opt("bootstrap resamples", default=1000)
+    ci: float = opt("confidence level", default=0.95)
+    alpha: float = opt("significance level of the |r| threshold (two-sided)", default=0.05)
+    out: str = opt("correlations.csv")
+    figure: str = opt(FIGURE)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="analysis_correlations.py",
-        description="Pearson/Spearman correlations of features with RM sections (Figure 3).",
-    )
-    ap.add_argument("--rm-scores", required=True)
-    ap.add_argument("--rm-seeds", default=None,
-                    help="rm_scores_seeds.csv (per-seed scores: seed intervals, top-feature "
-                    "stability)")
-    ap.add_argument("--seed-draws", type=int, default=1000, help="seed draws")
-    ap.add_argument("--features", required=True)
-    ap.add_argument("--models", required=True, help="results/analysis/models.csv")
-    ap.add_argument("--benchmark", default="rewardbench")
-    ap.add_argument("--missing", default="drop_feature")
-    ap.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
-    ap.add_argument("--ci", type=float, default=0.95, help="confidence level")
-    ap.add_argument("--alpha", type=float, default=0.05)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--figure", required=True, help="figure path (.png; the .pdf is written beside it)")
-    a = ap.parse_args(argv)
-    setup_logging()
+    return cli.run(CorrelationsArgs, write_correlations, argv, prog="analysis_correlations.py")
+
+
+def write_correlations(a: CorrelationsArgs) -> int:
     rm = load_rm_scores(a.rm_scores, a.benchmark)
     feats, models = load_features(a.features), load_models(a.models)
     als = {

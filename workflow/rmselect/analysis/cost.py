@@ -38,17 +38,20 @@ projected_s: one row per stage, ``total``,
 
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import polars as pl
 
-from rmselect.analysis.data import AnalysisError, setup_logging
+from rmselect import cli
+from rmselect.analysis.args import ModelsArgs
+from rmselect.analysis.data import AnalysisError
+from rmselect.cli import opt
 from rmselect.io import write_table
 
 log = logging.getLogger(__name__)
@@ -244,28 +247,32 @@ def summary(
     return pl.DataFrame(out, schema={"quantity": pl.String} | {c: pl.Float64 for c in cols})
 
 
+@dataclass(kw_only=True)
+class CostArgs(ModelsArgs):
+    """Compute per stage and model from benchmark files."""
+
+    cost_dir: str = opt("folder of the Snakemake benchmark files", default="results/cost")
+    config: dict[str, Any] = opt("JSON of analysis.cost", default={}, json=True)
+    gpus: dict[str, dict[str, int]] = opt("JSON {stage: {model: allocated GPUs}}", default={},
+                                          json=True)
+    study_config: dict[str, Any] = opt(
+        "JSON of the whole study config, for the projected columns", default={}, json=True)
+    out: str = opt("cost table CSV")
+    out_summary: str = opt("cost summary CSV")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="analysis_cost.py", description="Compute per stage and model from benchmark files."
-    )
-    ap.add_argument("--cost-dir", default="results/cost")
-    ap.add_argument("--models", required=True, help="results/analysis/models.csv")
-    ap.add_argument("--config", default="{}", help="JSON of analysis.cost")
-    ap.add_argument("--gpus", default="{}", help="JSON {stage: {model: allocated GPUs}}")
-    ap.add_argument("--study-config", default="{}",
-                    help="JSON of the whole study config, for the projected columns")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--out-summary", required=True)
-    a = ap.parse_args(argv)
-    setup_logging()
-    cfg = json.loads(a.config)
+    return cli.run(CostArgs, write_cost, argv, prog="analysis_cost.py")
+
+
+def write_cost(a: CostArgs) -> int:
+    cfg = a.config
     names = pl.read_csv(a.models)["model"].to_list()
     stages = cfg.get("stages") or DEFAULT_STAGES
     rows = read_benchmarks(a.cost_dir, names, stages)
     rows += read_gpu_json(cfg.get("gpu_json", []) or [], names)
     log.info("cost: %d benchmark/GPU records from %s", len(rows), a.cost_dir)
-    cost = with_projection(cost_table(rows, json.loads(a.gpus)),
-                           projected_frame(json.loads(a.study_config)))
+    cost = with_projection(cost_table(rows, a.gpus), projected_frame(a.study_config))
     summ = summary(cost, cfg.get("screening", ["bench_", "presence_"]),
                    cfg.get("rm_grid", ["rm_train"]))
     write_table(a.out, cost)

@@ -21,14 +21,14 @@ the appendix variant 0.4 / 0.6). A filter whose k exceeds the population is not 
 
 from __future__ import annotations
 
-import argparse
-import json
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import polars as pl
 
-from rmselect import plotting
+from rmselect import cli, plotting
+from rmselect.analysis.args import SeedArgs, usage_error
 from rmselect.analysis.data import (
     align,
     load_features,
@@ -37,6 +37,7 @@ from rmselect.analysis.data import (
     objectives_present,
 )
 from rmselect.analysis.seeds import draw_seeds, load_seed_scores
+from rmselect.cli import opt
 from rmselect.io import write_table
 
 
@@ -168,27 +169,27 @@ def plot(df: pl.DataFrame, stem: str, flt: str, title: str) -> None:
     plotting.save(fig, stem)
 
 
+@dataclass(kw_only=True)
+class CoverageArgs(SeedArgs):
+    """Coverage at top-k of every feature."""
+
+    k: list[int] = opt("the k of coverage@k")
+    filters: list[dict[str, Any]] = opt("JSON [{name, thresholds: {k: min}}]", json=True)
+    out: str = opt("coverage.csv")
+    figures: list[str] = opt("one PNG path per filter, in filter order (PDFs beside them)")
+
+
+PROG = "analysis_coverage.py"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="analysis_coverage.py", description="Coverage at top-k of every feature."
-    )
-    ap.add_argument("--rm-scores", required=True)
-    ap.add_argument("--rm-seeds", default=None, help="rm_scores_seeds.csv (seed intervals)")
-    ap.add_argument("--seed-draws", type=int, default=200, help="seed draws")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the seed draws")
-    ap.add_argument("--features", required=True)
-    ap.add_argument("--models", required=True)
-    ap.add_argument("--benchmark", default="rewardbench")
-    ap.add_argument("--missing", default="drop_feature")
-    ap.add_argument("--k", type=int, nargs="+", required=True)
-    ap.add_argument("--filters", required=True, help="JSON [{name, thresholds: {k: min}}]")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--figures", nargs="+", required=True,
-                    help="one PNG path per filter, in filter order (PDFs beside them)")
-    a = ap.parse_args(argv)
-    filters = parse_filters(json.loads(a.filters))
+    return cli.run(CoverageArgs, write_coverage, argv, prog=PROG)
+
+
+def write_coverage(a: CoverageArgs) -> int:
+    filters = parse_filters(a.filters)
     if len(a.figures) != len(filters):
-        ap.error("give one --figures path per filter")
+        usage_error(CoverageArgs, PROG, "give one --figures path per filter")
     rm = load_rm_scores(a.rm_scores, a.benchmark)
     feats, models = load_features(a.features), load_models(a.models)
     als = {o: align(rm, feats, models, o, a.missing) for o in objectives_present(rm)}

@@ -9,14 +9,16 @@ so that the score is still reported).
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import polars as pl
 
-from rmselect import plotting
+from rmselect import cli, plotting
+from rmselect.analysis.args import FIGURE, ScoresArgs
 from rmselect.analysis.data import load_models, load_rm_scores, population
+from rmselect.cli import opt
 from rmselect.io import write_table
 
 COLUMNS = (
@@ -83,16 +85,19 @@ def plot(df: pl.DataFrame, stem: str) -> None:
     plotting.save(fig, stem)
 
 
+@dataclass(kw_only=True)
+class GainsArgs(ScoresArgs):
+    """Gains over each size group's default model."""
+
+    out: str = opt("gains_vs_default.csv")
+    figure: str = opt(FIGURE)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="analysis_gains.py", description="Gains over each size group's default model."
-    )
-    ap.add_argument("--rm-scores", required=True)
-    ap.add_argument("--models", required=True, help="results/analysis/models.csv")
-    ap.add_argument("--benchmark", default="rewardbench")
-    ap.add_argument("--out", required=True, help="gains_vs_default.csv")
-    ap.add_argument("--figure", required=True, help="figure path (.png; the .pdf is written beside it)")
-    a = ap.parse_args(argv)
+    return cli.run(GainsArgs, write_gains, argv, prog="analysis_gains.py")
+
+
+def write_gains(a: GainsArgs) -> int:
     df = gains(load_rm_scores(a.rm_scores, a.benchmark), load_models(a.models))
     plot(df, a.figure)
     write_table(a.out, df)

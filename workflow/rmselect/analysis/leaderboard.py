@@ -10,14 +10,16 @@ says the same.
 
 from __future__ import annotations
 
-import argparse
 import logging
+from dataclasses import dataclass
 from typing import Sequence
 
 import polars as pl
 
-from rmselect import plotting
-from rmselect.analysis.data import read_csv, setup_logging
+from rmselect import cli, plotting
+from rmselect.analysis.args import FIGURE
+from rmselect.analysis.data import read_csv
+from rmselect.cli import opt
 from rmselect.io import write_table
 
 log = logging.getLogger(__name__)
@@ -48,16 +50,21 @@ def plot(share: pl.DataFrame | None, stem: str, top: int) -> None:
     plotting.save(fig, stem)
 
 
+@dataclass(kw_only=True)
+class LeaderboardArgs:
+    """Figure 1: base families on the leaderboard."""
+
+    leaderboard: str = opt("leaderboard CSV (empty: placeholder)", default="")
+    top: int = opt("top entries counted (analysis.leaderboard_top)", default=30)
+    out: str = opt("leaderboard_share.csv")
+    figure: str = opt(FIGURE)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="analysis_leaderboard.py", description="Figure 1: base families on the leaderboard."
-    )
-    ap.add_argument("--leaderboard", default="", help="leaderboard CSV (empty: placeholder)")
-    ap.add_argument("--top", type=int, default=30)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--figure", required=True, help="figure path (.png; the .pdf is written beside it)")
-    a = ap.parse_args(argv)
-    setup_logging()
+    return cli.run(LeaderboardArgs, write_leaderboard, argv, prog="analysis_leaderboard.py")
+
+
+def write_leaderboard(a: LeaderboardArgs) -> int:
     share = None
     if a.leaderboard:
         share = family_share(read_csv(a.leaderboard, ("rank", "base_family"), "leaderboard"),

@@ -15,12 +15,14 @@ disagree about which models they analyse.
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import polars as pl
 
-from rmselect.analysis.data import AnalysisError, parse_json_arg
+from rmselect import cli
+from rmselect.analysis.data import AnalysisError
+from rmselect.cli import opt
 from rmselect.io import write_table
 
 COLUMNS = (
@@ -96,13 +98,18 @@ def models_table(rows: list[dict[str, Any]]) -> pl.DataFrame:
     )
 
 
+@dataclass(kw_only=True)
+class ModelsTableArgs:
+    """Write the effective model table (JSON rows from the workflow) as CSV."""
+
+    models_json: list[dict[str, Any]] = opt("JSON list of model rows", json=True)
+    out: str = opt("output CSV (results/analysis/models.csv)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="analysis_models.py",
-        description="Write the effective model table (JSON rows from the workflow) as CSV.",
-    )
-    ap.add_argument("--models-json", required=True, help="JSON list of model rows")
-    ap.add_argument("--out", required=True, help="output CSV (results/analysis/models.csv)")
-    a = ap.parse_args(argv)
-    write_table(a.out, models_table(parse_json_arg(a.models_json, "models-json")))
+    return cli.run(ModelsTableArgs, write_models, argv, prog="analysis_models.py")
+
+
+def write_models(a: ModelsTableArgs) -> int:
+    write_table(a.out, models_table(a.models_json))
     return 0

@@ -11,7 +11,7 @@ and ``pca_loadings.csv`` (feature, component, loading, missing_policy).
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -20,7 +20,8 @@ from sklearn.decomposition import PCA
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import StandardScaler
 
-from rmselect import plotting
+from rmselect import cli, plotting
+from rmselect.analysis.args import FeatureArgs
 from rmselect.analysis.data import (
     Aligned,
     align,
@@ -29,6 +30,7 @@ from rmselect.analysis.data import (
     load_rm_scores,
     objectives_present,
 )
+from rmselect.cli import opt
 from rmselect.io import write_table
 
 
@@ -88,18 +90,21 @@ def plot_loadings(load: pl.DataFrame, stem: str, n: int = 5) -> None:
     plotting.save(fig, stem)
 
 
+@dataclass(kw_only=True)
+class PcaArgs(FeatureArgs):
+    """PCA of the feature matrix."""
+
+    components: int = opt("0 = all", default=0)
+    out_variance: str = opt("pca_variance.csv")
+    out_loadings: str = opt("pca_loadings.csv")
+    figures: list[str] = opt("PNG paths of Figures 12 and 13 (PDFs beside them)", nargs=2)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="analysis_pca.py", description="PCA of the feature matrix.")
-    ap.add_argument("--rm-scores", required=True)
-    ap.add_argument("--features", required=True)
-    ap.add_argument("--models", required=True)
-    ap.add_argument("--benchmark", default="rewardbench")
-    ap.add_argument("--missing", default="drop_feature")
-    ap.add_argument("--components", type=int, default=0, help="0 = all")
-    ap.add_argument("--out-variance", required=True)
-    ap.add_argument("--out-loadings", required=True)
-    ap.add_argument("--figures", nargs=2, required=True, help="PNG paths of Figures 12 and 13 (PDFs beside them)")
-    a = ap.parse_args(argv)
+    return cli.run(PcaArgs, write_pca, argv, prog="analysis_pca.py")
+
+
+def write_pca(a: PcaArgs) -> int:
     rm = load_rm_scores(a.rm_scores, a.benchmark)
     objs = objectives_present(rm)
     obj = "regression" if "regression" in objs else objs[0]

@@ -26,14 +26,15 @@ overall RM score of every candidate (``recommend.candidates``).
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 import polars as pl
 
+from rmselect import cli
+from rmselect.analysis.args import SelectionArgs
 from rmselect.analysis.data import (
     AnalysisError,
     align,
@@ -43,6 +44,7 @@ from rmselect.analysis.data import (
     objectives_present,
 )
 from rmselect.analysis.selection_model import SelectionConfig, contributions, grid_search
+from rmselect.cli import opt
 from rmselect.io import read_json, write_table
 
 SCHEMA = {
@@ -146,29 +148,26 @@ def recommend(
     return pl.DataFrame(rows, schema=SCHEMA).sort("objective", "rank")
 
 
+@dataclass(kw_only=True)
+class RecommendArgs(SelectionArgs):
+    """Rank candidate base models (features, no RM) by predicted RM score."""
+
+    selection_json: str = opt("selection_model.json (residuals)")
+    candidates: list[str] = opt("candidate models (features, no RM)", default=[])
+    level: float = opt("prediction interval level", default=0.9)
+    top_features: int = opt("polynomial terms named per candidate (recommend.top_features)",
+                              default=3)
+    score_range: list[float] = opt("range of the RM score; intervals are clipped to it",
+                                   default=list(SCORE_RANGE), nargs=2)
+    out: str = opt("recommendations CSV")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="recommend.py",
-        description="Rank candidate base models (features, no RM) by predicted RM score.",
-    )
-    ap.add_argument("--rm-scores", required=True)
-    ap.add_argument("--features", required=True)
-    ap.add_argument("--models", required=True)
-    ap.add_argument("--selection-json", required=True, help="selection_model.json (residuals)")
-    ap.add_argument("--candidates", nargs="*", default=[])
-    ap.add_argument("--benchmark", default="rewardbench")
-    ap.add_argument("--missing", default="drop_feature")
-    ap.add_argument("--selection", default="{}", help="JSON of analysis.selection")
-    ap.add_argument("--n-jobs", type=int, default=0, help="threads (overrides n_jobs)")
-    ap.add_argument("--level", type=float, default=0.9, help="prediction interval level")
-    ap.add_argument("--top-features", type=int, default=3)
-    ap.add_argument("--score-range", type=float, nargs=2, default=list(SCORE_RANGE),
-                    help="range of the RM score; intervals are clipped to it")
-    ap.add_argument("--out", required=True)
-    a = ap.parse_args(argv)
-    cfg = SelectionConfig.from_dict(json.loads(a.selection))
-    if a.n_jobs:
-        cfg.n_jobs = a.n_jobs
+    return cli.run(RecommendArgs, write_recommendations, argv, prog="recommend.py")
+
+
+def write_recommendations(a: RecommendArgs) -> int:
+    cfg = a.selection_config()
     sel = read_json(a.selection_json)
     res = {o: s.get("oof_residuals", []) for o, s in sel.get("objectives", {}).items()}
     df = recommend(

@@ -54,14 +54,15 @@ evaluation and the quality measures in :mod:`.selection_eval`, the figures in
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 import polars as pl
 
+from rmselect import cli
+from rmselect.analysis.args import SelectionArgs
 from rmselect.analysis.coverage import coverage_at_k
 from rmselect.analysis.data import (
     AnalysisError,
@@ -71,8 +72,8 @@ from rmselect.analysis.data import (
     load_models,
     load_rm_scores,
     objectives_present,
-    setup_logging,
 )
+from rmselect.cli import opt
 from rmselect.io import write_json, write_table
 
 # The model, its evaluation and the figures have their own modules; their names stay
@@ -234,31 +235,27 @@ COV_SCHEMA = {
 }
 
 
+@dataclass(kw_only=True)
+class SelectionModelArgs(SelectionArgs):
+    """Elastic Net selection model: grid search, refit, in- and out-of-sample selection quality
+    (Figures 5, 6, 10)."""
+
+    coverage: str = opt("coverage.csv (for Figure 10)")
+    k: list[int] = opt("the k of the selection quality (coverage, precision, hit, regret at k)")
+    compare_k: list[int] = opt(
+        "the k whose mean coverage compares the model with the best single feature")
+    appendix_filter: str = opt("coverage filter name for Figure 10", default="")
+    out_json: str = opt("selection_model.json")
+    out_coverage: str = opt("selection_coverage.csv")
+    figures: list[str] = opt("PNG paths of Figures 5, 6, 10 (PDFs beside them)", nargs=3)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="analysis_selection.py",
-        description="Elastic Net selection model: grid search, refit, in- and out-of-sample"
-        " selection quality (Figures 5, 6, 10).",
-    )
-    ap.add_argument("--rm-scores", required=True)
-    ap.add_argument("--features", required=True)
-    ap.add_argument("--models", required=True)
-    ap.add_argument("--coverage", required=True, help="coverage.csv (for Figure 10)")
-    ap.add_argument("--benchmark", default="rewardbench")
-    ap.add_argument("--missing", default="drop_feature")
-    ap.add_argument("--k", type=int, nargs="+", required=True)
-    ap.add_argument("--compare-k", type=int, nargs="+", required=True)
-    ap.add_argument("--selection", default="{}", help="JSON of analysis.selection")
-    ap.add_argument("--n-jobs", type=int, default=0, help="threads (overrides n_jobs)")
-    ap.add_argument("--appendix-filter", default="", help="coverage filter name for Figure 10")
-    ap.add_argument("--out-json", required=True)
-    ap.add_argument("--out-coverage", required=True)
-    ap.add_argument("--figures", nargs=3, required=True, help="PNG paths of Figures 5, 6, 10 (PDFs beside them)")
-    a = ap.parse_args(argv)
-    setup_logging()
-    cfg = SelectionConfig.from_dict(json.loads(a.selection))
-    if a.n_jobs:
-        cfg.n_jobs = a.n_jobs
+    return cli.run(SelectionModelArgs, write_selection, argv, prog="analysis_selection.py")
+
+
+def write_selection(a: SelectionModelArgs) -> int:
+    cfg = a.selection_config()
     rm = load_rm_scores(a.rm_scores, a.benchmark)
     feats, models = load_features(a.features), load_models(a.models)
     summary: dict[str, Any] = {

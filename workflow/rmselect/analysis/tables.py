@@ -14,14 +14,17 @@ characters escaped; numbers are printed with ``digits`` decimals.
 
 from __future__ import annotations
 
-import argparse
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import polars as pl
 
+from rmselect import cli
+from rmselect.analysis.args import usage_error
 from rmselect.analysis.data import SECTIONS, load_models, load_rm_scores, read_csv
+from rmselect.cli import opt
 from rmselect.io import atomic_path, write_table
 
 _LATEX_ESCAPES = {
@@ -126,24 +129,36 @@ def posttraining_table(pt: pl.DataFrame, benchmark: str | None = None) -> pl.Dat
     return w.select(["objective", "lineage", "model", "stage"] + secs)
 
 
+# Not a ScoresArgs (rmselect.analysis.args): --rm-scores and --models are optional here, needed
+# only without --posttraining.
+@dataclass(kw_only=True)
+class TablesArgs:
+    """Tables 3-5 (models, per-section results) as CSV and LaTeX; Table 1 from
+    posttraining.csv with --posttraining."""
+
+    rm_scores: str | None = opt("rm_scores.csv (Tables 4 and 5)", default=None)
+    models: str | None = opt("results/analysis/models.csv (Table 3)", default=None)
+    benchmark: str = opt("benchmark whose RM scores are tabulated", default="rewardbench")
+    csv: list[str] | None = opt("Table 3, 4 (regression), 5 (BT) CSV paths", default=None,
+                                nargs=3)
+    tex: list[str] | None = opt("Table 3, 4, 5 LaTeX paths", default=None, nargs=3)
+    posttraining: str | None = opt("posttraining.csv; writes only Table 1 to --out-tex",
+                                   default=None)
+    out_tex: str | None = opt("Table 1 LaTeX path (with --posttraining)", default=None)
+    digits: int = opt("decimals of the scores", default=1)
+
+
+PROG = "analysis_tables.py"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="analysis_tables.py",
-        description="Tables 3-5 (models, per-section results) as CSV and LaTeX; Table 1 from"
-        " posttraining.csv with --posttraining.",
-    )
-    ap.add_argument("--rm-scores")
-    ap.add_argument("--models")
-    ap.add_argument("--benchmark", default="rewardbench")
-    ap.add_argument("--csv", nargs=3, help="Table 3, 4 (regression), 5 (BT) CSV paths")
-    ap.add_argument("--tex", nargs=3, help="Table 3, 4, 5 LaTeX paths")
-    ap.add_argument("--posttraining", help="posttraining.csv; writes only Table 1 to --out-tex")
-    ap.add_argument("--out-tex", help="Table 1 LaTeX path (with --posttraining)")
-    ap.add_argument("--digits", type=int, default=1)
-    a = ap.parse_args(argv)
+    return cli.run(TablesArgs, write_tables, argv, prog=PROG)
+
+
+def write_tables(a: TablesArgs) -> int:
     if a.posttraining:
         if not a.out_tex:
-            ap.error("--posttraining needs --out-tex")
+            usage_error(TablesArgs, PROG, "--posttraining needs --out-tex")
         pt = read_csv(
             a.posttraining,
             ("lineage", "model", "stage", "objective", "section", "score", "delta_relative_pct"),
@@ -155,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             " model in parentheses).", "tab:posttraining", a.digits))
         return 0
     if not (a.rm_scores and a.models and a.csv and a.tex):
-        ap.error("give --rm-scores, --models, --csv and --tex (or --posttraining and --out-tex)")
+        usage_error(TablesArgs, PROG,
+                    "give --rm-scores, --models, --csv and --tex (or --posttraining and --out-tex)")
     models = load_models(a.models)
     rm = load_rm_scores(a.rm_scores, a.benchmark)
     t3 = model_table(models)
