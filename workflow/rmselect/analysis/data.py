@@ -28,7 +28,6 @@ JSON field).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -268,21 +267,6 @@ def apply_missing(al: Aligned) -> Aligned:
 def objectives_present(rm: pl.DataFrame, wanted: Sequence[str] | None = None) -> list[str]:
     have = set(rm["objective"].to_list())
     return [o for o in (wanted or OBJECTIVES) if o in have]
-
-
-def parse_json_arg(text: str, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise AnalysisError(f"--{what} is not valid JSON: {err}") from None
-
-
-def setup_logging() -> None:
-    """INFO messages of rmselect to stderr (the rule's log); other libraries stay at WARNING."""
-    import logging
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("rmselect").setLevel(logging.INFO)
 
 
 def cli(main: Any) -> int:
