@@ -193,9 +193,6 @@ def probe_model(
     )
 
 
-_DEFAULTS = ProbeSettings()
-
-
 @dataclass(kw_only=True)
 class ProbeArgs:
     """Probe features of one base model before any RM is trained: zero-shot preference
@@ -208,17 +205,17 @@ class ProbeArgs:
     chat_template: str | None = opt("template override (file or Jinja)", default=None)
     trust_remote_code: bool = opt("run the model's own code", default=False)
     max_train_pairs: int = opt(
-        f"train pairs the probe is fitted on (default {_DEFAULTS.max_train_pairs}; 0: all)",
-        default=_DEFAULTS.max_train_pairs)
+        f"train pairs the probe is fitted on (default {ProbeSettings.max_train_pairs}; 0: all)",
+        default=ProbeSettings.max_train_pairs)
     max_val_pairs: int | None = opt("validation pairs scored (default: all)",
-                                    default=_DEFAULTS.max_val_pairs)
+                                    default=ProbeSettings.max_val_pairs)
     max_length: int = opt(
-        f"tokens per rendered text, cut from the left (default {_DEFAULTS.max_length})",
-        default=_DEFAULTS.max_length)
-    batch_size: int = opt(f"texts per forward (default {_DEFAULTS.batch_size})",
-                          default=_DEFAULTS.batch_size)
+        f"tokens per rendered text, cut from the left (default {ProbeSettings.max_length})",
+        default=ProbeSettings.max_length)
+    batch_size: int = opt(f"texts per forward (default {ProbeSettings.batch_size})",
+                          default=ProbeSettings.batch_size)
     layers: str = opt("hidden states the linear probe reads (default last)",
-                      default=_DEFAULTS.layers, choices=("last", "all"))
+                      default=ProbeSettings.layers, choices=("last", "all"))
     device: str | None = opt("cpu / cuda (default: cuda when available)", default=None)
     out: str = opt("output JSON")
 
