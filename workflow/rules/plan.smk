@@ -4,10 +4,13 @@
 #
 # Prints PFLOPs and GPU-hours per stage for every GPU profile (A6000, A100, H100, H200 and
 # any in plan.profiles) and writes results/plan/cost_projection.csv (per stage and model,
-# assumptions included). The rule reads the config and local data files only: it depends on
-# no other rule's outputs, declares no output (so it runs, in seconds, every time it is
-# asked for) and is not part of `all`. The post-run comparison is analysis_cost's.
+# assumptions included); for GPU studies also whether every job fits its machine (GPU and
+# host memory, time, disk: rmselect.plan.feasibility) in results/plan/feasibility.csv.
+# The rule reads the config and local data files only: it depends on no other rule's
+# outputs, declares no output (so it runs, in seconds, every time it is asked for) and is
+# not part of `all`. The post-run comparison is analysis_cost's.
 PLAN_CSV = "results/plan/cost_projection.csv"
+FEASIBILITY_CSV = "results/plan/feasibility.csv"
 
 
 rule plan:
@@ -21,6 +24,7 @@ rule plan:
         config=shell_json(STUDY.config),
         source=_config_source(),
         out=PLAN_CSV,
+        feasibility=FEASIBILITY_CSV,
     shell:
-        "python {params.script} --config {params.config}"
-        " --source {params.source} --out {params.out} --log {log}"
+        "python {params.script} --config {params.config} --source {params.source}"
+        " --out {params.out} --feasibility {params.feasibility} --log {log}"

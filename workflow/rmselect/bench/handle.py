@@ -117,7 +117,7 @@ class ModelHandle:
                     pretrained=model,
                     tokenizer=tok,
                     batch_size=self.settings.batch_size,
-                    max_length=self.settings.max_length,
+                    max_length=capped_length(self.settings.max_length, model),
                 )
             self.load_s += time.monotonic() - t0
         return self._lm
@@ -127,3 +127,12 @@ class ModelHandle:
         if self.device.startswith("cuda"):
             return 1
         return 0
+
+
+def capped_length(max_length: int | None, model: Any) -> int | None:
+    """``benchmarks.max_length`` capped at the model's own context (``max_position_embeddings``)
+    so a short-context model is never asked for more positions than it has."""
+    ctx = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if max_length and isinstance(ctx, int) and ctx > 0:
+        return min(int(max_length), ctx)
+    return max_length

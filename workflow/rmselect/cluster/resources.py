@@ -102,6 +102,9 @@ class ClusterSettings:
     gpu_model: str | None = None
     slurm_extra: str | None = None
     gpus_per_node: int | None = None
+    #: Minutes a projection-based GPU runtime is clamped to (rmselect.cluster.site).
+    runtime_floor: int | None = None
+    runtime_ceiling: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -137,6 +140,17 @@ def runtime_minutes(kind: str, params_b: float | None, section: Mapping[str, Any
     return int(math.ceil(minutes / 10.0) * 10)
 
 
+def projected_runtime(minutes: float, safety: float, cluster: ClusterSettings) -> int:
+    """A GPU job's runtime from its projected minutes: ``minutes x safety``, rounded up to
+    10, clamped to the site's floor and ceiling (where set)."""
+    out = int(math.ceil(float(minutes) * float(safety) / 10.0) * 10)
+    if cluster.runtime_floor:
+        out = max(out, int(cluster.runtime_floor))
+    if cluster.runtime_ceiling:
+        out = min(out, int(cluster.runtime_ceiling))
+    return out
+
+
 def resources_for(
     kind: str,
     params_b: float | None,
@@ -146,6 +160,7 @@ def resources_for(
     model_extra: Mapping[str, str] | None = None,
     cluster: ClusterSettings | None = None,
     attempt: int = 1,
+    projected_min: float | None = None,
 ) -> dict[str, Any]:
     """Resources for one job of ``kind`` on a model of ``params_b`` billion parameters.
 
@@ -161,7 +176,10 @@ def resources_for(
     * ``zero``: DeepSpeed ZeRO stage of the tier (training kinds; 0 otherwise; used by the
       posttrain rules; the RM trainer takes its stage from ``rm.by_size``).
     * ``mem_mb``: per node, ``mem_mb_per_gpu`` x GPUs on one node (CPU jobs: the kind's MB),
-      times ``attempt``. ``runtime``: minutes, times ``attempt``.
+      times ``attempt``. ``runtime``: minutes, times ``attempt``; with
+      ``resources.runtime_from: projection`` and the job's ``projected_min`` (the plan's
+      projection of one job, rmselect.plan.feasibility.job_minutes), GPU jobs ask for
+      :func:`projected_runtime` instead of ``base + per_b x params_b``.
     * ``mpi``: ``"srun"`` for multi-node jobs (the plugin then runs the rule in the batch
       script and the rule calls srun itself: rmselect.cluster.launch), else None.
     * ``gpu_model``, ``slurm_partition``: from the cluster settings, GPU jobs / all jobs.
@@ -211,6 +229,8 @@ def resources_for(
         cpus = int(section["cpus_per_gpu"]) * gpn
         mem = int(section["mem_mb_per_gpu"]) * gpn
         runtime = runtime_minutes(kind, params_b, section)
+        if section.get("runtime_from") == "projection" and projected_min is not None:
+            runtime = projected_runtime(projected_min, float(section["runtime_safety"]), cluster)
     else:
         mem = int(base["mem_mb"])
         # CPU studies: the kind's default unless the config scales it explicitly.

@@ -17,6 +17,8 @@ RMSELECT_SLURM_STATUS_COMMAND   status_command         ``sacct`` or ``squeue``
 RMSELECT_SLURM_JOBS             jobs                   jobs queued at once (default 100)
 RMSELECT_SLURM_INIT_SECONDS     init_seconds           wait before the first status check (40)
 RMSELECT_GPUS_PER_NODE          gpus_per_node          GPUs per node (default: the config's)
+RMSELECT_RUNTIME_FLOOR          runtime_floor          shortest runtime a GPU job asks (min, 30)
+RMSELECT_RUNTIME_CEILING        runtime_ceiling        longest runtime the site allows (min, 2880)
 RMSELECT_SLURM_LOCAL            --                     path of the override file
 ==============================  =====================  ==========================================
 
@@ -46,8 +48,13 @@ ENV: dict[str, str] = {
     "jobs": "RMSELECT_SLURM_JOBS",
     "init_seconds": "RMSELECT_SLURM_INIT_SECONDS",
     "gpus_per_node": "RMSELECT_GPUS_PER_NODE",
+    "runtime_floor": "RMSELECT_RUNTIME_FLOOR",
+    "runtime_ceiling": "RMSELECT_RUNTIME_CEILING",
 }
-DEFAULTS: dict[str, Any] = {"jobs": 100, "init_seconds": 40}
+#: Site defaults (not study settings): queue size, status wait, and the runtime floor and
+#: ceiling that projection-based runtimes are clamped to (48 h: a common partition limit).
+DEFAULTS: dict[str, Any] = {"jobs": 100, "init_seconds": 40, "runtime_floor": 30,
+                            "runtime_ceiling": 2880}
 LOCAL_FILE = Path("slurm") / "local.yaml"
 
 
@@ -78,7 +85,7 @@ def site_values(env: Mapping[str, str] | None = None, cwd: Path | None = None) -
     for key, var in ENV.items():
         if env.get(var, "") != "":
             out[key] = env[var]
-    for key in ("jobs", "init_seconds", "gpus_per_node"):
+    for key in ("jobs", "init_seconds", "gpus_per_node", "runtime_floor", "runtime_ceiling"):
         if key in out:
             try:
                 out[key] = int(out[key])
@@ -99,6 +106,8 @@ def cluster_settings(env: Mapping[str, str] | None = None, cwd: Path | None = No
         gpu_model=v.get("gpu_model"),
         slurm_extra=v.get("slurm_extra"),
         gpus_per_node=v.get("gpus_per_node"),
+        runtime_floor=v.get("runtime_floor"),
+        runtime_ceiling=v.get("runtime_ceiling"),
     )
 
 

@@ -28,6 +28,11 @@ class GpuProfile:
     mfu_forward: float
     #: Where the peak figure comes from.
     source: str = ""
+    #: Memory of one GPU, GB, and the bandwidth one GPU of an 8-GPU node gets in
+    #: collectives (NCCL bus bandwidth), GB/s, with where that figure comes from.
+    gpu_mem_gb: float = 0.0
+    interconnect_gbs: float = 0.0
+    interconnect_source: str = ""
 
     def seconds(self, w: "Work") -> float:
         """GPU-seconds of one work item on this profile (see the module docstring)."""
@@ -52,21 +57,34 @@ PROFILES: dict[str, dict[str, Any]] = {
         "dense bf16/fp16 with fp32 accumulate (GA102 whitepaper; cross-check: the A40, same "
         "GA102 at 1740 vs 1800 MHz boost, lists 149.7 dense bf16 x 1800/1740 = 154.9); "
         "768 GB/s GDDR6",
+        "gpu_mem_gb": 48.0, "interconnect_gbs": 20.0,
+        "interconnect_source": "no NVLink in 8-GPU servers: PCIe 4.0 x16, 31.5 GB/s per "
+        "direction (PCI-SIG); NCCL all-reduce bus bandwidth on 8-GPU PCIe 4.0 servers is "
+        "typically 15-25 GB/s (nccl-tests reports), 20 taken",
     },
     "A100": {
         "peak_tflops": 312.0, "mem_bw_gbs": 2039.0, "mfu_train": 0.40, "mfu_forward": 0.45,
         "source": "NVIDIA A100 datasheet, SXM 80GB: 312 TFLOPS bf16 dense (624 sparse); "
         "2,039 GB/s HBM2e",
+        "gpu_mem_gb": 80.0, "interconnect_gbs": 230.0,
+        "interconnect_source": "NVLink 3 via NVSwitch, 600 GB/s bidirectional per GPU (A100 "
+        "datasheet); NCCL all-reduce bus bandwidth on DGX A100 ~230 GB/s (NVIDIA nccl-tests)",
     },
     "H100": {
         "peak_tflops": 989.0, "mem_bw_gbs": 3350.0, "mfu_train": 0.35, "mfu_forward": 0.40,
         "source": "NVIDIA H100 datasheet, SXM: 1,979 TFLOPS bf16 with sparsity, 989 dense; "
         "3.35 TB/s HBM3",
+        "gpu_mem_gb": 80.0, "interconnect_gbs": 360.0,
+        "interconnect_source": "NVLink 4 via NVSwitch, 900 GB/s bidirectional per GPU (H100 "
+        "datasheet); NCCL all-reduce bus bandwidth on DGX H100 ~360-480 GB/s, 360 taken",
     },
     "H200": {
         "peak_tflops": 989.0, "mem_bw_gbs": 4800.0, "mfu_train": 0.35, "mfu_forward": 0.40,
         "source": "NVIDIA H200 datasheet, SXM: 1,979 TFLOPS bf16 with sparsity, 989 dense "
         "(the H100's compute); 4.8 TB/s HBM3e",
+        "gpu_mem_gb": 141.0, "interconnect_gbs": 360.0,
+        "interconnect_source": "NVLink 4 as the H100 (H200 datasheet: 900 GB/s per GPU); "
+        "141 GB HBM3e",
     },
 }
 
@@ -111,7 +129,10 @@ def profiles(cfg: Mapping[str, Any]) -> dict[str, GpuProfile]:
                                mem_bw_gbs=float(p["mem_bw_gbs"]),
                                mfu_train=float(p["mfu_train"]),
                                mfu_forward=float(p["mfu_forward"]),
-                               source=str(p.get("source", "")))
+                               source=str(p.get("source", "")),
+                               gpu_mem_gb=float(p.get("gpu_mem_gb", 0.0)),
+                               interconnect_gbs=float(p.get("interconnect_gbs", 0.0)),
+                               interconnect_source=str(p.get("interconnect_source", "")))
     if cfg["profile"] not in out:
         raise ConfigError(f"config: field 'plan.profile': unknown profile {cfg['profile']!r}"
                           f" (known: {', '.join(out)})")
@@ -131,6 +152,10 @@ class Work:
     forward_tokens: float = 0.0
     decode_tokens: float = 0.0
     decode_batch: int = 16
+    #: Optimizer steps and sequences per example of one training run (feasibility).
+    steps: int = 0
+    seqs: int = 1
+    objective: str = ""
     notes: list[str] = field(default_factory=list)
 
     @property

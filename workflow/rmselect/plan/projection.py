@@ -219,6 +219,24 @@ def format_table(totals: pl.DataFrame, profs: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def feasibility_text(study: Study, out: str) -> str:
+    """Write the feasibility CSV; the printed part: infeasible jobs, study disk, workstations."""
+    from rmselect.io import write_table
+    from rmselect.plan import feasibility as F
+
+    df, lines, ws = F.report(study)
+    write_table(out, df)
+    bad = [ln for ln in lines if ln.startswith("infeasible")]
+    head = (f"feasibility ({', '.join(F.check_profiles(study.config))} nodes of "
+            f"{section_settings(study.config, 'resources')['gpus_per_node']} GPUs; every "
+            f"figure in {out}): "
+            + (f"{len(bad)} limit(s) broken" if bad else "every job fits"))
+    disk = [f"  {r['profile']}: {r['settings']}" for r in
+            df.filter(pl.col("rule") == "(study)").iter_rows(named=True)]
+    return "\n".join([head, *(f"  {ln}" for ln in bad), *disk,
+                      "one-GPU workstations (RM training):", *(f"  {w}" for w in ws)])
+
+
 @dataclass(kw_only=True)
 class PlanArgs:
     """Cost projection of a study."""
@@ -226,6 +244,8 @@ class PlanArgs:
     config: str = opt("JSON of the study config")
     source: str = opt("config file name, for messages", default="config")
     out: str = opt("results/plan/cost_projection.csv")
+    feasibility: str | None = opt("results/plan/feasibility.csv (GPU studies; "
+                                  "rmselect.plan.feasibility)", default=None)
     log: str | None = opt("also write the printed table here", default=None)
 
 
@@ -243,6 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = (f"rmselect plan: {study.config.get('study', a.source)} — projected cost "
             f"(before anything runs; assumptions in {a.out})\n" + format_table(totals, names))
     write_table(a.out, full)
+    if a.feasibility and section_settings(study.config, "resources").get("gpu_tiers"):
+        text += "\n\n" + feasibility_text(study, a.feasibility)
     print(text, flush=True)
     if a.log:
         Path(a.log).parent.mkdir(parents=True, exist_ok=True)

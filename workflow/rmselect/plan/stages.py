@@ -30,6 +30,11 @@ from rmselect.plan.sizes import (
 
 def rm_work(study: Study, cfg: Mapping[str, Any], root: Path) -> list[Work]:
     """The RM grid: every trained model × objective × learning rate × seed (rule rm_train)."""
+    return _merge(rm_runs(study, cfg, root))
+
+
+def rm_runs(study: Study, cfg: Mapping[str, Any], root: Path) -> list[Work]:
+    """:func:`rm_work` before merging: one item per (model, objective), with its steps."""
     from rmselect.rm.rules import lr_grid, rm_config, seeds
 
     rc = rm_config(study.config)
@@ -56,13 +61,14 @@ def rm_work(study: Study, cfg: Mapping[str, Any], root: Path) -> list[Work]:
             train = lrs * steps * int(rc["global_batch"]) * seqs * tok * (1 + float(cfg["padding"]))
             val = lrs * evals * val_pairs * 2 * _capped(pref.tokens, cap)
             w = Work("rm_train", "rm_train", model, spec.params_b, runs=lrs,
-                     train_tokens=train, forward_tokens=val)
+                     train_tokens=train, forward_tokens=val, steps=steps, seqs=seqs,
+                     objective=obj)
             w.notes.append(
                 f"{obj}: {lrs // n_seeds} LR x {n_seeds} seed(s) x {steps} steps x {rc['global_batch']} x {seqs} seq x "
                 f"{tok:.0f} tok ({n} examples {size.source}); val {evals} x {val_pairs} pairs"
             )
             out.append(w)
-    return _merge(out)
+    return out
 
 
 def _merge(items: list[Work]) -> list[Work]:

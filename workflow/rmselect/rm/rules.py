@@ -95,14 +95,27 @@ def lr_grid(config: Mapping[str, Any], objective: str, model: str | None = None)
     return [lr_label(v) for v in grid]
 
 
-def size_settings(config: Mapping[str, Any], params_b: float) -> dict[str, Any]:
-    """ZeRO stage, micro batch, checkpointing and offload for a model of ``params_b``."""
+def size_settings_raw(config: Mapping[str, Any], params_b: float) -> dict[str, Any]:
+    """The ``rm.by_size`` row of a model of ``params_b`` (``auto`` values left as they are)."""
     for row in rm_config(config)["by_size"]:
         if params_b < float(row["max_b"]):
             return {**size_defaults(), **row}
     raise ConfigError(
         f"config: field 'rm.by_size': no entry covers {params_b} B parameters; raise the last max_b"
     )
+
+
+def size_settings(config: Mapping[str, Any], params_b: float,
+                  extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """ZeRO stage, micro batch, checkpointing and offload for a model of ``params_b``;
+    ``auto`` stage / micro batch come from the plan's memory model
+    (:func:`rmselect.plan.feasibility.resolve_size`)."""
+    row = size_settings_raw(config, params_b)
+    if row.get("zero_stage") == "auto" or row.get("micro_batch") == "auto":
+        from rmselect.plan.feasibility import resolve_size
+
+        row = resolve_size(config, params_b, row, extra)
+    return row
 
 
 def nproc(config: Mapping[str, Any], gpus: int) -> int:
@@ -141,7 +154,7 @@ def train_flags(study: Study, model: str, objective: str, lr: str) -> str:
     cfg = study.config
     rc = rm_config(cfg)
     spec = study.model(model)
-    size = size_settings(cfg, spec.params_b)
+    size = size_settings(cfg, spec.params_b, spec.extra)
     data = cfg["data"]
     train_entry = data["helpsteer2_preference" if objective == "bt" else "helpsteer2"]
     epochs = rc["epochs"][objective] if isinstance(rc["epochs"], Mapping) else rc["epochs"]
