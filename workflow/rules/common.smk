@@ -8,7 +8,7 @@ from pathlib import Path
 REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO.joinpath("workflow")))
 
-from rmselect.config import ConfigError, load_study  # noqa: E402
+from rmselect.config import ConfigError, load_study, section_settings  # noqa: E402
 from rmselect.dag.common import (  # noqa: E402
     GPU_SLOT,
     launcher,
@@ -88,6 +88,29 @@ except SiteError as err:
 # rmselect.dag.common.GPU_SLOT), trainers behind rmselect.dag.common.launcher (torchrun/srun).
 
 
+# plan.on_infeasible: error -- a GPU study whose jobs cannot fit (rmselect.plan.feasibility)
+# does not start; `snakemake plan` itself always runs and lists them.
+if "plan" not in sys.argv[1:]:
+    from rmselect.plan.feasibility import gate as _feasibility_gate
+
+    _BROKEN = _feasibility_gate(STUDY, CLUSTER)
+    if _BROKEN:
+        sys.stderr.write(
+            "rmselect: plan.on_infeasible is error and these jobs cannot fit:\n"
+            + "".join(f"  {line}\n" for line in _BROKEN)
+        )
+        sys.exit(1)
+
+
+def _projected_minutes(kind, name):
+    """The plan's projected minutes of one job (resources.runtime_from: projection)."""
+    if section_settings(STUDY.config, "resources")["runtime_from"] != "projection":
+        return None
+    from rmselect.plan.feasibility import job_minutes_of
+
+    return job_minutes_of(STUDY, CLUSTER).get((kind, name))
+
+
 def _job_resources(kind, wildcards, attempt):
     from rmselect.cluster.resources import resources_for
 
@@ -101,6 +124,7 @@ def _job_resources(kind, wildcards, attempt):
         model_extra=spec.extra if spec else None,
         cluster=CLUSTER,
         attempt=attempt,
+        projected_min=_projected_minutes(kind, name) if name else None,
     )
 
 

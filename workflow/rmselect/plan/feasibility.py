@@ -213,7 +213,7 @@ def _check(row: Row, prof: GpuProfile, ceiling_min: float | None) -> Row:
             f"(+{row.host_gb - row.host_limit_gb:.0f} GB); fix: resources.mem_mb_per_gpu >= "
             f"{math.ceil(row.host_gb * 1000 / max(1, row.ranks))}")
     if row.minutes > row.runtime_limit_min:
-        what = (f"the site ceiling {ceiling_min:.0f} min" if ceiling_min
+        what = ("the site's runtime ceiling" if ceiling_min
                 and row.runtime_limit_min >= ceiling_min else "runtime")
         fix = ("split the job (more, shorter jobs) or more GPUs per job"
                if what != "runtime" else
@@ -260,17 +260,19 @@ def rm_rows(study: Study, prof: GpuProfile, gpn: int, root: Path,
         mem = M.train_memory(shape, s, float(plan["gpu_overhead_gb"]))
         minutes = _time_s(prof, shape, w, w.runs, s) / 60.0
         req = _request(cfg, "rm_train", w.params_b, w.model, spec.extra, cluster,
-                       job_minutes_of(study, cluster).get(("rm_train", w.model), minutes))
+                       job_minutes_of(study, cluster, prof.name).get(("rm_train", w.model),
+                                                                    minutes))
         host = M.host_train(shape, min(ranks, gpn), mem.host_offload, w.steps * s.global_batch
                             // max(1, s.ranks), s.seqs * s.max_length,
                             float(plan["host_process_gb"]))
         hf, ds = M.checkpoint_bytes(shape)
-        m = int(ret["keep_checkpoints"])
-        if w.objective == "regression" and rc["train_merge_grid_step"] != rc["merge_grid_step"]:
-            m = max(m, int(ret["keep_checkpoints"]))
         from rmselect.plan.sizes import _eval_points
 
         evals = _eval_points(w.steps, int(rc["eval_every"]))
+        # "all": every evaluation point's checkpoint (the retention before rm.keep_checkpoints)
+        m = evals if ret["keep_checkpoints"] == "all" else int(ret["keep_checkpoints"])
+        if w.objective == "bt" or rc["train_merge_grid_step"] == rc["merge_grid_step"]:
+            m = min(m, evals) if ret["keep_checkpoints"] == "all" else 1
         ds_saves = max(1, math.ceil(minutes / float(ret["ds_save_minutes"])))
         out.append(_check(Row(
             profile=prof.name, rule=f"rm_train[{w.objective}]", model=w.model,
@@ -335,7 +337,7 @@ def forward_rows(study: Study, items: Sequence[Work], prof: GpuProfile, gpn: int
         jobs = max(1, w.runs)
         minutes = prof.seconds(w) / jobs / ranks / 60.0
         req = _request(cfg, kind, w.params_b, model, extra, cluster,
-                       job_minutes_of(study, cluster).get((kind, w.model), minutes))
+                       job_minutes_of(study, cluster, prof.name).get((kind, w.model), minutes))
         host = M.host_infer(shape, rows, 1000.0, float(plan["host_process_gb"]))
         note = "mean job" if jobs > 1 else "one job"
         out.append(_check(Row(
@@ -363,33 +365,50 @@ def feasibility(study: Study, profile: str, gpus_per_node: int | None = None,
     return rows
 
 
-_MINUTES: dict[int, dict[tuple[str, str], float]] = {}
+_MINUTES: dict[tuple[int, str], dict[tuple[str, str], float]] = {}
 
 
-def job_minutes_of(study: Study, cluster: Any = None) -> dict[tuple[str, str], float]:
-    """Projected minutes of one job per (resource kind, model) on ``plan.profile`` (the
-    longest job of the kind), cached per study: what ``resources.runtime_from:
-    projection`` turns into each job's runtime. Empty for CPU studies (no gpu_tiers)."""
-    key = id(study)
+def job_minutes_of(study: Study, cluster: Any = None, profile: str | None = None
+                   ) -> dict[tuple[str, str], float]:
+    """Projected minutes of one job per (resource kind, model) on ``profile`` (default
+    ``plan.profile``; the longest job of the kind), cached per study: what
+    ``resources.runtime_from: projection`` turns into each job's runtime. Empty for CPU
+    studies (no gpu_tiers)."""
+    cfg = study.config
+    profile = profile or _feas(cfg)["profile"]
+    key = (id(study), profile)
     if key in _MINUTES:
         return _MINUTES[key]
     _MINUTES[key] = {}  # while computing: requests fall back to the job's own minutes
-    cfg = study.config
     out: dict[tuple[str, str], float] = {}
     if section_settings(cfg, "resources").get("gpu_tiers"):
-        plan = _feas(cfg)
-        for r in feasibility(study, plan["profile"], None, REPO_ROOT, cluster):
+        for r in feasibility(study, profile, None, REPO_ROOT, cluster):
             kind = KIND[r.rule.split("[")[0]]
             out[(kind, r.model)] = max(out.get((kind, r.model), 0.0), r.minutes)
     _MINUTES[key] = out
     return out
 
 
-def study_disk_gb(rows: Sequence[Row], in_flight: int) -> float:
-    """Peak disk of the study: every run's kept checkpoints (kept until selection) plus the
-    transient peak (DeepSpeed states, the next HF checkpoint) of ``in_flight`` runs at once."""
+def study_disk_gb(rows: Sequence[Row], in_flight: int, prune: bool = True) -> float:
+    """Peak disk of the study's RM grid, GB.
+
+    A (model, objective) group keeps its runs' checkpoints until its selection; with
+    ``rm.prune_checkpoints`` only the selected run's checkpoint stays afterwards. At most
+    ``in_flight`` runs train at once, so at most ``ceil(in_flight / runs per group) + 1``
+    groups are open (trained, not yet selected): the largest such groups keep every run's
+    checkpoints, every other group one (all runs' without pruning), plus the transient peak
+    (DeepSpeed states, the next HF checkpoint) of the ``in_flight`` largest runs."""
     rm = [r for r in rows if r.rule.startswith("rm_train")]
-    kept = sum(r.disk_kept_gb * r.jobs for r in rm)
+    if not rm:
+        return 0.0
+    if not prune:
+        kept = sum(r.disk_kept_gb * r.jobs for r in rm)
+    else:
+        per_group = max(r.jobs for r in rm)
+        open_groups = math.ceil(in_flight / per_group) + 1
+        full = sorted((r.disk_kept_gb * r.jobs for r in rm), reverse=True)
+        kept = sum(full[:open_groups]) + sum(
+            r.disk_kept_gb for r in sorted(rm, key=lambda r: -r.disk_kept_gb * r.jobs)[open_groups:])
     extra = sorted((r.disk_peak_gb - r.disk_kept_gb for r in rm), reverse=True)[:in_flight]
     return kept + sum(extra)
 
@@ -484,7 +503,8 @@ def report(study: Study, root: Path = REPO_ROOT, cluster: Any = None
         got = feasibility(study, name, gpn, root, cluster)
         rows += got
         lines += infeasible_lines(got)
-        disk = study_disk_gb(got, int(plan["runs_in_flight"]))
+        disk = study_disk_gb(got, int(plan["runs_in_flight"]),
+                             bool(section_settings(cfg, "rm")["prune_checkpoints"]))
         budget = plan.get("disk_tb")
         msg = f"study peak disk on {name}: {disk / 1000:,.2f} TB"
         if budget and disk / 1000 > float(budget):
@@ -504,3 +524,13 @@ def report(study: Study, root: Path = REPO_ROOT, cluster: Any = None
                              f"does not fit even with parameter offload at micro batch 1 "
                              f"(GPU {w['gpu_gb']:.1f} GB)"))
     return frame(rows), lines, ws
+
+
+def gate(study: Study, cluster: Any = None) -> list[str]:
+    """Lines that stop the main DAG of a GPU study: the broken limits on ``plan.profile``'s
+    node when ``plan.on_infeasible`` is ``error`` (empty otherwise, and for CPU studies)."""
+    cfg = study.config
+    plan = _feas(cfg)
+    if plan["on_infeasible"] != "error" or not section_settings(cfg, "resources").get("gpu_tiers"):
+        return []
+    return infeasible_lines(feasibility(study, plan["profile"], None, REPO_ROOT, cluster))

@@ -221,10 +221,11 @@ def format_table(totals: pl.DataFrame, profs: Sequence[str]) -> str:
 
 def feasibility_text(study: Study, out: str) -> str:
     """Write the feasibility CSV; the printed part: infeasible jobs, study disk, workstations."""
+    from rmselect.cluster.site import cluster_settings
     from rmselect.io import write_table
     from rmselect.plan import feasibility as F
 
-    df, lines, ws = F.report(study)
+    df, lines, ws = F.report(study, cluster=cluster_settings())
     write_table(out, df)
     bad = [ln for ln in lines if ln.startswith("infeasible")]
     head = (f"feasibility ({', '.join(F.check_profiles(study.config))} nodes of "
