@@ -216,7 +216,7 @@ EXPECTED_DEFAULTS = {
     },
     "benchmarks": {
         "mode": "small", "backend": "hf", "device": "auto", "dtype": "auto", "batch_size": 8,
-        "max_length": None, "apply_chat_template": False, "jobs": "per_task",
+        "max_length": 4096, "apply_chat_template": False, "jobs": "per_task",
         "bootstrap_iters": 0, "params_tolerance": 0.05, "threads": 1,
     },
     "toy": {
@@ -250,7 +250,7 @@ def test_settings_functions_fill_the_schema_defaults():
 
     assert lr_search({}) == LrSearch("full", 3, 40)
     b = bench_config({"benchmarks": {"tasks": {"t": {}}, "sandbox": {"mem_mb": 2048}}})
-    assert (b.mode, b.batch_size, b.max_length, b.params_tolerance) == ("small", 8, None, 0.05)
+    assert (b.mode, b.batch_size, b.max_length, b.params_tolerance) == ("small", 8, 4096, 0.05)
     assert dict(b.sandbox) == {"timeout_s": 10.0, "cpu_s": 5, "mem_mb": 2048}
     t = b.tasks["t"]
     assert (t.kind, t.n, t.scale, t.run, t.max_new_tokens, t.heal_prompt) == (

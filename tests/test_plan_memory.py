@@ -1,0 +1,169 @@
+"""The plan's memory, communication and disk model (rmselect.plan.memory) on hand-computed
+cases, and the feasibility check built on it (rmselect.plan.feasibility)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rmselect.cluster.resources import ClusterSettings, projected_runtime, resources_for
+from rmselect.config import load_study, load_study_file
+from rmselect.plan import feasibility as F
+from rmselect.plan import memory as M
+from rmselect.plan.cost_model import GpuProfile
+
+REPO = Path(__file__).resolve().parents[1]
+GB = 1e9
+# A Llama-3.1-8B-like shape with round numbers: N = 8e9, 32 layers, h = 4096, V = 128,256.
+S8 = M.Shape(params=8e9, layers=32, hidden=4096, vocab=128_256)
+# ZeRO-3's gathered working set of S8: 2 bytes x (2 layers + embedding), by hand:
+# per layer (8e9 - 128,256 x 4,096) / 32 = 233,583,232; x 2 = 467,166,464;
+# + 525,336,576 (embedding) = 992,503,040 parameters -> 1,985,006,080 bytes.
+LIVE8 = 1_985_006_080
+
+
+def test_zero_states_per_gpu_by_hand():
+    # 16 bytes/param (bf16 params 2 + bf16 grads 2 + fp32 master and Adam 12)
+    gpu, host = M.train_states(S8, zero=3, ranks=8)
+    assert M.zero3_live(S8) == LIVE8
+    assert gpu - LIVE8 == pytest.approx(16 * GB)  # the issue's 8B ZeRO-3 on 8 ranks
+    assert host == 0
+    assert M.train_states(S8, zero=2, ranks=8)[0] == pytest.approx(30 * GB)  # 16 + 112/8
+    assert M.train_states(S8, zero=1, ranks=8)[0] == pytest.approx(44 * GB)  # 32 + 96/8
+    assert M.train_states(S8, zero=0, ranks=8)[0] == pytest.approx(128 * GB)  # 16 x 8
+    assert M.train_states(S8, zero=0, ranks=1)[0] == pytest.approx(128 * GB)
+
+
+def test_offload_moves_states_to_host():
+    gpu, host = M.train_states(S8, zero=2, ranks=8, offload="optimizer")
+    assert gpu == pytest.approx(18 * GB)  # bf16 params 16 + grad partition 16/8
+    assert host == pytest.approx(16 * GB)  # (Adam 96 + fp32 grads 32) / 8
+    gpu, host = M.train_states(S8, zero=3, ranks=1, offload="param")
+    assert gpu == pytest.approx(16 * GB + LIVE8)  # bf16 grads stay; params gathered per layer
+    assert host == pytest.approx((96 + 32 + 16) * GB)
+    with pytest.raises(ValueError, match="ZeRO-3"):
+        M.train_states(S8, zero=2, ranks=1, offload="param")
+
+
+def test_activations_and_logits_by_hand():
+    t = 1 * 2 * 4096  # one BT pair at 4,096 tokens per side
+    # checkpointed: 32 layers x 2 bytes x 4096 x 8192 + one layer 34 x 4096 x 8192
+    assert M.train_activations(S8, t, True) == 2_147_483_648 + 1_140_850_688
+    assert M.train_activations(S8, t, False) == 32 * 34 * 4096 * 8192
+    assert M.logits_bytes(S8, t, train=True) == 128_256 * 8192 * 12
+    # forward-only: the batch's bf16 logits + fp32 log-softmax of one 2,049-token sequence
+    assert M.logits_bytes(S8, 32768, train=False, seq=2049) == 128_256 * (2 * 32768 + 4 * 2049)
+    s = M.TrainSetup(zero=3, ranks=8, micro_batch=1, seqs=2, max_length=4096)
+    mem = M.train_memory(S8, s, overhead_gb=4)
+    assert mem.gpu == pytest.approx(16 * GB + LIVE8 + 3_288_334_336 + 4 * GB)
+    assert s.accumulation == 8 and s.tokens == 8192
+
+
+def test_zero_communication_by_hand():
+    f = 7 / 8
+    assert M.comm_bytes_per_step(S8, 3, 8, 8) == pytest.approx(6 * 8e9 * f * 8)  # 336 GB
+    assert M.comm_bytes_per_step(S8, 2, 8, 8) == pytest.approx(2 * 8e9 * f * 9)  # 126 GB
+    assert M.comm_bytes_per_step(S8, 0, 8, 8) == pytest.approx(4 * 8e9 * f)
+    assert M.comm_bytes_per_step(S8, 3, 1, 64) == 0
+
+
+def test_shape_heuristic_and_columns():
+    s = M.shape_of(8.0)
+    assert s.layers == 32 and s.vocab == M.DEFAULT_VOCAB
+    assert 12 * s.layers * s.hidden**2 + s.vocab * s.hidden == pytest.approx(8e9, rel=0.01)
+    t = M.shape_of(8.0, {"layers": "32", "hidden": "4096", "vocab": "128256"})
+    assert (t.layers, t.hidden, t.vocab) == (32, 4096, 128_256)
+
+
+A6000 = GpuProfile("A6000", 154.8, 768.0, 0.3, 0.4, gpu_mem_gb=48, interconnect_gbs=20)
+
+
+def test_choose_keeps_the_global_batch_and_fits():
+    base = M.TrainSetup(zero=2, ranks=8, micro_batch=1, seqs=2, max_length=4096)
+    s = F.choose_train(S8, A6000, base, overhead_gb=4)
+    assert s is not None
+    assert s.micro_batch * s.accumulation * s.ranks == 64
+    assert M.train_memory(S8, s, 4).gpu <= 48 * GB
+    # one step larger does not fit at the same stage (the largest micro batch was taken)
+    bigger = replace(s, micro_batch=s.micro_batch * 2)
+    assert M.train_memory(S8, bigger, 4).gpu > 48 * GB
+    # one 48 GB GPU: no offload cannot hold 128 GB of states; offload makes it fit
+    one = replace(base, ranks=1)
+    assert F.choose_train(S8, A6000, one, 4, offloads=("none",)) is None
+    got = F.choose_train(S8, A6000, one, 4, offloads=("none", "optimizer", "param"))
+    assert got is not None and got.offload != "none" and got.micro_batch * got.accumulation == 64
+    tiny = replace(A6000, gpu_mem_gb=10)
+    assert F.choose_train(S8, tiny, one, 4, offloads=("none", "optimizer", "param")) is None
+
+
+def test_runtime_from_projection_floor_ceiling_and_retries():
+    site = ClusterSettings(runtime_floor=30, runtime_ceiling=2880)
+    assert projected_runtime(100, 2.0, site) == 200
+    assert projected_runtime(4.2, 2.0, site) == 30  # floor
+    assert projected_runtime(5000, 2.0, site) == 2880  # ceiling
+    cfg = {"resources": {"gpu_tiers": [{"max_b": 100, "train_gpus": 8, "infer_gpus": 1}],
+                         "runtime_from": "projection", "runtime_safety": 1.5}}
+    r1 = resources_for("rm_train", 8.0, cfg, cluster=site, projected_min=100)
+    r2 = resources_for("rm_train", 8.0, cfg, cluster=site, projected_min=100, attempt=2)
+    assert r1["runtime"] == 150 and r2["runtime"] == 300  # a retry lengthens the runtime
+    formula = resources_for("rm_train", 8.0, {"resources": {**cfg["resources"],
+                                                            "runtime_from": "formula"}},
+                            cluster=site, projected_min=100)
+    assert formula["runtime"] != 150
+
+
+def _paper() -> dict:
+    return yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+
+
+def test_paper_study_fits_but_presence():
+    """The acceptance of issue 26 on the config alone: on A6000 x8 and H100 x8 every job
+    fits but presence scoring (its own issue), and the study's peak disk is <= 5 TB."""
+    study = load_study_file("config/paper.yaml")
+    df, lines, ws = F.report(study, cluster=ClusterSettings(runtime_floor=30,
+                                                            runtime_ceiling=2880))
+    bad = [ln for ln in lines if ln.startswith("infeasible")]
+    assert bad and all(" presence_score " in ln for ln in bad), bad[:3]
+    assert set(df["profile"]) == {"A6000", "H100"}
+    disk = df.filter(df["rule"] == "(study)")["disk_peak_gb"]
+    assert (disk <= 5000).all() and (disk > 500).all()
+    rm = df.filter(df["rule"].str.starts_with("rm_train"))
+    assert rm.height == 2 * 2 * 42 and (rm["verdict"] == "fits").all()
+    assert (rm["gpu_gb"] <= rm["gpu_limit_gb"]).all()
+    # workstations: every model of the zoo trains on one H100 or one A6000, with settings
+    assert len(ws) == 2 * 42 and all(" fits: ZeRO-" in w for w in ws)
+
+
+def test_paper_before_fixes_lists_lm_eval_and_gate(monkeypatch):
+    cfg = _paper()
+    cfg["benchmarks"]["max_length"] = None  # lm-eval at the models' full context
+    cfg["plan"]["on_infeasible"] = "error"
+    study = load_study(cfg, "paper")
+    rows = F.feasibility(study, "A6000", 8, REPO)
+    bench = [r for r in rows if r.rule == "bench_run"]
+    assert bench and all(r.verdict == "infeasible" for r in bench)
+    assert any("benchmarks.max_length" in b for r in bench for b in r.breaks)
+    lines = F.gate(study, ClusterSettings(runtime_ceiling=2880))
+    assert any("bench_run" in ln and "GPU memory" in ln for ln in lines)
+    cfg["plan"]["on_infeasible"] = "warn"
+    assert F.gate(load_study(cfg, "paper"), None) == []
+
+
+def test_toy_study_is_untouched():
+    """The embedded CPU study: no feasibility, no projected runtimes, pinned settings."""
+    from rmselect.rm.rules import size_settings, size_settings_raw
+
+    study = load_study_file("config/config.yaml")
+    assert F.job_minutes_of(study) == {}
+    assert F.gate(replace_plan(study, "error"), None) == []
+    for b in (0.001, 0.1, 5.0):
+        assert size_settings(study.config, b) == size_settings_raw(study.config, b)
+
+
+def replace_plan(study, mode):
+    cfg = dict(study.config)
+    cfg["plan"] = {**(cfg.get("plan") or {}), "on_infeasible": mode}
+    return load_study(cfg, "toy")
