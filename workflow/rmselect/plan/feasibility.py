@@ -255,8 +255,10 @@ def rm_rows(study: Study, prof: GpuProfile, gpn: int, root: Path,
         spec = study.model(w.model)
         shape = M.shape_of(w.params_b, spec.extra)
         ranks = train_ranks(cfg, w.params_b, "rm_train", gpn)
-        s = rm_setup(cfg, w.params_b, spec.extra, size_settings_raw(cfg, w.params_b),
-                     w.seqs, ranks, prof)
+        # The DAG sizes one setting for both objectives on BT pairs (resolve_size); the run
+        # itself processes w.seqs sequences per example.
+        s = replace(rm_setup(cfg, w.params_b, spec.extra, size_settings_raw(cfg, w.params_b),
+                             2, ranks, prof), seqs=w.seqs)
         mem = M.train_memory(shape, s, float(plan["gpu_overhead_gb"]))
         minutes = _time_s(prof, shape, w, w.runs, s) / 60.0
         req = _request(cfg, "rm_train", w.params_b, w.model, spec.extra, cluster,
