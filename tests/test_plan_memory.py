@@ -167,3 +167,53 @@ def replace_plan(study, mode):
     cfg = dict(study.config)
     cfg["plan"] = {**(cfg.get("plan") or {}), "on_infeasible": mode}
     return load_study(cfg, "toy")
+
+
+# One RM training step on CPU in a fresh process: the host memory it adds (peak RSS minus the
+# RSS after imports) against the model's 16 bytes/parameter of states (fp32 on CPU: weights 4,
+# gradients 4, Adam 8) + activations without checkpointing, doubled for fp32. AdamW runs with
+# foreach=False (no temporary copies of all states at once).
+_STEP = r"""
+import json, resource, sys
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) * 1024
+import torch
+from transformers import LlamaConfig, LlamaForSequenceClassification
+torch.manual_seed(0); torch.set_num_threads(1)
+a = json.loads(sys.argv[1])
+cfg = LlamaConfig(hidden_size=a["h"], num_hidden_layers=a["L"], intermediate_size=a["ff"],
+                  num_attention_heads=a["heads"], num_key_value_heads=a["kv"],
+                  vocab_size=a["V"], num_labels=1, pad_token_id=0, attn_implementation="sdpa")
+base = rss()
+m = LlamaForSequenceClassification(cfg)
+opt = torch.optim.AdamW(m.parameters(), lr=1e-4, foreach=False)
+ids = torch.randint(1, a["V"], (a["B"], a["S"]))
+m(input_ids=ids).logits.float().pow(2).mean().backward()
+opt.step()
+print(json.dumps({"params": sum(p.numel() for p in m.parameters()), "base": base,
+                  "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", [
+    # a toy-sized RM (57 M parameters) and SmolLM2-135M's published shape (random weights:
+    # no download; hidden 576, 30 layers, MLP 1,536, 9 heads / 3 KV heads, vocabulary 49,152)
+    {"h": 768, "L": 8, "ff": 2048, "heads": 12, "kv": 12, "V": 1000, "B": 4, "S": 128},
+    {"h": 576, "L": 30, "ff": 1536, "heads": 9, "kv": 3, "V": 49152, "B": 2, "S": 128},
+], ids=["toy57M", "smollm2_135M_shape"])
+def test_memory_model_against_measured_cpu_peak(arch):
+    import json
+    import subprocess
+    import sys
+
+    got = json.loads(subprocess.run([sys.executable, "-c", _STEP, json.dumps(arch)],
+                                    capture_output=True, text=True, check=True,
+                                    timeout=300).stdout.strip().splitlines()[-1])
+    shape = M.Shape(params=got["params"], layers=arch["L"], hidden=arch["h"], vocab=arch["V"])
+    predicted = 16 * shape.params + 2 * M.train_activations(shape, arch["B"] * arch["S"], False)
+    measured = got["peak"] - got["base"]
+    # loose bound (allocator slack, the process's own buffers): within 30 % either way
+    assert 0.7 * predicted <= measured <= 1.3 * predicted, (measured / 1e9, predicted / 1e9)
