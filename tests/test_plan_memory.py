@@ -217,3 +217,17 @@ def test_memory_model_against_measured_cpu_peak(arch):
     measured = got["peak"] - got["base"]
     # loose bound (allocator slack, the process's own buffers): within 30 % either way
     assert 0.7 * predicted <= measured <= 1.3 * predicted, (measured / 1e9, predicted / 1e9)
+
+
+def test_one_gpu_machine_stops_models_that_cannot_fit():
+    """On a 1-GPU machine (the site's gpus_per_node) an 8 B RM without offload cannot hold
+    its 128 GB of states: with on_infeasible: error the DAG stops with one line per job;
+    the 0.5 B models still fit."""
+    cfg = _paper()
+    cfg["plan"]["on_infeasible"] = "error"
+    study = load_study(cfg, "paper")
+    lines = F.gate(study, ClusterSettings(gpus_per_node=1, runtime_ceiling=2880))
+    rm = [ln for ln in lines if "rm_train" in ln]
+    assert any("Llama-3.1-8B-Instruct: GPU memory" in ln for ln in rm)
+    assert not any("Qwen2.5-0.5B-Instruct" in ln for ln in rm)
+    assert all(ln.count("\n") == 0 and "fix:" in ln for ln in lines)

@@ -169,15 +169,24 @@ def rm_setup(config: Mapping[str, Any], params_b: float, extra: Mapping[str, Any
                           micro_batch=1 if raw["micro_batch"] == "auto" else base.micro_batch)
 
 
+def _machine_gpus(config: Mapping[str, Any], cluster: Any = None) -> int:
+    """GPUs of one machine: the site's ``gpus_per_node`` (RMSELECT_GPUS_PER_NODE or
+    slurm/local.yaml) where set, else ``resources.gpus_per_node``."""
+    site = getattr(cluster, "gpus_per_node", None)
+    return int(site or section_settings(config, "resources")["gpus_per_node"])
+
+
 def resolve_size(config: Mapping[str, Any], params_b: float, row: Mapping[str, Any],
                  extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """``rm.by_size`` row with ``auto`` replaced by the memory model's choice on the
     ``plan.profile`` GPU at the tier's ranks; BT pairs (2 sequences) size the micro batch."""
     if row.get("zero_stage") != "auto" and row.get("micro_batch") != "auto":
         return dict(row)
+    from rmselect.cluster.site import cluster_settings
+
     plan = _feas(config)
     prof = profiles(plan)[plan["profile"]]
-    gpn = int(section_settings(config, "resources")["gpus_per_node"])
+    gpn = _machine_gpus(config, cluster_settings())
     s = rm_setup(config, params_b, extra, row, 2, train_ranks(config, params_b, "rm_train", gpn),
                  prof)
     return {**row, "zero_stage": s.zero, "micro_batch": s.micro_batch}
@@ -359,7 +368,7 @@ def feasibility(study: Study, profile: str, gpus_per_node: int | None = None,
     cfg = study.config
     items, profs, _ = project(study, root)
     prof = profs[profile]
-    gpn = int(gpus_per_node or section_settings(cfg, "resources")["gpus_per_node"])
+    gpn = int(gpus_per_node or _machine_gpus(cfg, cluster))
     rows: list[Row] = []
     if section_settings(cfg, "eval")["train_and_evaluate"]:
         rows += rm_rows(study, prof, gpn, root, cluster)
@@ -498,7 +507,7 @@ def report(study: Study, root: Path = REPO_ROOT, cluster: Any = None
     cfg = study.config
     plan = _feas(cfg)
     profs = profiles(plan)
-    gpn = int(section_settings(cfg, "resources")["gpus_per_node"])
+    gpn = _machine_gpus(cfg, cluster)
     rows: list[Row] = []
     lines: list[str] = []
     for name in check_profiles(cfg):
@@ -535,4 +544,5 @@ def gate(study: Study, cluster: Any = None) -> list[str]:
     plan = _feas(cfg)
     if plan["on_infeasible"] != "error" or not section_settings(cfg, "resources").get("gpu_tiers"):
         return []
-    return infeasible_lines(feasibility(study, plan["profile"], None, REPO_ROOT, cluster))
+    return infeasible_lines(feasibility(study, plan["profile"], _machine_gpus(cfg, cluster),
+                                        REPO_ROOT, cluster))
