@@ -146,6 +146,8 @@ def test_paper_dry_run_with_slurm_profile_matches_table(tmp_path):
         pytest.skip(f"pipeline not complete yet: {missing.group(0) if missing else 'missing'}")
     assert out.returncode == 0, text[-3000:]
     jobs = _dry_run_jobs(text)
+    from rmselect.plan.feasibility import job_minutes_of
+
     study = load_study_file("config/paper.yaml")
     site = cluster_settings(env, cwd=tmp_path)
     checked: dict[str, int] = {}
@@ -155,8 +157,11 @@ def test_paper_dry_run_with_slurm_profile_matches_table(tmp_path):
         if kind is None or model not in study.models or "gpu" not in job["resources"]:
             continue
         spec = study.model(model)
+        # runtime_from: projection -- the plan's projected minutes of the job
+        projected = job_minutes_of(study, site).get((kind, model))
         want = resources_for(
-            kind, spec.params_b, study.config, model, model_extra=spec.extra, cluster=site
+            kind, spec.params_b, study.config, model, model_extra=spec.extra, cluster=site,
+            projected_min=projected,
         )
         res = job["resources"]
         assert int(res["gpu"]) == want["gpu"] >= 1, (job, want)

@@ -103,7 +103,9 @@ if "plan" not in sys.argv[1:]:
 
 
 def _projected_minutes(kind, name):
-    """The plan's projected minutes of one job (resources.runtime_from: projection)."""
+    """The plan's projected minutes of one job (resources.runtime_from: projection); `kind`
+    is the resource kind or, for rules sized as another kind, the rule's own (`probe`).
+    """
     if section_settings(STUDY.config, "resources")["runtime_from"] != "projection":
         return None
     from rmselect.plan.feasibility import job_minutes_of
@@ -111,7 +113,7 @@ def _projected_minutes(kind, name):
     return job_minutes_of(STUDY, CLUSTER).get((kind, name))
 
 
-def _job_resources(kind, wildcards, attempt):
+def _job_resources(kind, wildcards, attempt, projection=None):
     from rmselect.cluster.resources import resources_for
 
     name = wildcards.get("model")
@@ -124,19 +126,20 @@ def _job_resources(kind, wildcards, attempt):
         model_extra=spec.extra if spec else None,
         cluster=CLUSTER,
         attempt=attempt,
-        projected_min=_projected_minutes(kind, name) if name else None,
+        projected_min=_projected_minutes(projection or kind, name) if name else None,
     )
 
 
-def res(kind, key):
+def res(kind, key, projection=None):
     """A resource value for rules of `kind`, computed from the job's model size.
 
     Keys: gpu, mem_mb, runtime, nodes, tasks, tasks_per_gpu, cpus_per_task, mpi, gpu_model,
     slurm_partition, slurm_extra, zero (rmselect.cluster.resources.resources_for).
+    `projection`: whose projected minutes size the runtime (default `kind`).
     """
 
     def _value(wildcards, attempt=1):
-        return _job_resources(kind, wildcards, attempt)[key]
+        return _job_resources(kind, wildcards, attempt, projection)[key]
 
     return _value
 
@@ -152,9 +155,9 @@ def res_extra(kind, getter=None):
     return {key: getter(key) for key in EXTRA_KEYS}
 
 
-def res_all(kind):
+def res_all(kind, projection=None):
     """Every resource of `kind` (gpu, mem_mb, runtime and res_extra), for `**res_all(k)`."""
-    base = {key: res(kind, key) for key in ("gpu", "mem_mb", "runtime")}
+    base = {key: res(kind, key, projection) for key in ("gpu", "mem_mb", "runtime")}
     return base | res_extra(kind)
 
 

@@ -34,7 +34,7 @@ rule probe_model:
     conda:
         "../../envs/presence.yaml"
     resources:
-        **res_all("presence"),
+        **res_all("presence", projection="probe"),
     params:
         code=code_hash("workflow/scripts/probe_model.py"),
         slot=GPU_SLOT,

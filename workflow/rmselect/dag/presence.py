@@ -105,9 +105,16 @@ def resource(study: Study, cfg: Mapping[str, Any], cluster: Any, key: str) -> Ca
     from rmselect.cluster.resources import resources_for
 
     def _value(wildcards: Any, attempt: int = 1) -> Any:
+        from rmselect.config import section_settings
+        from rmselect.plan.feasibility import job_minutes_of
+
         name = wildcards.model
         extra = study.model(name).extra if name in study.models else None
+        projected = (job_minutes_of(study, cluster).get(("presence", name))
+                     if section_settings(study.config, "resources")["runtime_from"]
+                     == "projection" else None)
         return resources_for("presence", params_b(study, cfg, name), study.config, name,
-                             model_extra=extra, cluster=cluster, attempt=attempt)[key]
+                             model_extra=extra, cluster=cluster, attempt=attempt,
+                             projected_min=projected)[key]
 
     return _value

@@ -35,11 +35,12 @@ from rmselect.plan.memory import GB
 RETENTION_IF_ABSENT = {"keep_checkpoints": 1, "ds_save_minutes": 30}
 #: Context lm-eval assumes without benchmarks.max_length (Llama-3.1/3.2, Phi-3.5, Tulu-3).
 MODEL_CONTEXT = 131_072
-#: Rule -> resource kind (rmselect.cluster.resources).
+#: Rule -> resource kind (rmselect.cluster.resources); probe jobs are sized as presence jobs
+#: but keep their own projected minutes (workflow/rules/probe.smk).
 KIND = {"rm_train": "rm_train", "eval_rm": "eval", "eval_rm_model": "eval",
         "bench_run": "benchmarks", "bench_model": "benchmarks",
         "bench_screen_run": "benchmarks", "bench_model_screen": "benchmarks",
-        "presence_score": "presence", "probe_model": "presence",
+        "presence_score": "presence", "probe_model": "probe",
         "posttrain_variant": "posttrain"}
 
 
@@ -334,7 +335,8 @@ def forward_rows(study: Study, items: Sequence[Work], prof: GpuProfile, gpn: int
     for w in items:
         if w.rule not in KIND or w.rule in ("rm_train", "posttrain_variant"):
             continue
-        kind = KIND[w.rule]
+        key = KIND[w.rule]  # the projected minutes' key; the resource kind below
+        kind = "presence" if key == "probe" else key
         tokens, logits, kv, rows, seq = _stage_tokens(study, w.rule)
         model = w.model if w.model in study.model_names else None
         extra = study.model(model).extra if model else None
@@ -348,7 +350,7 @@ def forward_rows(study: Study, items: Sequence[Work], prof: GpuProfile, gpn: int
         jobs = max(1, w.runs)
         minutes = prof.seconds(w) / jobs / ranks / 60.0
         req = _request(cfg, kind, w.params_b, model, extra, cluster,
-                       job_minutes_of(study, cluster, prof.name).get((kind, w.model), minutes))
+                       job_minutes_of(study, cluster, prof.name).get((key, w.model), minutes))
         host = M.host_infer(shape, rows, 1000.0, float(plan["host_process_gb"]))
         note = "mean job" if jobs > 1 else "one job"
         out.append(_check(Row(
