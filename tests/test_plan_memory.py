@@ -231,3 +231,19 @@ def test_one_gpu_machine_stops_models_that_cannot_fit():
     assert any("Llama-3.1-8B-Instruct: GPU memory" in ln for ln in rm)
     assert not any("Qwen2.5-0.5B-Instruct" in ln for ln in rm)
     assert all(ln.count("\n") == 0 and "fix:" in ln for ln in lines)
+
+
+def test_lm_eval_max_length_capped_at_the_models_context_and_site_runtime_limits(tmp_path):
+    from types import SimpleNamespace
+
+    from rmselect.bench.handle import capped_length
+    from rmselect.cluster.site import cluster_settings
+
+    def model(ctx):
+        return SimpleNamespace(config=SimpleNamespace(max_position_embeddings=ctx))
+
+    assert capped_length(4096, model(131_072)) == 4096  # Llama-3.1: 4,096, not 131,072
+    assert capped_length(4096, model(512)) == 512  # a toy model keeps its own context
+    assert capped_length(None, model(512)) is None
+    site = cluster_settings({"RMSELECT_RUNTIME_CEILING": "720"}, cwd=tmp_path)
+    assert (site.runtime_floor, site.runtime_ceiling) == (30, 720)
