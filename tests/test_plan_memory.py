@@ -146,10 +146,11 @@ def test_paper_before_fixes_lists_lm_eval_and_gate(monkeypatch):
     bench = [r for r in rows if r.rule == "bench_run"]
     assert bench and all(r.verdict == "infeasible" for r in bench)
     assert any("benchmarks.max_length" in b for r in bench for b in r.breaks)
-    lines = F.gate(study, ClusterSettings(runtime_ceiling=2880))
-    assert any("bench_run" in ln and "GPU memory" in ln for ln in lines)
+    mode, lines = F.gate(study, ClusterSettings(runtime_ceiling=2880))
+    assert mode == "error" and any("bench_run" in ln and "GPU memory" in ln for ln in lines)
     cfg["plan"]["on_infeasible"] = "warn"
-    assert F.gate(load_study(cfg, "paper"), None) == []
+    assert F.gate(load_study(cfg, "paper"), ClusterSettings(runtime_ceiling=2880)) == (
+        "warn", lines)
 
 
 def test_toy_study_is_untouched():
@@ -158,7 +159,7 @@ def test_toy_study_is_untouched():
 
     study = load_study_file("config/config.yaml")
     assert F.job_minutes_of(study) == {}
-    assert F.gate(replace_plan(study, "error"), None) == []
+    assert F.gate(replace_plan(study, "error"), None) == ("error", [])
     for b in (0.001, 0.1, 5.0):
         assert size_settings(study.config, b) == size_settings_raw(study.config, b)
 
@@ -226,7 +227,7 @@ def test_one_gpu_machine_stops_models_that_cannot_fit():
     cfg = _paper()
     cfg["plan"]["on_infeasible"] = "error"
     study = load_study(cfg, "paper")
-    lines = F.gate(study, ClusterSettings(gpus_per_node=1, runtime_ceiling=2880))
+    _, lines = F.gate(study, ClusterSettings(gpus_per_node=1, runtime_ceiling=2880))
     rm = [ln for ln in lines if "rm_train" in ln]
     assert any("Llama-3.1-8B-Instruct: GPU memory" in ln for ln in rm)
     assert not any("Qwen2.5-0.5B-Instruct" in ln for ln in rm)

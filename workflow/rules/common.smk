@@ -88,18 +88,20 @@ except SiteError as err:
 # rmselect.dag.common.GPU_SLOT), trainers behind rmselect.dag.common.launcher (torchrun/srun).
 
 
-# plan.on_infeasible: error -- a GPU study whose jobs cannot fit (rmselect.plan.feasibility)
-# does not start; `snakemake plan` itself always runs and lists them.
+# A GPU study's jobs that cannot fit (rmselect.plan.feasibility) are listed before anything
+# runs; plan.on_infeasible: error refuses to start. `snakemake plan` itself always runs.
 if "plan" not in sys.argv[1:]:
     from rmselect.plan.feasibility import gate as _feasibility_gate
 
-    _BROKEN = _feasibility_gate(STUDY, CLUSTER)
+    _ON_INFEASIBLE, _BROKEN = _feasibility_gate(STUDY, CLUSTER)
     if _BROKEN:
         sys.stderr.write(
-            "rmselect: plan.on_infeasible is error and these jobs cannot fit:\n"
+            f"rmselect: {len(_BROKEN)} job limit(s) cannot be met (plan.on_infeasible: "
+            f"{_ON_INFEASIBLE}; `snakemake plan` writes results/plan/feasibility.csv):\n"
             + "".join(f"  {line}\n" for line in _BROKEN)
         )
-        sys.exit(1)
+        if _ON_INFEASIBLE == "error":
+            sys.exit(1)
 
 
 def _projected_minutes(kind, name):

@@ -539,12 +539,13 @@ def report(study: Study, root: Path = REPO_ROOT, cluster: Any = None
     return frame(rows), lines, ws
 
 
-def gate(study: Study, cluster: Any = None) -> list[str]:
-    """Lines that stop the main DAG of a GPU study: the broken limits on ``plan.profile``'s
-    node when ``plan.on_infeasible`` is ``error`` (empty otherwise, and for CPU studies)."""
+def gate(study: Study, cluster: Any = None) -> tuple[str, list[str]]:
+    """(``plan.on_infeasible``, the broken limits on ``plan.profile``'s machine) for the main
+    DAG of a GPU study: ``warn`` prints them, ``error`` also refuses to start. No lines for
+    CPU studies (no ``resources.gpu_tiers``)."""
     cfg = study.config
     plan = _feas(cfg)
-    if plan["on_infeasible"] != "error" or not section_settings(cfg, "resources").get("gpu_tiers"):
-        return []
-    return infeasible_lines(feasibility(study, plan["profile"], _machine_gpus(cfg, cluster),
-                                        REPO_ROOT, cluster))
+    if not section_settings(cfg, "resources").get("gpu_tiers"):
+        return plan["on_infeasible"], []
+    return plan["on_infeasible"], infeasible_lines(feasibility(
+        study, plan["profile"], _machine_gpus(cfg, cluster), REPO_ROOT, cluster))
