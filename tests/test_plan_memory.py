@@ -248,3 +248,19 @@ def test_lm_eval_max_length_capped_at_the_models_context_and_site_runtime_limits
     assert capped_length(None, model(512)) is None
     site = cluster_settings({"RMSELECT_RUNTIME_CEILING": "720"}, cwd=tmp_path)
     assert (site.runtime_floor, site.runtime_ceiling) == (30, 720)
+
+
+def test_posttrain_variants_are_checked():
+    """An SFT variant of an 8 B model on the Tulu 3 mixture (939 k conversations, 2 epochs)
+    runs ~74 h on 8 A6000s: beyond the 48 h site ceiling; DPO also holds the reference."""
+    cfg = _paper()
+    cfg["posttrain"]["variants"] = [{"parent": "Llama-3.1-8B", "stage": "sft", "name": "L8-sft"},
+                                    {"parent": "Llama-3.1-8B", "stage": "dpo", "name": "L8-dpo"}]
+    study = load_study(cfg, "paper")
+    rows = {r.model: r for r in F.feasibility(study, "A6000", 8, REPO,
+                                                ClusterSettings(runtime_ceiling=2880))
+            if r.rule == "posttrain_variant"}
+    sft, dpo = rows["L8-sft"], rows["L8-dpo"]
+    assert sft.ranks == 8 and "accum 16 x 8 ranks = 128" in sft.settings
+    assert sft.minutes > 2880 and any("runtime ceiling" in b for b in sft.breaks)
+    assert dpo.gpu_gb > sft.gpu_gb and dpo.gpu_gb <= 48 and dpo.minutes < sft.minutes

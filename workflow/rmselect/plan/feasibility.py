@@ -302,6 +302,62 @@ def rm_rows(study: Study, prof: GpuProfile, gpn: int, root: Path,
     return out
 
 
+def posttrain_rows(study: Study, items: Sequence[Work], prof: GpuProfile, gpn: int,
+                   cluster: Any = None) -> list[Row]:
+    """Produced variants (SFT, DPO): full fine-tuning with the LM head's logits; DPO also
+    holds the frozen reference model (bf16 weights over the ranks)."""
+    from rmselect.dag.posttrain import variant_recipes
+
+    cfg = study.config
+    plan = _feas(cfg)
+    recipes = variant_recipes(study)
+    out = []
+    for w in items:
+        if w.rule != "posttrain_variant" or w.model not in recipes:
+            continue
+        rec = recipes[w.model]
+        spec = study.model(w.model)
+        shape = M.shape_of(w.params_b, spec.extra)
+        from rmselect.cluster.resources import resources_for
+
+        req0 = resources_for("posttrain", w.params_b, cfg, w.model, model_extra=spec.extra)
+        ranks = max(1, min(int(req0["gpu"] or 1), gpn))
+        zero = rec.get("zero_stage")
+        s = M.TrainSetup(zero=int(req0["zero"] if zero is None else zero), ranks=ranks,
+                         micro_batch=int(rec["micro_batch"]),
+                         seqs=1 if rec["stage"] == "sft" else 2,
+                         max_length=int(rec["max_length"]),
+                         grad_ckpt=bool(rec.get("gradient_checkpointing")), logits=True,
+                         global_batch=int(rec["global_batch"]))
+        mem = M.train_memory(shape, s, float(plan["gpu_overhead_gb"]))
+        ref = 2 * shape.params / ranks if rec["stage"] == "dpo" else 0.0
+        steps = int(w.train_tokens / max(1.0, s.global_batch * s.seqs * s.max_length)) or 1
+        w1 = replace(w, steps=steps)
+        minutes = _time_s(prof, shape, w1, 1, s) / 60.0
+        req = _request(cfg, "posttrain", w.params_b, w.model, spec.extra, cluster,
+                       job_minutes_of(study, cluster, prof.name).get(("posttrain", w.model),
+                                                                     minutes))
+        host = M.host_train(shape, ranks, mem.host_offload, 0, 0, float(plan["host_process_gb"]))
+        hf, ds = M.checkpoint_bytes(shape)
+        out.append(_check(Row(
+            profile=prof.name, rule="posttrain_variant", model=w.model, params_b=w.params_b,
+            jobs=1, ranks=ranks,
+            settings=(f"{rec['stage']}: ZeRO-{s.zero} micro {s.micro_batch} x accum "
+                      f"{s.accumulation} x {ranks} ranks = {s.global_batch}; {s.tokens} "
+                      f"tok/micro; logits"),
+            gpu_gb=(mem.gpu + ref) / GB, gpu_limit_gb=prof.gpu_mem_gb, host_gb=host / GB,
+            host_limit_gb=float(req["mem_mb"]) / 1000.0, minutes=minutes,
+            runtime_limit_min=float(req["runtime"]), disk_written_gb=(hf + 2 * ds) / GB,
+            disk_peak_gb=(hf + 2 * ds) / GB, disk_kept_gb=hf / GB,
+            disk_limit_gb=_scratch(cfg)), prof, _ceiling(cluster)))
+    return out
+
+
+def _scratch(cfg: Mapping[str, Any]) -> float | None:
+    v = section_settings(cfg, "resources").get("scratch_gb")
+    return float(v) if v else None
+
+
 def _stage_tokens(study: Study, rule: str) -> tuple[int, bool, int, int, int]:
     """(tokens per forward batch, logits computed, KV-cache tokens, rows, longest sequence)
     of a forward job. lm-eval's ``batch_size: auto`` halves its batch until it fits, so a
@@ -374,6 +430,7 @@ def feasibility(study: Study, profile: str, gpus_per_node: int | None = None,
     rows: list[Row] = []
     if section_settings(cfg, "eval")["train_and_evaluate"]:
         rows += rm_rows(study, prof, gpn, root, cluster)
+    rows += posttrain_rows(study, items, prof, gpn, cluster)
     rows += forward_rows(study, items, prof, gpn, cluster)
     return rows
 
