@@ -117,6 +117,11 @@ def choose_train(shape: M.Shape, prof: GpuProfile, base: M.TrainSetup, overhead_
     (or ``micros``), the ``offloads`` in order (the first that admits a fit wins). Among
     fits the least communication wins; ties go to ZeRO-2, then the larger micro batch.
     """
+    if not prof.gpu_mem_gb:
+        from rmselect.config import ConfigError
+
+        raise ConfigError(f"config: field 'plan.profiles.{prof.name}.gpu_mem_gb' is needed to "
+                          "size ZeRO stage / micro batch (rm.by_size: auto)")
     limit = prof.gpu_mem_gb * GB
     for off in offloads:
         best: tuple[float, int, int, M.TrainSetup] | None = None
@@ -208,7 +213,7 @@ def _request(config: Mapping[str, Any], kind: str, params_b: float, model: str |
 
 def _check(row: Row, prof: GpuProfile, ceiling_min: float | None) -> Row:
     over = row.gpu_gb - row.gpu_limit_gb
-    if over > 0:
+    if row.gpu_limit_gb and over > 0:  # a profile without gpu_mem_gb is not checked
         fix = ("rm.by_size zero_stage/micro_batch: auto (or ZeRO-3, a smaller micro batch, "
                "gradient checkpointing, rm.offload), or more GPUs in the tier"
                if row.rule.startswith(("rm_train", "posttrain")) else
