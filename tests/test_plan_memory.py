@@ -264,3 +264,21 @@ def test_posttrain_variants_are_checked():
     assert sft.ranks == 8 and "accum 16 x 8 ranks = 128" in sft.settings
     assert sft.minutes > 2880 and any("runtime ceiling" in b for b in sft.breaks)
     assert dpo.gpu_gb > sft.gpu_gb and dpo.gpu_gb <= 48 and dpo.minutes < sft.minutes
+
+
+def test_host_and_disk_by_hand():
+    # 8 ranks each: a 6 GB process, the 16 GB bf16 checkpoint, 1 M tokens x 16 bytes of data
+    assert M.host_train(S8, 8, 0.0, 1, 1e6, 6.0) == pytest.approx(8 * (6e9 + 16e9 + 16e6))
+    assert M.checkpoint_bytes(S8) == (16e9, 112e9)  # HF bf16; DeepSpeed 14 bytes/param
+    study = load_study_file("config/paper.yaml")
+    row = next(r for r in F.feasibility(study, "A6000", 8, REPO)
+               if r.rule == "rm_train[regression]" and r.model == "Llama-3.1-8B-Instruct")
+    n = 8.03e9
+    # one HF checkpoint kept; at the peak also the next one and two rotating DeepSpeed states
+    assert row.disk_kept_gb == pytest.approx(2 * n / 1e9, abs=0.1)
+    assert row.disk_peak_gb == pytest.approx((2 * 2 * n + 2 * 14 * n) / 1e9)
+    assert row.disk_peak_gb <= row.disk_limit_gb == 500
+    small = {**study.config, "resources": {**study.config["resources"], "mem_mb_per_gpu": 4000}}
+    row = next(r for r in F.feasibility(load_study(small, "p"), "A6000", 8, REPO)
+               if r.rule == "rm_train[regression]" and r.model == "Llama-3.1-8B-Instruct")
+    assert any(b.startswith("host memory") and "mem_mb_per_gpu >=" in b for b in row.breaks)

@@ -264,7 +264,6 @@ def rm_rows(study: Study, prof: GpuProfile, gpn: int, root: Path,
     plan = _feas(cfg)
     rc = rm_config(cfg)
     ret = _retention(cfg)
-    scratch = section_settings(cfg, "resources").get("scratch_gb")
     out = []
     for w in rm_runs(study, plan, root):
         spec = study.model(w.model)
@@ -279,9 +278,9 @@ def rm_rows(study: Study, prof: GpuProfile, gpn: int, root: Path,
         req = _request(cfg, "rm_train", w.params_b, w.model, spec.extra, cluster,
                        job_minutes_of(study, cluster, prof.name).get(("rm_train", w.model),
                                                                     minutes))
-        host = M.host_train(shape, min(ranks, gpn), mem.host_offload, w.steps * s.global_batch
-                            // max(1, s.ranks), s.seqs * s.max_length,
-                            float(plan["host_process_gb"]))
+        # every rank tokenizes the run's data: at most the tokens one run trains on
+        host = M.host_train(shape, min(ranks, gpn), mem.host_offload, 1,
+                            w.train_tokens / max(1, w.runs), float(plan["host_process_gb"]))
         hf, ds = M.checkpoint_bytes(shape)
         from rmselect.plan.sizes import _eval_points
 
@@ -303,7 +302,7 @@ def rm_rows(study: Study, prof: GpuProfile, gpn: int, root: Path,
             disk_written_gb=(evals * hf + ds_saves * ds) / GB,
             disk_peak_gb=((m + 1) * hf + 2 * ds) / GB,
             disk_kept_gb=(m * hf) / GB + evals * 1e-3,
-            disk_limit_gb=float(scratch) if scratch else None), prof, _ceiling(cluster)))
+            disk_limit_gb=_scratch(cfg)), prof, _ceiling(cluster)))
     return out
 
 
