@@ -78,7 +78,9 @@ def _prepare_environment(threads: int | None) -> bool:
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     import torch
 
-    cuda = torch.cuda.is_available()
+    from rmselect.device import check_cuda
+
+    cuda = check_cuda()  # a job holding GPUs without CUDA stops here, in one line
     if not cuda:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
         if threads:
@@ -116,10 +118,25 @@ def start(threads: int | None = None) -> Runtime:
     else:
         _skip_cpu_shm_op()
     backend = "nccl" if cuda else "gloo"
-    init_lone_process_group(backend)
-    deepspeed.init_distributed(dist_backend=backend, verbose=False)
+    timeout = pg_timeout()
+    init_lone_process_group(backend, timeout)
+    if timeout is None:
+        deepspeed.init_distributed(dist_backend=backend, verbose=False)
+    else:
+        deepspeed.init_distributed(dist_backend=backend, verbose=False, timeout=timeout)
     device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
     return Runtime(rank, world, local_rank, cuda, device)
+
+
+def pg_timeout(env: Any = None) -> Any:
+    """The process-group timeout from ``resources.nccl.timeout_min`` (the launcher exports it
+    as ``RMSELECT_PG_TIMEOUT_S``); None keeps DeepSpeed's default."""
+    from datetime import timedelta
+
+    from rmselect.cluster.launch import ENV_PG_TIMEOUT
+
+    raw = (os.environ if env is None else env).get(ENV_PG_TIMEOUT)
+    return timedelta(seconds=float(raw)) if raw else None
 
 
 def ds_config(*, global_batch: int, micro_batch: int, accumulation: int, zero_stage: int,

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from rmselect import cli, runtime
+from rmselect.device import use_bf16
 
 from rmselect.posttrain.args import PosttrainArgs
 from rmselect.posttrain.data import IGNORE_INDEX, PreferencePair, Sequence_
@@ -198,9 +199,7 @@ def train(
     examples, dropped = maker(df, tok, template, int(recipe["max_length"]), what=what)
     steps = plan_steps(len(examples), int(recipe["global_batch"]), float(recipe["epochs"]),
                        recipe.get("max_steps"))
-    bf16 = {"auto": use_cuda and torch.cuda.is_bf16_supported(), "bf16": True, "fp32": False}[
-        recipe.get("precision", "auto")
-    ]
+    bf16 = use_bf16(recipe.get("precision", "auto"), use_cuda)
     # bf16 weights when training in bf16 (DeepSpeed keeps fp32 master weights in the
     # optimiser): halves host memory while every rank loads the parent.
     model = load_causal_lm(parent, trust_remote_code=trust_remote_code,

@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from rmselect import runtime
+from rmselect.device import use_bf16
 from rmselect.runtime import Log, lr_factor, max_mem_mb, truncate_metrics
 
 # The run declaration, the data, the evaluation and the checkpoints have their own modules;
@@ -85,7 +86,7 @@ def train_dtype(precision: str, cuda: bool) -> Any:
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
-    bf16 = precision == "bf16" or (precision == "auto" and cuda)
+    bf16 = use_bf16(precision, cuda)
     return torch.bfloat16 if bf16 else torch.float32
 
 
@@ -98,7 +99,7 @@ def ds_config(cfg: RunConfig, accum: int, cuda: bool) -> dict[str, Any]:
     return runtime.ds_config(
         global_batch=cfg.global_batch, micro_batch=cfg.micro_batch, accumulation=accum,
         zero_stage=cfg.zero_stage, grad_clip=cfg.grad_clip,
-        bf16=bool(cuda) and cfg.precision != "fp32",
+        bf16=bool(cuda) and use_bf16(cfg.precision, cuda),
         offload_optimizer=cfg.offload_optimizer, pin_memory=cuda)
 
 
