@@ -129,11 +129,9 @@ def launcher(n: int, gpus: int = 0) -> str:
 def launch_for(config: Mapping[str, Any], gpus: int) -> str:
     """The trainer's launch prefix for a job holding ``gpus`` GPUs (CPU: rm.nproc_per_node);
     a GPU job also gets ``resources.nccl``."""
-    from rmselect.dag.common import nccl_flags
+    from rmselect.dag import common
 
-    prefix = launcher(nproc(config, gpus), gpus)
-    flags = " ".join(shlex.quote(f) for f in nccl_flags(config, gpus))
-    return prefix.replace(" -- python", f" {flags} -- python") if flags else prefix
+    return common.launcher(gpus, nproc(config, gpus), config=config)
 
 
 def train_flags(study: Study, model: str, objective: str, lr: str) -> str:
