@@ -353,3 +353,36 @@ def test_stop_then_rerun_resumes_to_identical_losses_and_weights(tmp_path, stage
     wa = load_file(str(tmp_path / "a" / "model" / "model.safetensors"))
     wb = load_file(str(cut / "model" / "model.safetensors"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.mark.slow
+def test_dpo_on_two_ranks_matches_one_rank(tmp_path):
+    """torchrun, 2 CPU ranks, ZeRO-2: the reference log-probs are scored half per rank and
+    gathered, and the losses are those of one rank."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    parent = make_model(tmp_path / "parent")
+    pairs = [{"prompt": f"what is two plus {w}", "chosen": "four", "rejected": "the sky"}
+             for w in range(9)]  # 9 pairs: the ranks' blocks are 5 and 4 (padded)
+    recipe = recipes.stage_defaults("dpo")
+    recipe.update(stage="dpo", name="dpo", data={"path": str(_write_jsonl(tmp_path / "d.jsonl", pairs))},
+                  lr=1e-2, global_batch=4, micro_batch=2, max_length=64, epochs=2.0, zero_stage=2)
+    one = pt.train({**recipe, "zero_stage": 0}, str(parent), tmp_path / "a" / "model",
+                   tmp_path / "a" / "t.json", seed=1)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
+                        "MASTER_PORT")}
+    env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(repo / "workflow"))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(repo / "workflow/scripts/posttrain_train.py"), "--parent", str(parent),
+           "--recipe", json.dumps(recipe), "--out-dir", str(tmp_path / "b" / "model"),
+           "--train-json", str(tmp_path / "b" / "t.json"), "--seed", "1"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = json.loads((tmp_path / "b" / "t.json").read_text())
+    assert two["world_size"] == 2 and two["history"][0]["loss"] == pytest.approx(math.log(2), abs=1e-5)
+    np_one = [h["loss"] for h in one["history"]]
+    assert [h["loss"] for h in two["history"]] == pytest.approx(np_one, rel=2e-3, abs=2e-4)

@@ -114,7 +114,7 @@ def launcher(n: int, gpus: int = 0) -> str:
     """Command prefix that starts the trainer on ``n`` ranks (``gpus`` GPUs held).
 
     Several ranks, or any GPU job, go through the cluster launcher
-    (workflow/scripts/launch.py: ``torchrun`` on one node with a free rendezvous port, or
+    (workflow/scripts/launch.py: ``torchrun --standalone`` on one node, or
     ``srun`` + ``torchrun`` across the nodes of a SLURM job, GPUs claimed per job). One CPU
     rank runs as a plain process: the entry point sets up a one-rank group on a free port
     itself, which saves torchrun's start-up (~3 s per toy run).
