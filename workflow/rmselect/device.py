@@ -6,7 +6,9 @@ Every entry point that may use a GPU (the RM and post-training trainers through
 
 A job knows it *holds* GPUs from ``RMSELECT_GPUS`` (the number of devices), which the job
 wrappers set: ``workflow/scripts/gpu_slot.py N`` and ``workflow/scripts/launch.py --gpus N``
-(every GPU rule runs behind one of them, locally and under SLURM). A job that holds GPUs but
+(every GPU rule runs behind one of them, locally and under SLURM). SLURM's own variables
+(``SLURM_GPUS_ON_NODE``) are not read: they also reach CPU jobs started inside a GPU
+allocation, which must still run on the CPU. A job that holds GPUs but
 whose torch sees no CUDA device (a CPU build of torch, a driver mismatch, a node without
 devices) stops at start with one line naming the job, the GPUs it holds and the torch build,
 instead of running for days on the CPU. ``RMSELECT_ALLOW_CPU=1`` turns that stop into a
