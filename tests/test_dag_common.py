@@ -72,6 +72,29 @@ def test_launcher_is_the_rm_trainers(gpus, ranks):
     assert common.launcher(gpus, ranks) == rules.launcher(ranks, gpus)
 
 
+def test_gpu_trainers_get_resources_nccl():
+    """resources.nccl reaches launch.py for GPU jobs only (CPU command lines unchanged)."""
+    from rmselect.rm import rules
+
+    cfg = {"resources": {"nccl": {"socket_ifname": "ib0"}}}
+    assert common.launcher(8, 8, config=cfg) == (
+        f"{common.LAUNCH} --nproc auto --cpu-procs 8 --gpus 8 --nccl-timeout-min 30 "
+        "--nccl-ifname ib0 -- python")
+    assert common.launcher(1, config={}) == (
+        f"{common.LAUNCH} --gpus 1 --nccl-timeout-min 30 -- python")  # schema default, no ifname
+    assert common.launcher(0, 2, config=cfg) == common.launcher(0, 2)
+    assert rules.launch_for(cfg, 4) == common.launcher(4, 4, config=cfg)
+
+
+def test_pg_timeout_from_the_launcher(monkeypatch):
+    from datetime import timedelta
+
+    from rmselect import runtime
+
+    assert runtime.pg_timeout({}) is None
+    assert runtime.pg_timeout({"RMSELECT_PG_TIMEOUT_S": "2700"}) == timedelta(minutes=45)
+
+
 def test_launcher_of_one_process_jobs():
     assert common.launcher(0) == common.launcher(None) == "python"
     assert common.launcher(2) == f"{common.LAUNCH} --gpus 2 -- python"

@@ -260,3 +260,129 @@ def test_template_fallback_is_saved_and_bad_data_writes_nothing(tmp_path):
         pt.train(_sft_recipe(bad), str(parent), tmp_path / "w" / "model",
                  tmp_path / "w" / "train.json", seed=0)
     assert not (tmp_path / "w").exists()
+
+
+# --------------------------------------------------------------------------- at scale
+
+
+def test_reference_shards_are_disjoint_and_gather_to_the_unsharded_table():
+    """10 pairs on 3 ranks, 2 per forward: each rank scores only its block, every rank
+    makes the same number of forwards (ZeRO-3), and the gathered table is the 1-rank one."""
+    n, micro, world = 10, 2, 3
+    seen: dict[int, list[list[int]]] = {}
+
+    def scorer(rank: int):
+        def score(idx: list[int]) -> torch.Tensor:
+            seen.setdefault(rank, []).append(list(idx))
+            return torch.tensor([[float(i), -0.5 * i] for i in idx])
+        return score
+
+    whole = pt.reference_shard(scorer(-1), n, micro, 0, 1)
+    blocks = [pt.reference_shard(scorer(r), n, micro, r, world) for r in range(world)]
+    assert torch.equal(pt.gather_shards(blocks, n), whole[:n])
+    real = [sorted({i for call in seen[r] for i in call}) for r in range(world)]
+    assert real == [[0, 1, 2, 3], [4, 5, 6, 7], [0, 8, 9]]  # rank 2 pads with item 0
+    assert [len(seen[r]) for r in range(world)] == [2, 2, 2]
+    assert pt.shard_bounds(10, 2, 3) == (8, 10, 4) and pt.shard_bounds(2, 2, 3) == (2, 2, 1)
+
+
+def test_sharded_reference_logps_equal_the_unsharded_ones(tmp_path):
+    """On a real tiny model: per-rank blocks of _pair_logps, gathered, equal one pass."""
+    from transformers import AutoModelForCausalLM
+
+    from rmselect.hf import load_tokenizer
+
+    parent = make_model(tmp_path / "p")
+    tok = load_tokenizer(parent)
+    prompts = ["what is two plus two", "the sky is", "two plus", "blue sky", "what is"]
+    df = pl.DataFrame({"prompt": prompts, "chosen": ["four", "blue", "two", "is", "four"],
+                       "rejected": ["the sky is blue", "four", "sky", "what", "blue blue"]})
+    pairs, _ = pd.dpo_examples(df, tok, TEMPLATE, 64, what="t")
+
+    class Engine:  # what reference_logps uses of a DeepSpeed engine
+        module = AutoModelForCausalLM.from_pretrained(parent).eval()
+        device = torch.device("cpu")
+
+        def __call__(self, **kw):
+            return self.module(**kw)
+
+    eng = Engine()
+    full = pt.reference_logps(eng, pairs, 2, tok.pad_token_id)
+    with torch.no_grad():
+        def score(idx):
+            c, r = pt._pair_logps(eng, [pairs[i] for i in idx], tok.pad_token_id)
+            return torch.stack([c, r], 1)
+        blocks = [pt.reference_shard(score, len(pairs), 2, r, 2) for r in range(2)]
+    torch.testing.assert_close(pt.gather_shards(blocks, len(pairs)), full, atol=1e-5, rtol=0)
+    assert full.shape == (5, 2) and bool((full < 0).all())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["sft", "dpo"])
+def test_stop_then_rerun_resumes_to_identical_losses_and_weights(tmp_path, stage, caplog):
+    """A run stopped after step 3 (checkpoint every 2 steps) and rerun resumes from step 2
+    and ends with the losses and weights of an uninterrupted run; DPO reads its reference
+    log-probs back instead of recomputing them from the trained weights."""
+    from safetensors.torch import load_file
+
+    parent = make_model(tmp_path / "parent")
+    if stage == "sft":
+        rows = [{"messages": [{"role": "user", "content": f"what is two plus {w}"},
+                              {"role": "assistant", "content": "four"}]} for w in range(8)]
+        recipe = _sft_recipe(_write_jsonl(tmp_path / "d.jsonl", rows), epochs=3.0)
+    else:
+        pairs = [{"prompt": f"what is two plus {w}", "chosen": "four", "rejected": "the sky"}
+                 for w in range(8)]
+        recipe = recipes.stage_defaults("dpo")
+        recipe.update(stage="dpo", name="dpo", data={"path": str(_write_jsonl(tmp_path / "d.jsonl", pairs))},
+                      lr=1e-2, global_batch=4, micro_batch=2, max_length=64, epochs=3.0, zero_stage=0)
+    recipe["checkpoint_every"] = 2
+    full = pt.train(recipe, str(parent), tmp_path / "a" / "model", tmp_path / "a" / "t.json", seed=1)
+    cut = tmp_path / "b"
+    got = pt.train(recipe, str(parent), cut / "model", cut / "t.json", seed=1, stop_after_steps=3)
+    assert got == {"stopped_at": 3} and (cut / "train_state" / "ds" / "step2").is_dir()
+    assert not (cut / "model").exists() and not (cut / "t.json").exists()
+    if stage == "dpo":
+        assert (cut / "train_state" / "ref_logps.safetensors").exists()
+    caplog.set_level("INFO", logger="rmselect.posttrain")
+    again = pt.train(recipe, str(parent), cut / "model", cut / "t.json", seed=1)
+    assert "at step 2" in " ".join(r.getMessage() for r in caplog.records if "resumed" in r.getMessage())
+    assert [(h["step"], h["loss"]) for h in again["history"]] == [
+        (h["step"], h["loss"]) for h in full["history"]]
+    assert len(full["history"]) == 6 and not (cut / "train_state").exists()
+    wa = load_file(str(tmp_path / "a" / "model" / "model.safetensors"))
+    wb = load_file(str(cut / "model" / "model.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.mark.slow
+def test_dpo_on_two_ranks_matches_one_rank(tmp_path):
+    """torchrun, 2 CPU ranks, ZeRO-2: the reference log-probs are scored half per rank and
+    gathered, and the losses are those of one rank."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    parent = make_model(tmp_path / "parent")
+    pairs = [{"prompt": f"what is two plus {w}", "chosen": "four", "rejected": "the sky"}
+             for w in range(9)]  # 9 pairs: the ranks' blocks are 5 and 4 (padded)
+    recipe = recipes.stage_defaults("dpo")
+    recipe.update(stage="dpo", name="dpo", data={"path": str(_write_jsonl(tmp_path / "d.jsonl", pairs))},
+                  lr=1e-2, global_batch=4, micro_batch=2, max_length=64, epochs=2.0, zero_stage=2)
+    one = pt.train({**recipe, "zero_stage": 0}, str(parent), tmp_path / "a" / "model",
+                   tmp_path / "a" / "t.json", seed=1)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
+                        "MASTER_PORT")}
+    env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(repo / "workflow"))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(repo / "workflow/scripts/posttrain_train.py"), "--parent", str(parent),
+           "--recipe", json.dumps(recipe), "--out-dir", str(tmp_path / "b" / "model"),
+           "--train-json", str(tmp_path / "b" / "t.json"), "--seed", "1"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = json.loads((tmp_path / "b" / "t.json").read_text())
+    assert two["world_size"] == 2 and two["history"][0]["loss"] == pytest.approx(math.log(2), abs=1e-5)
+    np_one = [h["loss"] for h in one["history"]]
+    assert [h["loss"] for h in two["history"]] == pytest.approx(np_one, rel=2e-3, abs=2e-4)

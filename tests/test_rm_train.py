@@ -216,3 +216,26 @@ def test_sigkill_then_rerun_resumes_to_identical_metrics(setup, tmp_path):
         (e["step"], e["val_accuracy"]) for e in b["evals"]]
     assert [r["loss"] for r in _metrics(full) if "loss" in r] == [
         r["loss"] for r in _metrics(out) if "loss" in r]
+
+
+@pytest.mark.slow
+def test_workstation_runs_a_larger_tier_on_fewer_ranks_same_global_batch(setup, tmp_path):
+    """A job of a 4-GPU tier on a 2-GPU machine (fake slots, CPU ranks stand in): launch.py
+    runs it on 2 ranks instead of exiting 75, accumulation doubles, the global batch and
+    the losses are those of one rank."""
+    kw = {"--micro-batch": 4, "--eval-every": 8, "--zero-stage": 2}
+    one = tmp_path / "one"
+    assert train.main(_args(setup, one, **{**kw, "--zero-stage": 0})) == 0
+    two = tmp_path / "ws"
+    env = {**_env(), "RMSELECT_GPU_IDS": "0,1", "RMSELECT_GPU_LOCK_DIR": str(tmp_path / "locks"),
+           "RMSELECT_ALLOW_CPU": "1"}
+    cmd = [sys.executable, "workflow/scripts/launch.py", "--nproc", "auto", "--gpus", "4", "--",
+           "python", "workflow/scripts/train_rm.py", *_args(setup, two, **kw)]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "asks for 4 GPU(s), this machine has 2: 2 rank(s)" in proc.stderr
+    run = json.loads((two / "run.json").read_text())
+    assert run["world_size"] == 2 and run["batch"] == "4 x 2 x 2 = 16"
+    l1 = [r["loss"] for r in _metrics(one) if "loss" in r]
+    l2 = [r["loss"] for r in _metrics(two) if "loss" in r]
+    np.testing.assert_allclose(l2, l1, rtol=2e-3, atol=2e-4)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from typing import Any
 
 
-def init_lone_process_group(backend: str) -> bool:
+def init_lone_process_group(backend: str, timeout: Any = None) -> bool:
     """Initialise a world of one with a file store; returns whether it did anything."""
     import torch.distributed as dist
 
@@ -21,5 +22,6 @@ def init_lone_process_group(backend: str) -> bool:
     fd, path = tempfile.mkstemp(prefix="rmselect-pg-")
     os.close(fd)
     os.unlink(path)  # the file store creates it; an existing non-empty file would be reused
-    dist.init_process_group(backend, init_method=f"file://{path}", rank=0, world_size=1)
+    kw = {} if timeout is None else {"timeout": timeout}
+    dist.init_process_group(backend, init_method=f"file://{path}", rank=0, world_size=1, **kw)
     return True

@@ -74,7 +74,9 @@ def load_tokenizer(ref: str | Path, trust_remote_code: bool = False, padding_sid
 
 def default_dtype() -> torch.dtype:
     """bf16 on a GPU that supports it, fp32 on CPU (bf16 matmuls on CPU are slow and lossy)."""
-    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+    from rmselect.device import bf16_supported
+
+    if bf16_supported(torch.cuda.is_available()):
         return torch.bfloat16
     return torch.float32
 

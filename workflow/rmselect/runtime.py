@@ -8,6 +8,8 @@ trainers cannot drift apart:
   process however many runs it then trains;
 * :func:`ds_config` -- the DeepSpeed configuration (batch geometry, ZeRO stage and
   offload, bf16, clipping);
+* :func:`open_resume`, :func:`save_ds_state`, :func:`load_ds_state` -- the DeepSpeed
+  checkpoint a killed run resumes from, guarded by the run's signature;
 * :func:`lr_factor` -- the warm-up schedule (linear, then constant);
 * :class:`Log`, :func:`truncate_metrics` -- progress on stderr and ``metrics.jsonl``, cut
   back to the resume point;
@@ -19,11 +21,12 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from rmselect.cluster.launch import free_port
 
@@ -78,7 +81,9 @@ def _prepare_environment(threads: int | None) -> bool:
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     import torch
 
-    cuda = torch.cuda.is_available()
+    from rmselect.device import check_cuda
+
+    cuda = check_cuda()  # a job holding GPUs without CUDA stops here, in one line
     if not cuda:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
         if threads:
@@ -116,10 +121,25 @@ def start(threads: int | None = None) -> Runtime:
     else:
         _skip_cpu_shm_op()
     backend = "nccl" if cuda else "gloo"
-    init_lone_process_group(backend)
-    deepspeed.init_distributed(dist_backend=backend, verbose=False)
+    timeout = pg_timeout()
+    init_lone_process_group(backend, timeout)
+    if timeout is None:
+        deepspeed.init_distributed(dist_backend=backend, verbose=False)
+    else:
+        deepspeed.init_distributed(dist_backend=backend, verbose=False, timeout=timeout)
     device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
     return Runtime(rank, world, local_rank, cuda, device)
+
+
+def pg_timeout(env: Any = None) -> Any:
+    """The process-group timeout from ``resources.nccl.timeout_min`` (the launcher exports it
+    as ``RMSELECT_PG_TIMEOUT_S``); None keeps DeepSpeed's default."""
+    from datetime import timedelta
+
+    from rmselect.cluster.launch import ENV_PG_TIMEOUT
+
+    raw = (os.environ if env is None else env).get(ENV_PG_TIMEOUT)
+    return timedelta(seconds=float(raw)) if raw else None
 
 
 def ds_config(*, global_batch: int, micro_batch: int, accumulation: int, zero_stage: int,
@@ -149,6 +169,57 @@ def ds_config(*, global_batch: int, micro_batch: int, accumulation: int, zero_st
     if grad_clip > 0:
         conf["gradient_clipping"] = grad_clip
     return conf
+
+
+def open_resume(run_dir: Path, signature: str, state: dict[str, Any], rt: Runtime,
+                clear: Sequence[Path], info: Callable[[str], None]) -> bool:
+    """Whether a run resumes: ``run_dir/resume.json`` holds the same ``signature`` and
+    ``run_dir/ds`` a complete DeepSpeed checkpoint. Otherwise the paths in ``clear`` (an
+    older run's files, ``ds/`` included) are removed and ``resume.json`` is written anew.
+    Rank 0 decides; every rank gets the answer."""
+    from rmselect.io import write_json
+
+    ds_dir, state_file = run_dir / "ds", run_dir / "resume.json"
+    resume = False
+    if rt.rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        old = json.loads(state_file.read_text()) if state_file.exists() else None
+        if old and old.get("signature") == signature and (ds_dir / "latest").exists():
+            resume = True
+        else:
+            if old or any(p.exists() for p in (ds_dir, *clear)):
+                info("no matching checkpoint: starting fresh (old run files removed)")
+            for p in (ds_dir, *clear):
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            write_json(state_file, {"signature": signature, **state})
+    if rt.world > 1:
+        import torch.distributed as dist
+
+        flag = [resume]
+        dist.broadcast_object_list(flag, src=0)
+        resume = bool(flag[0])
+    return resume
+
+
+def save_ds_state(engine: Any, ds_dir: Path, step: int, client_state: dict[str, Any],
+                  rt: Runtime) -> None:
+    """DeepSpeed checkpoint ``ds_dir/step{N}`` (model, optimizer, LR schedule and
+    ``client_state``) on every rank, then the older tags removed (rank 0)."""
+    engine.save_checkpoint(str(ds_dir), tag=f"step{step}", client_state=client_state)
+    rt.barrier()
+    if rt.rank == 0:
+        for d in ds_dir.iterdir():
+            if d.is_dir() and d.name != f"step{step}":
+                shutil.rmtree(d, ignore_errors=True)
+
+
+def load_ds_state(engine: Any, ds_dir: Path) -> dict[str, Any]:
+    """Load the latest DeepSpeed checkpoint of ``ds_dir``; its client state."""
+    _, client = engine.load_checkpoint(str(ds_dir), load_optimizer_states=True,
+                                       load_lr_scheduler_states=True)
+    if client is None:
+        raise RuntimeError(f"{ds_dir}: DeepSpeed checkpoint could not be loaded; delete it")
+    return dict(client)
 
 
 def lr_factor(step: int, warmup: int) -> float:

@@ -66,7 +66,7 @@ rule posttrain_variant:
         **res_all("posttrain"),
     params:
         code=code_hash("workflow/scripts/posttrain_train.py"),
-        launch=lambda wc: launcher(res("posttrain", "gpu")(wc)),
+        launch=lambda wc: launcher(res("posttrain", "gpu")(wc), config=config),
         zero=lambda wc: res("posttrain", "zero")(wc) or 0,
         flags=lambda wc: dag_posttrain.train_flags(
             STUDY, wc.model, POSTTRAIN_RECIPES[wc.model]

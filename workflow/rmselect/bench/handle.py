@@ -34,11 +34,10 @@ class Settings:
 
 
 def resolve_device(device: str) -> str:
-    import torch
+    """``auto``: CUDA when available (a job holding GPUs without CUDA stops), else CPU."""
+    from rmselect.device import pick_device
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    return str(pick_device(device))
 
 
 def _dtype(name: str) -> Any:

@@ -7,13 +7,18 @@ under a lock directory; a job takes ``n`` free devices by locking their files wi
 them when the process (and every child that inherited the descriptors) exits, so a crashed or
 killed job frees its devices without any clean-up.
 
-Devices come from ``RMSELECT_GPU_IDS`` (``0,1,2``: tests and explicit choices), else from
-``nvidia-smi -L``, else none. The lock directory is ``RMSELECT_GPU_LOCK_DIR``, default
-``/tmp/rmselect-gpu-locks-<uid>`` (one per user and machine: every workflow run of that user
-on the box shares it).
+Devices come from ``CUDA_VISIBLE_DEVICES`` when it is already set (slots are taken *within*
+the visible set, so jobs started from a shell restricted to some GPUs still never share
+one), else from ``RMSELECT_GPU_IDS`` (``0,1,2``: tests and explicit choices), else from
+``nvidia-smi -L``, else none. ``nvidia-smi`` numbers devices in PCI bus order, CUDA by default
+fastest first: a job given ids of nvidia-smi's numbering also gets
+``CUDA_DEVICE_ORDER=PCI_BUS_ID``, so CUDA opens the devices the lock files name. The lock
+directory is ``RMSELECT_GPU_LOCK_DIR``, default ``/tmp/rmselect-gpu-locks-<uid>`` (one per
+user and machine: every workflow run of that user on the box shares it).
 
 Under SLURM (``SLURM_JOB_ID`` set) nothing is allocated: SLURM already gives the job its own
-devices.
+devices. Either way the job learns how many GPUs it holds from ``RMSELECT_GPUS``
+(:mod:`rmselect.device`: a job holding GPUs without CUDA stops at start).
 """
 
 from __future__ import annotations
@@ -35,9 +40,22 @@ class NoFreeSlot(RuntimeError):
     """Not enough free devices before the timeout."""
 
 
+def visible_ids(env: Mapping[str, str]) -> list[str] | None:
+    """The ids of an inherited ``CUDA_VISIBLE_DEVICES`` (None when unset; ``-1``: none)."""
+    raw = env.get("CUDA_VISIBLE_DEVICES")
+    if raw is None:
+        return None
+    ids = [d.strip() for d in raw.split(",") if d.strip()]
+    return [] if not ids or ids[0].startswith("-") else ids
+
+
 def device_ids(env: Mapping[str, str] | None = None) -> list[str]:
-    """The machine's GPU ids: ``RMSELECT_GPU_IDS``, else ``nvidia-smi -L``, else ``[]``."""
+    """The GPU ids a job may take: the inherited ``CUDA_VISIBLE_DEVICES``, else
+    ``RMSELECT_GPU_IDS``, else ``nvidia-smi -L``, else ``[]``."""
     env = os.environ if env is None else env
+    visible = visible_ids(env)
+    if visible is not None:
+        return visible
     raw = env.get(ENV_IDS)
     if raw is not None:
         return [d.strip() for d in raw.split(",") if d.strip()]
@@ -158,10 +176,43 @@ def run_with_slots(
     Under SLURM, or with ``n == 0``, the command runs unchanged.
     """
     env = dict(os.environ if env is None else env)
+    if not command:
+        raise ValueError("no command given")
     if n > 0 and not env.get("SLURM_JOB_ID"):
         slots = acquire(n, device_ids(env), lock_dir(env), timeout=timeout)
         slots.make_inheritable()
-        env["CUDA_VISIBLE_DEVICES"] = slots.visible
-    if not command:
-        raise ValueError("no command given")
+        env.update(slot_environment(env, slots))
+    env.update(held_environment(env, n, command))
     os.execvpe(command[0], list(command), env)
+
+
+def slot_environment(env: Mapping[str, str], slots: Slots) -> dict[str, str]:
+    """What a job on ``slots`` exports: CUDA_VISIBLE_DEVICES and, for ids in nvidia-smi's
+    (PCI bus) numbering, ``CUDA_DEVICE_ORDER=PCI_BUS_ID``. Ids taken from an inherited
+    CUDA_VISIBLE_DEVICES keep that shell's CUDA_DEVICE_ORDER when it set one."""
+    out = {"CUDA_VISIBLE_DEVICES": slots.visible}
+    if visible_ids(env) is None or not env.get("CUDA_DEVICE_ORDER"):
+        out["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+    return out
+
+
+def held_environment(env: Mapping[str, str], gpus: int, command: Sequence[str]) -> dict[str, str]:
+    """``RMSELECT_GPUS`` (GPUs the job holds) and ``RMSELECT_JOB`` (its name in messages)."""
+    from rmselect.device import ENV_GPUS, ENV_JOB, describe_command
+
+    out = {ENV_GPUS: str(max(0, int(gpus)))}
+    if not env.get(ENV_JOB):
+        out[ENV_JOB] = describe_command(command)
+    return out
+
+
+def fit_to_machine(want: int, have: int) -> int:
+    """Ranks of a job that asks for ``want`` GPUs on a machine with ``have``.
+
+    ``want`` when it fits; else the largest divisor of ``want`` that is at most ``have``, so
+    that a global batch divisible by ``want`` x micro-batch stays divisible (the trainer's
+    gradient accumulation makes up the missing ranks: 8 ranks x 2 = 4 ranks x 4). A machine
+    without devices gets ``want`` (and :func:`acquire` says it cannot)."""
+    if want <= have or have <= 0:
+        return want
+    return max(d for d in range(1, have + 1) if want % d == 0)

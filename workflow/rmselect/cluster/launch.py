@@ -3,9 +3,10 @@
 One function, :func:`plan`, looks at where the job runs and returns a :class:`Launch`:
 
 * **single node** (a workstation, or a SLURM job with ``nodes=1``):
-  ``python -m torch.distributed.run --nnodes 1 --nproc_per_node <n> --master_addr 127.0.0.1
-  --master_port <port> <trainer> ...``; the port is derived from ``SLURM_JOB_ID`` inside a
-  SLURM job (two jobs sharing a node never clash) and is a free port otherwise;
+  ``python -m torch.distributed.run --standalone --nnodes 1 --nproc_per_node <n> <trainer>
+  ...``: torchrun's own c10d store binds port 0, so the kernel picks a free port that stays
+  bound for the job's life, and the ranks join that store (no port is chosen first and bound
+  later: two launches at the same moment cannot race for one);
 * **several nodes** (a SLURM job with ``nodes>1``; the rule has the ``mpi`` resource so the
   executor plugin runs it in the batch script and lets it call srun):
   ``srun --jobid <id> --nodes N --ntasks N --ntasks-per-node 1 --kill-on-bad-exit=1
@@ -34,9 +35,13 @@ from typing import Callable, Mapping, Sequence
 
 from rmselect.cluster.gpu_slots import device_ids
 
-#: Ports used for rendezvous inside SLURM jobs: BASE + job_id mod SPAN.
-PORT_BASE = 20000
+#: Ports used for the rendezvous of multi-node SLURM jobs: BASE + job_id mod SPAN, i.e.
+#: 10000-29999, below Linux's ephemeral range (``ip_local_port_range``, 32768-60999 by
+#: default), so no outgoing connection on the head node holds the port by chance.
+PORT_BASE = 10000
 PORT_SPAN = 20000
+#: Environment variable the trainers read for the process-group timeout (seconds).
+ENV_PG_TIMEOUT = "RMSELECT_PG_TIMEOUT_S"
 
 Runner = Callable[[Sequence[str]], str]
 
@@ -169,16 +174,7 @@ def plan(
     trainer = trainer_argv(command)
     torchrun = [python, "-m", "torch.distributed.run"]
     if alloc.nnodes == 1:
-        addr = "127.0.0.1"
-        p = port or (port_for_job(alloc.job_id) if alloc.job_id else free_port())
-        argv = torchrun + [
-            "--nnodes", "1",
-            "--nproc_per_node", str(n),
-            "--master_addr", addr,
-            "--master_port", str(p),
-            *trainer,
-        ]  # fmt: skip
-        return Launch(argv, 1, n, addr, p, alloc.job_id)
+        return single_node(torchrun, trainer, n, alloc.job_id, port)
     assert alloc.job_id is not None
     p = port or port_for_job(alloc.job_id)
     nn = str(alloc.nnodes)
@@ -201,11 +197,46 @@ def plan(
     return Launch(argv, alloc.nnodes, n, alloc.head, p, alloc.job_id)
 
 
+def single_node(torchrun: list[str], trainer: list[str], n: int, job_id: str | None,
+                port: int | None = None) -> Launch:
+    """One node: ``torchrun --standalone`` (port 0, bound by torchrun's store and held),
+    or, with an explicit ``port``, a c10d rendezvous on 127.0.0.1:port."""
+    if port:
+        rdzv = ["--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}",
+                "--rdzv_id", str(job_id or os.getpid())]
+        addr = "127.0.0.1"
+    else:
+        rdzv, addr, port = ["--standalone"], "localhost", 0
+    argv = torchrun + [*rdzv, "--nnodes", "1", "--nproc_per_node", str(n), *trainer]
+    return Launch(argv, 1, n, addr, int(port), job_id)
+
+
+def local_port_range(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> tuple[int, int]:
+    """The kernel's ephemeral port range (Linux's default when it cannot be read)."""
+    try:
+        lo, hi = (int(x) for x in open(path).read().split()[:2])
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def nccl_environment(timeout_min: float | None = None, ifname: str | None = None) -> dict[str, str]:
+    """The variables that carry ``resources.nccl`` to the ranks: the process-group timeout
+    (``RMSELECT_PG_TIMEOUT_S``, read by :func:`rmselect.runtime.start`, which passes it to
+    ``init_process_group``) and NCCL's network interface (``NCCL_SOCKET_IFNAME``)."""
+    env: dict[str, str] = {}
+    if timeout_min:
+        env[ENV_PG_TIMEOUT] = str(int(round(float(timeout_min) * 60)))
+    if ifname:
+        env["NCCL_SOCKET_IFNAME"] = str(ifname)
+    return env
+
+
 def describe(launch: Launch) -> str:
     """One log line: where and how the trainer starts."""
     return (
         f"launch: SLURM_JOB_ID={launch.job_id or '-'} nodes={launch.nnodes} "
         f"nproc_per_node={launch.nproc_per_node} world_size={launch.world_size} "
-        f"rendezvous={launch.master_addr}:{launch.master_port}\n"
+        f"rendezvous={launch.master_addr}:{launch.master_port or '0 (torchrun binds a free port)'}\n"
         f"launch: {' '.join(launch.argv)}"
     )

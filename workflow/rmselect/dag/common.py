@@ -120,19 +120,34 @@ def shell_flags(flags: Sequence[str]) -> str:
 # --------------------------------------------------------------------------- launcher
 
 
-def launcher(gpus: int | None, ranks: int | None = None) -> str:
+def nccl_flags(config: Any, gpus: int | None) -> list[str]:
+    """launch.py's ``resources.nccl`` flags for a GPU job (none for a CPU job)."""
+    if not gpus or config is None:
+        return []
+    from rmselect.config import section_settings
+
+    nccl = section_settings(config, "resources")["nccl"]
+    flags = ["--nccl-timeout-min", f"{float(nccl['timeout_min']):g}"]
+    if nccl.get("socket_ifname"):
+        flags += ["--nccl-ifname", str(nccl["socket_ifname"])]
+    return flags
+
+
+def launcher(gpus: int | None, ranks: int | None = None, config: Any = None) -> str:
     """The command prefix that starts a trainer script (``... -- python``).
 
     ``ranks=None`` (one process per job, e.g. post-training): plain ``python`` on CPU, the
     cluster launcher (:data:`LAUNCH`) for a GPU job. With ``ranks`` (the RM trainer's ranks
     per node): the launcher whenever there are several ranks or any GPU (``--nproc auto``
     on GPUs: one rank per GPU held); one CPU rank runs as a plain process, which sets up its
-    own one-rank group and saves torchrun's start-up (~3 s per toy run).
+    own one-rank group and saves torchrun's start-up (~3 s per toy run). With ``config``, a
+    GPU job also gets ``resources.nccl`` (:func:`nccl_flags`).
     """
     g = int(gpus or 0)
+    nccl = "".join(f" {shlex.quote(f)}" for f in nccl_flags(config, g))
     if ranks is None:
-        return "python" if g < 1 else f"{LAUNCH} --gpus {g} -- python"
+        return "python" if g < 1 else f"{LAUNCH} --gpus {g}{nccl} -- python"
     if ranks <= 1 and not g:
         return "python"
     nproc = "auto" if g else str(ranks)
-    return f"{LAUNCH} --nproc {nproc} --cpu-procs {ranks} --gpus {g} -- python"
+    return f"{LAUNCH} --nproc {nproc} --cpu-procs {ranks} --gpus {g}{nccl} -- python"

@@ -115,7 +115,9 @@ def load_reward_model(
     device: str | None = None,
 ) -> RewardModel:
     """Load an RM folder or hub id; check its outputs against the merge weights."""
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    from rmselect.device import pick_device
+
+    dev = pick_device(device)
     tok = load_tokenizer(ref, trust_remote_code=trust_remote_code, padding_side="right")
     model = load_sequence_classifier(
         ref, trust_remote_code=trust_remote_code, dtype=resolve_dtype(dtype, dev)

@@ -28,3 +28,5 @@ class PosttrainArgs:
     chat_template: str | None = opt("template override (file or Jinja)", default=None)
     trust_remote_code: bool = opt("run the model repository's code (model row opts in)",
                                   default=False)
+    stop_after_steps: int | None = opt(
+        "debug: exit with status 75 after this step, as if killed (tests resume)", default=None)

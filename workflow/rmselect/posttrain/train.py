@@ -15,6 +15,15 @@ are shuffled per epoch with the seed. Runs as one process (CPU, or one GPU) or u
 ``torchrun`` (several GPUs, NCCL; ZeRO stage from the recipe). On CPU DeepSpeed uses its CPU
 accelerator and gloo.
 
+Checkpoints and resume (the RM trainer's machinery, :func:`rmselect.runtime.open_resume`):
+every ``checkpoint_every`` optimiser steps the DeepSpeed state (model, optimiser, schedule,
+the loss history so far) goes to ``<out-dir>/../train_state/ds/`` (only the newest kept);
+a rerun of a killed job with the same recipe, parent, seed, ranks and template resumes from
+it and ends with the same losses and weights. The DPO reference log-probs are computed once,
+each rank scoring its block of the pairs (gathered onto every rank), and kept in
+``train_state/ref_logps.safetensors`` for the resumed run. ``train_state/`` is removed when
+the variant is written.
+
 Output: ``--out-dir`` (``results/variants/{model}/model``) becomes a normal HF causal-LM dir
 (config.json, model.safetensors, tokenizer with the chat template used in training), written
 atomically; ``--train-json`` records recipe, parent, steps, per-step loss, final loss, wall s.
@@ -26,19 +35,23 @@ import json
 import logging
 import math
 import random
+import shutil
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from rmselect import cli, runtime
-
+from rmselect.device import use_bf16
 from rmselect.posttrain.args import PosttrainArgs
 from rmselect.posttrain.data import IGNORE_INDEX, PreferencePair, Sequence_
 
 log = logging.getLogger("rmselect.posttrain")
+
+#: Exit status of a run stopped by ``--stop-after-steps`` (a simulated kill).
+STOPPED_EXIT = 75
 
 
 # --------------------------------------------------------------------------- batching
@@ -146,18 +159,85 @@ def _pair_logps(engine: Any, pairs: Sequence[PreferencePair], pad_id: int) -> tu
     return lp[: len(pairs)], lp[len(pairs) :]
 
 
-def reference_logps(engine: Any, pairs: Sequence[PreferencePair], micro: int, pad_id: int) -> torch.Tensor:
-    """``(n, 2)`` summed log-probs of chosen/rejected under the initial (parent) weights."""
+def reference_logps(engine: Any, pairs: Sequence[PreferencePair], micro: int, pad_id: int,
+                    rank: int = 0, world: int = 1) -> torch.Tensor:
+    """``(n, 2)`` summed log-probs of chosen/rejected under the initial (parent) weights.
+
+    Each rank scores only its block of pairs (:func:`reference_shard`), then the blocks are
+    gathered onto every rank (:func:`gather_shards`): computed once, not once per rank."""
     was_training = engine.module.training
     engine.module.eval()
-    out = torch.zeros(len(pairs), 2, dtype=torch.float32)
+
+    def score(idx: list[int]) -> torch.Tensor:
+        c, r = _pair_logps(engine, [pairs[i] for i in idx], pad_id)
+        return torch.stack([c.float(), r.float()], dim=1).cpu()
+
     with torch.no_grad():
-        for s in range(0, len(pairs), micro):
-            c, r = _pair_logps(engine, pairs[s : s + micro], pad_id)
-            out[s : s + micro, 0] = c.float().cpu()
-            out[s : s + micro, 1] = r.float().cpu()
+        mine = reference_shard(score, len(pairs), micro, rank, world)
     engine.module.train(was_training)
+    if world == 1:
+        return mine[: len(pairs)]
+    dev = engine.device
+    blocks = [torch.zeros_like(mine, device=dev) for _ in range(world)]
+    torch.distributed.all_gather(blocks, mine.to(dev))
+    return gather_shards([b.cpu() for b in blocks], len(pairs))
+
+
+def shard_bounds(n: int, rank: int, world: int) -> tuple[int, int, int]:
+    """Rank ``rank``'s block ``[lo, hi)`` of ``n`` items and the block size ``ceil(n/world)``."""
+    per = -(-n // world)
+    lo = min(n, rank * per)
+    return lo, min(n, lo + per), per
+
+
+def reference_shard(score: Callable[[list[int]], torch.Tensor], n: int, micro: int,
+                    rank: int, world: int) -> torch.Tensor:
+    """``(ceil(n/world), 2)``: ``score`` of this rank's block, ``micro`` items per call.
+
+    Every rank makes the same number of calls (ZeRO-3 gathers the weights in each forward,
+    a collective): a rank whose block is short scores item 0 again and drops it."""
+    lo, hi, per = shard_bounds(n, rank, world)
+    out = torch.zeros(per, 2, dtype=torch.float32)
+    for c in range(-(-per // micro)):
+        idx = list(range(lo + c * micro, min(hi, lo + (c + 1) * micro)))
+        vals = score(idx or [0])
+        out[c * micro : c * micro + len(idx)] = vals[: len(idx)]
     return out
+
+
+def gather_shards(blocks: Sequence[torch.Tensor], n: int) -> torch.Tensor:
+    """Rank blocks (in rank order, padded to one size) -> the ``(n, 2)`` table."""
+    return torch.cat(list(blocks), dim=0)[:n]
+
+
+def run_signature(recipe: dict[str, Any], parent: str, seed: int, world: int,
+                  template: str) -> str:
+    """What a resumed run must share with the run that saved the checkpoint (the checkpoint
+    schedule is not part of it)."""
+    import hashlib
+
+    keep = {k: v for k, v in recipe.items() if k != "checkpoint_every"}
+    blob = json.dumps({"recipe": keep, "parent": str(parent), "seed": seed, "world": world,
+                       "template": template}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _reference(engine: Any, examples: Sequence[PreferencePair], micro: int, pad_id: int,
+               rt: Any, path: Path, resume: bool) -> torch.Tensor:
+    """The DPO reference log-probs: computed once (sharded, gathered) and kept in
+    ``path`` next to the DeepSpeed checkpoint, so a resumed run (whose weights are no longer
+    the parent's) reads them back."""
+    from safetensors.torch import load_file, save_file
+
+    if resume and path.exists():
+        return load_file(str(path))["ref"]
+    ref = reference_logps(engine, examples, micro, pad_id, rt.rank, rt.world)
+    if rt.rank == 0:
+        tmp = path.with_suffix(".tmp")
+        save_file({"ref": ref.contiguous()}, str(tmp))
+        tmp.replace(path)
+    rt.barrier()
+    return ref
 
 
 def train(
@@ -170,8 +250,11 @@ def train(
     chat_template: str | None = None,
     name: str = "",
     parent_name: str = "",
+    stop_after_steps: int | None = None,
 ) -> dict[str, Any]:
-    """Train one variant of ``parent`` with ``recipe`` and write it (module docstring)."""
+    """Train one variant of ``parent`` with ``recipe`` and write it (module docstring).
+
+    ``stop_after_steps``: return after that step's checkpoint, as if killed (tests)."""
     from rmselect.datasets_io import load_frame
     from rmselect.hf import load_causal_lm, load_tokenizer
     from rmselect.io import atomic_path, write_json
@@ -198,9 +281,7 @@ def train(
     examples, dropped = maker(df, tok, template, int(recipe["max_length"]), what=what)
     steps = plan_steps(len(examples), int(recipe["global_batch"]), float(recipe["epochs"]),
                        recipe.get("max_steps"))
-    bf16 = {"auto": use_cuda and torch.cuda.is_bf16_supported(), "bf16": True, "fp32": False}[
-        recipe.get("precision", "auto")
-    ]
+    bf16 = use_bf16(recipe.get("precision", "auto"), use_cuda)
     # bf16 weights when training in bf16 (DeepSpeed keeps fp32 master weights in the
     # optimiser): halves host memory while every rank loads the parent.
     model = load_causal_lm(parent, trust_remote_code=trust_remote_code,
@@ -219,11 +300,24 @@ def train(
                                            lr_scheduler=scheduler, config=cfg)
     micro = int(recipe["micro_batch"])
     pad_id = int(tok.pad_token_id if tok.pad_token_id is not None else 0)
-    ref = reference_logps(engine, examples, micro, pad_id) if stage == "dpo" else None
+    state_dir = Path(out_dir).parent / "train_state"
+    resume = runtime.open_resume(
+        state_dir, run_signature(recipe, parent, seed, world, template), {"recipe": recipe}, rt,
+        [state_dir / "ref_logps.safetensors"], log.info)
+    ref = (_reference(engine, examples, micro, pad_id, rt, state_dir / "ref_logps.safetensors",
+                      resume) if stage == "dpo" else None)
     plan = step_indices(len(examples), int(recipe["global_batch"]), steps, seed)
     history: list[dict[str, Any]] = []
+    start = 0
+    if resume:
+        client = runtime.load_ds_state(engine, state_dir / "ds")
+        start, history = int(client["step"]), list(client["history"])
+        log.info("resumed from %s at step %d", state_dir / "ds", start)
+    every = int(recipe.get("checkpoint_every") or 0)
     per_rank = len(plan[0]) // world
     for step, idx in enumerate(plan):
+        if step < start:
+            continue
         mine = idx[rank * per_rank : (rank + 1) * per_rank]
         losses, accs = [], []
         for s in range(0, len(mine), micro):
@@ -247,6 +341,13 @@ def train(
         history.append(row)
         if rank == 0:
             log.info("step %d/%d loss %.4f", step + 1, steps, row["loss"])
+        if every and (step + 1) % every == 0 and step + 1 < steps:
+            runtime.save_ds_state(engine, state_dir / "ds", step + 1,
+                                  {"step": step + 1, "history": history}, rt)
+        if stop_after_steps is not None and step + 1 >= stop_after_steps and step + 1 < steps:
+            log.info("stopping after step %d (--stop-after-steps)", step + 1)
+            rt.barrier()
+            return {"stopped_at": step + 1}
     state = engine._zero3_consolidated_16bit_state_dict() if int(recipe.get("zero_stage") or 0) == 3 else None
     info: dict[str, Any] = {}
     if rank == 0:
@@ -264,6 +365,7 @@ def train(
             "history": history, "wall_s": round(time.time() - t0, 3),
         }
         write_json(train_json, info)
+        shutil.rmtree(state_dir, ignore_errors=True)  # done: nothing to resume
     if world > 1:
         torch.distributed.barrier()
     return info
@@ -294,7 +396,8 @@ def _main(args: PosttrainArgs) -> int:
     seed = int(recipe["seed"]) if recipe.get("seed") is not None else args.seed
     if recipe.get("zero_stage") is None:
         recipe["zero_stage"] = args.zero_stage
-    train(recipe, args.parent, args.out_dir, args.train_json, seed,
-          trust_remote_code=args.trust_remote_code, chat_template=args.chat_template,
-          name=args.name, parent_name=args.parent_name)
-    return 0
+    info = train(recipe, args.parent, args.out_dir, args.train_json, seed,
+                 trust_remote_code=args.trust_remote_code, chat_template=args.chat_template,
+                 name=args.name, parent_name=args.parent_name,
+                 stop_after_steps=args.stop_after_steps)
+    return STOPPED_EXIT if "stopped_at" in info else 0

@@ -195,17 +195,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from rmselect.device import pick_device
     from rmselect.hf import load_causal_lm, load_tokenizer
     from rmselect.io import write_json, write_table
     from rmselect.presence.corpus import sample_documents
 
     args = cli.parse(PresenceArgs, argv, prog="presence_score.py")
+    device = str(pick_device(args.device))  # a job holding GPUs without CUDA stops here
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     domains = json.loads(args.domains)
     if not domains:
         raise SystemExit("presence: no domains configured (set presence.domains)")
     t0 = time.time()
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     tok = load_tokenizer(args.model, trust_remote_code=args.trust_remote_code)
     model = load_causal_lm(args.model, trust_remote_code=args.trust_remote_code)
     model.to(device).eval()

@@ -225,15 +225,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import torch
-
     from rmselect.datasets_io import DatasetError
+    from rmselect.device import pick_device
     from rmselect.hf import load_causal_lm, load_tokenizer
     from rmselect.io import write_json
     from rmselect.rm.data import load_pairs
     from rmselect.rm.format import resolve_template
 
     a = cli.parse(ProbeArgs, argv, prog="probe_model.py")
+    device = str(pick_device(a.device))  # a job holding GPUs without CUDA stops here
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = ProbeSettings(a.max_train_pairs or None, a.max_val_pairs or None, a.max_length,
                              a.batch_size, a.layers)
@@ -246,7 +246,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(train) < 4:
         raise SystemExit(f"probe: model '{a.name}': {len(train)} train pairs; the linear probe "
                          "needs at least 4 (raise probe.max_train_pairs)")
-    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
     tok = load_tokenizer(a.model, trust_remote_code=a.trust_remote_code)
     model = load_causal_lm(a.model, trust_remote_code=a.trust_remote_code).to(device)
     reader = ResponseReader(model, tok, resolve_template(tok, a.chat_template), settings)

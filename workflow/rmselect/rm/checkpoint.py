@@ -6,7 +6,6 @@ An HF sequence-classification dir (``ckpt/step{N}/``, regression: plus
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -59,12 +58,5 @@ def save_checkpoint(engine: Any, cfg: RunConfig, shared: Shared, rt: runtime.Run
     ev = {"step": step, "epoch": epoch, **vm, "checkpoint": str(ck),
           "eval_s": time.time() - t_eval}
     evals.append(ev)
-    ds_dir = out / "ds"
-    engine.save_checkpoint(str(ds_dir), tag=f"step{step}",
-                           client_state={"step": step, "evals": evals})
-    rt.barrier()
-    if rt.rank == 0:
-        for d in ds_dir.iterdir():
-            if d.is_dir() and d.name != f"step{step}":
-                shutil.rmtree(d, ignore_errors=True)
+    runtime.save_ds_state(engine, out / "ds", step, {"step": step, "evals": evals}, rt)
     return ev

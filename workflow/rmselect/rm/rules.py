@@ -127,7 +127,7 @@ def launcher(n: int, gpus: int = 0) -> str:
     """Command prefix that starts the trainer on ``n`` ranks (``gpus`` GPUs held).
 
     Several ranks, or any GPU job, go through the cluster launcher
-    (workflow/scripts/launch.py: ``torchrun`` on one node with a free rendezvous port, or
+    (workflow/scripts/launch.py: ``torchrun --standalone`` on one node, or
     ``srun`` + ``torchrun`` across the nodes of a SLURM job, GPUs claimed per job). One CPU
     rank runs as a plain process: the entry point sets up a one-rank group on a free port
     itself, which saves torchrun's start-up (~3 s per toy run).
@@ -140,8 +140,11 @@ def launcher(n: int, gpus: int = 0) -> str:
 
 
 def launch_for(config: Mapping[str, Any], gpus: int) -> str:
-    """The trainer's launch prefix for a job holding ``gpus`` GPUs (CPU: rm.nproc_per_node)."""
-    return launcher(nproc(config, gpus), gpus)
+    """The trainer's launch prefix for a job holding ``gpus`` GPUs (CPU: rm.nproc_per_node);
+    a GPU job also gets ``resources.nccl``."""
+    from rmselect.dag import common
+
+    return common.launcher(gpus, nproc(config, gpus), config=config)
 
 
 def train_flags(study: Study, model: str, objective: str, lr: str) -> str:

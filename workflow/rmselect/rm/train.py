@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from rmselect import runtime
+from rmselect.device import use_bf16
 from rmselect.runtime import Log, lr_factor, max_mem_mb, truncate_metrics
 
 # The run declaration, the data, the evaluation and the checkpoints have their own modules;
@@ -85,7 +86,7 @@ def train_dtype(precision: str, cuda: bool) -> Any:
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
-    bf16 = precision == "bf16" or (precision == "auto" and cuda)
+    bf16 = use_bf16(precision, cuda)
     return torch.bfloat16 if bf16 else torch.float32
 
 
@@ -98,7 +99,7 @@ def ds_config(cfg: RunConfig, accum: int, cuda: bool) -> dict[str, Any]:
     return runtime.ds_config(
         global_batch=cfg.global_batch, micro_batch=cfg.micro_batch, accumulation=accum,
         zero_stage=cfg.zero_stage, grad_clip=cfg.grad_clip,
-        bf16=bool(cuda) and cfg.precision != "fp32",
+        bf16=bool(cuda) and use_bf16(cfg.precision, cuda),
         offload_optimizer=cfg.offload_optimizer, pin_memory=cuda)
 
 
@@ -156,29 +157,9 @@ def load_shared(args: argparse.Namespace, cfg: RunConfig, rt: runtime.Runtime,
 
 def _open_run(out: Path, sig: str, cfg: RunConfig, rt: runtime.Runtime, log: Log) -> bool:
     """Whether the run resumes (its DeepSpeed checkpoint matches ``sig``); otherwise the
-    run dir is cleared of an older run's files."""
-    from rmselect.io import write_json
-
-    ds_dir, state_file = out / "ds", out / "resume.json"
-    resume = False
-    if rt.rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        old = json.loads(state_file.read_text()) if state_file.exists() else None
-        if old and old.get("signature") == sig and (ds_dir / "latest").exists():
-            resume = True
-        else:
-            if old or ds_dir.exists() or (out / "ckpt").exists():
-                log.info("no matching checkpoint: starting fresh (old run files removed)")
-            for p in (ds_dir, out / "ckpt", out / "metrics.jsonl", out / "tb", out / "run.json"):
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-            write_json(state_file, {"signature": sig, "config": asdict(cfg)})
-    if rt.world > 1:
-        import torch.distributed as dist
-
-        flag = [resume]
-        dist.broadcast_object_list(flag, src=0)
-        resume = bool(flag[0])
-    return resume
+    run dir is cleared of an older run's files (:func:`rmselect.runtime.open_resume`)."""
+    clear = [out / "ckpt", out / "metrics.jsonl", out / "tb", out / "run.json"]
+    return runtime.open_resume(out, sig, {"config": asdict(cfg)}, rt, clear, log.info)
 
 
 def build_engine(args: argparse.Namespace, cfg: RunConfig, shared: Shared,
@@ -255,10 +236,7 @@ def train_run(args: argparse.Namespace, rt: runtime.Runtime, shared: Shared, see
     evals: list[dict[str, Any]] = []
     start = 0
     if resume:
-        _, client = engine.load_checkpoint(str(ds_dir), load_optimizer_states=True,
-                                           load_lr_scheduler_states=True)
-        if client is None:
-            raise RuntimeError(f"{ds_dir}: DeepSpeed checkpoint could not be loaded; delete it")
+        client = runtime.load_ds_state(engine, ds_dir)
         start, evals = int(client["step"]), list(client["evals"])
         if rank == 0:
             truncate_metrics(out / "metrics.jsonl", start)
