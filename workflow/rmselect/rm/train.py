@@ -19,10 +19,10 @@ One call trains one (model, objective, learning rate) run into ``--out`` (the ru
 With ``--max-steps B`` (a successive-halving rung, :mod:`rmselect.rm.halving`) the run stops
 at the first evaluation point at or after ``B`` and keeps ``ds/``; the summary (``--result``,
 e.g. ``rung0.json``: the run.json keys plus ``complete``, ``max_steps``, ``stop_step``) lists
-the evaluations up to there; it saves the DeepSpeed state at that point. The step budget is not part of the resume signature: a later
-call with a larger budget resumes and trains on with the same schedule (warm-up then
-constant, independent of the run length) and the same batch plan, so a run continued
-through every rung equals a full run. A call whose checkpoint is already past its budget
+the evaluations up to there, and the DeepSpeed state is saved at that point. The step
+budget is not part of the resume signature: a later call with a larger budget resumes and
+trains on with the same schedule (warm-up then constant, independent of the run length)
+and the same batch plan, so a run continued through every rung equals a full run. A call whose checkpoint is already past its budget
 trains nothing and reports the evaluations up to the budget.
 
 The entry point is rank/world-size agnostic: under ``torchrun`` (or srun setting
