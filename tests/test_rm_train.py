@@ -200,6 +200,57 @@ def test_deepspeed_state_is_saved_on_the_clock_and_not_at_the_end(setup, tmp_pat
     assert (kept / "ds" / "latest").read_text().strip() == "step16"
 
 
+def test_a_kill_between_state_saves_resumes_with_the_states_best_dir(setup, tmp_path,
+                                                                    monkeypatch):
+    """The state is saved at step 5 only; the run is killed after step 11. Until the next
+    save, the dir the saved state counts as best stays even when a later point is better, so
+    the resumed run (from step 5) finds it; the finished run keeps only its best point, with
+    the same evaluations, losses and weights as an uninterrupted run."""
+    from safetensors.torch import load_file
+
+    class StepClock:  # due at step 5 of the first call only (steps counted per call)
+        calls = 0
+
+        def __init__(self, minutes):
+            pass
+
+        def due(self, rt):
+            StepClock.calls += 1
+            return StepClock.calls == 5
+
+        def reset(self):
+            pass
+
+    kw = {"--eval-every": 2, "--lr": "0.0005"}
+    full = tmp_path / "full"
+    assert train.main(_args(setup, full, **kw)) == 0
+    ref = json.loads((full / "run.json").read_text())
+    out = tmp_path / "killed"
+    monkeypatch.setattr(train, "SaveClock", StepClock)
+    assert train.main(_args(setup, out, **kw, **{"--stop-after-steps": 11})) == train.STOPPED_EXIT
+    assert (out / "ds" / "latest").read_text().strip() == "step5"
+    evals = [e for e in ref["evals"] if e["step"] <= 10]
+    at_save = {e["step"] for e in evals if e["step"] <= 4}
+    best_at_save = min((e for e in evals if e["step"] in at_save),
+                       key=lambda e: (-e["val_accuracy"], e["step"]))["step"]
+    best_now = min(evals, key=lambda e: (-e["val_accuracy"], e["step"]))["step"]
+    assert best_at_save != best_now  # (measured 4 and 6) else the test shows nothing
+    on_disk = sorted(int(p.name[4:]) for p in (out / "ckpt").iterdir())
+    assert on_disk == [best_at_save, best_now]
+    StepClock.calls = 10**6  # the resumed call saves nothing more
+    assert train.main(_args(setup, out, **kw)) == 0
+    got = json.loads((out / "run.json").read_text())
+    assert [(e["step"], e["val_accuracy"]) for e in got["evals"]] == [
+        (e["step"], e["val_accuracy"]) for e in ref["evals"]]
+    assert [r["loss"] for r in _metrics(out) if "loss" in r] == [
+        r["loss"] for r in _metrics(full) if "loss" in r]
+    best = ref["best"]["step"]
+    assert [p.name for p in (out / "ckpt").iterdir()] == [f"step{best}"]
+    wa = load_file(str(full / "ckpt" / f"step{best}" / "model.safetensors"))
+    wb = load_file(str(out / "ckpt" / f"step{best}" / "model.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
 def test_resume_after_stop_gives_identical_results(setup, tmp_path):
     full, cut = tmp_path / "full", tmp_path / "cut"
     every = {"--keep-checkpoints": 0, "--ds-save-minutes": 0}  # all dirs; state every step
