@@ -59,7 +59,36 @@ def test_runtime_scales_with_size_and_attempt():
     assert big == 340  # 60 + 30 * 9.24 = 337.2
     r2 = resources_for("rm_train", 9.24, cfg, attempt=2)
     assert r2["runtime"] == 2 * big
-    assert r2["mem_mb"] == 2 * resources_for("rm_train", 9.24, cfg)["mem_mb"]
+
+
+def test_retry_scaled_hand_cases():
+    from rmselect.cluster.resources import retry_scaled
+
+    assert retry_scaled(48000, 100, 1, 384000) == (48000, 100)
+    assert retry_scaled(48000, 100, 3, 384000) == (144000, 300)  # below the node: grows
+    assert retry_scaled(384000, 340, 2, 512000) == (512000, 680)  # capped at the node
+    assert retry_scaled(384000, 340, 3, 384000) == (384000, 1020)  # a full node stays full
+    assert retry_scaled(600000, 60, 2, 512000) == (600000, 120)  # never shrunk below the ask
+
+
+def test_a_retry_does_not_grow_memory_past_the_node():
+    """Paper config, 8-GPU tier on 8-GPU nodes of 48 GB per GPU: every attempt asks for the
+    node's 384,000 MB (today's x attempt asked 768,000 then 1,152,000); the runtime grows.
+    A 2-GPU job grows its memory per attempt up to the node."""
+    cfg = PAPER.config
+    first = resources_for("rm_train", 9.24, cfg)
+    assert (first["gpu"], first["mem_mb"], first["runtime"]) == (8, 384000, 340)
+    for attempt in (2, 3):
+        r = resources_for("rm_train", 9.24, cfg, attempt=attempt)
+        assert r["mem_mb"] == 384000 and r["runtime"] == 340 * attempt
+    bigger = {**cfg, "resources": {**cfg["resources"], "node_mem_mb": 512000}}
+    assert [resources_for("rm_train", 9.24, bigger, attempt=a)["mem_mb"]
+            for a in (1, 2, 3)] == [384000, 512000, 512000]
+    small = [resources_for("rm_train", 1.24, cfg, attempt=a) for a in (1, 2, 3)]
+    assert [r["gpu"] for r in small] == [2, 2, 2]
+    assert [r["mem_mb"] for r in small] == [96000, 192000, 288000]
+    nine = resources_for("rm_train", 1.24, cfg, attempt=9)
+    assert nine["mem_mb"] == 384000 and nine["runtime"] == 9 * small[0]["runtime"]
 
 
 def test_every_paper_model_gets_a_row_with_all_keys():

@@ -184,10 +184,13 @@ def test_a_rung_behind_its_checkpoint_trains_nothing(setup, tmp_path):
     out = tmp_path / "run"
     assert train.main(_args(setup, out, **{"--max-steps": 12, "--result": out / "r1.json"})) == 0
     before = _losses(out)
+    kept = sorted((out / "ckpt").iterdir())
+    r1 = json.loads((out / "r1.json").read_text())
+    assert kept == [out / "ckpt" / f"step{r1['best']['step']}"]  # the best point so far
     assert train.main(_args(setup, out, **{"--max-steps": 4, "--result": out / "r0.json"})) == 0
     r0 = json.loads((out / "r0.json").read_text())
     assert [e["step"] for e in r0["evals"]] == [4] and r0["complete"] is False
-    assert _losses(out) == before and (out / "ckpt" / "step12").exists()
+    assert _losses(out) == before and sorted((out / "ckpt").iterdir()) == kept
 
 
 def test_halving_keeps_the_planted_best_rate_and_selection_picks_it(setup, tmp_path):

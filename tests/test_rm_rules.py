@@ -64,3 +64,34 @@ def test_lr_grid_by_model_replaces_one_models_grid():
     assert lr_grid(cfg, "bt") == ["0.001", "0.0003"]
     assert lr_grid(cfg, "bt", "m") == ["5e-06"]
     assert lr_grid(cfg, "bt", "other") == ["0.001", "0.0003"]
+
+
+def test_checkpoints_kept_follow_whether_training_logs_the_selections_accuracy():
+    rc = rules.rm_config({"rm": {"keep_checkpoints": 3, "train_merge_grid_step": 0.25,
+                                 "merge_grid_step": 0.05}})
+    assert rules.keep_checkpoints(rc, "bt") == 1  # the logged accuracy is the criterion
+    assert rules.keep_checkpoints(rc, "regression") == 3  # a coarser training grid
+    same = rules.rm_config({"rm": {"keep_checkpoints": 3}})  # both grids 0.05 by default
+    assert same["keep_checkpoints"] == 3 and rules.keep_checkpoints(same, "regression") == 1
+    assert rules.rm_config({})["keep_checkpoints"] == 1
+    every = rules.rm_config({"rm": {"keep_checkpoints": 0}})
+    assert rules.keep_checkpoints(every, "bt") == 0  # 0 keeps every point, whatever the grid
+
+
+def test_offload_and_checkpoint_flags_reach_the_trainer():
+    from rmselect.rm.train import build_parser
+
+    rc = rules.rm_config({"rm": {"offload": "optimizer"}})
+    assert rules.offload_of(rc, {"offload_optimizer": False}) == "optimizer"
+    assert rules.offload_of(rules.rm_config({}), {"offload_optimizer": True}) == "optimizer"
+    assert rules.offload_of(rc, {"offload": "param", "offload_optimizer": False}) == "param"
+    assert rules.rm_config({})["offload"] == "none" and rules.rm_config({})["ds_save_minutes"] == 30
+
+    study = load_study_file("config/config.yaml")
+    study.config["rm"].update(offload="param", ds_save_minutes=5, keep_checkpoints=2,
+                              train_merge_grid_step=0.25, merge_grid_step=0.05)
+    model = study.trained_models()[0]
+    for objective, keep in (("bt", 1), ("regression", 2)):
+        flags = shlex.split(rules.train_flags(study, model, objective, "0.001"))
+        args = build_parser().parse_args(flags + ["--out", "x"])
+        assert (args.offload, args.ds_save_minutes, args.keep_checkpoints) == ("param", 5.0, keep)

@@ -105,8 +105,8 @@ def test_regression_merge_weights_selected(setup, tmp_path):
     assert train.main(_args(setup, out, "regression", **{"--epochs": 2, "--eval-every": 6})) == 0
     run = json.loads((out / "run.json").read_text())
     assert run["steps"] == 2 * (192 // 16) and [e["step"] for e in run["evals"]] == [6, 12, 18, 24]
-    ck = Path(run["evals"][-1]["checkpoint"])
-    assert (ck / "val_preds.parquet").exists() and len(run["evals"][-1]["weights"]) == 5
+    assert all(Path(e["val_preds"]).exists() for e in run["evals"])
+    assert len(run["evals"][-1]["weights"]) == 5
     sel = tmp_path / "selected.json"
     assert select.main(["--runs", str(out / "run.json"), "--model-name", "tiny",
                         "--objective", "regression", "--final", str(tmp_path / "final"),
@@ -122,13 +122,144 @@ def test_regression_merge_weights_selected(setup, tmp_path):
     assert float(np.mean((c - r) @ w > 0)) == pytest.approx(chosen["val_accuracy"])
 
 
+def _select_json(runs: list[Path], objective: str, out: Path, step: str) -> dict:
+    sel = out / "selected.json"
+    assert select.main(["--runs", *map(str, runs), "--model-name", "tiny",
+                        "--objective", objective, "--final", str(out / "final"),
+                        "--selected", str(sel), "--merge-grid-step", step]) == 0
+    return json.loads(sel.read_text())
+
+
+def _dir_bytes(d: Path) -> int:
+    return sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
+
+
+@pytest.mark.parametrize("objective", ["bt", "regression"])
+def test_a_run_keeps_one_hf_checkpoint_and_selection_is_unchanged(setup, tmp_path, objective):
+    """The same runs (two learning rates) trained keeping every checkpoint (the old
+    behaviour) and keeping the best one: the selection picks the same (lr, step, weights),
+    ranks every point alike, and final/ holds the same weights; each run keeps one HF dir
+    (its best point) and every point's predictions, and no DeepSpeed state."""
+    from safetensors.torch import load_file
+
+    kw = {"--eval-every": 4, "--merge-grid-step": "0.25"}  # = the selection's grid below
+    if objective == "regression":
+        kw["--epochs"] = 1
+    picks = {}
+    for keep in (0, 1):
+        root = tmp_path / f"keep{keep}"
+        runs = []
+        for lr in ("0.002", "0.0005"):
+            out = root / f"lr{lr}"
+            assert train.main(_args(setup, out, objective, **kw, **{
+                "--lr": lr, "--keep-checkpoints": keep})) == 0
+            runs.append(out / "run.json")
+        picks[keep] = _select_json(runs, objective, root, "0.25")
+        picks[keep]["weights_file"] = load_file(str(root / "final" / "model.safetensors"))
+        picks[keep]["runs"] = [json.loads(r.read_text()) for r in runs]
+    every, best = picks[0], picks[1]
+    assert (best["lr"], best["step"], best["val_accuracy"], best["weights"]) == (
+        every["lr"], every["step"], every["val_accuracy"], every["weights"])
+    assert best["unkept_best"] is None
+    drop = ("kept", "checkpoint")
+    assert [{k: v for k, v in c.items() if k not in drop} for c in best["candidates"]] == [
+        {k: v for k, v in c.items() if k not in drop} for c in every["candidates"]]
+    wa, wb = every["weights_file"], best["weights_file"]
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    for run in best["runs"]:
+        out = Path(run["evals"][0]["checkpoint"]).parents[1]
+        n = len(run["evals"])
+        assert n >= 3
+        assert sorted(p.name for p in (out / "ckpt").iterdir()) == [f"step{run['best']['step']}"]
+        assert run["checkpoints"] == [str(out / "ckpt" / f"step{run['best']['step']}")]
+        assert len(list((out / "val_preds").glob("step*.parquet"))) == n
+        assert not (out / "ds").exists()
+        one = _dir_bytes(out / "ckpt")
+        assert one < _dir_bytes(out) < one + 100_000  # one checkpoint + small files
+    for run in every["runs"]:
+        out = Path(run["evals"][0]["checkpoint"]).parents[1]
+        assert len(list((out / "ckpt").iterdir())) == len(run["evals"])
+
+
+def test_deepspeed_state_is_saved_on_the_clock_and_not_at_the_end(setup, tmp_path, capsys):
+    out = tmp_path / "every"
+    assert train.main(_args(setup, out, **{"--ds-save-minutes": 0})) == 0
+    saved = [ln for ln in capsys.readouterr().err.splitlines() if "DeepSpeed state saved" in ln]
+    assert [int(ln.split("step ")[1].split(":")[0]) for ln in saved] == list(range(1, 16))
+    assert not (out / "ds").exists()  # the last step (16) saves nothing; the state is gone
+    # On a 30-minute clock a short run never saves: a killed one restarts from the start.
+    cut = tmp_path / "cut"
+    assert train.main(_args(setup, cut, **{"--stop-after-steps": 6})) == train.STOPPED_EXIT
+    assert not (cut / "ds").exists()
+    assert "DeepSpeed state saved" not in capsys.readouterr().err
+    assert train.main(_args(setup, cut)) == 0
+    assert [r["step"] for r in _metrics(cut) if "loss" in r] == list(range(1, 17))
+    # --keep-ds-checkpoint: the last step's state is written and kept
+    kept = tmp_path / "kept"
+    assert train.main(_args(setup, kept, **{"--ds-save-minutes": 9}) + ["--keep-ds-checkpoint"]) == 0
+    assert (kept / "ds" / "latest").read_text().strip() == "step16"
+
+
+def test_a_kill_between_state_saves_resumes_with_the_states_best_dir(setup, tmp_path,
+                                                                    monkeypatch):
+    """The state is saved at step 5 only; the run is killed after step 11. Until the next
+    save, the dir the saved state counts as best stays even when a later point is better, so
+    the resumed run (from step 5) finds it; the finished run keeps only its best point, with
+    the same evaluations, losses and weights as an uninterrupted run."""
+    from safetensors.torch import load_file
+
+    class StepClock:  # due at step 5 of the first call only (steps counted per call)
+        calls = 0
+
+        def __init__(self, minutes):
+            pass
+
+        def due(self, rt):
+            StepClock.calls += 1
+            return StepClock.calls == 5
+
+        def reset(self):
+            pass
+
+    kw = {"--eval-every": 2, "--lr": "0.0005"}
+    full = tmp_path / "full"
+    assert train.main(_args(setup, full, **kw)) == 0
+    ref = json.loads((full / "run.json").read_text())
+    out = tmp_path / "killed"
+    monkeypatch.setattr(train, "SaveClock", StepClock)
+    assert train.main(_args(setup, out, **kw, **{"--stop-after-steps": 11})) == train.STOPPED_EXIT
+    assert (out / "ds" / "latest").read_text().strip() == "step5"
+    evals = [e for e in ref["evals"] if e["step"] <= 10]
+    at_save = {e["step"] for e in evals if e["step"] <= 4}
+    best_at_save = min((e for e in evals if e["step"] in at_save),
+                       key=lambda e: (-e["val_accuracy"], e["step"]))["step"]
+    best_now = min(evals, key=lambda e: (-e["val_accuracy"], e["step"]))["step"]
+    assert best_at_save != best_now  # (measured 4 and 6) else the test shows nothing
+    on_disk = sorted(int(p.name[4:]) for p in (out / "ckpt").iterdir())
+    assert on_disk == [best_at_save, best_now]
+    StepClock.calls = 10**6  # the resumed call saves nothing more
+    assert train.main(_args(setup, out, **kw)) == 0
+    got = json.loads((out / "run.json").read_text())
+    assert [(e["step"], e["val_accuracy"]) for e in got["evals"]] == [
+        (e["step"], e["val_accuracy"]) for e in ref["evals"]]
+    assert [r["loss"] for r in _metrics(out) if "loss" in r] == [
+        r["loss"] for r in _metrics(full) if "loss" in r]
+    best = ref["best"]["step"]
+    assert [p.name for p in (out / "ckpt").iterdir()] == [f"step{best}"]
+    wa = load_file(str(full / "ckpt" / f"step{best}" / "model.safetensors"))
+    wb = load_file(str(out / "ckpt" / f"step{best}" / "model.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
 def test_resume_after_stop_gives_identical_results(setup, tmp_path):
     full, cut = tmp_path / "full", tmp_path / "cut"
-    assert train.main(_args(setup, full)) == 0
-    assert train.main(_args(setup, cut, **{"--stop-after-steps": 10})) == train.STOPPED_EXIT
-    assert (cut / "ds" / "latest").exists() and not (cut / "run.json").exists()
+    every = {"--keep-checkpoints": 0, "--ds-save-minutes": 0}  # all dirs; state every step
+    assert train.main(_args(setup, full, **every)) == 0
+    assert train.main(_args(setup, cut, **every, **{"--stop-after-steps": 10})) == train.STOPPED_EXIT
+    assert (cut / "ds" / "latest").read_text().strip() == "step10"
+    assert not (cut / "run.json").exists()
     assert [r["step"] for r in _metrics(cut) if "loss" in r][-1] == 10
-    assert train.main(_args(setup, cut)) == 0  # resumes from step 8
+    assert train.main(_args(setup, cut, **every)) == 0  # resumes from step 10
     a, b = (json.loads((d / "run.json").read_text()) for d in (full, cut))
     assert [(e["step"], e["val_accuracy"]) for e in a["evals"]] == [
         (e["step"], e["val_accuracy"]) for e in b["evals"]]
@@ -144,8 +275,10 @@ def test_resume_after_stop_gives_identical_results(setup, tmp_path):
 
 def test_changed_settings_start_fresh(setup, tmp_path):
     out = tmp_path / "lr"
-    assert train.main(_args(setup, out, **{"--stop-after-steps": 5})) == train.STOPPED_EXIT
-    assert train.main(_args(setup, out, **{"--lr": "0.001", "--stop-after-steps": 5})) == train.STOPPED_EXIT
+    kw = {"--stop-after-steps": 5, "--ds-save-minutes": 0}
+    assert train.main(_args(setup, out, **kw)) == train.STOPPED_EXIT
+    assert (out / "ds" / "latest").exists()  # a state to resume from, of other settings
+    assert train.main(_args(setup, out, **{"--lr": "0.001", **kw})) == train.STOPPED_EXIT
     first = [r for r in _metrics(out) if "loss" in r]
     assert first[0]["step"] == 1 and first[0]["lr"] == pytest.approx(0.0005)
 
@@ -174,7 +307,8 @@ def _torchrun(args: list[str], nproc: int) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", [2, 3])
 def test_two_ranks_zero_matches_one_rank(setup, tmp_path, stage):
-    kw = {"--micro-batch": 4, "--zero-stage": stage, "--eval-every": 8}
+    kw = {"--micro-batch": 4, "--zero-stage": stage, "--eval-every": 8,
+          "--keep-checkpoints": 0, "--ds-save-minutes": 0}
     one = tmp_path / "one"
     assert train.main(_args(setup, one, **{**kw, "--zero-stage": 0})) == 0
     two = tmp_path / "two"
@@ -199,7 +333,7 @@ def test_sigkill_then_rerun_resumes_to_identical_metrics(setup, tmp_path):
     out = tmp_path / "killed"
     env = _env()
     cmd = [sys.executable, str(REPO / "workflow/scripts/train_rm.py"),
-           *_args(setup, out, **{"--eval-every": 2})]
+           *_args(setup, out, **{"--eval-every": 2, "--ds-save-minutes": 0})]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     latest = out / "ds" / "latest"

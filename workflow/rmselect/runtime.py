@@ -142,19 +142,33 @@ def pg_timeout(env: Any = None) -> Any:
     return timedelta(seconds=float(raw)) if raw else None
 
 
+#: What ``offload`` moves to host memory, and the least ZeRO stage that can do it.
+OFFLOAD_STAGE = {"none": 0, "optimizer": 1, "param": 3}
+
+
 def ds_config(*, global_batch: int, micro_batch: int, accumulation: int, zero_stage: int,
-              grad_clip: float, bf16: bool, offload_optimizer: bool = False,
+              grad_clip: float, bf16: bool, offload: str = "none",
               pin_memory: bool = False) -> dict[str, Any]:
     """DeepSpeed's configuration for one run (the client optimizer is passed separately).
 
     ZeRO-3 gathers 16-bit weights on save, so an HF directory can be exported from any
-    rank layout; optimizer offload applies from ZeRO-1 on.
+    rank layout. ``offload``: ``none``; ``optimizer`` (ZeRO >= 1: optimizer states and the
+    step on the CPU, DeepSpeedCPUAdam); ``param`` (ZeRO-3: the parameters too, fetched to
+    the GPU layer by layer). A stage too low for the offload is an error, not a silent
+    no-offload.
     """
+    if offload not in OFFLOAD_STAGE:
+        raise ValueError(f"offload {offload!r} is not one of {', '.join(OFFLOAD_STAGE)}")
+    if zero_stage < OFFLOAD_STAGE[offload]:
+        raise ValueError(f"offload {offload!r} needs ZeRO stage >= {OFFLOAD_STAGE[offload]}, "
+                         f"got {zero_stage}")
     zero: dict[str, Any] = {"stage": zero_stage}
     if zero_stage == 3:
         zero["stage3_gather_16bit_weights_on_model_save"] = True
-    if offload_optimizer and zero_stage > 0:
+    if offload != "none":
         zero["offload_optimizer"] = {"device": "cpu", "pin_memory": pin_memory}
+    if offload == "param":
+        zero["offload_param"] = {"device": "cpu", "pin_memory": pin_memory}
     conf: dict[str, Any] = {
         "train_batch_size": global_batch,
         "train_micro_batch_size_per_gpu": micro_batch,
@@ -220,6 +234,30 @@ def load_ds_state(engine: Any, ds_dir: Path) -> dict[str, Any]:
     if client is None:
         raise RuntimeError(f"{ds_dir}: DeepSpeed checkpoint could not be loaded; delete it")
     return dict(client)
+
+
+def cpus_per_rank() -> int:
+    """CPU cores this process may use, shared evenly by the node's ranks.
+
+    The affinity mask is the job's allocation (SLURM's cgroup, taskset); every rank a
+    launcher starts on the node inherits it, so each gets ``cores // LOCAL_WORLD_SIZE``.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    return max(1, cores // max(1, local))
+
+
+def set_cpu_threads(n: int) -> None:
+    """torch's and OpenMP's thread count (DeepSpeedCPUAdam's loops are OpenMP; its extension
+    reads ``OMP_NUM_THREADS`` when it loads, so set this before building the optimizer)."""
+    import torch
+
+    n = max(1, int(n))
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    torch.set_num_threads(n)
 
 
 def lr_factor(step: int, warmup: int) -> float:

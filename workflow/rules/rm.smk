@@ -12,8 +12,9 @@
 #   .../seed{seed}/halving/rung{rung}.json  who goes on (checkpoint rm_halving)
 # and rm_select reads every rate's latest rung file, stopped rates included.
 #
-# Only run.json is declared for a training run: the run dir's checkpoints (ckpt/, ds/) are
-# not outputs, so Snakemake never deletes them when a job fails, and a rerun resumes.
+# Only run.json is declared for a training run: the run dir's checkpoints (ckpt/ = the best
+# points' weights, val_preds/ = every point's predictions, ds/ = the resume state) are not
+# outputs, so Snakemake never deletes them when a job fails, and a rerun resumes.
 from rmselect.rm import halving as rm_halving
 from rmselect.rm import rules as rm_rules
 

@@ -24,8 +24,10 @@ kind when the config has no ``gpu_tiers`` (the embedded toy study runs on CPUs).
 
 Precedence, lowest first: built-in defaults < size tier < ``resources.<kind>`` (per rule) <
 model-table columns ``gpus`` / ``nodes`` / ``runtime`` / ``mem_mb`` (per model).
-Memory and runtime grow with Snakemake's ``attempt`` so a retry after an out-of-memory or
-time-limit failure asks for more.
+A retry (Snakemake's ``attempt``) gets a longer runtime (a time limit is the usual cause, and
+a resumed trainer needs the time) and more memory only up to ``resources.node_mem_mb``
+(:func:`retry_scaled`): a GPU out-of-memory error or a timeout never needed more host
+memory, and no node has more than it.
 """
 
 from __future__ import annotations
@@ -151,6 +153,24 @@ def projected_runtime(minutes: float, safety: float, cluster: ClusterSettings) -
     return out
 
 
+def node_mem_mb(section: Mapping[str, Any], gpus_per_node: int) -> int:
+    """Host memory of one node: ``resources.node_mem_mb``, or (null) what the config gives
+    a full node, ``mem_mb_per_gpu x gpus_per_node``."""
+    given = section.get("node_mem_mb")
+    if given is not None:
+        return _int(given, "resources.node_mem_mb")
+    return int(section["mem_mb_per_gpu"]) * int(gpus_per_node)
+
+
+def retry_scaled(mem_mb: int, runtime: int, attempt: int, node_mb: int) -> tuple[int, int]:
+    """``(mem_mb, runtime)`` of attempt ``attempt`` (1 = the first) of a job sized
+    ``(mem_mb, runtime)``: the runtime times the attempt; memory times the attempt but not
+    past the node's ``node_mb`` (a request already above it is left as it is)."""
+    attempt = max(1, int(attempt))
+    mem = max(mem_mb, min(mem_mb * attempt, node_mb))
+    return mem, runtime * attempt
+
+
 def resources_for(
     kind: str,
     params_b: float | None,
@@ -175,11 +195,12 @@ def resources_for(
       gets the rule's ``threads``) unless ``resources.<kind>.cpus_per_task`` says otherwise.
     * ``zero``: DeepSpeed ZeRO stage of the tier (training kinds; 0 otherwise; used by the
       posttrain rules; the RM trainer takes its stage from ``rm.by_size``).
-    * ``mem_mb``: per node, ``mem_mb_per_gpu`` x GPUs on one node (CPU jobs: the kind's MB),
-      times ``attempt``. ``runtime``: minutes, times ``attempt``; with
-      ``resources.runtime_from: projection`` and the job's ``projected_min`` (the plan's
-      projection of one job, rmselect.plan.feasibility.job_minutes), GPU jobs ask for
-      :func:`projected_runtime` instead of ``base + per_b x params_b``.
+    * ``mem_mb``: per node, ``mem_mb_per_gpu`` x GPUs on one node (CPU jobs: the kind's MB);
+      a retry grows it up to ``node_mem_mb`` (:func:`retry_scaled`). ``runtime``: minutes,
+      times ``attempt``; with ``resources.runtime_from: projection`` and the job's
+      ``projected_min`` (the plan's projection of one job,
+      rmselect.plan.feasibility.job_minutes), GPU jobs ask for :func:`projected_runtime`
+      instead of ``base + per_b x params_b``.
     * ``mpi``: ``"srun"`` for multi-node jobs (the plugin then runs the rule in the batch
       script and the rule calls srun itself: rmselect.cluster.launch), else None.
     * ``gpu_model``, ``slurm_partition``: from the cluster settings, GPU jobs / all jobs.
@@ -251,6 +272,7 @@ def resources_for(
     if nodes > 1:
         flags.append("--ntasks-per-node=1")
     partition = (cluster.gpu_partition or cluster.partition) if gpus else cluster.partition
+    mem, runtime = retry_scaled(mem, runtime, attempt, node_mem_mb(section, gpus_per_node))
     return {
         "gpu": gpus,
         "nodes": nodes,
@@ -258,8 +280,8 @@ def resources_for(
         "tasks_per_gpu": 0,
         "gpus_per_node": gpn,
         "cpus_per_task": max(1, cpus) if cpus is not None else None,
-        "mem_mb": mem * attempt,
-        "runtime": runtime * attempt,
+        "mem_mb": mem,
+        "runtime": runtime,
         "zero": zero,
         "mpi": "srun" if nodes > 1 else None,
         "gpu_model": cluster.gpu_model if gpus else None,

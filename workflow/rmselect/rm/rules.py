@@ -171,7 +171,7 @@ def train_flags(study: Study, model: str, objective: str, lr: str) -> str:
         zero_stage=int(size["zero_stage"]), weight_decay=float(rc["weight_decay"]),
         grad_clip=float(rc["grad_clip"]), mega_batch=int(rc["mega_batch"]),
         eval_batch=int(rc["eval_batch"]), merge_grid_step=float(rc["train_merge_grid_step"]),
-        offload_optimizer=bool(size["offload_optimizer"]),
+        offload=offload_of(rc, size),
         grad_checkpointing=bool(size["grad_checkpointing"]),
         chat_template=spec.chat_template or None,
         precision=precision_of(rc, objective),  # auto adds no flag (the trainer's default)
@@ -179,6 +179,8 @@ def train_flags(study: Study, model: str, objective: str, lr: str) -> str:
         max_train_examples=rc.get("max_train_examples") or None,
         max_val_pairs=rc.get("max_val_pairs") or None,
         keep_ds_checkpoint=bool(rc["keep_ds_checkpoint"]), tensorboard=bool(rc["tensorboard"]),
+        keep_checkpoints=keep_checkpoints(rc, objective),
+        ds_save_minutes=float(rc["ds_save_minutes"]),
     )
     return shlex.join(cli.to_argv(run))
 
@@ -235,6 +237,32 @@ def halving_inputs(config: Mapping[str, Any], objective: str, model: str, seed: 
     parts = next_participants(previous, lambda lr, k: rung_path(objective, model, seed, lr, k))
     return {"previous": decision_path(objective, model, seed, r - 1),
             "runs": [parts[lr] for lr in sorted(parts, key=float)]}
+
+
+def offload_of(rc: Mapping[str, Any], size: Mapping[str, Any]) -> str:
+    """DeepSpeed offload of a run: the ``rm.by_size`` row's ``offload``, else ``optimizer``
+    when the row sets ``offload_optimizer: true``, else ``rm.offload``."""
+    if size.get("offload"):
+        return str(size["offload"])
+    if size.get("offload_optimizer"):
+        return "optimizer"
+    return str(rc["offload"])
+
+
+def keep_checkpoints(rc: Mapping[str, Any], objective: str) -> int:
+    """HF checkpoint dirs a run keeps (``--keep-checkpoints``).
+
+    The trainer ranks evaluation points by the accuracy it logs. Where that is the
+    selection's own criterion (BT; regression with ``rm.train_merge_grid_step ==
+    rm.merge_grid_step``) the best point is the one the selection can pick: 1 suffices.
+    Otherwise the selection's finer search may prefer another point: ``rm.keep_checkpoints``
+    of them stay (0: every point, in both cases).
+    """
+    m = int(rc["keep_checkpoints"])
+    if m <= 0:
+        return 0
+    same = objective == "bt" or float(rc["train_merge_grid_step"]) == float(rc["merge_grid_step"])
+    return 1 if same else m
 
 
 def precision_of(rc: Mapping[str, Any], objective: str) -> str:

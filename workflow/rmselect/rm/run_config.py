@@ -16,10 +16,13 @@ from typing import Any
 
 from rmselect import cli
 from rmselect.cli import opt
+from rmselect.runtime import OFFLOAD_STAGE
 
 
 OBJECTIVES = {"bt": 1, "regression": 5}
 PRECISIONS = ("auto", "bf16", "fp32")
+#: DeepSpeed offload modes (``rm.offload``): what ZeRO keeps in host memory.
+OFFLOADS = tuple(OFFLOAD_STAGE)
 
 
 @dataclass(kw_only=True)
@@ -42,7 +45,8 @@ class TrainArgs:
     micro_batch: int = opt("pairs/rows per rank per forward", default=4)
     epochs: int = opt("passes over the training data", default=1)
     warmup_steps: int = opt("linear warm-up steps before the cosine decay", default=20)
-    eval_every: int = opt("evaluate and checkpoint every N steps (and at the end)", default=20)
+    eval_every: int = opt("evaluate every N steps (and at the end): validation predictions "
+                          "always, the HF checkpoint when among the best so far", default=20)
     max_length: int = opt("token budget per rendered text", default=4096)
     zero_stage: int = opt("DeepSpeed ZeRO stage", default=0, choices=[0, 1, 2, 3])
     weight_decay: float = opt("AdamW weight decay", default=0.0)
@@ -52,7 +56,8 @@ class TrainArgs:
     merge_grid_step: float = opt(
         "regression: grid step of the merge-weight search used for the logged accuracy",
         default=0.05)
-    offload_optimizer: bool = opt("ZeRO optimizer offload to CPU", default=False)
+    offload: str = opt("DeepSpeed offload to CPU: none, optimizer (ZeRO >= 1) or param "
+                       "(optimizer and parameters; ZeRO-3)", default="none", choices=OFFLOADS)
     grad_checkpointing: bool = opt("activation checkpointing", default=False)
     chat_template: str | None = opt("chat template override (file or Jinja)", default=None)
     precision: str = opt("auto: bf16 on CUDA, fp32 on CPU; bf16 / fp32 force one (bf16 works "
@@ -61,7 +66,14 @@ class TrainArgs:
                                   default=False)
     max_train_examples: int | None = opt("use the first N training examples", default=None)
     max_val_pairs: int | None = opt("use the first N validation pairs", default=None)
-    keep_ds_checkpoint: bool = opt("keep ds/ after a finished run", default=False)
+    keep_ds_checkpoint: bool = opt("keep ds/ after a finished run (saved at the last step)",
+                                   default=False)
+    keep_checkpoints: int = opt(
+        "HF checkpoint dirs kept: the best N evaluation points so far by the logged validation "
+        "accuracy (ties to the earlier step); 0 keeps every point", default=1)
+    ds_save_minutes: float = opt(
+        "save the DeepSpeed state (resume point) after the first step at least this many "
+        "minutes after the previous save or the start; 0 = after every step", default=30.0)
     tensorboard: bool = opt("also log to <out>/tb when tensorboard is installed", default=False)
     seed: list[int] = opt(
         "training seed (data order, head initialisation); one per --out (default 0, the "
@@ -103,7 +115,7 @@ class RunConfig:
     eval_every: int
     max_length: int
     zero_stage: int
-    offload_optimizer: bool
+    offload: str
     grad_checkpointing: bool
     weight_decay: float
     grad_clip: float
@@ -144,14 +156,25 @@ def run_seeds(args: argparse.Namespace) -> list[tuple[int, Path]]:
     return [(int(s), Path(o)) for s, o in zip(seeds, args.out)]
 
 
+def check_offload(offload: str, zero_stage: int) -> None:
+    """Offload needs ZeRO: the optimizer state from stage 1 on, the parameters at stage 3."""
+    if offload not in OFFLOADS:
+        raise ValueError(f"offload {offload!r} is not one of {', '.join(OFFLOADS)}")
+    need = OFFLOAD_STAGE[offload]
+    if zero_stage < need:
+        raise ValueError(f"offload {offload!r} needs ZeRO stage >= {need}, got {zero_stage}; "
+                         "raise rm.by_size's zero_stage or set rm.offload: none")
+
+
 def run_config(args: argparse.Namespace, seed: int, world: int) -> RunConfig:
     """The run's configuration (what its resume signature hashes)."""
+    check_offload(args.offload, args.zero_stage)
     return RunConfig(
         model=args.model, objective=args.objective, lr=args.lr,
         train_data=json.loads(args.train_data), val_data=json.loads(args.val_data),
         global_batch=args.global_batch, micro_batch=args.micro_batch, epochs=args.epochs,
         warmup_steps=args.warmup_steps, eval_every=args.eval_every, max_length=args.max_length,
-        zero_stage=args.zero_stage, offload_optimizer=args.offload_optimizer,
+        zero_stage=args.zero_stage, offload=args.offload,
         grad_checkpointing=args.grad_checkpointing, weight_decay=args.weight_decay,
         grad_clip=args.grad_clip, seed=seed, mega_batch=args.mega_batch,
         packing=args.packing,

@@ -1,10 +1,17 @@
 """Pick the final reward model of one (objective, base model) over the LR grid.
 
 Every run (``lr{lr}/run.json``) lists its evaluation points. For BT the candidate score is
-the validation accuracy of each (LR, step) checkpoint. For regression each checkpoint's
-validation predictions (``val_preds.parquet``) go through the exhaustive merge-weight search
-(:mod:`rmselect.rm.merge`) and the candidate score is the best weight vector's accuracy;
-the winner is the best (LR, step, w). Ties go to the smaller LR, then the earlier step.
+the validation accuracy of each (LR, step) point. For regression each point's validation
+predictions (``val_preds/step{N}.parquet``; older runs: ``ckpt/step{N}/val_preds.parquet``)
+go through the exhaustive merge-weight search (:mod:`rmselect.rm.merge`) and the candidate
+score is the best weight vector's accuracy; the winner is the best (LR, step, w). Ties go
+to the smaller LR, then the earlier step.
+
+Every point is ranked, but a run keeps the weights of its best points only
+(:mod:`rmselect.rm.checkpoint`); the winner is always among them when the trainer logs the
+selection's own accuracy. Where it does not (a coarser ``rm.train_merge_grid_step``) and the
+best point's weights were not kept, the best kept point wins instead, with a warning and
+the best point under ``unkept_best`` in selected.json (raise ``rm.keep_checkpoints``).
 
 The winner is copied (hard links where possible) to ``final/`` with ``rmselect.json``
 (merge weights, provenance) and described in ``selected.json``. With ``--prune`` every other
@@ -22,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 
 from rmselect import cli
@@ -52,12 +59,24 @@ def build_parser() -> argparse.ArgumentParser:
     return cli.build_parser(SelectArgs, prog="select_rm.py")
 
 
-def regression_candidate(ckpt: Path, step: float) -> dict[str, Any]:
-    """Best merge weights of one regression checkpoint from its validation predictions."""
-    path = ckpt / "val_preds.parquet"
+def preds_path(ev: Mapping[str, Any]) -> Path:
+    """Where an evaluation point's validation predictions are (older runs kept them in the
+    checkpoint dir)."""
+    if ev.get("val_preds"):
+        return Path(ev["val_preds"])
+    return Path(ev["checkpoint"]) / "val_preds.parquet"
+
+
+def has_weights(ckpt: str | Path) -> bool:
+    """Whether an evaluation point's HF checkpoint is on disk."""
+    return (Path(ckpt) / "config.json").exists()
+
+
+def regression_candidate(path: Path, step: float) -> dict[str, Any]:
+    """Best merge weights of one regression point from its validation predictions."""
     if not path.exists():
         raise FileNotFoundError(
-            f"{path} is missing: the checkpoint was pruned or the run is incomplete; "
+            f"{path} is missing: the run is incomplete or was pruned; "
             "delete the run's run.json to retrain it"
         )
     df = read_table(path).sort(["side", "pair_id"])
@@ -77,9 +96,10 @@ def collect(runs: Sequence[str | Path], objective: str, grid_step: float) -> lis
             raise ValueError(f"{rp}: objective {run.get('objective')!r}, expected {objective!r}")
         for ev in run["evals"]:
             c = {"lr": float(run["lr"]), "step": int(ev["step"]), "checkpoint": ev["checkpoint"],
-                 "val_accuracy": float(ev["val_accuracy"]), "weights": None}
+                 "val_accuracy": float(ev["val_accuracy"]), "weights": None,
+                 "kept": has_weights(ev["checkpoint"])}
             if objective == "regression":
-                c.update(regression_candidate(Path(ev["checkpoint"]), grid_step))
+                c.update(regression_candidate(preds_path(ev), grid_step))
             cands.append(c)
     if not cands:
         raise ValueError("no evaluated checkpoints in the given runs")
@@ -89,6 +109,19 @@ def collect(runs: Sequence[str | Path], objective: str, grid_step: float) -> lis
 def best_candidate(cands: list[dict[str, Any]]) -> dict[str, Any]:
     """Highest accuracy; ties to the smaller LR, then the earlier step."""
     return min(cands, key=lambda c: (-c["val_accuracy"], c["lr"], c["step"]))
+
+
+def pick(cands: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """``(winner, unkept_best)``: the best candidate whose weights are on disk, and the best
+    candidate overall when that one's were not kept (else None)."""
+    best = best_candidate(cands)
+    if best.get("kept", True):
+        return best, None
+    kept = [c for c in cands if c.get("kept", True)]
+    if not kept:
+        raise FileNotFoundError(f"no checkpoint of the runs is on disk (best: "
+                                f"{best['checkpoint']}); retrain the runs")
+    return best_candidate(kept), best
 
 
 def copy_checkpoint(src: Path, dst: Path, meta: dict[str, Any]) -> None:
@@ -111,7 +144,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = cli.parse(SelectArgs, argv, prog="select_rm.py")
     t0 = time.time()
     cands = collect(args.runs, args.objective, args.merge_grid_step)
-    best = best_candidate(cands)
+    best, unkept = pick(cands)
+    if unkept is not None:
+        sys.stderr.write(
+            f"select_rm: warning: {args.model_name} {args.objective}: the best point (lr "
+            f"{unkept['lr']:g} step {unkept['step']}, accuracy {unkept['val_accuracy']:.4f}) "
+            f"was not kept by its run; selecting the best kept one (accuracy "
+            f"{best['val_accuracy']:.4f}). Raise rm.keep_checkpoints or set "
+            "rm.train_merge_grid_step to rm.merge_grid_step, and retrain, to select it\n")
     # The training seed of these runs (all runs of one selection share it; older runs
     # without the field count as one unnamed seed).
     seeds = {read_json(p).get("seed") for p in args.runs}
@@ -130,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     copy_checkpoint(Path(best["checkpoint"]), Path(args.final), meta)
     write_json(args.selected, {**meta, "merge_grid_step": args.merge_grid_step
                                if args.objective == "regression" else None,
-                               "candidates": cands, "select_s": time.time() - t0})
+                               "candidates": cands, "unkept_best": unkept,
+                               "select_s": time.time() - t0})
     if args.prune:
         for c in cands:
             if c["checkpoint"] != best["checkpoint"]:

@@ -7,19 +7,22 @@ One call trains one (model, objective, learning rate) run into ``--out`` (the ru
   ``micro x accumulation x ranks``, per-evaluation validation accuracy, checkpoint dirs.
 * ``metrics.jsonl`` – one line per step (loss, lr, tokens/s, padding fraction, memory) and
   one per evaluation (``val_accuracy``).
-* ``ckpt/step{N}/`` – an HF ``AutoModelForSequenceClassification`` dir per evaluation point
-  (regression: plus ``val_preds.parquet`` for the merge-vector search).
-* ``ds/`` – the DeepSpeed checkpoint of the last evaluation point (model, optimizer, LR
-  schedule, step): a rerun of a killed job resumes from it and, given the same seed and
-  ranks, ends with the same metrics. Removed at the end unless ``--keep-ds-checkpoint``.
+* ``val_preds/step{N}.parquet`` – every evaluation point's validation predictions (what
+  the selection ranks points by, regression's merge-vector search included).
+* ``ckpt/step{N}/`` – an HF ``AutoModelForSequenceClassification`` dir for the run's best
+  ``--keep-checkpoints`` evaluation points so far (:mod:`rmselect.rm.checkpoint`).
+* ``ds/`` – the DeepSpeed state (model, optimizer, LR schedule, step), saved every
+  ``--ds-save-minutes``: a rerun of a killed job resumes from it and, given the same seed
+  and ranks, ends with the same metrics. Not written at the last step (nor kept) unless
+  ``--keep-ds-checkpoint``.
 
 With ``--max-steps B`` (a successive-halving rung, :mod:`rmselect.rm.halving`) the run stops
 at the first evaluation point at or after ``B`` and keeps ``ds/``; the summary (``--result``,
 e.g. ``rung0.json``: the run.json keys plus ``complete``, ``max_steps``, ``stop_step``) lists
-the evaluations up to there. The step budget is not part of the resume signature: a later
-call with a larger budget resumes and trains on with the same schedule (warm-up then
-constant, independent of the run length) and the same batch plan, so a run continued
-through every rung equals a full run. A call whose checkpoint is already past its budget
+the evaluations up to there, and the DeepSpeed state is saved at that point. The step
+budget is not part of the resume signature: a later call with a larger budget resumes and
+trains on with the same schedule (warm-up then constant, independent of the run length)
+and the same batch plan, so a run continued through every rung equals a full run. A call whose checkpoint is already past its budget
 trains nothing and reports the evaluations up to the budget.
 
 The entry point is rank/world-size agnostic: under ``torchrun`` (or srun setting
@@ -30,9 +33,10 @@ Precision (``--precision``, config ``rm.precision``): ``auto`` is bf16 on CUDA (
 bf16 mode) and fp32 on CPU; ``bf16`` on CPU loads the weights in bfloat16 and trains them
 as they are (torch runs bf16 matmuls on CPU; DeepSpeed's bf16 optimizer wants an
 accelerator), ``fp32`` forces float32 everywhere. The optimizer is ``torch.optim.AdamW`` handed to
-``deepspeed.initialize`` as the client optimizer (``DeepSpeedCPUAdam`` only for optimizer
-offload on GPUs); the learning rate warms up linearly for ``--warmup-steps`` optimizer steps
-and then stays constant.
+``deepspeed.initialize`` as the client optimizer (``DeepSpeedCPUAdam`` for ``--offload``
+optimizer or param on GPUs, with torch and OpenMP threads set to the job's CPUs per rank);
+the learning rate warms up linearly for ``--warmup-steps`` optimizer steps and then stays
+constant.
 
 This module is the entry point and the fit loop; the command line and run configuration
 live in :mod:`rmselect.rm.run_config`, the tokenized data in :mod:`rmselect.rm.prepare`,
@@ -59,7 +63,14 @@ from rmselect.runtime import Log, lr_factor, max_mem_mb, truncate_metrics
 
 # The run declaration, the data, the evaluation and the checkpoints have their own modules;
 # their names stay importable from here (tests, bench/ and scripts use ``train.<name>``).
-from rmselect.rm.checkpoint import export_hf, save_checkpoint, write_val_preds  # noqa: F401
+from rmselect.rm.checkpoint import (  # noqa: F401
+    Retention,
+    SaveClock,
+    export_hf,
+    save_checkpoint,
+    save_state,
+    write_val_preds,
+)
 from rmselect.rm.evaluate import _forward_rows, decide_packing, evaluate, val_metrics  # noqa: F401
 from rmselect.rm.prepare import Prepared, Shared, prepare_data  # noqa: F401
 from rmselect.rm.run_config import (  # noqa: F401
@@ -100,7 +111,7 @@ def ds_config(cfg: RunConfig, accum: int, cuda: bool) -> dict[str, Any]:
         global_batch=cfg.global_batch, micro_batch=cfg.micro_batch, accumulation=accum,
         zero_stage=cfg.zero_stage, grad_clip=cfg.grad_clip,
         bf16=bool(cuda) and use_bf16(cfg.precision, cuda),
-        offload_optimizer=cfg.offload_optimizer, pin_memory=cuda)
+        offload=cfg.offload, pin_memory=cuda)
 
 
 # --------------------------------------------------------------------------- main
@@ -125,6 +136,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
     t_start = time.time()
     # one torch thread per rank unless told otherwise (ranks share the cores)
     rt = runtime.start(args.threads or int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
+    if args.offload != "none" and rt.cuda:
+        # DeepSpeedCPUAdam (and ZeRO's host-side work) runs on the CPU cores of the rank
+        runtime.set_cpu_threads(runtime.cpus_per_rank())
     shared = load_shared(args, run_config(args, runs[0][0], rt.world), rt, t_start)
     for seed, out in runs:
         rc = train_run(args, rt, shared, seed, out)
@@ -157,8 +171,8 @@ def load_shared(args: argparse.Namespace, cfg: RunConfig, rt: runtime.Runtime,
 
 def _open_run(out: Path, sig: str, cfg: RunConfig, rt: runtime.Runtime, log: Log) -> bool:
     """Whether the run resumes (its DeepSpeed checkpoint matches ``sig``); otherwise the
-    run dir is cleared of an older run's files (:func:`rmselect.runtime.open_resume`)."""
-    clear = [out / "ckpt", out / "metrics.jsonl", out / "tb", out / "run.json"]
+    run dir is cleared of an older run's files (:func:`rmselect.runtime.open_resume`).
+    clear = [out / "ckpt", out / "val_preds", out / "metrics.jsonl", out / "tb", out / "run.json"]
     return runtime.open_resume(out, sig, {"config": asdict(cfg)}, rt, clear, log.info)
 
 
@@ -181,7 +195,7 @@ def build_engine(args: argparse.Namespace, cfg: RunConfig, shared: Shared,
     model = RewardModel(hf)
     kappa = attention_ratio(hf.config)
     params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.offload_optimizer and rt.cuda:
+    if cfg.offload != "none" and rt.cuda:
         from deepspeed.ops.adam import DeepSpeedCPUAdam
 
         opt = DeepSpeedCPUAdam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, adamw_mode=True)
@@ -234,21 +248,25 @@ def train_run(args: argparse.Namespace, rt: runtime.Runtime, shared: Shared, see
     packing = decide_packing(engine, cfg, args, pad_id, device, kappa, dtype, log)
     ds_dir = out / "ds"
     evals: list[dict[str, Any]] = []
+    retention = Retention(args.keep_checkpoints)
     start = 0
     if resume:
         client = runtime.load_ds_state(engine, ds_dir)
         start, evals = int(client["step"]), list(client["evals"])
+        retention.state_saved(evals)
         if rank == 0:
             truncate_metrics(out / "metrics.jsonl", start)
-            for d in (out / "ckpt").glob("step*"):
-                if int(d.name[4:]) > start:
-                    shutil.rmtree(d, ignore_errors=True)
+            for d in (out / "val_preds").glob("step*.parquet"):
+                if int(d.stem[4:]) > start:
+                    d.unlink(missing_ok=True)
+            retention.prune(out / "ckpt", evals)  # points past the resume step, and extras
         log.info(f"resumed from {ds_dir} at step {start}")
     if start > stop:  # the checkpoint is past this rung's budget: nothing to train
         log.info(f"checkpoint at step {start} is past the budget {stop}: reporting up to {stop}")
 
     # ---- fit
     n_val = len(prep.val_chosen)
+    clock = SaveClock(args.ds_save_minutes)
     engine.train()
     for st in plan[start:stop]:
         t0 = time.time()
@@ -286,10 +304,21 @@ def train_run(args: argparse.Namespace, rt: runtime.Runtime, shared: Shared, see
             scores = evaluate(engine, prep, pad_id, args.eval_batch, rank, world, device)
             vm = val_metrics(scores, n_val, cfg.objective, args.merge_grid_step)
             save_checkpoint(engine, cfg, shared, rt, out, step, st.epoch, scores, vm, evals,
-                            t_eval)
+                            t_eval, retention)
             log.metric({"step": step, "val_accuracy": vm["val_accuracy"],
                         "weights": vm["weights"]})
             log.info(f"step {step}: validation accuracy {vm['val_accuracy']:.4f}")
+        # ---- the resume point: on the clock; at a rung's stop (the next rung continues
+        # from it); never at the last step unless it is kept (it would be deleted at once)
+        if step == n_steps:
+            due = args.keep_ds_checkpoint
+        else:
+            due = step == stop or clock.due(rt)
+        if due:
+            t_save = time.time()
+            save_state(engine, rt, out, step, evals, retention)
+            clock.reset()
+            log.info(f"step {step}: DeepSpeed state saved ({time.time() - t_save:.1f}s)")
         if args.stop_after_steps is not None and step >= args.stop_after_steps and step < n_steps:
             log.info(f"stopping after step {step} (--stop-after-steps)")
             log.close()
@@ -307,7 +336,11 @@ def train_run(args: argparse.Namespace, rt: runtime.Runtime, shared: Shared, see
         tps = [r["tokens_per_s"] for r in steps_rows if "tokens_per_s" in r]
         pads = [r["padding_fraction"] for r in steps_rows if "padding_fraction" in r]
         if complete and not args.keep_ds_checkpoint:
+            # first the state (a rerun can then only start fresh), then the dirs it protected
             shutil.rmtree(ds_dir, ignore_errors=True)
+            retention.state_dropped()
+        if start <= stop:  # (a call past its budget leaves the newer state's dirs alone)
+            retention.prune(out / "ckpt", evals)
         rung = ({"complete": complete, "max_steps": args.max_steps, "stop_step": stop}
                 if args.max_steps is not None or args.result else {})
         write_json(Path(args.result) if args.result else out / "run.json", {
@@ -323,7 +356,8 @@ def train_run(args: argparse.Namespace, rt: runtime.Runtime, shared: Shared, see
             "padding_fraction": float(np.mean(pads)) if pads else None,
             "tokens_per_s_median": float(np.median(tps)) if tps else None,
             "evals": evals, "best": best,
-            "checkpoints": [e["checkpoint"] for e in evals],
+            "checkpoints": [e["checkpoint"] for e in evals
+                            if Path(e["checkpoint"], "config.json").exists()],
             "wall_s": time.time() - t_start, "setup_s": shared.setup_s, **rung,
         })
         log.info(f"done in {time.time() - t_start:.1f}s; best step {best['step']} "
