@@ -171,7 +171,7 @@ def load_shared(args: argparse.Namespace, cfg: RunConfig, rt: runtime.Runtime,
 
 def _open_run(out: Path, sig: str, cfg: RunConfig, rt: runtime.Runtime, log: Log) -> bool:
     """Whether the run resumes (its DeepSpeed checkpoint matches ``sig``); otherwise the
-    run dir is cleared of an older run's files (:func:`rmselect.runtime.open_resume`).
+    run dir is cleared of an older run's files (:func:`rmselect.runtime.open_resume`)."""
     clear = [out / "ckpt", out / "val_preds", out / "metrics.jsonl", out / "tb", out / "run.json"]
     return runtime.open_resume(out, sig, {"config": asdict(cfg)}, rt, clear, log.info)
 
