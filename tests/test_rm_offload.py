@@ -50,8 +50,10 @@ def test_an_offload_the_stage_cannot_do_is_an_error_not_a_silent_no_op(offload, 
         RC.check_offload(offload, stage)
 
 
-def test_trainer_passes_its_offload_to_the_ds_config():
+def test_trainer_passes_its_offload_to_the_ds_config(monkeypatch):
     from rmselect.rm import train
+
+    monkeypatch.setattr(train, "use_bf16", lambda precision, cuda: True)  # no GPU here
 
     args = train.build_parser().parse_args([
         "--model", "m", "--objective", "bt", "--lr", "1e-5", "--out", "x",
