@@ -15,6 +15,15 @@ then equal ours for left and right padding alike (tests/test_rm_model.py).
 
 **Positions.** ``position_ids`` are computed from the attention mask (``cumsum - 1``), so a
 left-padded sequence gets the same positions, and the same reward, as a right-padded one.
+
+**fp32 rewards.** The head runs in float32 under every precision (:func:`head_fp32`): the
+hidden state at the pooled token is cast to fp32 and multiplied by the head's weights in
+fp32. In bf16 a reward has 8 significant bits (steps of ~0.016 at |r| ~ 4), so chosen and
+rejected texts often tie, and a tie counts as wrong in validation and RewardBench. The head's
+parameters are kept in fp32 where the engine allows it (:func:`keep_head_fp32`: CPU runs,
+scoring); DeepSpeed's bf16 mode casts every parameter to bf16 but keeps fp32 masters, which
+the export writes (:mod:`rmselect.rm.checkpoint`). The saved names are the model's own
+(``score.weight``), so plain ``AutoModelForSequenceClassification`` still loads the directory.
 """
 
 from __future__ import annotations
@@ -64,6 +73,53 @@ def disable_dropout(model: nn.Module) -> None:
     for key in ("attention_dropout", "hidden_dropout", "resid_pdrop", "embd_pdrop", "attn_pdrop"):
         if cfg is not None and hasattr(cfg, key) and isinstance(getattr(cfg, key), float):
             setattr(cfg, key, 0.0)
+
+
+def head_fp32(head: nn.Module, pooled: torch.Tensor) -> torch.Tensor:
+    """``head(pooled)`` computed in float32 whatever the dtype of the trunk or the head.
+
+    A linear head's weights are upcast in the forward (autograd casts the gradient back to
+    the parameter's dtype); any other head gets an fp32 copy of its input and autocast off.
+    """
+    x = pooled.float()
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        if isinstance(head, nn.Linear):
+            bias = None if head.bias is None else head.bias.float()
+            return nn.functional.linear(x, head.weight.float(), bias)
+        return head(x.to(next(head.parameters()).dtype)).float()
+
+
+def keep_head_fp32(model: Any) -> nn.Module:
+    """Make the head's parameters fp32 in place (the trunk keeps its dtype); returns it."""
+    return head_of(model).float()
+
+
+def load_head_fp32(model: Any, ref: str | Path) -> bool:
+    """Scoring: make the head fp32 and, when ``ref`` is a local dir whose safetensors hold the
+    head in fp32 (as training saves it), load those exact values (``from_pretrained`` in bf16
+    rounded them). Returns whether values were read back; False for a model without a head.
+    """
+    try:
+        head = keep_head_fp32(model)
+    except ValueError:
+        return False
+    folder = Path(ref)
+    if not folder.is_dir():
+        return False
+    from safetensors import safe_open
+
+    prefix = next(n for n, m in model.named_modules() if m is head)
+    wanted = {f"{prefix}.{n}": p for n, p in head.named_parameters()}
+    found = 0
+    for f in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as fh:
+            for key in set(fh.keys()) & set(wanted):
+                t = fh.get_tensor(key)
+                if t.dtype == torch.float32 and t.shape == wanted[key].shape:
+                    with torch.no_grad():
+                        wanted[key].copy_(t)
+                    found += 1
+    return found == len(wanted)
 
 
 def head_of(model: Any) -> nn.Module:
@@ -138,8 +194,11 @@ class RewardModel(nn.Module):
             pooled = pool_last(hidden, attention_mask)
         else:
             pooled = hidden[last_row, last_col]
-        head = head_of(self.hf)
-        return head(pooled.to(head.weight.dtype))
+        return self.forward_head(pooled)
+
+    def forward_head(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The head on the pooled hidden states, in fp32 (:func:`head_fp32`)."""
+        return head_fp32(head_of(self.hf), pooled)
 
 
 #: Two token sequences of different length (ids offset past the special tokens) whose
@@ -191,6 +250,7 @@ def load_for_training(
         model.config.problem_type = "regression"
     disable_dropout(model)
     model.config.use_cache = False
+    keep_head_fp32(model)
     return model
 
 
