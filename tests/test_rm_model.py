@@ -113,3 +113,63 @@ def test_pad_row_added_only_when_needed(tmp_path):
     hf = M.load_for_training(tmp_path / "tight", 1, tok)
     assert hf.get_input_embeddings().num_embeddings == len(tok)  # grown by one row
     assert M.prepare_tokenizer(tok).pad_token_id == tok.pad_token_id  # idempotent
+
+
+@pytest.fixture(scope="module")
+def arch_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("archs")
+    return {a: tiny_rm.make_model(root / a, arch=a) for a in ("llama", "qwen2", "gemma2")}
+
+
+@pytest.mark.parametrize("kernel", ["eager", "sdpa"])
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma2"])
+@torch.no_grad()
+def test_packed_rewards_equal_padded_per_architecture_and_kernel(arch_dirs, arch, kernel):
+    """One row (the training layout for every kernel), the cost model's rows and three rows
+    give the padded rewards to 1e-5 in fp32; Qwen2 and Gemma-2 with a 6-token sliding window
+    on some layers, so sequences longer than it check the sliding mask too."""
+    tok = M.prepare_tokenizer(tiny_rm.make_tokenizer())
+    torch.manual_seed(0)
+    hf = M.load_for_training(arch_dirs[arch], 1, tok, attn_implementation=kernel)
+    # Gemma-2's softcapping needs eager: sdpa asked for it resolves to eager
+    assert M.kernel_of(hf) == ("eager" if arch == "gemma2" else kernel)
+    with torch.no_grad():
+        M.head_of(hf).weight.normal_()
+    rm = M.RewardModel(hf).eval()
+    ids = D.tokenize_responses(tok, PROMPTS * 2, RESPONSES + ["a", "kind clear exact", "the"],
+                               None, None)
+    assert min(map(len, ids)) > 6  # longer than the sliding window
+    x, m = D.pad_batch(ids, tok.pad_token_id)
+    padded = rm(x, m)
+    assert padded.std() > 1e-2
+    for n_rows in (1, None, 3):
+        pk = D.pack_rows(ids, tok.pad_token_id, kappa=30.0, n_rows=n_rows)
+        out = rm(pk.input_ids, position_ids=pk.position_ids, last_row=pk.last_row,
+                 last_col=pk.last_col)
+        torch.testing.assert_close(out, padded, atol=1e-5, rtol=1e-5)
+    # Without the position resets the second sequence of a row would see the first one.
+    pk = D.pack_rows(ids, tok.pad_token_id, n_rows=1)
+    flat = torch.arange(pk.input_ids.shape[1]).unsqueeze(0)
+    leak = rm(pk.input_ids, position_ids=flat, last_row=pk.last_row, last_col=pk.last_col)
+    assert (leak - padded).abs().max() > 1e-3
+
+
+def test_attention_kernel_per_architecture(arch_dirs):
+    from transformers import AutoConfig
+
+    from rmselect.hf import ModelLoadError, resolve_attn_implementation
+
+    said: list[str] = []
+    cfg = {a: AutoConfig.from_pretrained(str(p)) for a, p in arch_dirs.items()}
+    assert resolve_attn_implementation("auto", cfg["llama"]) == "sdpa"
+    assert resolve_attn_implementation("auto", cfg["qwen2"]) == "sdpa"
+    assert resolve_attn_implementation("auto", cfg["gemma2"]) == "eager"
+    assert resolve_attn_implementation("eager", cfg["llama"]) == "eager"
+    assert resolve_attn_implementation("sdpa", cfg["gemma2"], "g2", said.append) == "eager"
+    assert "g2" in said[-1] and "softcapping" in said[-1]
+    if not torch.cuda.is_available():  # flash-attention needs CUDA: auto's choice, one warning
+        assert resolve_attn_implementation("flash_attention_2", cfg["gemma2"], "g2",
+                                           said.append) == "eager"
+        assert "flash_attention_2" in said[-1]
+    with pytest.raises(ModelLoadError, match="attn_implementation 'xformers'"):
+        resolve_attn_implementation("xformers", cfg["llama"])

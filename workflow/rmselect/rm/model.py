@@ -178,8 +178,9 @@ class RewardModel(nn.Module):
         """Rewards ``(sequences, num_labels)``.
 
         Padded input: ``input_ids`` + ``attention_mask`` (either side), one sequence per row.
-        Packed input (:func:`rmselect.rm.data.pack_rows`): ``position_ids`` restarting at 0
-        per sequence, no attention mask, and the (row, column) of every sequence's last token.
+        Packed input (:func:`rmselect.rm.batches.pack_rows`): ``position_ids`` restarting at
+        0 per sequence, no attention mask, and the (row, column) of every sequence's last
+        token; transformers derives the sequence boundaries from the position resets.
         """
         trunk = trunk_of(self.hf)
         if attention_mask is not None:
@@ -201,25 +202,46 @@ class RewardModel(nn.Module):
         return head_fp32(head_of(self.hf), pooled)
 
 
-#: Two token sequences of different length (ids offset past the special tokens) whose
-#: rewards, packed into one row and padded one per row, must agree before packing is used.
-PACKING_PROBE = ([7, 9, 11, 8, 10, 12, 9], [13, 8, 14, 7, 11])
+#: Token sequences of different lengths (ids offset past the special tokens) whose rewards,
+#: packed side by side and padded one per row, must agree before packing is used.
+PACKING_PROBE = ([7, 9, 11, 8, 10, 12, 9], [13, 8, 14, 7, 11], [9, 9, 12, 7], [10, 14, 8, 13, 7, 12])
 
 
-def packing_agrees(forward: Any, vocab_size: int, dtype: torch.dtype = torch.float32) -> tuple[bool, float]:
-    """Whether packed rewards equal padded ones for :data:`PACKING_PROBE`; (agrees, max diff).
+def kernel_of(model: Any) -> str | None:
+    """The attention implementation a loaded HF model runs (``sdpa``, ``eager`` ...)."""
+    cfg = getattr(model, "config", None)
+    return getattr(cfg, "_attn_implementation", None)
+
+
+def packed_layouts(kernel: str | None) -> list[int | None]:
+    """Row counts the packing probe must check for ``kernel``: training packs one row for
+    kernels that see boundaries only there, else the cost model's rows (one or several)."""
+    from rmselect.rm.batches import one_row_only
+
+    return [1] if one_row_only(kernel) else [1, 2]
+
+
+def packing_agrees(forward: Any, vocab_size: int, dtype: torch.dtype = torch.float32,
+                   layouts: Sequence[int | None] = (1,)) -> tuple[bool, float]:
+    """Whether packed rewards equal padded ones for :data:`PACKING_PROBE` in every layout
+    training may use; (agrees, max diff).
 
     Packing relies on the model turning restarting ``position_ids`` (and no attention mask)
-    into a block-diagonal causal mask, as transformers' own decoders do. A model that does
-    not (remote code, an architecture with its own masking) lets the second sequence attend
-    to the first: its reward then differs by far more than rounding. ``forward(rows, pack)``
-    returns the rewards of ``rows``. Tolerance: 1e-4 relative in fp32, 5 % in bf16/fp16.
+    into separate sequences, as transformers' own decoders do (a block-diagonal mask, or
+    flash-attention's varlen path in a one-row batch). A model that does not (remote code, an
+    architecture with its own masking, flash-attention over several rows) lets a sequence
+    attend to its neighbour: its reward then differs by far more than rounding.
+    ``forward(rows, n_rows)`` returns the rewards of ``rows``, padded when ``n_rows`` is 0,
+    else packed into ``n_rows`` rows (:func:`rmselect.rm.batches.pack_rows`). ``layouts``:
+    :func:`packed_layouts`. Tolerance: 1e-4 relative in fp32, 5 % in bf16/fp16.
     """
     rows = [[t % vocab_size for t in seq] for seq in PACKING_PROBE]
+    diff = 0.0
     with torch.no_grad():
-        packed = forward(rows, True).float()
-        padded = forward(rows, False).float()
-    diff = float((packed - padded).abs().max())
+        padded = forward(rows, 0).float()
+        for n_rows in layouts:
+            packed = forward(rows, n_rows).float()
+            diff = max(diff, float((packed - padded).abs().max()))
     rtol = 1e-4 if dtype == torch.float32 else 5e-2
     return diff <= 1e-6 + rtol * float(padded.abs().max()), diff
 
@@ -231,15 +253,18 @@ def load_for_training(
     trust_remote_code: bool = False,
     dtype: torch.dtype = torch.float32,
     label_names: Sequence[str] | None = None,
+    attn_implementation: str | None = "auto",
 ) -> Any:
     """HF sequence classifier for ``ref`` with ``num_labels`` outputs, ready to train.
 
-    The pad id is written into the config and the embedding grown if needed; dropout off.
+    The pad id is written into the config and the embedding grown if needed; dropout off;
+    the head in fp32; the attention kernel from :func:`rmselect.hf.resolve_attn_implementation`.
     """
     from rmselect.hf import load_sequence_classifier
 
     model = load_sequence_classifier(
-        ref, num_labels=num_labels, trust_remote_code=trust_remote_code, dtype=dtype
+        ref, num_labels=num_labels, trust_remote_code=trust_remote_code, dtype=dtype,
+        attn_implementation=attn_implementation,
     )
     fit_embeddings(model, tokenizer)
     _set_pad_id(model.config, tokenizer.pad_token_id)

@@ -194,7 +194,8 @@ def build_engine(args: argparse.Namespace, cfg: RunConfig, shared: Shared,
     torch.manual_seed(cfg.seed)
     dtype = train_dtype(cfg.precision, rt.cuda)
     hf = load_for_training(args.model, OBJECTIVES[cfg.objective], shared.tok, cfg_trust(args),
-                           dtype, D.ATTRIBUTES if cfg.objective == "regression" else None)
+                           dtype, D.ATTRIBUTES if cfg.objective == "regression" else None,
+                           attn_implementation=cfg.attn_implementation)
     if cfg.grad_checkpointing:
         hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = RewardModel(hf)
@@ -233,7 +234,8 @@ def train_run(args: argparse.Namespace, rt: runtime.Runtime, shared: Shared, see
               prefix="train_rm")
     log.info(f"{shared.name} {cfg.objective} lr={cfg.lr:g} seed {seed}: global batch "
              f"{cfg.global_batch} = micro {cfg.micro_batch} x accumulation {accum} x {world} "
-             f"rank(s); zero {cfg.zero_stage}; {'cuda' if rt.cuda else 'cpu'} "
+             f"rank(s); zero {cfg.zero_stage}; attention {cfg.attn_implementation}; "
+             f"{'cuda' if rt.cuda else 'cpu'} "
              f"{str(train_dtype(cfg.precision, rt.cuda)).replace('torch.', '')}")
     n_train = len(prep.train_ids)
     plan = D.batch_plan([prep.length(i) for i in range(n_train)], cfg.global_batch,
@@ -278,7 +280,7 @@ def train_run(args: argparse.Namespace, rt: runtime.Runtime, shared: Shared, see
         positions = 0
         for mb in st.for_rank(rank):
             out_t, n_pos = _forward_rows(engine, prep.rows(mb), pad_id, device,
-                                         packing["used"], kappa)
+                                         packing["used"], kappa, packing["n_rows"])
             positions += n_pos
             loss = rm_loss(cfg.objective, out_t, mb, prep.targets)
             engine.backward(loss)
