@@ -173,3 +173,56 @@ def test_attention_kernel_per_architecture(arch_dirs):
         assert "flash_attention_2" in said[-1]
     with pytest.raises(ModelLoadError, match="attn_implementation 'xformers'"):
         resolve_attn_implementation("xformers", cfg["llama"])
+
+
+class _RefusesNewTokens:
+    """Mixed into a tokenizer class: adding tokens raises, as Phi-3-small's tiktoken
+    tokenizer does."""
+
+    def add_special_tokens(self, *args, **kwargs):
+        raise NotImplementedError("adding special tokens is not supported")
+
+    def add_tokens(self, *args, **kwargs):
+        raise NotImplementedError("adding tokens is not supported")
+
+
+def _refusing(extra):
+    tok = tiny_rm.make_tokenizer(pad_is_eos=True, extra_specials=extra)
+    tok.__class__ = type("Refusing", (_RefusesNewTokens, type(tok)), {})
+    with pytest.raises(NotImplementedError):
+        tok.add_special_tokens({"pad_token": M.PAD_TOKEN})
+    return tok
+
+
+def test_pad_falls_back_to_an_unused_reserved_token_when_new_tokens_are_refused(tmp_path):
+    tok = _refusing(("<|dummy_id_7|>", "<|reserved_special_token_1|>",
+                     "<|reserved_special_token_0|>"))
+    n = len(tok)
+    M.prepare_tokenizer(tok)
+    # the best-named unused token (reserved before dummy, lowest id first); no token added
+    assert tok.pad_token == "<|reserved_special_token_1|>" and len(tok) == n
+    assert tok.pad_token_id not in (tok.eos_token_id, tok.bos_token_id)
+    assert M.prepare_tokenizer(tok).pad_token == "<|reserved_special_token_1|>"  # idempotent
+    ids = D.tokenize_responses(tok, PROMPTS, RESPONSES, None, None)
+    assert all(tok.pad_token_id not in s for s in ids)  # never produced by text
+    # a model with it: padded rewards read at the last real token, as with our pad token
+    path = tiny_rm.make_model(tmp_path / "m", pad_is_eos=True, spare_rows=3)  # rows for all ids
+    tok.save_pretrained(str(path))
+    hf = M.load_for_training(path, 1, tok)
+    assert hf.config.pad_token_id == tok.pad_token_id
+    rm = M.RewardModel(hf).eval()
+    with torch.no_grad():
+        single = torch.cat([rm(torch.tensor([s]), torch.ones(1, len(s), dtype=torch.long))
+                            for s in ids])
+        x, m = D.pad_batch(ids, tok.pad_token_id)
+        torch.testing.assert_close(rm(x, m), single, atol=1e-5, rtol=1e-5)
+        plain = hf(input_ids=x, attention_mask=m).logits  # HF's own pooling (last != pad)
+        torch.testing.assert_close(plain, single, atol=1e-5, rtol=1e-5)
+
+
+def test_refusing_tokenizer_without_reserved_tokens_is_one_clear_error():
+    from rmselect.hf import ModelLoadError
+
+    tok = _refusing(())
+    with pytest.raises(ModelLoadError, match="model phi-3-small: its tokenizer refuses new"):
+        M.prepare_tokenizer(tok, name="phi-3-small")

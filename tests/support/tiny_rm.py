@@ -25,12 +25,15 @@ TEMPLATE = (
 )
 
 
-def make_tokenizer(out_dir: str | Path | None = None, pad_is_eos: bool = False, bos: bool = True):
-    """A fast word-level tokenizer with a chat template (pad = eos when ``pad_is_eos``)."""
+def make_tokenizer(out_dir: str | Path | None = None, pad_is_eos: bool = False, bos: bool = True,
+                   extra_specials: tuple[str, ...] = ()):
+    """A fast word-level tokenizer with a chat template (pad = eos when ``pad_is_eos``;
+    ``extra_specials``: more special tokens, e.g. reserved ones, after the usual six)."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    specials = ["<unk>", "<|bos|>", "<|eos|>", "<|user|>", "<|assistant|>", "<|system|>"]
+    specials = ["<unk>", "<|bos|>", "<|eos|>", "<|user|>", "<|assistant|>", "<|system|>",
+                *extra_specials]
     words = sorted(set(GOOD + BAD + FILLER + TOPICS + ["what", "about", "tell", "me", "?", "."]))
     vocab = {w: i for i, w in enumerate(specials + words)}
     tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))

@@ -40,12 +40,82 @@ from rmselect.rm.pooling import pool_last
 PAD_TOKEN = "<|rmselect_pad|>"
 
 
-def prepare_tokenizer(tokenizer: Any, padding_side: str = "right") -> Any:
-    """Give ``tokenizer`` the dedicated pad token (idempotent); returns it."""
-    if tokenizer.pad_token != PAD_TOKEN:
-        tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
+#: Names of existing special tokens that ordinary text never produces, best first: a
+#: tokenizer that refuses new tokens (Phi-3-small's tiktoken tokenizer) pads with one of
+#: them (:func:`unused_special_token`).
+RESERVED_PATTERNS = (r"pad", r"reserved", r"unused", r"dummy", r"placeholder", r"extra_id")
+
+
+def unused_special_token(tokenizer: Any) -> str | None:
+    """An existing special or reserved token that is not bos/eos/unk/sep/cls/mask and not
+    in the chat template; the first by :data:`RESERVED_PATTERNS`, then by id. None if none."""
+    import re
+
+    used = {getattr(tokenizer, n, None) for n in
+            ("bos_token", "eos_token", "unk_token", "sep_token", "cls_token", "mask_token")}
+    template = str(getattr(tokenizer, "chat_template", None) or "")
+    names: dict[str, int] = {}
+    try:
+        added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+        names.update({str(t): int(i) for i, t in added.items()})
+    except Exception:  # remote tokenizers implement only part of the API
+        pass
+    try:
+        vocab = tokenizer.get_vocab()
+        names.update({t: int(i) for t, i in vocab.items()
+                      if any(re.search(p, t, re.I) for p in RESERVED_PATTERNS)
+                      and re.fullmatch(r"[<\[].*[>\]]", t)})
+    except Exception:
+        pass
+    best = None
+    for text, tid in names.items():
+        if text in used or not text or text in template:
+            continue
+        rank = next((k for k, p in enumerate(RESERVED_PATTERNS) if re.search(p, text, re.I)),
+                    None)
+        if rank is None:
+            continue
+        key = (rank, tid)
+        if best is None or key < best[0]:
+            best = (key, text)
+    return None if best is None else best[1]
+
+
+def prepare_tokenizer(tokenizer: Any, padding_side: str = "right", name: str = "model") -> Any:
+    """Give ``tokenizer`` the dedicated pad token (idempotent); returns it.
+
+    A tokenizer that refuses new special tokens (remote-code tokenizers such as
+    Phi-3-small's, built on tiktoken, raise) pads with an existing unused special or
+    reserved token instead (:func:`unused_special_token`); any token that never occurs in
+    text keeps plain transformers' pooling (last token != pad id) equal to ours.
+    """
+    if tokenizer.pad_token == PAD_TOKEN:
+        pass
+    else:
+        try:
+            tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
+            refused = tokenizer.pad_token != PAD_TOKEN or tokenizer.pad_token_id is None
+        except Exception:  # NotImplementedError, ValueError ... from remote code
+            refused = True
+        if refused:
+            _pad_with_reserved(tokenizer, name)
     tokenizer.padding_side = padding_side
     return tokenizer
+
+
+def _pad_with_reserved(tokenizer: Any, name: str) -> None:
+    current = getattr(tokenizer, "pad_token", None)
+    if current and current == unused_special_token(tokenizer):
+        return  # already padding with an unused reserved token (idempotent)
+    from rmselect.hf import ModelLoadError
+
+    token = unused_special_token(tokenizer)
+    if token is None:
+        raise ModelLoadError(
+            f"model {name}: its tokenizer refuses new special tokens and has no unused "
+            "reserved or special token to pad with; give the model-table row a tokenizer "
+            "with a pad token that never occurs in text")
+    tokenizer.pad_token = token
 
 
 def fit_embeddings(model: Any, tokenizer: Any) -> bool:

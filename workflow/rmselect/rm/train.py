@@ -142,7 +142,8 @@ def load_shared(args: argparse.Namespace, cfg: RunConfig, rt: runtime.Runtime,
     from rmselect.rm.model import prepare_tokenizer
 
     log = Log(rt.rank, Path(os.devnull), None, prefix="train_rm")
-    tok = prepare_tokenizer(load_tokenizer(args.model, cfg_trust(args)))
+    tok = prepare_tokenizer(load_tokenizer(args.model, cfg_trust(args)),
+                            name=args.model_name or args.model)
     template = resolve_template(tok, cfg.chat_template)
     prep = prepare_data(cfg, tok, template)
     if prep.train_ids:
