@@ -69,6 +69,10 @@ def test_head_is_fp32_and_rewards_are_not_quantised(tmp_path):
     with torch.no_grad():
         out = rm(x, m)
     assert out.dtype == torch.float32
+    with torch.no_grad():  # the model's own forward works on the mixed model, in fp32 too
+        own = hf(input_ids=x, attention_mask=m).logits
+    assert own.dtype == torch.float32
+    torch.testing.assert_close(own, out, atol=1e-6, rtol=1e-6)
     # fp32 outputs of bf16 hidden states: not all on the bf16 grid
     assert (out.to(torch.bfloat16).float() != out).any()
     # gradients reach the fp32 head and the bf16 trunk in their own dtypes

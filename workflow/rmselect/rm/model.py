@@ -159,9 +159,21 @@ def head_fp32(head: nn.Module, pooled: torch.Tensor) -> torch.Tensor:
         return head(x.to(next(head.parameters()).dtype)).float()
 
 
+def _input_to_head_dtype(module: nn.Module, args: tuple) -> tuple:
+    return (args[0].to(module.weight.dtype), *args[1:])
+
+
 def keep_head_fp32(model: Any) -> nn.Module:
-    """Make the head's parameters fp32 in place (the trunk keeps its dtype); returns it."""
-    return head_of(model).float()
+    """Make the head's parameters fp32 in place (the trunk keeps its dtype); returns it.
+
+    A pre-hook casts the head's input to the head's dtype, so the model's own ``forward``
+    (plain transformers pooling) also works on a bf16 trunk and gives fp32 logits.
+    """
+    head = head_of(model).float()
+    if isinstance(head, nn.Linear) and not getattr(head, "_rmselect_fp32_hook", False):
+        head.register_forward_pre_hook(_input_to_head_dtype)
+        head._rmselect_fp32_hook = True
+    return head
 
 
 def load_head_fp32(model: Any, ref: str | Path) -> bool:
