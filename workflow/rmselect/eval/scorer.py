@@ -113,12 +113,14 @@ def load_reward_model(
     max_length: int | None = None,
     dtype: str | None = "auto",
     device: str | None = None,
+    attn_implementation: str | None = "auto",
 ) -> RewardModel:
     """Load an RM folder or hub id; check its outputs against the merge weights."""
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     tok = load_tokenizer(ref, trust_remote_code=trust_remote_code, padding_side="right")
     model = load_sequence_classifier(
-        ref, trust_remote_code=trust_remote_code, dtype=resolve_dtype(dtype, dev)
+        ref, trust_remote_code=trust_remote_code, dtype=resolve_dtype(dtype, dev),
+        attn_implementation=attn_implementation,
     )
     load_head_fp32(model, ref)  # rewards in fp32 whatever the trunk's dtype
     model.eval().to(dev)
