@@ -54,6 +54,8 @@ def fp32_head_state(engine: Any) -> dict[str, Any]:
             full = safe_get_full_fp32_param(p)
         except Exception:  # no fp32 master for this optimizer (fp32 training): use p itself
             full = None
+        if full is None and hasattr(p, "ds_id"):
+            continue  # a ZeRO-3 partition: the consolidated 16-bit state holds it
         out[f"{prefix}.{name}"] = (full if full is not None else p.detach()).float().cpu()
     return out
 

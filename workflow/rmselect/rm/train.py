@@ -190,13 +190,18 @@ def build_engine(args: argparse.Namespace, cfg: RunConfig, shared: Shared,
     import torch
 
     from rmselect.rm import data as D
-    from rmselect.rm.model import RewardModel, attention_ratio, load_for_training
+    from rmselect.rm.model import RewardModel, attention_ratio, head_of, load_for_training
 
     torch.manual_seed(cfg.seed)
     dtype = train_dtype(cfg.precision, rt.cuda)
     hf = load_for_training(args.model, OBJECTIVES[cfg.objective], shared.tok, cfg_trust(args),
                            dtype, D.ATTRIBUTES if cfg.objective == "regression" else None,
                            attn_implementation=cfg.attn_implementation)
+    if cfg.zero_stage == 3 and dtype != torch.float32:
+        # ZeRO-3 partitions every parameter into one buffer of one dtype: the head joins the
+        # trunk's 16-bit dtype (on CUDA DeepSpeed casts it anyway and keeps an fp32 master);
+        # it still computes in fp32 (rmselect.rm.model.head_fp32), so rewards do not tie.
+        head_of(hf).to(dtype)
     if cfg.grad_checkpointing:
         hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = RewardModel(hf)
