@@ -170,7 +170,8 @@ def check_packing(base: Path, data: Path, device: str, max_length: int) -> dict:
             for label, n_rows in (("one row", 1), ("cost-model rows", None)):
                 if n_rows is None and kernel == "flash_attention_2":
                     continue  # training packs one row for flash-attention
-                pk = D.pack_rows(seqs, tok.pad_token_id, n_rows=n_rows, kappa=2.0 * hf.config.hidden_size)
+                pk = D.pack_rows(seqs, tok.pad_token_id, n_rows=n_rows,
+                                 kappa=2.0 * hf.config.hidden_size)
                 got = rm(pk.input_ids.to(device), position_ids=pk.position_ids.to(device),
                          last_row=pk.last_row.to(device), last_col=pk.last_col.to(device)).float()
                 diffs[label] = float((got - padded).abs().max())

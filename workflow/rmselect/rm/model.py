@@ -18,7 +18,7 @@ left-padded sequence gets the same positions, and the same reward, as a right-pa
 
 **fp32 rewards.** The head runs in float32 under every precision (:func:`head_fp32`): the
 hidden state at the pooled token is cast to fp32 and multiplied by the head's weights in
-fp32. In bf16 a reward has 8 significant bits (steps of ~0.016 at |r| ~ 4), so chosen and
+fp32. In bf16 a reward has 8 significant bits (steps of 0.016 for |r| in [2, 4)), so chosen and
 rejected texts often tie, and a tie counts as wrong in validation and RewardBench. The head's
 parameters are kept in fp32 where the engine allows it (:func:`keep_head_fp32`: CPU runs,
 scoring); DeepSpeed's bf16 mode casts every parameter to bf16 but keeps fp32 masters, which
@@ -89,9 +89,7 @@ def prepare_tokenizer(tokenizer: Any, padding_side: str = "right", name: str = "
     reserved token instead (:func:`unused_special_token`); any token that never occurs in
     text keeps plain transformers' pooling (last token != pad id) equal to ours.
     """
-    if tokenizer.pad_token == PAD_TOKEN:
-        pass
-    else:
+    if tokenizer.pad_token != PAD_TOKEN:
         try:
             tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
             refused = tokenizer.pad_token != PAD_TOKEN or tokenizer.pad_token_id is None
@@ -286,7 +284,8 @@ class RewardModel(nn.Module):
 
 #: Token sequences of different lengths (ids offset past the special tokens) whose rewards,
 #: packed side by side and padded one per row, must agree before packing is used.
-PACKING_PROBE = ([7, 9, 11, 8, 10, 12, 9], [13, 8, 14, 7, 11], [9, 9, 12, 7], [10, 14, 8, 13, 7, 12])
+PACKING_PROBE = ([7, 9, 11, 8, 10, 12, 9], [13, 8, 14, 7, 11], [9, 9, 12, 7],
+                 [10, 14, 8, 13, 7, 12])
 
 
 def kernel_of(model: Any) -> str | None:
