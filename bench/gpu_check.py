@@ -145,8 +145,8 @@ def check_packing(base: Path, data: Path, device: str, max_length: int) -> dict:
 
     from rmselect.hf import flash_attention_available, load_tokenizer
     from rmselect.rm import data as D
-    from rmselect.rm.model import RewardModel, head_of, kernel_of, load_for_training
-    from rmselect.rm.model import prepare_tokenizer
+    from rmselect.rm.model import (RewardModel, attention_ratio, head_of, kernel_of,
+                                   load_for_training, prepare_tokenizer)
 
     tok = prepare_tokenizer(load_tokenizer(base))
     pairs = D.load_pairs({"path": str(data)}, "validation")[:6]
@@ -171,7 +171,7 @@ def check_packing(base: Path, data: Path, device: str, max_length: int) -> dict:
                 if n_rows is None and kernel == "flash_attention_2":
                     continue  # training packs one row for flash-attention
                 pk = D.pack_rows(seqs, tok.pad_token_id, n_rows=n_rows,
-                                 kappa=2.0 * hf.config.hidden_size)
+                                 kappa=attention_ratio(hf.config))
                 got = rm(pk.input_ids.to(device), position_ids=pk.position_ids.to(device),
                          last_row=pk.last_row.to(device), last_col=pk.last_col.to(device)).float()
                 diffs[label] = float((got - padded).abs().max())
