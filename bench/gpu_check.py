@@ -8,7 +8,8 @@ the equality checks hold for any weights): a ~1B Llama-architecture config on a 
 PASS/FAIL/SKIP line per check (exit status 1 if any FAILs):
 
 1. ``train``: RM-training tokens/s through our trainer (DeepSpeed, bf16 on CUDA, ZeRO-2, one
-   rank, packed batches) and through TRL's RewardTrainer on the same data
+   rank, packed batches) and through TRL's RewardTrainer on the same data and attention
+   kernel (flash-attention 2 when installed, else sdpa)
    (``bench/train_throughput.py``, each in a fresh process), their ratio (goal >= 1.3x) and
    our MFU = 6 N tokens/s / the GPU's dense bf16 peak (:data:`PEAK_TFLOPS`; goal >= 40 %),
    N = the parameters without the input embedding. The goals apply on a GPU; on CPU the
@@ -114,9 +115,13 @@ def check_train(base: Path, data: Path, plan: dict, device: str, work: Path,
                 n_params: int) -> dict:
     """Ours vs TRL through bench/train_throughput.py (fresh processes, same data)."""
     import train_throughput as tt
+    from rmselect.hf import flash_attention_available
 
     work.mkdir(parents=True, exist_ok=True)
-    args = tt.parse(["--model", str(base), "--data", str(data),
+    # both trainers on the best kernel here: flash-attention 2 when installed (ours then packs
+    # one row per micro-batch), else sdpa
+    attn = "flash_attention_2" if flash_attention_available() else "auto"
+    args = tt.parse(["--attn", attn, "--model", str(base), "--data", str(data),
                      "--global-batch", str(plan["global_batch"]),
                      "--micro-batch", str(plan["micro_batch"]), "--steps", str(plan["steps"]),
                      "--max-length", str(plan["max_length"]), "--lr", "1e-5",
@@ -127,7 +132,8 @@ def check_train(base: Path, data: Path, plan: dict, device: str, work: Path,
     else:  # CPU smoke test: both at once (no goal applies to their timings)
         trl, ours = tt.spawn_both(args, work)
     ratio = ours["tokens_per_s"] / trl["tokens_per_s"]
-    res = {"ours": ours, "trl": trl, "ratio": ratio, "mfu": None, "peak_tflops": None}
+    res = {"ours": ours, "trl": trl, "ratio": ratio, "mfu": None, "peak_tflops": None,
+           "attn": attn}
     if device == "cuda":
         import torch
 
@@ -314,7 +320,7 @@ def report(res: dict, device: str, json_path: str | None) -> int:
     ours, trl = tr["ours"], tr["trl"]
     print(f"train   ours {ours['tokens_per_s']:10.0f} tok/s (padding {ours['padding_fraction']:.1%})"
           f"   TRL {trl['tokens_per_s']:10.0f} tok/s (padding {trl['padding_fraction']:.1%})"
-          f"   ratio {tr['ratio']:.2f}x")
+          f"   ratio {tr['ratio']:.2f}x   (attention {tr['attn']})")
     if tr["mfu"] is not None:
         print(f"train   MFU ours {tr['mfu']:.1%}, TRL {tr['trl_mfu']:.1%} "
               f"(6 N tok/s / {tr['peak_tflops']:.0f} TFLOP/s bf16 peak)")
@@ -331,17 +337,18 @@ def report(res: dict, device: str, json_path: str | None) -> int:
     print(f"memory  {what} of the training step {mem['measured_mb']:.0f} MB; memory model {proj}")
     gpu = device == "cuda"
     checks = [
-        ("train throughput ours/TRL >= 1.3x", tr["ratio"] >= 1.3 if gpu else tr["ratio"] > 0),
+        ("train throughput ours/TRL >= 1.3x", tr["ratio"] >= 1.3) if gpu else
+        ("train: both trainers ran (CPU; the 1.3x goal is for GPUs)", tr["ratio"] > 0),
         ("train MFU >= 40%", None if tr["mfu"] is None else tr["mfu"] >= 0.40),
         *[(f"packed == padded rewards ({k})", v["ok"]) for k, v in pk["kernels"].items()],
-        ("scorer faster than the naive loop, same rewards", sc["ok"]),
+        ("scorer faster than the naive loop, same rewards", sc["ok"]) if gpu else
+        ("scorer: same rewards as the naive loop (CPU; speed is judged on GPUs)", sc["ok"]),
         ("memory within the memory model's projection",
          None if mem["projected_mb"] is None or not gpu
          else mem["measured_mb"] <= mem["projected_mb"]),
     ]
-    note = "" if gpu else " (CPU: speed goals not applied, the check runs end to end)"
     for name, ok in checks:
-        print(f"{verdict(ok)}  {name}{note if 'faster' in name or 'throughput' in name else ''}")
+        print(f"{verdict(ok)}  {name}")
     print(f"[gpu_check] {res['wall_s']:.0f} s")
     if json_path:
         res["checks"] = {name: verdict(ok) for name, ok in checks}

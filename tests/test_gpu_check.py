@@ -38,7 +38,7 @@ def test_gpu_check_passes_on_cpu_with_a_tiny_config(tmp_path):
     res = json.loads(out.read_text())
     checks = res["checks"]
     assert checks["packed == padded rewards (sdpa)"] == "PASS"
-    assert checks["scorer faster than the naive loop, same rewards"] == "PASS"
+    assert checks["scorer: same rewards as the naive loop (CPU; speed is judged on GPUs)"] == "PASS"
     assert checks["train MFU >= 40%"] == "SKIP"  # no CPU peak
     assert res["train"]["ours"]["tokens_per_s"] > 0 and res["train"]["trl"]["tokens_per_s"] > 0
     assert res["train"]["ours"]["padding_fraction"] < res["train"]["trl"]["padding_fraction"]
