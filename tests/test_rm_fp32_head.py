@@ -37,8 +37,9 @@ def toy_rewardbench(tmp_path_factory):
 def _tie_share(rows, path, dtype: str, bf16_head: bool = False) -> float:
     rm = S.load_reward_model(path, dtype=dtype, device="cpu")
     if bf16_head:  # the old forward: head weights and product in the trunk's bf16
-        head = M.head_of(rm.model).to(torch.bfloat16)
-        rm.wrapped.forward_head = lambda pooled: head(pooled.to(torch.bfloat16))
+        w = M.head_of(rm.model).weight.to(torch.bfloat16)
+        rm.wrapped.forward_head = lambda pooled: torch.nn.functional.linear(
+            pooled.to(torch.bfloat16), w)
     prompts = [r["prompt"] for r in rows]
     texts = (S.render_texts(rm, prompts, [r["chosen"] for r in rows])
              + S.render_texts(rm, prompts, [r["rejected"] for r in rows]))

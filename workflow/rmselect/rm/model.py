@@ -143,35 +143,45 @@ def disable_dropout(model: nn.Module) -> None:
             setattr(cfg, key, 0.0)
 
 
+class Fp32Linear(nn.Linear):
+    """An ``nn.Linear`` that computes in float32 whatever the dtype of its weights or input.
+
+    The head's class is swapped to this one in place (:func:`as_fp32_linear`): the
+    state-dict names stay the model's own, the model's own ``forward`` (plain transformers
+    pooling) gives fp32 logits too, and the head is still called as a module, so DeepSpeed's
+    ZeRO-3 hooks gather its parameters.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            bias = None if self.bias is None else self.bias.float()
+            return nn.functional.linear(x.float(), self.weight.float(), bias)
+
+
+def as_fp32_linear(head: nn.Module) -> nn.Module:
+    """Swap a linear head's class to :class:`Fp32Linear` (in place; idempotent)."""
+    if isinstance(head, nn.Linear) and not isinstance(head, Fp32Linear):
+        head.__class__ = Fp32Linear
+    return head
+
+
 def head_fp32(head: nn.Module, pooled: torch.Tensor) -> torch.Tensor:
     """``head(pooled)`` computed in float32 whatever the dtype of the trunk or the head.
 
-    A linear head's weights are upcast in the forward (autograd casts the gradient back to
-    the parameter's dtype); any other head gets an fp32 copy of its input and autocast off.
+    A linear head becomes :class:`Fp32Linear`; any other head gets an fp32 copy of its input
+    (in its parameters' dtype) and its output in fp32.
     """
-    x = pooled.float()
-    with torch.autocast(device_type=x.device.type, enabled=False):
-        if isinstance(head, nn.Linear):
-            bias = None if head.bias is None else head.bias.float()
-            return nn.functional.linear(x, head.weight.float(), bias)
-        return head(x.to(next(head.parameters()).dtype)).float()
-
-
-def _input_to_head_dtype(module: nn.Module, args: tuple) -> tuple:
-    return (args[0].to(module.weight.dtype), *args[1:])
+    head = as_fp32_linear(head)
+    if isinstance(head, Fp32Linear):
+        return head(pooled)
+    with torch.autocast(device_type=pooled.device.type, enabled=False):
+        return head(pooled.float().to(next(head.parameters()).dtype)).float()
 
 
 def keep_head_fp32(model: Any) -> nn.Module:
-    """Make the head's parameters fp32 in place (the trunk keeps its dtype); returns it.
-
-    A pre-hook casts the head's input to the head's dtype, so the model's own ``forward``
-    (plain transformers pooling) also works on a bf16 trunk and gives fp32 logits.
-    """
-    head = head_of(model).float()
-    if isinstance(head, nn.Linear) and not getattr(head, "_rmselect_fp32_hook", False):
-        head.register_forward_pre_hook(_input_to_head_dtype)
-        head._rmselect_fp32_hook = True
-    return head
+    """Make the head's parameters fp32 and its matmul fp32 (:class:`Fp32Linear`), in place;
+    the trunk keeps its dtype. Returns the head."""
+    return as_fp32_linear(head_of(model)).float()
 
 
 def load_head_fp32(model: Any, ref: str | Path) -> bool:
@@ -246,6 +256,7 @@ class RewardModel(nn.Module):
     def __init__(self, hf: Any):
         super().__init__()
         self.hf = hf
+        as_fp32_linear(head_of(hf))  # the reward in fp32 whatever the head's dtype
 
     def forward(
         self,
