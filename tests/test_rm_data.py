@@ -124,17 +124,26 @@ def test_batch_plan_deterministic_world_size_independent_and_low_padding():
 def test_pack_rows_layout_and_low_padding():
     rng = np.random.default_rng(0)
     seqs = [list(range(1, int(n) + 1)) for n in rng.integers(16, 70, size=32)]
-    pk = D.pack_rows(seqs, 0)
+    one = D.pack_rows(seqs, 0)  # the default: one row, no padding (DataCollatorWithFlattening)
+    assert one.input_ids.shape == (1, sum(map(len, seqs))) and one.padding_fraction == 0.0
+    pk = D.pack_rows(seqs, 0, n_rows=None)  # dense-mask kernels: the cost model's rows
+    assert pk.input_ids.shape[0] > 1
     assert pk.padding_fraction <= 0.05 < D.padding_fraction([seqs])
-    for i, s in enumerate(seqs):  # each sequence intact, positions restart at 0
-        r, c = int(pk.last_row[i]), int(pk.last_col[i])
-        start = c - len(s) + 1
-        assert pk.input_ids[r, start : c + 1].tolist() == s
-        assert pk.position_ids[r, start : c + 1].tolist() == list(range(len(s)))
+    for p in (one, pk):
+        for i, s in enumerate(seqs):  # each sequence intact, positions restart at 0
+            r, c = int(p.last_row[i]), int(p.last_col[i])
+            start = c - len(s) + 1
+            assert p.input_ids[r, start : c + 1].tolist() == s
+            assert p.position_ids[r, start : c + 1].tolist() == list(range(len(s)))
     # A small kappa (attention dear) prefers narrower rows than a large one.
     narrow, wide = D.choose_layout([len(s) for s in seqs], 50.0), D.choose_layout(
         [len(s) for s in seqs], 1e6)
     assert narrow[1] <= wide[1]
+
+
+def test_one_row_only_for_kernels_without_row_masks():
+    assert not D.one_row_only("sdpa") and not D.one_row_only("eager")
+    assert D.one_row_only("flash_attention_2") and D.one_row_only(None)
 
 
 def test_pad_batch_sides():

@@ -104,6 +104,17 @@ def test_bad_preference_row_is_one_line_with_its_file_row(root, tmp_path):
     assert not out.exists()
 
 
+class _RowLeaky(RewardModel):
+    """Like flash-attention in transformers: position ids mark sequence boundaries only in a
+    one-row batch; several packed rows leak across sequences."""
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None, last_row=None,
+                last_col=None):
+        if attention_mask is None and input_ids.shape[0] > 1:
+            return _Leaky.forward(self, input_ids, None, position_ids, last_row, last_col)
+        return super().forward(input_ids, attention_mask, position_ids, last_row, last_col)
+
+
 class _Leaky(RewardModel):
     """A model whose packed forward ignores position ids (like remote code that builds its
     own causal mask): the second sequence of a row sees the first."""
@@ -118,18 +129,23 @@ class _Leaky(RewardModel):
 
 def test_packing_probe_accepts_transformers_masks_and_refuses_leaks(root):
     from rmselect.hf import load_sequence_classifier, load_tokenizer
-    from rmselect.rm.model import packing_agrees
+    from rmselect.rm.model import packed_layouts, packing_agrees
 
     tok = prepare_tokenizer(load_tokenizer(root / "base"))
     hf = load_sequence_classifier(root / "base", num_labels=1, dtype=torch.float32)
     hf.resize_token_embeddings(len(tok))
     kappa = attention_ratio(hf.config)
-    for cls, want in ((RewardModel, True), (_Leaky, False)):
+    # The probe checks the layouts training uses: one row for a flash-like kernel, one row
+    # and several rows for a dense-mask kernel (so a row-leaking model fails there).
+    for cls, kernel, want in ((RewardModel, "sdpa", True), (_Leaky, "sdpa", False),
+                              (_Leaky, "flash_attention_2", False),
+                              (_RowLeaky, "flash_attention_2", True), (_RowLeaky, "sdpa", False)):
         m = cls(hf).eval()
         ok, diff = packing_agrees(
-            lambda rows, pack: train._forward_rows(m, rows, tok.pad_token_id, "cpu", pack, kappa)[0],
-            hf.config.vocab_size)
-        assert ok is want, (cls.__name__, diff)
+            lambda rows, n: train._forward_rows(m, rows, tok.pad_token_id, "cpu", n > 0, kappa,
+                                                n)[0],
+            hf.config.vocab_size, layouts=packed_layouts(kernel))
+        assert ok is want, (cls.__name__, kernel, diff)
         if not want:
             assert diff > 1e-3
     args = train.build_parser().parse_args(_args(root / "base", root / "pref.jsonl", root / "x")

@@ -95,3 +95,41 @@ def test_offload_and_checkpoint_flags_reach_the_trainer():
         flags = shlex.split(rules.train_flags(study, model, objective, "0.001"))
         args = build_parser().parse_args(flags + ["--out", "x"])
         assert (args.offload, args.ds_save_minutes, args.keep_checkpoints) == ("param", 5.0, keep)
+
+
+def test_attention_kernel_from_the_config_and_the_model_row():
+    import dataclasses
+
+    from rmselect.eval.settings import model_flags
+    from rmselect.rm.train import build_parser
+
+    study = load_study_file("config/config.yaml")
+    model = study.trained_models()[0]
+    lr = rules.lr_grid(study.config, "bt")[0]
+    flags = rules.train_flags(study, model, "bt", lr)
+    assert "--attn-implementation" not in flags  # auto: the trainer's default, no flag
+    study.config["rm"]["attn_implementation"] = "eager"
+    args = build_parser().parse_args(shlex.split(rules.train_flags(study, model, "bt", lr))
+                                     + ["--out", "x"])
+    assert args.attn_implementation == "eager"
+    spec = dataclasses.replace(study.model(model), attn_implementation="flash_attention_2")
+    study.model = lambda name: spec  # the row's column wins over the config
+    args = build_parser().parse_args(shlex.split(rules.train_flags(study, model, "bt", lr))
+                                     + ["--out", "x"])
+    assert args.attn_implementation == "flash_attention_2"
+    assert "--attn-implementation flash_attention_2" in model_flags(spec)
+
+
+def test_model_table_attn_column_is_checked(tmp_path):
+    from rmselect.model_table import read_model_table
+
+    head = "name\tsource\tparams_b\tstage\tattn_implementation\n"
+    good = tmp_path / "good.tsv"
+    good.write_text(head + "g2\tgoogle/gemma-2-2b-it\t2.6\tinstruct\teager\n"
+                    "q\tQwen/Qwen2-0.5B\t0.5\tbase\t\n")
+    specs = read_model_table(good)
+    assert [s.attn_implementation for s in specs] == ["eager", None]
+    bad = tmp_path / "bad.tsv"
+    bad.write_text(head + "g2\tgoogle/gemma-2-2b-it\t2.6\tinstruct\txformers\n")
+    with pytest.raises(ConfigError, match="attn_implementation"):
+        read_model_table(bad)

@@ -100,6 +100,22 @@ def test_bt_learns_exports_and_selects(setup, tmp_path):
     assert float(np.mean(c[:, 0] > r[:, 0])) == chosen["val_accuracy"]
 
 
+@pytest.mark.parametrize("zero", [0, 3])
+def test_bf16_run_exports_an_fp32_head(setup, tmp_path, zero):
+    """A bf16 run (CPU: bf16 weights trained directly) saves the head in fp32: kept in fp32
+    (ZeRO-0), or from ZeRO-3's fp32 partitions (one dtype per partition buffer)."""
+    from safetensors import safe_open
+
+    out = tmp_path / "bf16"
+    assert train.main(_args(setup, out, **{"--precision": "bf16", "--eval-every": "16",
+                                           "--zero-stage": str(zero)})) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["dtype"] == "bfloat16" and run["best"]["val_accuracy"] >= 0.75
+    with safe_open(str(Path(run["checkpoints"][-1]) / "model.safetensors"), framework="pt") as fh:
+        assert fh.get_tensor("score.weight").dtype == torch.float32
+        assert fh.get_tensor("model.embed_tokens.weight").dtype == torch.bfloat16
+
+
 def test_regression_merge_weights_selected(setup, tmp_path):
     out = tmp_path / "lr"
     assert train.main(_args(setup, out, "regression", **{"--epochs": 2, "--eval-every": 6})) == 0

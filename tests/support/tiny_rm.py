@@ -25,12 +25,15 @@ TEMPLATE = (
 )
 
 
-def make_tokenizer(out_dir: str | Path | None = None, pad_is_eos: bool = False, bos: bool = True):
-    """A fast word-level tokenizer with a chat template (pad = eos when ``pad_is_eos``)."""
+def make_tokenizer(out_dir: str | Path | None = None, pad_is_eos: bool = False, bos: bool = True,
+                   extra_specials: tuple[str, ...] = ()):
+    """A fast word-level tokenizer with a chat template (pad = eos when ``pad_is_eos``;
+    ``extra_specials``: more special tokens, e.g. reserved ones, after the usual six)."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    specials = ["<unk>", "<|bos|>", "<|eos|>", "<|user|>", "<|assistant|>", "<|system|>"]
+    specials = ["<unk>", "<|bos|>", "<|eos|>", "<|user|>", "<|assistant|>", "<|system|>",
+                *extra_specials]
     words = sorted(set(GOOD + BAD + FILLER + TOPICS + ["what", "about", "tell", "me", "?", "."]))
     vocab = {w: i for i, w in enumerate(specials + words)}
     tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
@@ -68,9 +71,13 @@ def make_model(
     pad_is_eos: bool = False,
     spare_rows: int = 0,
 ) -> Path:
-    """Save a random-init causal LM of ``arch`` (llama | qwen2 | gpt_neox) with a tokenizer."""
+    """Save a random-init causal LM of ``arch`` (llama | qwen2 | gemma2 | gpt_neox) with a
+    tokenizer. Qwen2 and Gemma-2 get a sliding window of 6 tokens on some layers (so that
+    packed sequences longer than it exercise the sliding mask); Gemma-2 keeps its
+    attention-logit softcapping."""
     import torch
-    from transformers import AutoModelForCausalLM, GPTNeoXConfig, LlamaConfig, Qwen2Config
+    from transformers import (AutoModelForCausalLM, Gemma2Config, GPTNeoXConfig, LlamaConfig,
+                              Qwen2Config)
 
     out = Path(out_dir)
     tok = make_tokenizer(out, pad_is_eos=pad_is_eos)
@@ -89,7 +96,11 @@ def make_model(
     if arch == "llama":
         cfg = LlamaConfig(num_key_value_heads=heads, **common)
     elif arch == "qwen2":
-        cfg = Qwen2Config(num_key_value_heads=heads, **common)
+        cfg = Qwen2Config(num_key_value_heads=heads, use_sliding_window=True, sliding_window=6,
+                          max_window_layers=1, **common)
+    elif arch == "gemma2":
+        cfg = Gemma2Config(num_key_value_heads=heads // 2, head_dim=hidden // heads,
+                           sliding_window=6, attn_logit_softcapping=5.0, **common)
     elif arch == "gpt_neox":
         cfg = GPTNeoXConfig(**common)
     else:

@@ -64,3 +64,8 @@ REWARDBENCH_SECTIONS: dict[str, list[str]] = {
 }
 #: The 23 RewardBench v1 subsets, section by section.
 REWARDBENCH_SUBSETS: list[str] = [s for subs in REWARDBENCH_SECTIONS.values() for s in subs]
+
+#: Attention kernels a model can be run with (``rm.attn_implementation``, the model table's
+#: ``attn_implementation`` column); ``auto`` is resolved per architecture by
+#: :func:`rmselect.hf.resolve_attn_implementation`.
+ATTN_IMPLEMENTATIONS = ("auto", "eager", "sdpa", "flash_attention_2")

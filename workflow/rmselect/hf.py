@@ -3,6 +3,13 @@
 Security defaults: ``trust_remote_code`` stays off unless the model-table row opts in, and
 weights load from safetensors only (``use_safetensors=True``), never from pickles.
 
+Attention kernel: every load picks one (:func:`resolve_attn_implementation`). ``auto`` is
+``sdpa`` unless the architecture needs ``eager`` for correctness (attention-logit softcapping,
+Gemma-2: sdpa cannot cap the logits; transformers 5 refuses sdpa for Gemma-2, older versions
+silently dropped the cap), and ``sdpa`` asked for such a model gives ``eager`` with a
+warning; ``flash_attention_2`` (which caps) is used when asked for and the ``flash_attn``
+package and a CUDA device are present, else ``auto``'s choice with a warning.
+
 Load failures (a path that is a file, a truncated ``*.safetensors``, a folder without a
 config) are :class:`ModelLoadError`: one line naming the model and the file, which every
 entry point prints without a traceback.
@@ -14,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from rmselect.conventions import ATTN_IMPLEMENTATIONS
 
 
 class ModelLoadError(ValueError):
@@ -72,6 +81,54 @@ def load_tokenizer(ref: str | Path, trust_remote_code: bool = False, padding_sid
     return tok
 
 
+
+
+def needs_eager(config: Any) -> str | None:
+    """Why ``config``'s architecture needs eager attention (None when it does not).
+
+    sdpa cannot apply ``attn_logit_softcapping`` (Gemma-2): the logits would not be capped,
+    and the model would compute something else than it was trained with.
+    """
+    cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
+    cap = getattr(cfg, "attn_logit_softcapping", None)
+    if cap:
+        return f"attention-logit softcapping ({cap}) is implemented by eager attention only"
+    return None
+
+
+def flash_attention_available() -> bool:
+    """Whether flash-attention 2 can run here (the package, a CUDA device)."""
+    from transformers.utils import is_flash_attn_2_available
+
+    return bool(torch.cuda.is_available() and is_flash_attn_2_available())
+
+
+def resolve_attn_implementation(requested: str | None, config: Any, name: str = "model",
+                                warn: Any = None) -> str:
+    """The attention kernel for ``config``: see the module docstring. ``warn(msg)`` gets a
+    line when the request cannot be honoured (default: stderr)."""
+    import sys
+
+    requested = requested or "auto"
+    if requested not in ATTN_IMPLEMENTATIONS:
+        raise ModelLoadError(f"model {name}: attn_implementation {requested!r} is not one of "
+                             f"{', '.join(ATTN_IMPLEMENTATIONS)}")
+    say = warn or (lambda m: sys.stderr.write(f"rmselect: warning: {m}\n"))
+    eager_reason = needs_eager(config)
+    if requested == "flash_attention_2":
+        if flash_attention_available():
+            return requested
+        say(f"model {name}: flash_attention_2 asked for but flash_attn or CUDA is missing; "
+            f"using {'eager' if eager_reason else 'sdpa'}")
+        requested = "auto"
+    if requested == "sdpa" and eager_reason:
+        say(f"model {name}: sdpa asked for, but {eager_reason}; using eager")
+        return "eager"
+    if requested == "auto":
+        return "eager" if eager_reason else "sdpa"
+    return requested
+
+
 def default_dtype() -> torch.dtype:
     """bf16 on a GPU that supports it, fp32 on CPU (bf16 matmuls on CPU are slow and lossy)."""
     from rmselect.device import bf16_supported
@@ -81,14 +138,17 @@ def default_dtype() -> torch.dtype:
     return torch.float32
 
 
-def load_causal_lm(ref: str | Path, trust_remote_code: bool = False, dtype: Any = None):
+def load_causal_lm(ref: str | Path, trust_remote_code: bool = False, dtype: Any = None,
+                   attn_implementation: str | None = "auto"):
     from transformers import AutoModelForCausalLM
 
-    return _load_weights(AutoModelForCausalLM, ref, trust_remote_code, dtype)
+    return _load_weights(AutoModelForCausalLM, ref, trust_remote_code, dtype,
+                         attn_implementation)
 
 
 def load_sequence_classifier(
-    ref: str | Path, num_labels: int | None = None, trust_remote_code: bool = False, dtype: Any = None
+    ref: str | Path, num_labels: int | None = None, trust_remote_code: bool = False,
+    dtype: Any = None, attn_implementation: str | None = "auto",
 ):
     from transformers import AutoModelForSequenceClassification
 
@@ -96,12 +156,25 @@ def load_sequence_classifier(
     if num_labels is not None:
         kwargs["num_labels"] = num_labels
     return _load_weights(AutoModelForSequenceClassification, ref, trust_remote_code, dtype,
-                         **kwargs)
+                         attn_implementation, **kwargs)
+
+
+def load_config(ref: str | Path, trust_remote_code: bool = False) -> Any:
+    from transformers import AutoConfig
+
+    return _load("config", ref, AutoConfig.from_pretrained, str(ref),
+                 trust_remote_code=trust_remote_code)
 
 
 def _load_weights(auto_cls: Any, ref: str | Path, trust_remote_code: bool, dtype: Any,
-                  **kwargs: Any):
-    """``auto_cls.from_pretrained`` from safetensors only, in the default dtype unless given."""
+                  attn_implementation: str | None = "auto", **kwargs: Any):
+    """``auto_cls.from_pretrained`` from safetensors only, in the default dtype unless given,
+    with the attention kernel :func:`resolve_attn_implementation` picks (remote-code models
+    keep their own unless one is asked for by name)."""
+    if attn_implementation and not (trust_remote_code and attn_implementation == "auto"):
+        config = load_config(ref, trust_remote_code)
+        kwargs["attn_implementation"] = resolve_attn_implementation(
+            attn_implementation, config, str(ref))
     return _load(
         "weights", ref, auto_cls.from_pretrained,
         str(ref),

@@ -29,6 +29,7 @@ MODEL_COLUMNS = (
     "parent",
     "trust_remote_code",
     "chat_template",
+    "attn_implementation",
 )
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
@@ -53,6 +54,8 @@ class ModelSpec:
     parent: str | None
     trust_remote_code: bool = False
     chat_template: str | None = None
+    #: Attention kernel for this model (overrides ``rm.attn_implementation``); None: the config's.
+    attn_implementation: str | None = None
     #: For produced post-training variants: the recipe name in ``config['posttrain']``.
     produce: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -190,6 +193,7 @@ def read_model_table(path: str | Path, root: Path = REPO_ROOT) -> list[ModelSpec
                     parent=row.get("parent") or None,
                     trust_remote_code=_parse_bool(row.get("trust_remote_code", ""), where),
                     chat_template=row.get("chat_template") or None,
+                    attn_implementation=row.get("attn_implementation") or None,
                     extra=extra,
                 )
             )

@@ -35,6 +35,7 @@ from typing import Any, Sequence
 
 from rmselect import cli
 from rmselect.cli import opt
+from rmselect.conventions import ATTN_IMPLEMENTATIONS
 from rmselect.eval.benchmarks import BENCHMARKS, load_benchmark
 from rmselect.eval.metrics import WEIGHT_MODES, ScoreOptions, per_example, score
 from rmselect.eval.settings import NEXT_RM
@@ -83,6 +84,9 @@ class EvalArgs:
                               default=None)
     chat_template: str | None = opt("chat template override (file or Jinja)", default=None)
     trust_remote_code: bool = opt("only when the model row opts in", default=False)
+    attn_implementation: str = opt(
+        "attention kernel (the model row's column): auto = eager where the architecture "
+        "needs it (Gemma-2), else sdpa", default="auto", choices=list(ATTN_IMPLEMENTATIONS))
     batch_size: int = opt("max rows per batch", default=64)
     max_tokens: int = opt("max padded tokens per batch", default=32768)
     max_length: int = opt("truncate texts to this many tokens", default=2048)
@@ -189,6 +193,7 @@ def score_rm(args: EvalArgs, jobs: Sequence[BenchmarkJob]) -> list[Scored]:
     rm = load_reward_model(
         args.rm,
         trust_remote_code=args.trust_remote_code,
+        attn_implementation=args.attn_implementation,
         weights=json.loads(args.weights) if args.weights else None,
         template_override=args.chat_template,
         max_length=args.max_length,

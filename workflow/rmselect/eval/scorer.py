@@ -48,7 +48,7 @@ from rmselect.hf import default_dtype, load_sequence_classifier, load_tokenizer
 from rmselect.rm.data import TruncationStats, encode_rendered, tokenize_responses
 from rmselect.rm.format import render
 from rmselect.rm.model import RewardModel as TrainingRewardModel
-from rmselect.rm.model import head_of, trunk_of
+from rmselect.rm.model import head_of, load_head_fp32, trunk_of
 
 #: File inside a trained RM folder holding the regression merge weights.
 RM_META = "rmselect.json"
@@ -113,6 +113,7 @@ def load_reward_model(
     max_length: int | None = None,
     dtype: str | None = "auto",
     device: str | None = None,
+    attn_implementation: str | None = "auto",
 ) -> RewardModel:
     """Load an RM folder or hub id; check its outputs against the merge weights."""
     from rmselect.device import pick_device
@@ -120,8 +121,10 @@ def load_reward_model(
     dev = pick_device(device)
     tok = load_tokenizer(ref, trust_remote_code=trust_remote_code, padding_side="right")
     model = load_sequence_classifier(
-        ref, trust_remote_code=trust_remote_code, dtype=resolve_dtype(dtype, dev)
+        ref, trust_remote_code=trust_remote_code, dtype=resolve_dtype(dtype, dev),
+        attn_implementation=attn_implementation,
     )
+    load_head_fp32(model, ref)  # rewards in fp32 whatever the trunk's dtype
     model.eval().to(dev)
     num_labels = int(model.config.num_labels)
     w = list(weights) if weights is not None else read_merge_weights(ref)

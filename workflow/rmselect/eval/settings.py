@@ -263,12 +263,15 @@ def eval_settings(study: Study, trained_models: Sequence[str]) -> EvalSettings:
 
 
 def model_flags(spec: ModelSpec) -> str:
-    """eval_rm.py flags from a model-table row: chat-template override, remote code."""
+    """eval_rm.py flags from a model-table row: chat-template override, remote code, the
+    row's attention kernel (none when the column is empty: the loader's ``auto``)."""
     flags = []
     if spec.chat_template:
         flags.append(f"--chat-template {shlex.quote(spec.chat_template)}")
     if spec.trust_remote_code:
         flags.append("--trust-remote-code")
+    if spec.attn_implementation and spec.attn_implementation != "auto":
+        flags.append(f"--attn-implementation {shlex.quote(spec.attn_implementation)}")
     return " ".join(flags)
 
 

@@ -132,15 +132,30 @@ def balanced_rows(lengths: Sequence[int], n_rows: int) -> tuple[list[list[int]],
     return rows, max(sum(lengths[i] for i in row) for row in rows)
 
 
+#: Attention kernels that build each row's mask from ``position_ids`` (transformers'
+#: ``masking_utils.find_packed_sequence_indices``), so that sequences packed side by side in
+#: several rows stay apart. Every other kernel (flash-attention's varlen path, remote code)
+#: sees sequence boundaries only in a one-row batch (transformers' ``_is_packed_sequence``).
+ROW_MASK_KERNELS = ("eager", "sdpa", "flex_attention")
+
+
+def one_row_only(kernel: str | None) -> bool:
+    """Whether packed batches for ``kernel`` must be one row (see :data:`ROW_MASK_KERNELS`)."""
+    return kernel not in ROW_MASK_KERNELS
+
+
 def choose_layout(lengths: Sequence[int], kappa: float = 1024.0,
                   max_padding: float = 0.05) -> tuple[list[list[int]], int]:
-    """Rows for :func:`pack_rows`: the cheapest layout whose padding is <= ``max_padding``.
+    """Rows for :func:`pack_rows` under a dense-mask kernel: the cheapest layout whose
+    padding is <= ``max_padding``.
 
     Cost of ``R`` rows of width ``W`` ~ ``R W (1 + W / kappa)``: the linear layers scale with
-    positions, dense masked attention with ``W`` per position; ``kappa`` = per-token
-    linear work / per-position attention work (~ 2 hidden + 1.5 ffn, see
-    :func:`rmselect.rm.model.attention_ratio`). When no layout reaches ``max_padding`` the
-    least padded one is used.
+    positions, dense masked attention with ``W`` per position (eager and sdpa compute every
+    query-key product of a row, masked or not); ``kappa`` = per-token linear work /
+    per-position attention work (~ 2 hidden + 1.5 ffn, see
+    :func:`rmselect.rm.model.attention_ratio`). One row is among the candidates and wins
+    whenever its ``W x W`` attention costs less than the padding of more rows. When no layout
+    reaches ``max_padding`` the least padded one is used.
     """
     total = sum(lengths)
     best_ok = best_any = None
@@ -160,14 +175,18 @@ def choose_layout(lengths: Sequence[int], kappa: float = 1024.0,
 
 
 def pack_rows(seqs: Sequence[Sequence[int]], pad_id: int, kappa: float = 1024.0,
-              max_padding: float = 0.05) -> Packed:
-    """Pack sequences into rows (no attention across sequences), padding <= ``max_padding``
-    where possible (:func:`choose_layout`).
+              max_padding: float = 0.05, n_rows: int | None = 1) -> Packed:
+    """Pack sequences side by side, positions restarting at 0 for each (no attention across
+    sequences).
 
-    Inside a row every sequence's positions restart at 0, which transformers turns into a
-    block-diagonal causal mask when no attention mask is given; the row's tail is padding
-    whose positions continue the last sequence (causal attention never lets a real token
-    see it).
+    ``n_rows=1`` (the default): one row holding every sequence, no padding — the layout of
+    transformers' ``DataCollatorWithFlattening``, which every attention kernel reads as
+    separate sequences (flash-attention through ``cu_seqlens`` derived from the position
+    resets, eager/sdpa/flex through a block-diagonal mask built from them). ``n_rows=None``:
+    :func:`choose_layout`'s cheapest rows, for dense-mask kernels only
+    (:data:`ROW_MASK_KERNELS`); ``n_rows=k``: ``k`` balanced rows (the packing probe).
+    A row's tail is padding whose positions continue its last sequence (causal attention
+    never lets a real token see it).
     """
     import torch
 
@@ -176,7 +195,10 @@ def pack_rows(seqs: Sequence[Sequence[int]], pad_id: int, kappa: float = 1024.0,
     lengths = [len(s) for s in seqs]
     if min(lengths) == 0:
         raise ValueError("empty token sequence")
-    rows, width = choose_layout(lengths, kappa, max_padding)
+    if n_rows is None:
+        rows, width = choose_layout(lengths, kappa, max_padding)
+    else:
+        rows, width = balanced_rows(lengths, max(1, min(int(n_rows), len(seqs))))
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     pos = torch.zeros((len(rows), width), dtype=torch.long)
     last_row = torch.zeros(len(seqs), dtype=torch.long)

@@ -139,17 +139,50 @@ def write_val_preds(path: Path, scores: Any, n_pairs: int) -> None:
     write_table(path, df)
 
 
+def fp32_head_state(engine: Any) -> dict[str, Any]:
+    """The head's parameters in fp32, named as in the HF state dict (``score.weight`` ...).
+
+    Under DeepSpeed's bf16 mode the module holds bf16 copies and the optimizer the fp32
+    masters; ``safe_get_full_fp32_param`` gathers a master (collective under ZeRO-3, so every
+    rank calls this). Without masters (fp32 or CPU runs) the module's own values, upcast.
+    """
+    from deepspeed.utils import safe_get_full_fp32_param
+
+    from rmselect.rm.model import head_of
+
+    hf = engine.module.hf
+    head = head_of(hf)
+    prefix = next(n for n, m in hf.named_modules() if m is head)
+    out: dict[str, Any] = {}
+    for name, p in head.named_parameters():
+        full = None
+        try:
+            full = safe_get_full_fp32_param(p)
+        except Exception:  # no fp32 master for this optimizer (fp32 training): use p itself
+            full = None
+        if full is None and hasattr(p, "ds_id"):
+            continue  # a ZeRO-3 partition: the consolidated 16-bit state holds it
+        out[f"{prefix}.{name}"] = (full if full is not None else p.detach()).float().cpu()
+    return out
+
+
 def export_hf(engine: Any, cfg: RunConfig, tok: Any, template: str, out_dir: Path, rank: int) -> None:
-    """Write the current weights as an HF sequence-classification dir (rank 0)."""
+    """Write the current weights as an HF sequence-classification dir (rank 0); the head
+    in fp32 (:func:`fp32_head_state`), the trunk in its training dtype."""
     from rmselect.rm.model import save_hf
 
     hf = engine.module.hf
+    head = fp32_head_state(engine)
     state = None
     if cfg.zero_stage == 3:
         full = engine._zero3_consolidated_16bit_state_dict()
         if rank == 0:
             state = {k[len("hf."):]: v for k, v in full.items() if k.startswith("hf.")}
     if rank == 0:
+        if state is None and any(hf.state_dict()[k].dtype != v.dtype for k, v in head.items()):
+            state = dict(hf.state_dict())
+        if state is not None:
+            state.update(head)
         save_hf(hf, tok, out_dir, state_dict=state, chat_template=template)
 
 

@@ -43,6 +43,7 @@ from rmselect.rm.batches import (  # noqa: F401
     balanced_rows,
     batch_plan,
     choose_layout,
+    one_row_only,
     pack_rows,
     pad_batch,
     padding_fraction,

@@ -18,12 +18,17 @@ from rmselect.runtime import Log
 
 
 def _forward_rows(engine: Any, rows: list[list[int]], pad_id: int, device: Any,
-                  pack: bool = False, kappa: float = 1024.0) -> tuple[Any, int]:
-    """Rewards of ``rows`` (one forward) and the number of positions computed."""
+                  pack: bool = False, kappa: float = 1024.0,
+                  n_rows: int | None = 1) -> tuple[Any, int]:
+    """Rewards of ``rows`` (one forward) and the number of positions computed.
+
+    Packed: ``n_rows`` rows (1: one row, the layout every kernel reads as separate
+    sequences; None: the cost model's rows, for dense-mask kernels), see
+    :func:`rmselect.rm.batches.pack_rows`."""
     from rmselect.rm.batches import pack_rows, pad_batch
 
     if pack:
-        pk = pack_rows(rows, pad_id, kappa)
+        pk = pack_rows(rows, pad_id, kappa, n_rows=n_rows)
         out = engine(pk.input_ids.to(device), position_ids=pk.position_ids.to(device),
                      last_row=pk.last_row.to(device), last_col=pk.last_col.to(device))
         return out, int(pk.input_ids.numel())
@@ -37,27 +42,38 @@ def decide_packing(engine: Any, cfg: RunConfig, args: argparse.Namespace, pad_id
     own), else on only when packed and padded rewards of two probe sequences agree
     (:func:`rmselect.rm.model.packing_agrees`); otherwise padding, with a warning.
 
-    Returns ``{"requested", "used", "reason"}`` (written into run.json). Every rank runs the
-    same probe and reaches the same decision.
-    """
-    from rmselect.rm.model import packing_agrees
+    The probe packs the layouts training will use for the model's attention kernel: one row
+    for kernels that see sequence boundaries only there (flash-attention), else one row and
+    several rows (dense-mask kernels, whose rows the cost model picks).
 
-    out = {"requested": cfg.packing, "used": False, "reason": "not requested (--no-packing)"}
+    Returns ``{"requested", "used", "reason", "kernel", "n_rows"}`` (written into run.json;
+    ``n_rows`` 1 = one row, None = the cost model's rows). Every rank runs the same probe
+    and reaches the same decision.
+    """
+    from rmselect.rm.batches import one_row_only
+    from rmselect.rm.model import kernel_of, packed_layouts, packing_agrees
+
+    out: dict[str, Any] = {"requested": cfg.packing, "used": False,
+                           "reason": "not requested (--no-packing)", "kernel": None, "n_rows": 1}
     if not cfg.packing:
         return out
     if args.trust_remote_code:
         out["reason"] = "trust_remote_code model: its attention mask is its own code"
         log.info(f"warning: packing off, padded batches instead ({out['reason']})")
         return out
+    kernel = kernel_of(engine.module.hf)
+    out.update(kernel=kernel, n_rows=1 if one_row_only(kernel) else None)
 
-    def forward(rows: list[list[int]], pack: bool) -> Any:
-        return _forward_rows(engine, rows, pad_id, device, pack, kappa)[0]
+    def forward(rows: list[list[int]], n_rows: int) -> Any:
+        return _forward_rows(engine, rows, pad_id, device, n_rows > 0, kappa, n_rows)[0]
 
     engine.eval()
-    ok, diff = packing_agrees(forward, int(engine.module.hf.config.vocab_size), dtype)
+    layouts = packed_layouts(kernel)
+    ok, diff = packing_agrees(forward, int(engine.module.hf.config.vocab_size), dtype, layouts)
     engine.train()
     if ok:
-        out.update(used=True, reason=f"packed and padded rewards agree (max diff {diff:.2g})")
+        out.update(used=True, reason=f"packed ({' and '.join(f'{k} row(s)' for k in layouts)}) "
+                   f"and padded rewards agree under {kernel} (max diff {diff:.2g})")
     else:
         out["reason"] = (f"packed and padded rewards differ by {diff:.3g}: the model does not"
                          " keep packed sequences apart")

@@ -15,6 +15,15 @@ then equal ours for left and right padding alike (tests/test_rm_model.py).
 
 **Positions.** ``position_ids`` are computed from the attention mask (``cumsum - 1``), so a
 left-padded sequence gets the same positions, and the same reward, as a right-padded one.
+
+**fp32 rewards.** The head runs in float32 under every precision (:func:`head_fp32`): the
+hidden state at the pooled token is cast to fp32 and multiplied by the head's weights in
+fp32. In bf16 a reward has 8 significant bits (steps of 0.016 for |r| in [2, 4)), so chosen and
+rejected texts often tie, and a tie counts as wrong in validation and RewardBench. The head's
+parameters are kept in fp32 where the engine allows it (:func:`keep_head_fp32`: CPU runs,
+scoring); DeepSpeed's bf16 mode casts every parameter to bf16 but keeps fp32 masters, which
+the export writes (:mod:`rmselect.rm.checkpoint`). The saved names are the model's own
+(``score.weight``), so plain ``AutoModelForSequenceClassification`` still loads the directory.
 """
 
 from __future__ import annotations
@@ -31,12 +40,80 @@ from rmselect.rm.pooling import pool_last
 PAD_TOKEN = "<|rmselect_pad|>"
 
 
-def prepare_tokenizer(tokenizer: Any, padding_side: str = "right") -> Any:
-    """Give ``tokenizer`` the dedicated pad token (idempotent); returns it."""
+#: Names of existing special tokens that ordinary text never produces, best first: a
+#: tokenizer that refuses new tokens (Phi-3-small's tiktoken tokenizer) pads with one of
+#: them (:func:`unused_special_token`).
+RESERVED_PATTERNS = (r"pad", r"reserved", r"unused", r"dummy", r"placeholder", r"extra_id")
+
+
+def unused_special_token(tokenizer: Any) -> str | None:
+    """An existing special or reserved token that is not bos/eos/unk/sep/cls/mask and not
+    in the chat template; the first by :data:`RESERVED_PATTERNS`, then by id. None if none."""
+    import re
+
+    used = {getattr(tokenizer, n, None) for n in
+            ("bos_token", "eos_token", "unk_token", "sep_token", "cls_token", "mask_token")}
+    template = str(getattr(tokenizer, "chat_template", None) or "")
+    names: dict[str, int] = {}
+    try:
+        added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+        names.update({str(t): int(i) for i, t in added.items()})
+    except Exception:  # remote tokenizers implement only part of the API
+        pass
+    try:
+        vocab = tokenizer.get_vocab()
+        names.update({t: int(i) for t, i in vocab.items()
+                      if any(re.search(p, t, re.I) for p in RESERVED_PATTERNS)
+                      and re.fullmatch(r"[<\[].*[>\]]", t)})
+    except Exception:
+        pass
+    best = None
+    for text, tid in names.items():
+        if text in used or not text or text in template:
+            continue
+        rank = next((k for k, p in enumerate(RESERVED_PATTERNS) if re.search(p, text, re.I)),
+                    None)
+        if rank is None:
+            continue
+        key = (rank, tid)
+        if best is None or key < best[0]:
+            best = (key, text)
+    return None if best is None else best[1]
+
+
+def prepare_tokenizer(tokenizer: Any, padding_side: str = "right", name: str = "model") -> Any:
+    """Give ``tokenizer`` the dedicated pad token (idempotent); returns it.
+
+    A tokenizer that refuses new special tokens (remote-code tokenizers such as
+    Phi-3-small's, built on tiktoken, raise) pads with an existing unused special or
+    reserved token instead (:func:`unused_special_token`); any token that never occurs in
+    text keeps plain transformers' pooling (last token != pad id) equal to ours.
+    """
     if tokenizer.pad_token != PAD_TOKEN:
-        tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
+        try:
+            tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
+            refused = tokenizer.pad_token != PAD_TOKEN or tokenizer.pad_token_id is None
+        except Exception:  # NotImplementedError, ValueError ... from remote code
+            refused = True
+        if refused:
+            _pad_with_reserved(tokenizer, name)
     tokenizer.padding_side = padding_side
     return tokenizer
+
+
+def _pad_with_reserved(tokenizer: Any, name: str) -> None:
+    current = getattr(tokenizer, "pad_token", None)
+    if current and current == unused_special_token(tokenizer):
+        return  # already padding with an unused reserved token (idempotent)
+    from rmselect.hf import ModelLoadError
+
+    token = unused_special_token(tokenizer)
+    if token is None:
+        raise ModelLoadError(
+            f"model {name}: its tokenizer refuses new special tokens and has no unused "
+            "reserved or special token to pad with; give the model-table row a tokenizer "
+            "with a pad token that never occurs in text")
+    tokenizer.pad_token = token
 
 
 def fit_embeddings(model: Any, tokenizer: Any) -> bool:
@@ -64,6 +141,75 @@ def disable_dropout(model: nn.Module) -> None:
     for key in ("attention_dropout", "hidden_dropout", "resid_pdrop", "embd_pdrop", "attn_pdrop"):
         if cfg is not None and hasattr(cfg, key) and isinstance(getattr(cfg, key), float):
             setattr(cfg, key, 0.0)
+
+
+class Fp32Linear(nn.Linear):
+    """An ``nn.Linear`` that computes in float32 whatever the dtype of its weights or input.
+
+    The head's class is swapped to this one in place (:func:`as_fp32_linear`): the
+    state-dict names stay the model's own, the model's own ``forward`` (plain transformers
+    pooling) gives fp32 logits too, and the head is still called as a module, so DeepSpeed's
+    ZeRO-3 hooks gather its parameters.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            bias = None if self.bias is None else self.bias.float()
+            return nn.functional.linear(x.float(), self.weight.float(), bias)
+
+
+def as_fp32_linear(head: nn.Module) -> nn.Module:
+    """Swap a linear head's class to :class:`Fp32Linear` (in place; idempotent)."""
+    if isinstance(head, nn.Linear) and not isinstance(head, Fp32Linear):
+        head.__class__ = Fp32Linear
+    return head
+
+
+def head_fp32(head: nn.Module, pooled: torch.Tensor) -> torch.Tensor:
+    """``head(pooled)`` computed in float32 whatever the dtype of the trunk or the head.
+
+    A linear head becomes :class:`Fp32Linear`; any other head gets an fp32 copy of its input
+    (in its parameters' dtype) and its output in fp32.
+    """
+    head = as_fp32_linear(head)
+    if isinstance(head, Fp32Linear):
+        return head(pooled)
+    with torch.autocast(device_type=pooled.device.type, enabled=False):
+        return head(pooled.float().to(next(head.parameters()).dtype)).float()
+
+
+def keep_head_fp32(model: Any) -> nn.Module:
+    """Make the head's parameters fp32 and its matmul fp32 (:class:`Fp32Linear`), in place;
+    the trunk keeps its dtype. Returns the head."""
+    return as_fp32_linear(head_of(model)).float()
+
+
+def load_head_fp32(model: Any, ref: str | Path) -> bool:
+    """Scoring: make the head fp32 and, when ``ref`` is a local dir whose safetensors hold the
+    head in fp32 (as training saves it), load those exact values (``from_pretrained`` in bf16
+    rounded them). Returns whether values were read back; False for a model without a head.
+    """
+    try:
+        head = keep_head_fp32(model)
+    except ValueError:
+        return False
+    folder = Path(ref)
+    if not folder.is_dir():
+        return False
+    from safetensors import safe_open
+
+    prefix = next(n for n, m in model.named_modules() if m is head)
+    wanted = {f"{prefix}.{n}": p for n, p in head.named_parameters()}
+    found = 0
+    for f in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as fh:
+            for key in set(fh.keys()) & set(wanted):
+                t = fh.get_tensor(key)
+                if t.dtype == torch.float32 and t.shape == wanted[key].shape:
+                    with torch.no_grad():
+                        wanted[key].copy_(t)
+                    found += 1
+    return found == len(wanted)
 
 
 def head_of(model: Any) -> nn.Module:
@@ -110,6 +256,7 @@ class RewardModel(nn.Module):
     def __init__(self, hf: Any):
         super().__init__()
         self.hf = hf
+        as_fp32_linear(head_of(hf))  # the reward in fp32 whatever the head's dtype
 
     def forward(
         self,
@@ -122,8 +269,9 @@ class RewardModel(nn.Module):
         """Rewards ``(sequences, num_labels)``.
 
         Padded input: ``input_ids`` + ``attention_mask`` (either side), one sequence per row.
-        Packed input (:func:`rmselect.rm.data.pack_rows`): ``position_ids`` restarting at 0
-        per sequence, no attention mask, and the (row, column) of every sequence's last token.
+        Packed input (:func:`rmselect.rm.batches.pack_rows`): ``position_ids`` restarting at
+        0 per sequence, no attention mask, and the (row, column) of every sequence's last
+        token; transformers derives the sequence boundaries from the position resets.
         """
         trunk = trunk_of(self.hf)
         if attention_mask is not None:
@@ -138,29 +286,54 @@ class RewardModel(nn.Module):
             pooled = pool_last(hidden, attention_mask)
         else:
             pooled = hidden[last_row, last_col]
-        head = head_of(self.hf)
-        return head(pooled.to(head.weight.dtype))
+        return self.forward_head(pooled)
+
+    def forward_head(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The head on the pooled hidden states, in fp32 (:func:`head_fp32`)."""
+        return head_fp32(head_of(self.hf), pooled)
 
 
-#: Two token sequences of different length (ids offset past the special tokens) whose
-#: rewards, packed into one row and padded one per row, must agree before packing is used.
-PACKING_PROBE = ([7, 9, 11, 8, 10, 12, 9], [13, 8, 14, 7, 11])
+#: Token sequences of different lengths (ids offset past the special tokens) whose rewards,
+#: packed side by side and padded one per row, must agree before packing is used.
+PACKING_PROBE = ([7, 9, 11, 8, 10, 12, 9], [13, 8, 14, 7, 11], [9, 9, 12, 7],
+                 [10, 14, 8, 13, 7, 12])
 
 
-def packing_agrees(forward: Any, vocab_size: int, dtype: torch.dtype = torch.float32) -> tuple[bool, float]:
-    """Whether packed rewards equal padded ones for :data:`PACKING_PROBE`; (agrees, max diff).
+def kernel_of(model: Any) -> str | None:
+    """The attention implementation a loaded HF model runs (``sdpa``, ``eager`` ...)."""
+    cfg = getattr(model, "config", None)
+    return getattr(cfg, "_attn_implementation", None)
+
+
+def packed_layouts(kernel: str | None) -> list[int | None]:
+    """Row counts the packing probe must check for ``kernel``: training packs one row for
+    kernels that see boundaries only there, else the cost model's rows (one or several)."""
+    from rmselect.rm.batches import one_row_only
+
+    return [1] if one_row_only(kernel) else [1, 2]
+
+
+def packing_agrees(forward: Any, vocab_size: int, dtype: torch.dtype = torch.float32,
+                   layouts: Sequence[int | None] = (1,)) -> tuple[bool, float]:
+    """Whether packed rewards equal padded ones for :data:`PACKING_PROBE` in every layout
+    training may use; (agrees, max diff).
 
     Packing relies on the model turning restarting ``position_ids`` (and no attention mask)
-    into a block-diagonal causal mask, as transformers' own decoders do. A model that does
-    not (remote code, an architecture with its own masking) lets the second sequence attend
-    to the first: its reward then differs by far more than rounding. ``forward(rows, pack)``
-    returns the rewards of ``rows``. Tolerance: 1e-4 relative in fp32, 5 % in bf16/fp16.
+    into separate sequences, as transformers' own decoders do (a block-diagonal mask, or
+    flash-attention's varlen path in a one-row batch). A model that does not (remote code, an
+    architecture with its own masking, flash-attention over several rows) lets a sequence
+    attend to its neighbour: its reward then differs by far more than rounding.
+    ``forward(rows, n_rows)`` returns the rewards of ``rows``, padded when ``n_rows`` is 0,
+    else packed into ``n_rows`` rows (:func:`rmselect.rm.batches.pack_rows`). ``layouts``:
+    :func:`packed_layouts`. Tolerance: 1e-4 relative in fp32, 5 % in bf16/fp16.
     """
     rows = [[t % vocab_size for t in seq] for seq in PACKING_PROBE]
+    diff = 0.0
     with torch.no_grad():
-        packed = forward(rows, True).float()
-        padded = forward(rows, False).float()
-    diff = float((packed - padded).abs().max())
+        padded = forward(rows, 0).float()
+        for n_rows in layouts:
+            packed = forward(rows, n_rows).float()
+            diff = max(diff, float((packed - padded).abs().max()))
     rtol = 1e-4 if dtype == torch.float32 else 5e-2
     return diff <= 1e-6 + rtol * float(padded.abs().max()), diff
 
@@ -172,15 +345,18 @@ def load_for_training(
     trust_remote_code: bool = False,
     dtype: torch.dtype = torch.float32,
     label_names: Sequence[str] | None = None,
+    attn_implementation: str | None = "auto",
 ) -> Any:
     """HF sequence classifier for ``ref`` with ``num_labels`` outputs, ready to train.
 
-    The pad id is written into the config and the embedding grown if needed; dropout off.
+    The pad id is written into the config and the embedding grown if needed; dropout off;
+    the head in fp32; the attention kernel from :func:`rmselect.hf.resolve_attn_implementation`.
     """
     from rmselect.hf import load_sequence_classifier
 
     model = load_sequence_classifier(
-        ref, num_labels=num_labels, trust_remote_code=trust_remote_code, dtype=dtype
+        ref, num_labels=num_labels, trust_remote_code=trust_remote_code, dtype=dtype,
+        attn_implementation=attn_implementation,
     )
     fit_embeddings(model, tokenizer)
     _set_pad_id(model.config, tokenizer.pad_token_id)
@@ -191,6 +367,7 @@ def load_for_training(
         model.config.problem_type = "regression"
     disable_dropout(model)
     model.config.use_cache = False
+    keep_head_fp32(model)
     return model
 
 

@@ -176,6 +176,7 @@ def train_flags(study: Study, model: str, objective: str, lr: str) -> str:
         chat_template=spec.chat_template or None,
         precision=precision_of(rc, objective),  # auto adds no flag (the trainer's default)
         trust_remote_code=bool(spec.trust_remote_code),
+        attn_implementation=spec.attn_implementation or str(rc["attn_implementation"]),
         max_train_examples=rc.get("max_train_examples") or None,
         max_val_pairs=rc.get("max_val_pairs") or None,
         keep_ds_checkpoint=bool(rc["keep_ds_checkpoint"]), tensorboard=bool(rc["tensorboard"]),

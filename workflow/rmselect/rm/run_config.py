@@ -16,6 +16,7 @@ from typing import Any
 
 from rmselect import cli
 from rmselect.cli import opt
+from rmselect.conventions import ATTN_IMPLEMENTATIONS
 from rmselect.runtime import OFFLOAD_STAGE
 
 
@@ -64,6 +65,10 @@ class TrainArgs:
                          "on CPU too)", default="auto", choices=PRECISIONS)
     trust_remote_code: bool = opt("run the model's own code (only when its row opts in)",
                                   default=False)
+    attn_implementation: str = opt(
+        "attention kernel: auto (eager where the architecture needs it, e.g. Gemma-2's "
+        "softcapping, else sdpa), eager, sdpa or flash_attention_2 (when installed)",
+        default="auto", choices=list(ATTN_IMPLEMENTATIONS))
     max_train_examples: int | None = opt("use the first N training examples", default=None)
     max_val_pairs: int | None = opt("use the first N validation pairs", default=None)
     keep_ds_checkpoint: bool = opt("keep ds/ after a finished run (saved at the last step)",
@@ -127,6 +132,7 @@ class RunConfig:
     max_val_pairs: int | None
     world_size: int = 1
     precision: str = "auto"
+    attn_implementation: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def signature(self) -> str:
@@ -180,6 +186,7 @@ def run_config(args: argparse.Namespace, seed: int, world: int) -> RunConfig:
         packing=args.packing,
         chat_template=args.chat_template, max_train_examples=args.max_train_examples,
         max_val_pairs=args.max_val_pairs, world_size=world, precision=args.precision,
+        attn_implementation=args.attn_implementation,
         extra={"merge_grid_step": args.merge_grid_step, "eval_batch": args.eval_batch},
     )
 

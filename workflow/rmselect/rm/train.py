@@ -157,7 +157,8 @@ def load_shared(args: argparse.Namespace, cfg: RunConfig, rt: runtime.Runtime,
     from rmselect.rm.model import prepare_tokenizer
 
     log = Log(rt.rank, Path(os.devnull), None, prefix="train_rm")
-    tok = prepare_tokenizer(load_tokenizer(args.model, cfg_trust(args)))
+    tok = prepare_tokenizer(load_tokenizer(args.model, cfg_trust(args)),
+                            name=args.model_name or args.model)
     template = resolve_template(tok, cfg.chat_template)
     prep = prepare_data(cfg, tok, template)
     if prep.train_ids:
@@ -184,12 +185,18 @@ def build_engine(args: argparse.Namespace, cfg: RunConfig, shared: Shared,
     import torch
 
     from rmselect.rm import data as D
-    from rmselect.rm.model import RewardModel, attention_ratio, load_for_training
+    from rmselect.rm.model import RewardModel, attention_ratio, head_of, load_for_training
 
     torch.manual_seed(cfg.seed)
     dtype = train_dtype(cfg.precision, rt.cuda)
     hf = load_for_training(args.model, OBJECTIVES[cfg.objective], shared.tok, cfg_trust(args),
-                           dtype, D.ATTRIBUTES if cfg.objective == "regression" else None)
+                           dtype, D.ATTRIBUTES if cfg.objective == "regression" else None,
+                           attn_implementation=cfg.attn_implementation)
+    if cfg.zero_stage == 3 and dtype != torch.float32:
+        # ZeRO-3 partitions every parameter into one buffer of one dtype: the head joins the
+        # trunk's 16-bit dtype (on CUDA DeepSpeed casts it anyway and keeps an fp32 master);
+        # it still computes in fp32 (rmselect.rm.model.head_fp32), so rewards do not tie.
+        head_of(hf).to(dtype)
     if cfg.grad_checkpointing:
         hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = RewardModel(hf)
@@ -228,7 +235,8 @@ def train_run(args: argparse.Namespace, rt: runtime.Runtime, shared: Shared, see
               prefix="train_rm")
     log.info(f"{shared.name} {cfg.objective} lr={cfg.lr:g} seed {seed}: global batch "
              f"{cfg.global_batch} = micro {cfg.micro_batch} x accumulation {accum} x {world} "
-             f"rank(s); zero {cfg.zero_stage}; {'cuda' if rt.cuda else 'cpu'} "
+             f"rank(s); zero {cfg.zero_stage}; attention {cfg.attn_implementation}; "
+             f"{'cuda' if rt.cuda else 'cpu'} "
              f"{str(train_dtype(cfg.precision, rt.cuda)).replace('torch.', '')}")
     n_train = len(prep.train_ids)
     plan = D.batch_plan([prep.length(i) for i in range(n_train)], cfg.global_batch,
@@ -274,7 +282,7 @@ def train_run(args: argparse.Namespace, rt: runtime.Runtime, shared: Shared, see
         positions = 0
         for mb in st.for_rank(rank):
             out_t, n_pos = _forward_rows(engine, prep.rows(mb), pad_id, device,
-                                         packing["used"], kappa)
+                                         packing["used"], kappa, packing["n_rows"])
             positions += n_pos
             loss = rm_loss(cfg.objective, out_t, mb, prep.targets)
             engine.backward(loss)
