@@ -9,6 +9,7 @@ REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO.joinpath("workflow")))
 
 from rmselect.config import ConfigError, load_study  # noqa: E402
+from rmselect.validate import check_plan  # noqa: E402
 from rmselect.dag.common import (  # noqa: E402
     GPU_SLOT,
     launcher,
@@ -29,6 +30,7 @@ def _config_source():
 
 try:
     STUDY = load_study(config, _config_source(), REPO)
+    check_plan(STUDY, REPO)  # plan-time checks of config + tables (rmselect.validate)
 except ConfigError as err:
     sys.stderr.write(f"rmselect: configuration error: {err}\n")
     sys.exit(1)
