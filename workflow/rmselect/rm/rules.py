@@ -162,6 +162,7 @@ def train_flags(study: Study, model: str, objective: str, lr: str) -> str:
         trust_remote_code=bool(spec.trust_remote_code),
         max_train_examples=rc.get("max_train_examples") or None,
         max_val_pairs=rc.get("max_val_pairs") or None,
+        identical_pairs=str(rc["identical_pairs"]),
         keep_ds_checkpoint=bool(rc["keep_ds_checkpoint"]), tensorboard=bool(rc["tensorboard"]),
     )
     return shlex.join(cli.to_argv(run))

@@ -61,6 +61,9 @@ class TrainArgs:
                                   default=False)
     max_train_examples: int | None = opt("use the first N training examples", default=None)
     max_val_pairs: int | None = opt("use the first N validation pairs", default=None)
+    identical_pairs: str = opt("a pair with identical responses and a non-zero strength: "
+                               "drop (counted in the log) or error", default="drop",
+                               choices=["drop", "error"])
     keep_ds_checkpoint: bool = opt("keep ds/ after a finished run", default=False)
     tensorboard: bool = opt("also log to <out>/tb when tensorboard is installed", default=False)
     seed: list[int] = opt(

@@ -144,7 +144,10 @@ def load_shared(args: argparse.Namespace, cfg: RunConfig, rt: runtime.Runtime,
     log = Log(rt.rank, Path(os.devnull), None, prefix="train_rm")
     tok = prepare_tokenizer(load_tokenizer(args.model, cfg_trust(args)))
     template = resolve_template(tok, cfg.chat_template)
-    prep = prepare_data(cfg, tok, template)
+    prep = prepare_data(cfg, tok, template, args.identical_pairs)
+    if any(prep.identical_dropped.values()):
+        log.info(f"dropped pairs with identical responses and a non-zero strength: "
+                 f"{prep.identical_dropped} (rm.identical_pairs: drop)")
     if prep.train_ids:
         # What the model is trained on, as text: the chat template (its default system
         # prompt, role markers) and the token the reward is read at are visible in the log.
