@@ -54,10 +54,13 @@ def model_ref(name):
 
 
 def model_files(name):
-    """Files a job needs before it can load `name` (empty for hub models)."""
+    """Files a job needs before it can load `name`: its files and, for a hub or local model,
+    rule model_check's summary (ancient: rechecking a model reruns none of its jobs)."""
+    from rmselect.dag.common import MODEL_CHECK
     from rmselect.dag.common import model_files as _model_files
 
-    return _model_files(STUDY, name)
+    check = MODEL_CHECK.format(model=name)
+    return [ancient(f) if f == check else f for f in _model_files(STUDY, name)]
 
 
 def model_input(wildcards):

@@ -18,6 +18,7 @@ import sys
 from rmselect.cli import split_command
 from rmselect.cluster.gpu_slots import NoFreeSlot, acquire, device_ids, lock_dir
 from rmselect.cluster.launch import describe, plan
+from rmselect.runlock import die_with_parent
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sys.stderr.write(describe(launch) + "\n")
     sys.stderr.flush()
+    # torchrun/srun inherit this (it survives exec): killing the job's shell wrapper sends
+    # them SIGTERM, and they stop the ranks (rmselect.runlock.die_with_parent)
+    die_with_parent()
     os.execvpe(launch.argv[0], launch.argv, env)
     return 0  # not reached
 

@@ -119,18 +119,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
+    from rmselect import runlock
+
     args = build_parser().parse_args(argv)
     runs = run_seeds(args)
-    t_start = time.time()
-    # one torch thread per rank unless told otherwise (ranks share the cores)
-    rt = runtime.start(args.threads or int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
-    shared = load_shared(args, run_config(args, runs[0][0], rt.world), rt, t_start)
-    for seed, out in runs:
-        rc = train_run(args, rt, shared, seed, out)
-        if rc:
-            return rc
-    rt.close()
-    return 0
+    # one process per run folder (a second one exits here, naming the holder), and no
+    # trainer outliving the job's shell wrapper (torchrun stops its ranks itself)
+    locks = runlock.hold([out for _, out in runs], "RM run", prog="train_rm")
+    if not runlock.under_torchrun():
+        runlock.die_with_parent()
+    try:
+        t_start = time.time()
+        # one torch thread per rank unless told otherwise (ranks share the cores)
+        rt = runtime.start(args.threads or int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
+        shared = load_shared(args, run_config(args, runs[0][0], rt.world), rt, t_start)
+        for seed, out in runs:
+            rc = train_run(args, rt, shared, seed, out)
+            if rc:
+                return rc
+        rt.close()
+        return 0
+    finally:
+        runlock.release_all(locks)
 
 
 def load_shared(args: argparse.Namespace, cfg: RunConfig, rt: runtime.Runtime,
