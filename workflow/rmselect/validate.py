@@ -18,8 +18,8 @@ these checks catch what needs several fields (or the file system) at once:
   template (contains ``{{`` or ``{%``), never a path-looking string that is not a file;
 * :func:`check_population`: too few models for the cross-model analyses;
 * :func:`check_lmeval_tasks`: an lm-eval task known neither to the installed lm-eval nor to
-  its ``include_path`` (a fast scan of the task YAMLs; lm-eval's ``TaskManager`` confirms a
-  miss).
+  its ``include_path`` (a fast scan of the task YAMLs, 0.3 s; lm-eval's ``TaskManager``
+  confirms a miss, its names cached per lm-eval version: :func:`lm_eval_registry`).
 
 :func:`check_plan` runs the study-level ones; :func:`rmselect.config.load_study` runs the
 structural ones (size groups, case, variant order) itself.
@@ -27,6 +27,7 @@ structural ones (size groups, case, variant order) itself.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -265,7 +266,7 @@ def check_population(study: Any) -> None:
 @lru_cache(maxsize=8)
 def _scan_tasks(folder: str) -> frozenset[str]:
     """Task, group and tag names declared in the YAML files under ``folder`` (a text scan)."""
-    pat = re.compile(r"^(?:task|group|tag):\s*['\"]?([^'\"\s#]+)", re.M)
+    pat = re.compile(r"^[ \t-]*['\"]?(?:task|group|tag)['\"]?:[ \t]*['\"]?([^'\"\s#]+)", re.M)
     lists = re.compile(r"^(?:group|tag):[ \t]*\n((?:[ \t]+-[ \t]*\S+[ \t]*\n)+)", re.M)
     names: set[str] = set()
     for d, _, files in os.walk(folder):
@@ -290,14 +291,46 @@ def _lm_eval_tasks_dir() -> str | None:
     return str(Path(spec.origin).parent / "tasks")
 
 
-def _task_manager_knows(task: str, include: str | None) -> bool:
-    """lm-eval's own registry (slow, ~10 s: only asked about names the scan missed)."""
+def _cache_file() -> Path:
+    import lm_eval
+
+    version = getattr(lm_eval, "__version__", "unknown")
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "rmselect" / f"lm_eval_tasks-{version}.json"
+
+
+@lru_cache(maxsize=1)
+def lm_eval_registry() -> frozenset[str]:
+    """Every task, group and tag name of the installed lm-eval (its ``TaskManager``).
+
+    Building the index takes 10-25 s, so it is cached per lm-eval version under
+    ``$XDG_CACHE_HOME/rmselect/`` (default ``~/.cache/rmselect/``) and only asked about names
+    the fast YAML scan missed (some names are generated, not written in a YAML file).
+    """
+    cache = _cache_file()
     try:
-        from lm_eval.tasks import TaskManager
+        return frozenset(json.loads(cache.read_text()))
+    except (OSError, ValueError):
+        pass
+    from lm_eval.tasks import TaskManager
+
+    names = sorted(TaskManager().all_tasks)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(names))
+        tmp.replace(cache)
+    except OSError:
+        pass  # a read-only home: no cache, the next plan asks lm-eval again
+    return frozenset(names)
+
+
+def _task_manager_knows(task: str, include: str | None) -> bool:
+    """lm-eval's own registry (cached); an include path's tasks are in its YAML files."""
+    try:
+        return task in lm_eval_registry()
     except ImportError:  # pragma: no cover - lm-eval is a dependency
         return True
-    tm = TaskManager(include_path=include) if include else TaskManager()
-    return task in set(tm.all_tasks)
 
 
 def check_lmeval_tasks(study: Any, root: Path = REPO_ROOT) -> None:
