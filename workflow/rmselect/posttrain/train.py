@@ -294,9 +294,9 @@ def _main(args: PosttrainArgs) -> int:
     if recipe.get("stage") not in ("sft", "dpo"):
         raise SystemExit(f"posttrain: recipe stage must be sft or dpo, got {recipe.get('stage')!r}")
     # one process per variant folder (results/variants/{model}/); see rmselect.runlock
-    locks = runlock.hold([Path(args.out_dir).parent], "post-training", prog="posttrain")
     if not runlock.under_torchrun():
         runlock.die_with_parent()
+    locks = runlock.hold([Path(args.out_dir).parent], "post-training", prog="posttrain")
     try:
         return _train(args, recipe)
     finally:

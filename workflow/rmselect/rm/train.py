@@ -125,9 +125,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
     runs = run_seeds(args)
     # one process per run folder (a second one exits here, naming the holder), and no
     # trainer outliving the job's shell wrapper (torchrun stops its ranks itself)
-    locks = runlock.hold([out for _, out in runs], "RM run", prog="train_rm")
     if not runlock.under_torchrun():
         runlock.die_with_parent()
+    locks = runlock.hold([out for _, out in runs], "RM run", prog="train_rm")
     try:
         t_start = time.time()
         # one torch thread per rank unless told otherwise (ranks share the cores)
