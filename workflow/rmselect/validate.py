@@ -38,7 +38,7 @@ from typing import Any, Iterable, Mapping
 from rmselect.schema import REPO_ROOT, ConfigError
 
 #: A chat-template literal contains Jinja syntax; anything else must be a file.
-JINJA = ("{{", "{%")
+JINJA = ("{{", "{%", "{#")
 #: Fewest models a correlation (t-test with n - 2 df) needs.
 MIN_CORRELATION_MODELS = 3
 

@@ -65,7 +65,9 @@ def _template_text(override: str) -> str:
     refused: used as the template text it would render every conversation as that string
     (rmselect.validate checks the model table for this at plan time).
     """
-    if "{{" in override or "{%" in override:
+    from rmselect.validate import JINJA, template_problem
+
+    if any(j in override for j in JINJA):
         return override
     try:
         p = Path(override)
@@ -73,8 +75,6 @@ def _template_text(override: str) -> str:
             return p.read_text()
     except OSError:
         pass
-    from rmselect.validate import template_problem
-
     raise ValueError(f"chat template override: {template_problem(override, Path.cwd())}")
 
 
