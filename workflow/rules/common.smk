@@ -55,7 +55,7 @@ def model_ref(name):
 
 def model_files(name):
     """Files a job needs before it can load `name`: its files and, for a hub or local model,
-    rule model_check's summary (ancient: rechecking a model reruns none of its jobs)."""
+    the summary of its source check (an ancient input, so a new check reruns no job)."""
     from rmselect.dag.common import MODEL_CHECK
     from rmselect.dag.common import model_files as _model_files
 

@@ -62,6 +62,8 @@ rule model_check:
         f"{LOGS}/model_check/{{model}}.log",
     wildcard_constraints:
         model=CHECKED_MODEL_RE,
+    conda:
+        "../../envs/models.yaml"
     threads: 1
     params:
         code=code_hash("workflow/scripts/model_check.py"),
