@@ -362,6 +362,15 @@ def test_empty_preference_file_names_the_file_not_a_column(tmp_path):
     assert f"data set file {p} is empty" in msg and "_row" not in msg
 
 
+def test_missing_column_lists_the_files_columns_only(tmp_path):
+    p = _jsonl(tmp_path / "pref.jsonl", [{"prompt": "q", "response_1": "a", "split": "train"}])
+    with pytest.raises(DatasetError) as err:
+        D.load_pairs({"path": str(p)}, "train")
+    msg = _one_line(err.value)
+    assert "missing column(s) response_2, preference_strength; found prompt, response_1, split" \
+        in msg and "_row" not in msg
+
+
 def test_blank_lines_only_and_non_object_lines(tmp_path):
     blank = tmp_path / "blank.jsonl"
     blank.write_text("\n  \n")
@@ -454,6 +463,24 @@ def test_hold_exits_75_with_one_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith("train_rm: error: ") and "\n" not in err
         assert f"RM run folder in use by pid {proc.pid}" in err
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_posttrain_refuses_a_held_variant_folder(tmp_path, capsys):
+    from rmselect.posttrain.train import main
+
+    folder = tmp_path / "variants" / "v"
+    proc = _start_holder(folder)
+    try:
+        with pytest.raises(SystemExit) as ex:
+            main(["--parent", str(tmp_path / "none"), "--recipe", json.dumps({"stage": "sft"}),
+                  "--out-dir", str(folder / "model"), "--train-json", str(folder / "train.json")])
+        assert ex.value.code == 75
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"post-training folder in use by pid {proc.pid}" in err[0]
+        assert sorted(p.name for p in folder.iterdir()) == [runlock.LOCK_NAME]
     finally:
         proc.kill()
         proc.wait()
@@ -676,9 +703,16 @@ def test_two_trainers_on_one_run_folder(tiny_setup, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
-def test_killing_the_job_wrapper_kills_the_trainer(tiny_setup, tmp_path):
+@pytest.mark.parametrize("launcher", [False, True], ids=["plain", "launch.py+torchrun"])
+def test_killing_the_job_wrapper_kills_the_trainer(tiny_setup, tmp_path, launcher):
+    """The wrapper is the job's shell (as Snakemake runs it); with the launcher, torchrun
+    inherits launch.py's parent-death signal and stops its rank."""
     out = tmp_path / "run"
-    cmd = " ".join(f"'{a}'" for a in _train_cmd(tiny_setup, out))
+    argv = _train_cmd(tiny_setup, out)
+    if launcher:
+        argv = [sys.executable, str(REPO / "workflow" / "scripts" / "launch.py"), "--nproc", "1",
+                "--cpu-procs", "1", "--", *argv]
+    cmd = " ".join(f"'{a}'" for a in argv)
     wrapper = subprocess.Popen(["bash", "-c", f"set -euo pipefail; {cmd} 2> {tmp_path}/log"],
                                env=_env())
     trainer = _wait_for_lock(out)

@@ -122,6 +122,7 @@ def require_columns(df: pl.DataFrame, columns: list[str], what: str) -> None:
     """Fail with a message naming the data set and the missing columns."""
     missing = [c for c in columns if c not in df.columns]
     if missing:
+        found = [c for c in df.columns if not c.startswith("_")]  # not the loaders' own
         raise DatasetError(
-            f"{what}: missing column(s) {', '.join(missing)}; found {', '.join(df.columns)}"
+            f"{what}: missing column(s) {', '.join(missing)}; found {', '.join(found) or 'none'}"
         )
