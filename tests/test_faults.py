@@ -453,6 +453,16 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     runlock.acquire(run).release()  # released: free again
 
 
+def test_a_failed_start_leaves_no_run_folder(tmp_path):
+    run = tmp_path / "a" / "run"
+    runlock.acquire(run).release()  # nothing written: the folder it created goes again
+    assert not run.exists()
+    lock = runlock.acquire(run)
+    (run / "metrics.jsonl").write_text("{}\n")
+    lock.release()  # a folder with run files keeps them and its lock file
+    assert sorted(p.name for p in run.iterdir()) == [runlock.LOCK_NAME, "metrics.jsonl"]
+
+
 def test_hold_exits_75_with_one_line(tmp_path, capsys):
     run = tmp_path / "run"
     proc = _start_holder(run)

@@ -11,8 +11,10 @@ and append to one ``metrics.jsonl``. So the RM and post-training trainers take a
   which the holder writes into the lock file;
 * the kernel drops a ``flock`` when its process dies, however it dies, so a lock file left
   by a dead (killed, crashed) process is simply taken over: the newcomer's ``flock``
-  succeeds and it rewrites the holder line. Nothing ever deletes the lock file, so there is
-  no window in which two processes lock two different files.
+  succeeds and it rewrites the holder line. The lock file is deleted only with a folder
+  the run created and never wrote to (a start that failed), while still locked; a newcomer
+  checks after locking that its file is still the folder's lock file, and starts over if
+  not, so two processes never hold two different files.
 
 Only rank 0 (``RANK`` unset or 0) locks: the other ranks of a job share its folder. Lock
 files on NFS work through the NFS client's lock manager (Linux maps ``flock`` to POSIX
@@ -53,10 +55,21 @@ class RunLock:
     path: Path
     fd: int
     took_over: dict | None = None
+    #: Whether :func:`acquire` created the folder (then an unused one is removed again).
+    created: bool = False
 
     def release(self) -> None:
-        """Unlock (the file stays: deleting it would let two processes lock two files)."""
+        """Unlock. A folder this lock created and nobody wrote to (a run that failed while
+        loading its model or data) is removed, so a failed start leaves nothing behind;
+        otherwise the lock file stays (see :func:`acquire` for why that is safe)."""
         if self.fd >= 0:
+            folder = self.path.parent
+            if self.created and [p.name for p in folder.iterdir()] == [LOCK_NAME]:
+                self.path.unlink(missing_ok=True)  # still locked: a newcomer re-checks
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = -1
@@ -89,26 +102,36 @@ def describe_holder(info: Mapping) -> str:
 def acquire(folder: str | Path, what: str = "run") -> RunLock:
     """Lock ``folder`` (created if missing) or raise :class:`RunLocked` naming the holder."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        info = _holder(fd)
+    for _ in range(100):
+        created = not folder.exists()
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            info = _holder(fd)
+            os.close(fd)
+            raise RunLocked(
+                f"{folder}: {what} folder in use by {describe_holder(info)}; wait for that"
+                " process to finish or stop it (two processes on one run folder would write"
+                " it twice)"
+            ) from None
+        try:  # the file we locked is still the folder's lock file (not removed meanwhile)
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
         os.close(fd)
-        raise RunLocked(
-            f"{folder}: {what} folder in use by {describe_holder(info)}; wait for that"
-            " process to finish or stop it (two processes on one run folder would write it"
-            " twice)"
-        ) from None
+    else:  # pragma: no cover - a folder removed and recreated 100 times in a row
+        raise RunLocked(f"{folder}: its lock file keeps disappearing; is another job deleting it?")
     old = _holder(fd)
     me = {"pid": os.getpid(), "host": socket.gethostname(), "start": time.time()}
     os.ftruncate(fd, 0)
     os.lseek(fd, 0, os.SEEK_SET)
     os.write(fd, (json.dumps(me) + "\n").encode())
     os.fsync(fd)
-    lock = RunLock(path, fd, old or None)
+    lock = RunLock(path, fd, old or None, created)
     _HELD.append(lock)  # held until the process exits
     return lock
 
