@@ -642,6 +642,18 @@ def test_snakemake_dry_run_stops_in_one_line(tmp_path, mutate, needle):
 
 
 @pytest.mark.workflow
+def test_snakemake_dry_run_stops_on_a_missing_chat_template_file(tmp_path):
+    cfg = copy.deepcopy(DEFAULT)
+    cfg["models"] = str(_toy_table(tmp_path, lambda rows: rows[2].update(
+        chat_template="templates/llama.jinja")))
+    proc = _dry_run(tmp_path, cfg)
+    assert proc.returncode != 0 and proc.wall < 30  # type: ignore[attr-defined]
+    lines = [ln for ln in proc.stderr.splitlines() if "rmselect: configuration error" in ln]
+    assert len(lines) == 1 and "(model 'toyllama-2-m'): field 'chat_template'" in lines[0]
+    assert not (tmp_path / "wd" / "results").exists()
+
+
+@pytest.mark.workflow
 def test_no_absolute_checkout_path_in_rule_commands(tmp_path):
     """Params and commands name scripts relative to the repository: a moved checkout plans
     nothing new (the analysis rules used to carry the absolute script path)."""
