@@ -58,7 +58,9 @@ def test_model_files_by_kind(paper):
     assert common.model_files(toy, "toyllama-2-m") == ["results/toy/models/toyllama-2-m/config.json"]
     assert common.model_files(toy, "toyllama-2-m-sft") == [
         "results/variants/toyllama-2-m-sft/model/config.json"]
-    assert common.model_files(paper, "gemma-2-2b-it") == []  # a hub id resolves at run time
+    # a hub id resolves at run time, after rule model_check looked at its cached files
+    assert common.model_files(paper, "gemma-2-2b-it") == ["results/checks/models/gemma-2-2b-it.json"]
+    assert common.model_files(paper, "gemma-2-2b-it", check=False) == []
     assert common.dataset_files({"path": "x.jsonl"}) == ["x.jsonl"]
     assert common.dataset_files({"hub": "a/b"}) == []
 

@@ -124,15 +124,16 @@ def test_cyclic_variant_config_is_rejected_clearly():
     ]
     with pytest.raises(ConfigError, match="duplicate model name 'toyllama-2-m'"):
         load_study(cfg, "config/config.yaml", REPO)
-    # a variant whose parent is defined only later (itself or a descendant): never a cycle
+    # a variant whose parent is itself or a descendant: named as the cycle (issue 30)
     cfg["posttrain"]["variants"] = [
         {"parent": "v2", "stage": "sft", "name": "v1"},
         {"parent": "v1", "stage": "dpo", "name": "v2"},
     ]
-    with pytest.raises(ConfigError, match=r"posttrain.variants\[0\].parent': unknown model 'v2'"):
+    with pytest.raises(ConfigError, match=r"posttrain.variants\[0\].parent': cycle through"
+                       r" variants v1 -> v2 -> v1"):
         load_study(cfg, "config/config.yaml", REPO)
     cfg["posttrain"]["variants"] = [{"parent": "v", "stage": "sft", "name": "v"}]
-    with pytest.raises(ConfigError, match="unknown model 'v'"):
+    with pytest.raises(ConfigError, match="cycle through variants v -> v"):
         load_study(cfg, "config/config.yaml", REPO)
 
 

@@ -70,6 +70,17 @@ def test_a_no_change_runs_nothing(built):
     assert_nothing_to_do(built)
 
 
+def test_a_moved_checkout_runs_nothing(built):
+    """Params and code hashes name paths relative to the checkout (issue 30: the analysis
+    rules carried the absolute script path), so moving the finished study reruns nothing."""
+    moved = built.path.with_name(built.path.name + "-moved")
+    os.rename(built.path, moved)
+    try:
+        assert_nothing_to_do(Workdir(moved))
+    finally:
+        os.rename(moved, built.path)
+
+
 def _downstream_of_rm(wd: Workdir) -> set[str]:
     """Rules allowed to rerun after RM training changes: rm selection, evaluation, analysis."""
     return (

@@ -163,8 +163,9 @@ def test_long_resolved_template_is_not_looked_up_as_a_path(tmp_path):
 
     long_template = "{# " + "x" * 5000 + " #}{% for m in messages %}{{ m['content'] }}{% endfor %}"
     assert resolve_template(object(), long_template) == long_template
-    one_line = "y" * 400  # no Jinja, one line, longer than NAME_MAX
-    assert resolve_template(object(), one_line) == one_line
+    one_line = "y" * 400  # no Jinja, one line, longer than NAME_MAX: refused, no OSError
+    with pytest.raises(ValueError, match="neither an existing file nor a Jinja template"):
+        resolve_template(object(), one_line)
     f = tmp_path / "t.jinja"
     f.write_text("{{ messages[0]['content'] }}")
     assert resolve_template(object(), str(f)) == "{{ messages[0]['content'] }}"

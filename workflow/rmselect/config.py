@@ -198,6 +198,9 @@ def load_study(config: Mapping[str, Any], source: str = "config", root: Path = R
     specs = read_model_table(table, root)
     check_models(specs, table)
     models = {s.name: s for s in specs}
+    from rmselect import validate
+
+    validate.check_variant_order(cfg, models, source)
     for s in _variant_specs(cfg, models, source):
         models[s.name] = s
     check_models(models.values(), f"{source} (model table plus posttrain.variants)")
@@ -210,8 +213,8 @@ def load_study(config: Mapping[str, Any], source: str = "config", root: Path = R
     for c in cfg.get("recommend", {}).get("candidates", []) or []:
         if c not in models:
             raise ConfigError(f"{source}: field 'recommend.candidates': unknown model '{c}'")
-    for m in models.values():
-        size_group(m.params_b, cfg["size_groups"])
+    validate.check_names_case(models, source)
+    validate.check_size_groups(cfg, models, source, cfg.get("recommend", {}).get("candidates") or [])
     if "stages" in (cfg.get("analysis") or {}):
         raise ConfigError(
             f"{source}: field 'analysis.stages' no longer selects the analysed models; use"

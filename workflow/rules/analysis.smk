@@ -3,6 +3,8 @@
 # Logic: workflow/rmselect/analysis/; settings and defaults: rmselect.analysis.settings; DAG
 # helpers: rmselect.dag.analysis. Figure scripts get the PNG path and write the PDF beside it
 # (rmselect.plotting.save).
+import os
+
 from rmselect.analysis.models import study_rows
 from rmselect.analysis.settings import analysis_settings
 from rmselect.dag.analysis import (
@@ -21,9 +23,11 @@ A = analysis_settings(STUDY.config)
 AN = "results/analysis"
 FIG = "results/figures"
 ANALYSIS_ENV = "../../envs/analysis.yaml"
-# Absolute, so the rules also run with --directory elsewhere (the import-only test does);
-# moving the checkout therefore changes these params and reruns the analysis.
-ASCRIPT = str(SCRIPTS)
+# Relative to the working directory (workflow/scripts in the checkout; a path into the
+# checkout with --directory elsewhere, as the import-only test runs): moving the checkout
+# changes no params. Code hashes name the scripts relative to the repository.
+ASCRIPT = os.path.relpath(SCRIPTS)
+CODE = "workflow/scripts"
 RM_SCORES = A["rm_scores"]
 # Per-seed RM scores for the seed intervals (none for imported scores).
 RM_SEED_TABLE = (
@@ -69,7 +73,7 @@ rule analysis_models:
         ANALYSIS_ENV
     params:
         script=f"{ASCRIPT}/analysis_models.py",
-        code=code_hash(f"{ASCRIPT}/analysis_models.py"),
+        code=code_hash(f"{CODE}/analysis_models.py"),
         models=shell_json(study_rows(STUDY)),
     shell:
         "python {params.script} --models-json {params.models} --out {output} > {log} 2>&1"
@@ -93,7 +97,7 @@ rule analysis_gains:
         **ANALYSIS_RESOURCES,
     params:
         script=f"{ASCRIPT}/analysis_gains.py",
-        code=code_hash(f"{ASCRIPT}/analysis_gains.py"),
+        code=code_hash(f"{CODE}/analysis_gains.py"),
         flags=analysis_flags(A, "benchmark"),
     shell:
         "python {params.script} --rm-scores {input.rm} --models {input.models}"
@@ -120,7 +124,7 @@ rule analysis_correlations:
         **ANALYSIS_RESOURCES,
     params:
         script=f"{ASCRIPT}/analysis_correlations.py",
-        code=code_hash(f"{ASCRIPT}/analysis_correlations.py"),
+        code=code_hash(f"{CODE}/analysis_correlations.py"),
         flags=analysis_flags(A, *COMMON_FLAGS, "bootstrap", "ci", "alpha", "seed"),
         seeds=SEED_ARGS,
     shell:
@@ -153,7 +157,7 @@ rule analysis_coverage:
         **ANALYSIS_RESOURCES,
     params:
         script=f"{ASCRIPT}/analysis_coverage.py",
-        code=code_hash(f"{ASCRIPT}/analysis_coverage.py"),
+        code=code_hash(f"{CODE}/analysis_coverage.py"),
         flags=analysis_flags(A, *COMMON_FLAGS, "k", "filters", "seed"),
         seeds=SEED_ARGS,
     shell:
@@ -186,7 +190,7 @@ rule analysis_selection:
         **ANALYSIS_RESOURCES,
     params:
         script=f"{ASCRIPT}/analysis_selection.py",
-        code=code_hash(f"{ASCRIPT}/analysis_selection.py"),
+        code=code_hash(f"{CODE}/analysis_selection.py"),
         flags=analysis_flags(A, *SELECTION_FLAGS, "appendix-filter"),
     shell:
         "python {params.script} --rm-scores {input.rm} --features {input.features}"
@@ -216,7 +220,7 @@ rule analysis_pca:
         **ANALYSIS_RESOURCES,
     params:
         script=f"{ASCRIPT}/analysis_pca.py",
-        code=code_hash(f"{ASCRIPT}/analysis_pca.py"),
+        code=code_hash(f"{CODE}/analysis_pca.py"),
         flags=analysis_flags(A, *COMMON_FLAGS, "components"),
     shell:
         "python {params.script} --rm-scores {input.rm} --features {input.features}"
@@ -241,7 +245,7 @@ rule analysis_bt_vs_regression:
         ANALYSIS_ENV
     params:
         script=f"{ASCRIPT}/analysis_bt_vs_regression.py",
-        code=code_hash(f"{ASCRIPT}/analysis_bt_vs_regression.py"),
+        code=code_hash(f"{CODE}/analysis_bt_vs_regression.py"),
         flags=analysis_flags(A, "benchmark"),
     shell:
         "python {params.script} --rm-scores {input.rm} --models {input.models}"
@@ -261,7 +265,7 @@ rule analysis_tables:
         ANALYSIS_ENV
     params:
         script=f"{ASCRIPT}/analysis_tables.py",
-        code=code_hash(f"{ASCRIPT}/analysis_tables.py"),
+        code=code_hash(f"{CODE}/analysis_tables.py"),
         flags=analysis_flags(A, "benchmark"),
     shell:
         "python {params.script} --rm-scores {input.rm} --models {input.models}"
@@ -282,7 +286,7 @@ if POSTTRAINING:
             ANALYSIS_ENV
         params:
             script=f"{ASCRIPT}/analysis_tables.py",
-            code=code_hash(f"{ASCRIPT}/analysis_tables.py"),
+            code=code_hash(f"{CODE}/analysis_tables.py"),
             flags=analysis_flags(A, "benchmark"),
         shell:
             "python {params.script} --posttraining {input} {params.flags}"
@@ -302,7 +306,7 @@ rule analysis_leaderboard:
         ANALYSIS_ENV
     params:
         script=f"{ASCRIPT}/analysis_leaderboard.py",
-        code=code_hash(f"{ASCRIPT}/analysis_leaderboard.py"),
+        code=code_hash(f"{CODE}/analysis_leaderboard.py"),
         lb=A["leaderboard_csv"] or "''",
         flags=analysis_flags(A, "top"),
     shell:
@@ -328,7 +332,7 @@ rule recommend:
         **ANALYSIS_RESOURCES,
     params:
         script=f"{ASCRIPT}/recommend.py",
-        code=code_hash(f"{ASCRIPT}/recommend.py"),
+        code=code_hash(f"{CODE}/recommend.py"),
         flags=analysis_flags(
             A, "candidates", *COMMON_FLAGS, "selection", *RECOMMEND_FLAGS
         ),
@@ -385,7 +389,7 @@ rule analysis_cost:
         ANALYSIS_ENV
     params:
         script=f"{ASCRIPT}/analysis_cost.py",
-        code=code_hash(f"{ASCRIPT}/analysis_cost.py"),
+        code=code_hash(f"{CODE}/analysis_cost.py"),
         cost_dir=COST,
         cost=shell_json(A["cost"]),
         gpus=shell_json(gpu_allocation(STUDY)),

@@ -9,6 +9,7 @@ REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO.joinpath("workflow")))
 
 from rmselect.config import ConfigError, load_study, section_settings  # noqa: E402
+from rmselect.validate import check_plan  # noqa: E402
 from rmselect.dag.common import (  # noqa: E402
     GPU_SLOT,
     launcher,
@@ -29,6 +30,7 @@ def _config_source():
 
 try:
     STUDY = load_study(config, _config_source(), REPO)
+    check_plan(STUDY, REPO)  # plan-time checks of config + tables (rmselect.validate)
 except ConfigError as err:
     sys.stderr.write(f"rmselect: configuration error: {err}\n")
     sys.exit(1)
@@ -52,10 +54,13 @@ def model_ref(name):
 
 
 def model_files(name):
-    """Files a job needs before it can load `name` (empty for hub models)."""
+    """Files a job needs before it can load `name`: its files and, for a hub or local model,
+    the summary of its source check (an ancient input, so a new check reruns no job)."""
+    from rmselect.dag.common import MODEL_CHECK
     from rmselect.dag.common import model_files as _model_files
 
-    return _model_files(STUDY, name)
+    check = MODEL_CHECK.format(model=name)
+    return [ancient(f) if f == check else f for f in _model_files(STUDY, name)]
 
 
 def model_input(wildcards):

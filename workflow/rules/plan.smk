@@ -20,7 +20,7 @@ rule plan:
         "../../envs/analysis.yaml"
     params:
         script=f"{ASCRIPT}/plan_cost.py",
-        code=code_hash(f"{ASCRIPT}/plan_cost.py"),
+        code=code_hash(f"{CODE}/plan_cost.py"),
         config=shell_json(STUDY.config),
         source=_config_source(),
         out=PLAN_CSV,

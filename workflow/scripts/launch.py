@@ -31,6 +31,7 @@ from rmselect.cluster.gpu_slots import (
     slot_environment,
 )
 from rmselect.cluster.launch import describe, nccl_environment, plan
+from rmselect.runlock import die_with_parent
 
 
 def claim_gpus(gpus: int, env: dict[str, str], timeout: float | None) -> int:
@@ -83,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sys.stderr.write(describe(launch) + "\n")
     sys.stderr.flush()
+    # torchrun/srun inherit this (it survives exec): killing the job's shell wrapper sends
+    # them SIGTERM, and they stop the ranks (rmselect.runlock.die_with_parent)
+    die_with_parent()
     os.execvpe(launch.argv[0], launch.argv, env)
     return 0  # not reached
 

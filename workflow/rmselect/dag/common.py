@@ -79,14 +79,26 @@ def shell_json(obj: Any, *, sort_keys: bool = True) -> str:
 # --------------------------------------------------------------------------- models
 
 
-def model_files(study: Study, name: str) -> list[str]:
-    """Files a job needs before it can load model ``name`` (empty for hub models)."""
+#: Where rule model_check writes each checked model's summary (rmselect.model_check).
+MODEL_CHECK = "results/checks/models/{model}.json"
+
+
+def checked_models(study: Study) -> list[str]:
+    """Models whose source rule model_check checks: hub ids and local folders (toy models
+    and variants are built by the workflow; GGUF files are converted, which checks them)."""
+    return [n for n, m in study.models.items() if m.kind in ("hub", "local")]
+
+
+def model_files(study: Study, name: str, check: bool = True) -> list[str]:
+    """Files a job needs before it can load model ``name``: the model's files, and (``check``)
+    the model_check summary of a hub or local model (empty for an unchecked hub model)."""
     m = study.model(name)
     if m.kind in ("toy", "variant", "gguf"):
         return [f"{study.model_path(name)}/config.json"]
-    if m.kind == "local":
-        return [m.source]
-    return []
+    out = [m.source] if m.kind == "local" else []
+    if check and m.kind in ("hub", "local"):
+        out.append(MODEL_CHECK.format(model=name))
+    return out
 
 
 def dataset_files(entry: dict[str, Any]) -> list[str]:

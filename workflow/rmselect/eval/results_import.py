@@ -115,6 +115,11 @@ def read_import(path: str | Path, models: Iterable[str] | None = None) -> pl.Dat
             rows.append(out)
     if not rows:
         raise ResultsImportError(f"{p}: no rows")
+    if all(r[c] <= 1.0 for r in rows for c in SECTION_COLS):
+        raise ResultsImportError(
+            f"{p}: every score in columns {', '.join(SECTION_COLS)} is <= 1, so the file looks"
+            " like fractions; RewardBench scores are percentages 0-100: multiply by 100"
+        )
     return _frame(rows)
 
 

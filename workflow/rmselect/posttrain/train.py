@@ -390,9 +390,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: PosttrainArgs) -> int:
+    from rmselect import runlock
+
     recipe = dict(args.recipe)
     if recipe.get("stage") not in ("sft", "dpo"):
         raise SystemExit(f"posttrain: recipe stage must be sft or dpo, got {recipe.get('stage')!r}")
+    # one process per variant folder (results/variants/{model}/); see rmselect.runlock
+    if not runlock.under_torchrun():
+        runlock.die_with_parent()
+    locks = runlock.hold([Path(args.out_dir).parent], "post-training", prog="posttrain")
+    try:
+        return _train(args, recipe)
+    finally:
+        runlock.release_all(locks)
+
+
+def _train(args: PosttrainArgs, recipe: dict[str, Any]) -> int:
     seed = int(recipe["seed"]) if recipe.get("seed") is not None else args.seed
     if recipe.get("zero_stage") is None:
         recipe["zero_stage"] = args.zero_stage

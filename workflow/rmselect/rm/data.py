@@ -84,15 +84,28 @@ def _text(row: Mapping[str, Any], col: str, where: str) -> str:
     v = row[col]
     if not isinstance(v, str):
         raise DatasetError(f"{where}: field '{col}' must be text, got {v!r:.60}")
+    if not v.strip():
+        raise DatasetError(f"{where}: field '{col}' is empty; fix or remove the row")
     return v
 
 
-def pairs_from_frame(df: pl.DataFrame, what: str = "HelpSteer2-Preference") -> list[Pair]:
+#: What to do with a pair whose two responses are identical but whose strength is not 0
+#: (config ``rm.identical_pairs``): drop it (counted in the training log) or refuse the file.
+IDENTICAL = ("drop", "error")
+#: The HelpSteer2 attribute scale.
+ATTRIBUTE_RANGE = (0.0, 4.0)
+
+
+def pairs_from_frame(df: pl.DataFrame, what: str = "HelpSteer2-Preference",
+                     identical: str = "drop", counts: dict[str, int] | None = None) -> list[Pair]:
     """Chosen/rejected pairs of a HelpSteer2-Preference frame; ties (strength 0) dropped.
 
-    Errors name the 1-based row (of the file, when the frame comes from :func:`numbered`)
-    and the field.
+    A pair with identical responses and a non-zero strength is dropped (and counted in
+    ``counts['identical']``) or, with ``identical='error'``, refused. Errors name the
+    1-based row (of the file, when the frame comes from :func:`numbered`) and the field.
     """
+    if identical not in IDENTICAL:
+        raise ValueError(f"identical={identical!r}; use one of {', '.join(IDENTICAL)}")
     require_columns(df, PAIR_COLUMNS, what)
     cols = PAIR_COLUMNS + ([ROW] if ROW in df.columns else [])
     out: list[Pair] = []
@@ -116,6 +129,16 @@ def pairs_from_frame(df: pl.DataFrame, what: str = "HelpSteer2-Preference") -> l
             continue
         prompt = _text(row, "prompt", where)
         r1, r2 = _text(row, "response_1", where), _text(row, "response_2", where)
+        if r1.strip() == r2.strip():
+            if identical == "error":
+                raise DatasetError(
+                    f"{where}: fields 'response_1' and 'response_2' are identical but"
+                    f" preference_strength is {s_int}; fix the row, or set"
+                    " rm.identical_pairs: drop to skip such pairs"
+                )
+            if counts is not None:
+                counts["identical"] = counts.get("identical", 0) + 1
+            continue
         first_wins = (s_int > 0) == (PREFERENCE_SIGN > 0)
         chosen, rejected = (r1, r2) if first_wins else (r2, r1)
         out.append(Pair(prompt, chosen, rejected, abs(s_int)))
@@ -145,10 +168,12 @@ def split_rows(df: pl.DataFrame, split: str, what: str) -> pl.DataFrame:
     raise DatasetError(f"{what}: no 'split' column, so no {split!r} rows; add a split column")
 
 
-def load_pairs(entry: Mapping[str, Any], split: str, limit: int | None = None) -> list[Pair]:
+def load_pairs(entry: Mapping[str, Any], split: str, limit: int | None = None,
+               identical: str = "drop", counts: dict[str, int] | None = None) -> list[Pair]:
     """HelpSteer2-Preference pairs of one split (``train`` / ``validation``)."""
     what = f"data set {describe(entry)}"
-    pairs = pairs_from_frame(split_rows(numbered(load_frame(entry)), split, what), what)
+    pairs = pairs_from_frame(split_rows(numbered(load_frame(entry)), split, what), what,
+                             identical, counts)
     if not pairs:
         raise DatasetError(f"{what}: split {split!r} has no pairs with a preference")
     return pairs[:limit] if limit else pairs
@@ -183,9 +208,16 @@ def load_rated(entry: Mapping[str, Any], split: str = "train", limit: int | None
         for a in ATTRIBUTES:
             v = row[a]
             try:
-                scores.append(float(v))
+                x = float(v)
             except (TypeError, ValueError):
                 raise DatasetError(f"{where}: field '{a}' = {v!r:.40} is not a score 0-4") from None
+            lo, hi = ATTRIBUTE_RANGE
+            if not lo <= x <= hi:
+                raise DatasetError(
+                    f"{where}: field '{a}' = {v!r:.40} is outside the HelpSteer2 scale"
+                    f" {lo:g}-{hi:g}; fix the row or rescale the column"
+                )
+            scores.append(x)
         out.append(Rated(_text(row, "prompt", where), _text(row, "response", where),
                          tuple(scores)))  # type: ignore[arg-type]
     if not out:

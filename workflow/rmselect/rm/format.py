@@ -59,16 +59,23 @@ def _template_text(override: str) -> str:
     """A template override is a path to a Jinja file or the Jinja text itself.
 
     Real chat templates run to thousands of characters; asking the file system whether such a
-    string is a path raises ``OSError: File name too long``, so only a one-line string without
-    Jinja delimiters is looked up as a file.
+    string is a path raises ``OSError: File name too long``, so only a string without Jinja
+    delimiters is looked up as a file.
+    A string with neither Jinja syntax nor a file behind it (e.g. a mistyped path) is
+    refused: used as the template text it would render every conversation as that string
+    (rmselect.validate checks the model table for this at plan time).
     """
-    if "\n" in override or "{" in override:
+    from rmselect.validate import JINJA, template_problem
+
+    if any(j in override for j in JINJA):
         return override
     try:
         p = Path(override)
-        return p.read_text() if p.is_file() else override
+        if p.is_file():
+            return p.read_text()
     except OSError:
-        return override
+        pass
+    raise ValueError(f"chat template override: {template_problem(override, Path.cwd())}")
 
 
 def render(

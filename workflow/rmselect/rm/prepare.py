@@ -7,7 +7,7 @@ process by :func:`rmselect.rm.train.load_shared`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from rmselect.rm.run_config import RunConfig
@@ -23,6 +23,8 @@ class Prepared:
     val_chosen: list[list[int]]
     val_rejected: list[list[int]]
     truncation: dict[str, Any]
+    #: Pairs dropped per split because their two responses are identical (rm.identical_pairs).
+    identical_dropped: dict[str, int] = field(default_factory=dict)
 
     def length(self, i: int) -> int:
         if self.train_rej is not None:
@@ -36,12 +38,16 @@ class Prepared:
         return [self.train_ids[i] for i in idx]
 
 
-def prepare_data(cfg: RunConfig, tok: Any, template: str | None) -> Prepared:
+def prepare_data(cfg: RunConfig, tok: Any, template: str | None,
+                 identical: str = "drop") -> Prepared:
     from rmselect.rm import data as D
 
     tr_stats, va_stats = D.TruncationStats(), D.TruncationStats()
+    tr_drop: dict[str, int] = {}
+    va_drop: dict[str, int] = {}
     if cfg.objective == "bt":
-        pairs = D.load_pairs(cfg.train_data, "train", cfg.max_train_examples)
+        pairs = D.load_pairs(cfg.train_data, "train", cfg.max_train_examples, identical,
+                             tr_drop)
         prompts = [p.prompt for p in pairs]
         ch = D.tokenize_responses(tok, prompts, [p.chosen for p in pairs], template,
                                   cfg.max_length, tr_stats)
@@ -54,12 +60,14 @@ def prepare_data(cfg: RunConfig, tok: Any, template: str | None) -> Prepared:
                                   template, cfg.max_length, tr_stats)
         rj = None
         targets = [r.scores for r in rows]
-    val = D.load_pairs(cfg.val_data, "validation", cfg.max_val_pairs)
+    val = D.load_pairs(cfg.val_data, "validation", cfg.max_val_pairs, identical, va_drop)
     vp = [p.prompt for p in val]
     vc = D.tokenize_responses(tok, vp, [p.chosen for p in val], template, cfg.max_length, va_stats)
     vr = D.tokenize_responses(tok, vp, [p.rejected for p in val], template, cfg.max_length, va_stats)
     return Prepared(ch, rj, targets, vc, vr,
-                    {"train": tr_stats.as_dict(), "validation": va_stats.as_dict()})
+                    {"train": tr_stats.as_dict(), "validation": va_stats.as_dict()},
+                    {"train": tr_drop.get("identical", 0),
+                     "validation": va_drop.get("identical", 0)})
 
 
 @dataclass

@@ -179,6 +179,7 @@ def train_flags(study: Study, model: str, objective: str, lr: str) -> str:
         attn_implementation=spec.attn_implementation or str(rc["attn_implementation"]),
         max_train_examples=rc.get("max_train_examples") or None,
         max_val_pairs=rc.get("max_val_pairs") or None,
+        identical_pairs=str(rc["identical_pairs"]),
         keep_ds_checkpoint=bool(rc["keep_ds_checkpoint"]), tensorboard=bool(rc["tensorboard"]),
         keep_checkpoints=keep_checkpoints(rc, objective),
         ds_save_minutes=float(rc["ds_save_minutes"]),

@@ -71,6 +71,9 @@ class TrainArgs:
         default="auto", choices=list(ATTN_IMPLEMENTATIONS))
     max_train_examples: int | None = opt("use the first N training examples", default=None)
     max_val_pairs: int | None = opt("use the first N validation pairs", default=None)
+    identical_pairs: str = opt("a pair with identical responses and a non-zero strength: "
+                               "drop (counted in the log) or error", default="drop",
+                               choices=["drop", "error"])
     keep_ds_checkpoint: bool = opt("keep ds/ after a finished run (saved at the last step)",
                                    default=False)
     keep_checkpoints: int = opt(

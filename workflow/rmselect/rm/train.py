@@ -131,21 +131,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
+    from rmselect import runlock
+
     args = build_parser().parse_args(argv)
     runs = run_seeds(args)
-    t_start = time.time()
-    # one torch thread per rank unless told otherwise (ranks share the cores)
-    rt = runtime.start(args.threads or int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
-    if args.offload != "none" and rt.cuda:
-        # DeepSpeedCPUAdam (and ZeRO's host-side work) runs on the CPU cores of the rank
-        runtime.set_cpu_threads(runtime.cpus_per_rank())
-    shared = load_shared(args, run_config(args, runs[0][0], rt.world), rt, t_start)
-    for seed, out in runs:
-        rc = train_run(args, rt, shared, seed, out)
-        if rc:
-            return rc
-    rt.close()
-    return 0
+    # one process per run folder (a second one exits here, naming the holder), and no
+    # trainer outliving the job's shell wrapper (torchrun stops its ranks itself)
+    if not runlock.under_torchrun():
+        runlock.die_with_parent()
+    locks = runlock.hold([out for _, out in runs], "RM run", prog="train_rm")
+    try:
+        t_start = time.time()
+        # one torch thread per rank unless told otherwise (ranks share the cores)
+        rt = runtime.start(args.threads or int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
+        if args.offload != "none" and rt.cuda:
+            # DeepSpeedCPUAdam (and ZeRO's host-side work) runs on the CPU cores of the rank
+            runtime.set_cpu_threads(runtime.cpus_per_rank())
+        shared = load_shared(args, run_config(args, runs[0][0], rt.world), rt, t_start)
+        for seed, out in runs:
+            rc = train_run(args, rt, shared, seed, out)
+            if rc:
+                return rc
+        rt.close()
+        return 0
+    finally:
+        runlock.release_all(locks)
 
 
 def load_shared(args: argparse.Namespace, cfg: RunConfig, rt: runtime.Runtime,
@@ -160,7 +170,10 @@ def load_shared(args: argparse.Namespace, cfg: RunConfig, rt: runtime.Runtime,
     tok = prepare_tokenizer(load_tokenizer(args.model, cfg_trust(args)),
                             name=args.model_name or args.model)
     template = resolve_template(tok, cfg.chat_template)
-    prep = prepare_data(cfg, tok, template)
+    prep = prepare_data(cfg, tok, template, args.identical_pairs)
+    if any(prep.identical_dropped.values()):
+        log.info(f"dropped pairs with identical responses and a non-zero strength: "
+                 f"{prep.identical_dropped} (rm.identical_pairs: drop)")
     if prep.train_ids:
         # What the model is trained on, as text: the chat template (its default system
         # prompt, role markers) and the token the reward is read at are visible in the log.

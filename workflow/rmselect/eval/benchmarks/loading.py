@@ -143,8 +143,14 @@ def prepare(
         prompt = r["prompt"]
         if not isinstance(prompt, str):
             raise BenchmarkDataError(f"{where}: field 'prompt' must be text, got {prompt!r:.60}")
+        if not prompt.strip():
+            raise BenchmarkDataError(f"{where}: field 'prompt' is empty; fix or remove the row")
         chosen = _as_list(r["chosen"], bench.list_responses, where, "chosen")
         rejected = _as_list(r["rejected"], bench.list_responses, where, "rejected")
+        for col, texts in (("chosen", chosen), ("rejected", rejected)):
+            if any(not t.strip() for t in texts):
+                raise BenchmarkDataError(
+                    f"{where}: field '{col}' holds an empty response; fix or remove the row")
         ex: dict[str, Any] = {
             "example": i,
             "id": r["id"],
