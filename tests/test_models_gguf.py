@@ -84,8 +84,12 @@ def test_a_truncated_gguf_file_is_one_line_through_the_script(tmp_path):
     assert not out.exists() and not list((tmp_path / "out").glob(".smol.*"))
 
 
-def test_rm_precision_reaches_the_trainer_per_objective():
+def test_rm_precision_reaches_the_trainer_per_objective(monkeypatch):
     import torch
+
+    from rmselect import device
+
+    monkeypatch.setattr(device, "bf16_supported", lambda cuda: bool(cuda))  # a bf16 GPU
 
     from rmselect.config import load_study_file
     from rmselect.rm import rules
