@@ -17,7 +17,9 @@ EOS) nothing is prepended and the first token, which has no context, is **exclud
 
 ``n_tokens`` in the output is always the number of log-probabilities averaged. Documents with
 no scorable token are dropped and counted. Log-probabilities are natural logs, computed in
-float32 from the model's logits. When ``N`` (+1 for the prefix) exceeds the model's
+float32 from the model's logits (its own final-logit transform, e.g. Gemma-2's softcapping,
+applied), over slices of positions (:mod:`rmselect.logprobs`): never the full
+``batch × length × vocabulary`` logits. When ``N`` (+1 for the prefix) exceeds the model's
 ``max_position_embeddings``, ``N`` is lowered to fit and the change is logged.
 """
 
@@ -95,12 +97,17 @@ def length_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]
 
 @torch.no_grad()
 def score_sequences(
-    model: Any, sequences: Sequence[Sequence[int]], batch_tokens: int = 16384, pad_id: int = 0
+    model: Any, sequences: Sequence[Sequence[int]], batch_tokens: int = 16384, pad_id: int = 0,
+    chunk: int | None = None,
 ) -> list[DocScore]:
     """Mean log p(t_i | t_<i) over positions 1..len-1 of each sequence (position 0 = context).
 
-    Sequences of length < 2 get ``n_tokens = 0`` and a NaN score.
+    Sequences of length < 2 get ``n_tokens = 0`` and a NaN score. The head runs over slices
+    of ``chunk`` positions (:mod:`rmselect.logprobs`; default: sized by the vocabulary), so
+    no ``batch × length × vocabulary`` logits are built.
     """
+    from rmselect.logprobs import batch_logprobs
+
     device = next(model.parameters()).device
     out: list[DocScore] = [DocScore(0, math.nan)] * len(sequences)
     lengths = [len(s) for s in sequences]
@@ -115,12 +122,10 @@ def score_sequences(
             ids[row, : lengths[i]] = torch.tensor(sequences[i], dtype=torch.long)
             mask[row, : lengths[i]] = 1
         ids, mask = ids.to(device), mask.to(device)
-        logits = model(input_ids=ids, attention_mask=mask).logits
+        spans = [(0, lengths[i] - 1) for i in batch]
+        fwd = batch_logprobs(model, ids, mask, spans, chunk=chunk)
         for row, i in enumerate(batch):
-            n = lengths[i]
-            lp = torch.log_softmax(logits[row, : n - 1].float(), dim=-1)
-            tok = lp.gather(-1, ids[row, 1:n].unsqueeze(-1)).squeeze(-1)
-            out[i] = DocScore(n - 1, float(tok.mean().item()))
+            out[i] = DocScore(lengths[i] - 1, float(fwd.logprobs[row].mean().item()))
     return out
 
 
