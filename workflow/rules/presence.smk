@@ -1,7 +1,10 @@
 # Stage: presence -- presence scores of every model on domain corpora (PAPER.md section 6),
 # their distributions and pairwise Jensen-Shannon distances.
 #
-#   results/presence/{model}/{domain}.parquet   doc_id, n_tokens, score (one job per model)
+#   {corpus_dir}/{domain}/part-NNNNN.parquet    doc_id, text: sampled once, on CPU
+#   {corpus_dir}/{domain}/manifest.json         source, filter, seed, counts
+#   results/presence/{model}/shards/{domain}/part-NNNNN.parquet|json   one GPU job per shard
+#   results/presence/{model}/{domain}.parquet   doc_id, n_tokens, score (+ {domain}.json)
 #   results/presence/{model}/presence.json      provenance (scored_by, reused_from, settings)
 #   results/presence/summary.csv                model, domain, mean, std, n_docs, scored_by
 #   results/presence/histograms.csv             shared-bin histograms per domain
@@ -26,6 +29,8 @@ PRESENCE_MODELS = (
 PRESENCE_PLAN = dag_presence.plan(STUDY, PRESENCE)
 PRESENCE_SCORED = [m for m in PRESENCE_MODELS if PRESENCE_PLAN[m] == m]
 PRESENCE_REUSED = [m for m in PRESENCE_MODELS if PRESENCE_PLAN[m] != m]
+PRESENCE_CORPUS = dag_presence.corpus_dir(PRESENCE)
+PRESENCE_SHARDS = dag_presence.shard_ids(PRESENCE)
 PRESENCE_FILES = expand(
     "results/presence/{model}/{domain}.parquet",
     model=PRESENCE_MODELS,
@@ -57,21 +62,46 @@ rule presence:
         PRESENCE_TARGETS,
 
 
+rule presence_sample:
+    input:
+        lambda wc: dag_presence.domain_files(PRESENCE, wc.domain),
+    output:
+        shards=dag_presence.corpus_shards(PRESENCE, "{domain}"),
+        manifest=f"{PRESENCE_CORPUS}/{{domain}}/manifest.json",
+    log:
+        f"{LOGS}/presence_sample/{{domain}}.log",
+    benchmark:
+        f"{COST}/presence_sample/{{domain}}.tsv"
+    wildcard_constraints:
+        domain=name_regex(PRESENCE_DOMAINS),
+    conda:
+        "../../envs/presence.yaml"
+    resources:
+        **{k: res("analysis", k) for k in ("mem_mb", "runtime")},
+    params:
+        code=code_hash("workflow/scripts/presence_sample.py"),
+        flags=lambda wc: dag_presence.sample_flags(PRESENCE, wc.domain),
+        out=lambda wc, output: str(Path(output.manifest).parent),
+    shell:
+        "python workflow/scripts/presence_sample.py {params.flags} --out-dir {params.out}"
+        " > {log} 2>&1"
+
+
 rule presence_score:
     input:
         model=lambda wc: dag_presence.model_files(STUDY, PRESENCE, wc.model),
-        corpora=dag_presence.domain_files(PRESENCE),
+        corpus=f"{PRESENCE_CORPUS}/{{domain}}/part-{{shard}}.parquet",
     output:
-        scores=expand(
-            "results/presence/{{model}}/{domain}.parquet", domain=PRESENCE_DOMAINS
-        ),
-        provenance="results/presence/{model}/presence.json",
+        scores="results/presence/{model}/shards/{domain}/part-{shard}.parquet",
+        meta="results/presence/{model}/shards/{domain}/part-{shard}.json",
     log:
-        f"{LOGS}/presence_score/{{model}}.log",
+        f"{LOGS}/presence_score/{{model}}/{{domain}}/{{shard}}.log",
     benchmark:
-        f"{COST}/presence_score/{{model}}.tsv"
+        f"{COST}/presence_score/{{model}}/{{domain}}/{{shard}}.tsv"
     wildcard_constraints:
         model=name_regex(PRESENCE_SCORED),
+        domain=name_regex(PRESENCE_DOMAINS),
+        shard=r"\d{5}",
     conda:
         "../../envs/presence.yaml"
     resources:
@@ -82,11 +112,61 @@ rule presence_score:
     params:
         code=code_hash("workflow/scripts/presence_score.py"),
         slot=GPU_SLOT,
+        env=lambda wc: dag_presence.offline_env(STUDY, PRESENCE, wc.model),
         flags=lambda wc: dag_presence.score_flags(STUDY, PRESENCE, wc.model),
-        out=lambda wc, output: str(Path(output.provenance).parent),
     shell:
-        "OMP_NUM_THREADS=1 {params.slot} {resources.gpu} -- python workflow/scripts/presence_score.py"
-        " {params.flags} --out-dir {params.out} > {log} 2>&1"
+        "{params.env} OMP_NUM_THREADS=1 {params.slot} {resources.gpu} --"
+        " python workflow/scripts/presence_score.py {params.flags} --corpus {input.corpus}"
+        " --out {output.scores} --meta {output.meta} > {log} 2>&1"
+
+
+rule presence_aggregate:
+    input:
+        expand(
+            "results/presence/{{model}}/shards/{{domain}}/part-{shard}.{ext}",
+            shard=PRESENCE_SHARDS,
+            ext=["parquet", "json"],
+        ),
+    output:
+        scores="results/presence/{model}/{domain}.parquet",
+        meta="results/presence/{model}/{domain}.json",
+    log:
+        f"{LOGS}/presence_aggregate/{{model}}/{{domain}}.log",
+    wildcard_constraints:
+        model=name_regex(PRESENCE_SCORED),
+        domain=name_regex(PRESENCE_DOMAINS),
+    conda:
+        "../../envs/presence.yaml"
+    resources:
+        **{k: res("analysis", k) for k in ("mem_mb", "runtime")},
+    params:
+        code=code_hash("workflow/scripts/presence_aggregate.py"),
+        shards=lambda wc, input: [f for f in input if f.endswith(".parquet")],
+    shell:
+        "python workflow/scripts/presence_aggregate.py --name {wildcards.model}"
+        " --domain {wildcards.domain} --shards {params.shards} --out {output.scores}"
+        " --meta {output.meta} > {log} 2>&1"
+
+
+rule presence_provenance:
+    input:
+        expand("results/presence/{{model}}/{domain}.json", domain=PRESENCE_DOMAINS),
+    output:
+        "results/presence/{model}/presence.json",
+    log:
+        f"{LOGS}/presence_provenance/{{model}}.log",
+    wildcard_constraints:
+        model=name_regex(PRESENCE_SCORED),
+    conda:
+        "../../envs/presence.yaml"
+    params:
+        code=code_hash("workflow/scripts/presence_provenance.py"),
+        dir=lambda wc, output: str(Path(output[0]).parent),
+        domains=PRESENCE_DOMAINS,
+    shell:
+        "python workflow/scripts/presence_provenance.py --name {wildcards.model}"
+        " --domains {params.domains} --presence-dir {params.dir} --out {output}"
+        " > {log} 2>&1"
 
 
 rule presence_reuse:

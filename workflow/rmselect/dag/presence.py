@@ -81,23 +81,59 @@ def trust_remote_code(study: Study, cfg: Mapping[str, Any], name: str) -> bool:
     return study.model(name).trust_remote_code
 
 
-def domain_files(cfg: Mapping[str, Any]) -> list[str]:
-    """The local corpus files of the configured domains."""
-    return [e["path"] for e in cfg["domains"].values() if "path" in e]
+def domain_files(cfg: Mapping[str, Any], domain: str | None = None) -> list[str]:
+    """The local source files of the configured domains (of one domain when named)."""
+    items = cfg["domains"].items() if domain is None else [(domain, cfg["domains"][domain])]
+    return [e["path"] for _, e in items if "path" in e]
+
+
+# --------------------------------------------------------------------------- corpus and shards
+
+
+def corpus_dir(cfg: Mapping[str, Any]) -> str:
+    """Where the sampled corpora live (``presence.corpus_dir``; a path shared by studies)."""
+    return str(cfg["corpus_dir"]).rstrip("/")
+
+
+def shard_ids(cfg: Mapping[str, Any]) -> list[str]:
+    """Shard numbers (``00000`` …) of every domain: ``ceil(n_docs / shard_docs)`` of them."""
+    from rmselect.presence.corpus import n_shards
+
+    return [f"{k:05d}" for k in range(n_shards(int(cfg["n_docs"]), int(cfg["shard_docs"])))]
+
+
+def corpus_shards(cfg: Mapping[str, Any], domain: str) -> list[str]:
+    """The sampled shard files of ``domain`` (the pattern when ``domain`` is a wildcard)."""
+    return [f"{corpus_dir(cfg)}/{domain}/part-{k}.parquet" for k in shard_ids(cfg)]
+
+
+def sample_flags(cfg: Mapping[str, Any], domain: str) -> str:
+    """Command-line flags of presence_sample.py for ``domain``."""
+    return common.shell_flags([
+        "--domain", domain, "--entry", json.dumps(cfg["domains"][domain], sort_keys=True),
+        "--n-docs", str(cfg["n_docs"]), "--seed", str(cfg["seed"]),
+        "--shard-docs", str(cfg["shard_docs"]),
+    ])
 
 
 def score_flags(study: Study, cfg: Mapping[str, Any], name: str) -> str:
-    """Command-line flags of presence_score.py for model ``name``."""
+    """Command-line flags of presence_score.py for model ``name`` (one shard job)."""
     flags = [
         "--model", model_ref(study, cfg, name), "--name", name,
-        "--domains", json.dumps(cfg["domains"], sort_keys=True),
-        "--max-tokens", str(cfg["max_tokens"]), "--n-docs", str(cfg["n_docs"]),
-        "--seed", str(cfg["seed"]), "--batch-tokens", str(cfg["batch_tokens"]),
+        "--max-tokens", str(cfg["max_tokens"]), "--batch-tokens", str(cfg["batch_tokens"]),
         "--prefix", str(cfg["prefix"]),
     ]
     if trust_remote_code(study, cfg, name):
         flags.append("--trust-remote-code")
     return common.shell_flags(flags)
+
+
+def offline_env(study: Study, cfg: Mapping[str, Any], name: str) -> str:
+    """Environment of a presence scoring job: data sets always offline; the hub offline too
+    unless the model itself is a hub id (then only its weights may come from the hub cache
+    or the hub; the corpus never does)."""
+    hub_model = name in references(cfg) or not model_files(study, cfg, name)
+    return "HF_DATASETS_OFFLINE=1" + ("" if hub_model else " HF_HUB_OFFLINE=1")
 
 
 def resource(study: Study, cfg: Mapping[str, Any], cluster: Any, key: str) -> Callable[..., Any]:

@@ -26,7 +26,6 @@ applied), over slices of positions (:mod:`rmselect.logprobs`): never the full
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import time
@@ -177,18 +176,17 @@ def score_frame(model: Any, tokenizer: Any, docs: pl.DataFrame, **kwargs: Any) -
 
 @dataclass(kw_only=True)
 class PresenceArgs:
-    """Presence scores of one model on every domain corpus: writes <out-dir>/<domain>.parquet
-    (doc_id, n_tokens, score) and <out-dir>/presence.json."""
+    """Presence scores of one model on one shard of a sampled domain corpus
+    (results/presence/corpus/<domain>/part-NNNNN.parquet): writes <out> (doc_id, n_tokens,
+    score) and <meta> (provenance). Reads local files only; never the network."""
 
     model: str = opt("model dir or hub id to score with")
     name: str = opt("model name (for messages and provenance)")
-    domains: str = opt(
-        'JSON {domain: data-set entry} (path|hub, text_column, filter, streaming)')
-    out_dir: str = opt("results/presence/<model>")
+    corpus: str = opt("sampled shard: parquet with doc_id, text")
+    out: str = opt("results/presence/<model>/shards/<domain>/part-NNNNN.parquet")
+    meta: str = opt("provenance JSON of this shard")
     max_tokens: int = opt("N: tokens scored per document", default=2048)
-    n_docs: int = opt("documents sampled per domain", default=64)
-    seed: int = opt("document sampling seed", default=0)
-    batch_tokens: int = opt("padded tokens per batch", default=16384)
+    batch_tokens: int = opt("padded tokens per trunk forward", default=16384)
     prefix: str = opt("context token before the first document token (see module docs)",
                       default="auto", choices=PREFIX_MODES)
     trust_remote_code: bool = opt(default=False)
@@ -202,41 +200,29 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from rmselect.hf import load_causal_lm, load_tokenizer
     from rmselect.io import write_json, write_table
-    from rmselect.presence.corpus import sample_documents
+    from rmselect.logprobs import chunk_positions, vocab_size
 
     args = cli.parse(PresenceArgs, argv, prog="presence_score.py")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    domains = json.loads(args.domains)
-    if not domains:
-        raise SystemExit("presence: no domains configured (set presence.domains)")
     t0 = time.time()
+    docs = pl.read_parquet(args.corpus)
+    missing = {"doc_id", "text"} - set(docs.columns)
+    if missing:
+        raise SystemExit(f"presence: {args.corpus}: missing column(s) {', '.join(sorted(missing))};"
+                         " rerun presence_sample for this domain")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     tok = load_tokenizer(args.model, trust_remote_code=args.trust_remote_code)
     model = load_causal_lm(args.model, trust_remote_code=args.trust_remote_code)
     model.to(device).eval()
-    out_dir = Path(args.out_dir)
-    prov: dict[str, Any] = {
-        "model": args.name, "scored_by": args.name, "reused_from": None, "source": str(args.model),
+    df, dropped = score_frame(model, tok, docs, max_tokens=args.max_tokens,
+                              prefix=args.prefix, batch_tokens=args.batch_tokens)
+    write_table(Path(args.out), df)
+    write_json(Path(args.meta), {
+        "model": args.name, "source": str(args.model), "corpus": str(args.corpus),
         "max_tokens": args.max_tokens, "prefix": args.prefix,
-        "prefix_token_id": prefix_token_id(tok, args.prefix), "seed": args.seed,
-        "n_docs_requested": args.n_docs, "device": device, "domains": {},
-    }
-    results: dict[str, pl.DataFrame] = {}
-    for domain, entry in domains.items():
-        td = time.time()
-        docs = sample_documents(entry, args.n_docs, args.seed, what=f"presence domain '{domain}'")
-        df, dropped = score_frame(model, tok, docs, max_tokens=args.max_tokens,
-                                  prefix=args.prefix, batch_tokens=args.batch_tokens)
-        if df.height == 0:
-            raise SystemExit(f"presence: model '{args.name}' domain '{domain}': no document has "
-                             "a scorable token; check the corpus")
-        results[domain] = df
-        prov["domains"][domain] = {"n_docs": df.height, "dropped": dropped,
-                                   "mean": float(df["score"].mean()),  # type: ignore[arg-type]
-                                   "wall_s": round(time.time() - td, 3)}
-        log.info("%s / %s: %d docs, mean %.4f", args.name, domain, df.height, df["score"].mean())
-    for domain, df in results.items():  # write only once every domain succeeded
-        write_table(out_dir / f"{domain}.parquet", df)
-    prov["wall_s"] = round(time.time() - t0, 3)
-    write_json(out_dir / "presence.json", prov)
+        "prefix_token_id": prefix_token_id(tok, args.prefix), "device": device,
+        "logit_chunk": chunk_positions(vocab_size(model)), "n_docs": df.height,
+        "dropped": dropped, "tokens": int(df["n_tokens"].sum()) if df.height else 0,
+        "wall_s": round(time.time() - t0, 3)})
+    log.info("%s / %s: %d docs scored, %d dropped", args.name, args.corpus, df.height, dropped)
     return 0
