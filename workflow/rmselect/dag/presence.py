@@ -34,7 +34,39 @@ def settings(study: Study) -> dict[str, Any]:
                 f"config: field 'presence.reference_models[{i}].name': '{ref['name']}' is "
                 "already a model of the model table; reference models are scored in addition"
             )
+    if out["shard_docs"] is None and out["domains"]:
+        out["shard_docs"] = auto_shard_docs(study, out)
+    elif out["shard_docs"] is None:
+        out["shard_docs"] = int(out["n_docs"])
     return out
+
+
+def scored_limits(study: Study, cfg: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """``{scored model: (params_b, presence runtime limit in seconds)}`` (first attempt;
+    models without params_b are left out)."""
+    from rmselect.cluster.resources import resources_for
+
+    out = {}
+    for name, src in plan(study, cfg).items():
+        pb = params_b(study, cfg, name)
+        if src != name or not pb:
+            continue
+        extra = study.model(name).extra if name in study.models else None
+        runtime = resources_for("presence", pb, study.config, name, model_extra=extra)["runtime"]
+        out[name] = (float(pb), 60.0 * float(runtime))
+    return out
+
+
+def auto_shard_docs(study: Study, cfg: Mapping[str, Any]) -> int:
+    """``presence.shard_docs: null``: sized by :func:`rmselect.presence.cost.auto_shard_docs`
+    at ``max_tokens`` (+1 prefix) tokens per document, from the config alone (so the shard
+    count never changes when data files appear)."""
+    from rmselect.plan.cost_model import plan_settings, profiles
+    from rmselect.presence.cost import auto_shard_docs as _auto
+
+    pc = plan_settings(study.config)
+    prof = profiles(pc)[pc["profile"]]
+    return _auto(scored_limits(study, cfg), float(cfg["max_tokens"]) + 1, int(cfg["n_docs"]), prof)
 
 
 def references(cfg: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
