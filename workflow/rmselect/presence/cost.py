@@ -96,7 +96,7 @@ def auto_shard_docs(models: Mapping[str, tuple[float, float]], tok_per_doc: floa
     for pb, limit in models.values():
         per_doc = shard_seconds(pb, tok_per_doc, profile)
         if per_doc > 0:
-            best = min(best, int(SHARD_SHARE * limit // per_doc))
+            best = min(best, math.floor(SHARD_SHARE * limit / per_doc + 1e-9))
     return max(1, best)
 
 
