@@ -154,3 +154,22 @@ def test_presence_scores_unchanged_by_chunking(arch):
     old = _old_score_sequences(model, seqs, batch_tokens=200)
     new = [s.score for s in score_sequences(model, seqs, batch_tokens=200, chunk=13)]
     assert max(abs(a - b) for a, b in zip(old, new)) < 1e-5
+
+
+def test_a_model_with_an_unknown_logit_transform_falls_back_to_full_logits():
+    model = _model("llama")
+    real_forward = model.forward
+
+    def scaled(*a, **k):  # a forward that rescales its logits in a way no config states
+        out = real_forward(*a, **k)
+        out.logits = out.logits * 3.0
+        return out
+
+    model.forward = scaled
+    ids, mask, spans = _batch()
+    full = lpm.full_logprobs(model, ids, mask, spans)
+    got = lpm.batch_logprobs(model, ids, mask, spans, chunk=5).logprobs
+    assert model._rmselect_split is None
+    for f, c in zip(full, got):
+        assert torch.allclose(f, c, atol=1e-5)
+    assert lpm.checked_split(_model("llama"), ids, mask) is not None

@@ -18,7 +18,10 @@ config:
 
 A model whose head or trunk cannot be found (``get_output_embeddings()`` is None, e.g. some
 remote-code models) falls back to the full forward; :func:`split_lm` says which one applies.
-Log-probabilities are computed in float32.
+So does a model whose own forward transforms the logits some other way: before its first
+batch, :func:`checked_split` compares the split on a few tokens with ``model(...).logits``
+and keeps the full forward (with a warning) when they differ. Log-probabilities are computed
+in float32.
 """
 
 from __future__ import annotations
@@ -26,7 +29,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import logging
+
 import torch
+
+log = logging.getLogger("rmselect.logprobs")
 
 #: Bytes of float32 logits one slice may hold (several copies are live during log_softmax:
 #: the head's output, its float32 copy/softcap, the log-softmax result).
@@ -66,6 +73,31 @@ def split_lm(model: Any) -> SplitLM | None:
     if getattr(cfg, "logits_scaling", None):
         scale /= float(cfg.logits_scaling)
     return SplitLM(trunk, head, float(softcap) if softcap else None, scale)
+
+
+@torch.no_grad()
+def checked_split(model: Any, ids: torch.Tensor, mask: torch.Tensor) -> SplitLM | None:
+    """:func:`split_lm`, verified once per model against its own forward on the first row's
+    first (up to 8) tokens; None (full forward) when they disagree by more than 1e-3."""
+    cached = getattr(model, "_rmselect_split", False)
+    if cached is not False:
+        return cached
+    split = split_lm(model)
+    if split is not None:
+        n = int(min(8, int(mask[0].sum())))
+        probe_ids, probe_mask = ids[:1, :n], mask[:1, :n]
+        full = model(input_ids=probe_ids, attention_mask=probe_mask).logits[0].float()
+        hid = split.trunk(input_ids=probe_ids, attention_mask=probe_mask, use_cache=False)[0][0]
+        diff = (torch.log_softmax(full, -1) - torch.log_softmax(split.logits(hid), -1)).abs().max()
+        if not torch.isfinite(diff) or float(diff) > 1e-3:
+            log.warning("%s: the trunk + head split differs from the model's logits by %.3g; "
+                        "using full-vocabulary logits", type(model).__name__, float(diff))
+            split = None
+    try:
+        model._rmselect_split = split
+    except AttributeError:  # pragma: no cover - exotic modules refusing attributes
+        pass
+    return split
 
 
 def chunk_positions(vocab_size: int, logit_bytes: int = LOGIT_BYTES) -> int:
@@ -117,7 +149,7 @@ def batch_logprobs(
     ``chunk``: positions per head slice (default :func:`chunk_positions` of the model's
     vocabulary). Without a trunk/head split the full forward is used (same numbers).
     """
-    split = split_lm(model)
+    split = checked_split(model, ids, mask)
     if split is None:
         out = model(input_ids=ids, attention_mask=mask, output_hidden_states=output_hidden_states)
         rows = []
