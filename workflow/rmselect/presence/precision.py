@@ -137,6 +137,7 @@ def measure(a: PrecisionArgs) -> int:
         frames = []
         for dom, docs in stdlib_corpora(a.n_docs, a.seed).items():
             df, _ = score_frame(model, tok, docs, max_tokens=a.max_tokens, batch_tokens=4096)
+            print(f"{dom}: {df.height} docs scored, std {df['score'].std():.4f}", flush=True)
             frames.append(df.select(pl.lit(Path(a.model).name).alias("model"),
                                     pl.lit(dom).alias("domain"), "doc_id", "n_tokens", "score"))
         scores = pl.concat(frames)
