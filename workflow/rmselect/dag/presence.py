@@ -60,13 +60,16 @@ def scored_limits(study: Study, cfg: Mapping[str, Any]) -> dict[str, tuple[float
 def auto_shard_docs(study: Study, cfg: Mapping[str, Any]) -> int:
     """``presence.shard_docs: null``: sized by :func:`rmselect.presence.cost.auto_shard_docs`
     at ``max_tokens`` (+1 prefix) tokens per document, from the config alone (so the shard
-    count never changes when data files appear)."""
+    count never changes when data files appear), then evened out over that many shards."""
     from rmselect.plan.cost_model import plan_settings, profiles
     from rmselect.presence.cost import auto_shard_docs as _auto
 
     pc = plan_settings(study.config)
     prof = profiles(pc)[pc["profile"]]
-    return _auto(scored_limits(study, cfg), float(cfg["max_tokens"]) + 1, int(cfg["n_docs"]), prof)
+    largest = _auto(scored_limits(study, cfg), float(cfg["max_tokens"]) + 1, int(cfg["n_docs"]),
+                    prof)
+    shards = -(-int(cfg["n_docs"]) // largest)
+    return -(-int(cfg["n_docs"]) // shards)  # the same count of shards, evened out
 
 
 def references(cfg: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
