@@ -98,3 +98,15 @@ def test_plan_counts_sampling_and_shard_jobs():
         # every shard job within its limit on the plan's profile
         assert all(w.notes[-1].endswith(": fits") for w in score), [
             w.notes[-1] for w in score if not w.notes[-1].endswith(": fits")]
+
+
+def test_sample_job_runtime_is_twice_its_planned_cpu_time():
+    from rmselect.config import load_study_file
+    from rmselect.dag import presence as dp
+
+    study = load_study_file("config/paper.yaml")
+    cfg = dp.settings(study)
+    # Books: 100,000 / 0.00036 = 277.8 M docs at 2,000 per CPU-s = 138,889 s; x 2 / 60
+    assert dp.sample_runtime(study, cfg, "book") == math.ceil(2 * 1e5 / 0.00036 / 2000 / 60)
+    toy = load_study_file("config/config.yaml")
+    assert dp.sample_runtime(toy, dp.settings(toy), "facts") == 30  # local file: the floor

@@ -77,7 +77,8 @@ rule presence_sample:
     conda:
         "../../envs/presence.yaml"
     resources:
-        **{k: res("analysis", k) for k in ("mem_mb", "runtime")},
+        mem_mb=res("analysis", "mem_mb"),
+        runtime=lambda wc: dag_presence.sample_runtime(STUDY, PRESENCE, wc.domain),
     params:
         code=code_hash("workflow/scripts/presence_sample.py"),
         flags=lambda wc: dag_presence.sample_flags(PRESENCE, wc.domain),
@@ -138,7 +139,8 @@ rule presence_aggregate:
     conda:
         "../../envs/presence.yaml"
     resources:
-        **{k: res("analysis", k) for k in ("mem_mb", "runtime")},
+        mem_mb=presence_res("mem_mb", kind="analysis"),
+        runtime=presence_res("runtime", kind="analysis"),
     params:
         code=code_hash("workflow/scripts/presence_aggregate.py"),
         shards=lambda wc, input: [f for f in input if f.endswith(".parquet")],

@@ -151,6 +151,19 @@ def sample_flags(cfg: Mapping[str, Any], domain: str) -> str:
     ])
 
 
+def sample_runtime(study: Study, cfg: Mapping[str, Any], domain: str) -> int:
+    """Minutes for ``presence_sample`` of ``domain``: twice the planned CPU time
+    (``rmselect.presence.cost.sample_cost``), at least 30; 30 when it is not stated."""
+    import math
+
+    from rmselect.plan.cost_model import plan_settings
+    from rmselect.presence.cost import sample_cost
+
+    c = sample_cost(domain, cfg["domains"][domain], int(cfg["n_docs"]),
+                    plan_settings(study.config))
+    return 30 if not math.isfinite(c.cpu_s) else max(30, math.ceil(2 * c.cpu_s / 60))
+
+
 def score_flags(study: Study, cfg: Mapping[str, Any], name: str) -> str:
     """Command-line flags of presence_score.py for model ``name`` (one shard job)."""
     flags = [
@@ -171,14 +184,16 @@ def offline_env(study: Study, cfg: Mapping[str, Any], name: str) -> str:
     return "HF_DATASETS_OFFLINE=1" + ("" if hub_model else " HF_HUB_OFFLINE=1")
 
 
-def resource(study: Study, cfg: Mapping[str, Any], cluster: Any, key: str) -> Callable[..., Any]:
-    """A Snakemake resource callable for presence jobs (reference models included)."""
+def resource(study: Study, cfg: Mapping[str, Any], cluster: Any, key: str,
+             kind: str = "presence") -> Callable[..., Any]:
+    """A Snakemake resource callable for presence jobs (reference models included);
+    ``kind="analysis"`` for the CPU jobs that aggregate a model's shards."""
     from rmselect.cluster.resources import resources_for
 
     def _value(wildcards: Any, attempt: int = 1) -> Any:
         name = wildcards.model
         extra = study.model(name).extra if name in study.models else None
-        return resources_for("presence", params_b(study, cfg, name), study.config, name,
+        return resources_for(kind, params_b(study, cfg, name), study.config, name,
                              model_extra=extra, cluster=cluster, attempt=attempt)[key]
 
     return _value
