@@ -111,11 +111,13 @@ def test_shards_aggregate_to_the_unsharded_scores(tmp_path):
     args = pc.SampleArgs(domain="dom", entry=json.dumps({"path": str(src)}), n_docs=12, seed=0,
                          shard_docs=5, out_dir=str(tmp_path / "corpus"))
     pc.write_corpus(args)
-    outs = []
-    for k in range(3):
-        out = tmp_path / "shards" / f"part-{k:05d}.parquet"
-        assert ps.main(_score_argv(model_dir, tmp_path / "corpus" / out.name, out)) == 0
-        outs.append(str(out))
+    outs = [tmp_path / "shards" / f"part-{k:05d}.parquet" for k in range(3)]
+    argv = _score_argv(model_dir, tmp_path / "corpus" / outs[0].name, outs[0])
+    for out in outs[1:]:  # presence.jobs: per_model -- one process, every shard in turn
+        argv += ["--corpus", str(tmp_path / "corpus" / out.name), "--out", str(out),
+                 "--meta", str(out.with_suffix(".json"))]
+    assert ps.main(argv) == 0
+    outs = [str(o) for o in outs]
     agg.aggregate_domain(agg.DomainArgs(name="bigram", domain="dom", shards=outs,
                                         out=str(tmp_path / "dom.parquet"),
                                         meta=str(tmp_path / "dom.json")))
@@ -156,7 +158,8 @@ def test_killed_shard_reruns_alone(tmp_path):
     wd = make_workdir(tmp_path / "wd")
     cfg = wd.load_config()
     src = _docs(wd.path / "dom.jsonl")
-    cfg["presence"].update(domains={"dom": {"path": "dom.jsonl"}}, n_docs=6, shard_docs=2)
+    cfg["presence"].update(domains={"dom": {"path": "dom.jsonl"}}, n_docs=6, shard_docs=2,
+                           jobs="per_shard")
     wd.save_config(cfg)
     model_dir = _bigram(wd.path / "results" / "toy" / "models" / model)
     corpus = wd.path / "results" / "presence" / "corpus" / "dom"

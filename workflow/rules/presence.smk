@@ -28,6 +28,7 @@ PRESENCE_MODELS = (
 )
 PRESENCE_PLAN = dag_presence.plan(STUDY, PRESENCE)
 PRESENCE_SCORED = [m for m in PRESENCE_MODELS if PRESENCE_PLAN[m] == m]
+PRESENCE_PER_MODEL = PRESENCE["jobs"] == "per_model"
 PRESENCE_REUSED = [m for m in PRESENCE_MODELS if PRESENCE_PLAN[m] != m]
 PRESENCE_CORPUS = dag_presence.corpus_dir(PRESENCE)
 PRESENCE_SHARDS = dag_presence.shard_ids(PRESENCE)
@@ -100,7 +101,7 @@ rule presence_score:
     benchmark:
         f"{COST}/presence_score/{{model}}/{{domain}}/{{shard}}.tsv"
     wildcard_constraints:
-        model=name_regex(PRESENCE_SCORED),
+        model=name_regex([] if PRESENCE_PER_MODEL else PRESENCE_SCORED),
         domain=name_regex(PRESENCE_DOMAINS),
         shard=r"\d{5}",
     conda:
@@ -115,10 +116,31 @@ rule presence_score:
         slot=GPU_SLOT,
         env=lambda wc: dag_presence.offline_env(STUDY, PRESENCE, wc.model),
         flags=lambda wc: dag_presence.score_flags(STUDY, PRESENCE, wc.model),
+        shards=lambda wc, input, output: dag_presence.shard_args(
+            input.corpus, output.scores, output.meta
+        ),
     shell:
         "{params.env} OMP_NUM_THREADS=1 {params.slot} {resources.gpu} --"
-        " python workflow/scripts/presence_score.py {params.flags} --corpus {input.corpus}"
-        " --out {output.scores} --meta {output.meta} > {log} 2>&1"
+        " python workflow/scripts/presence_score.py {params.flags} {params.shards}"
+        " > {log} 2>&1"
+
+
+# presence.jobs: per_model -- the same shard files, one job per model (CPU studies).
+use rule presence_score as presence_score_model with:
+    input:
+        model=lambda wc: dag_presence.model_files(STUDY, PRESENCE, wc.model),
+        corpus=dag_presence.all_shards(PRESENCE, PRESENCE_CORPUS),
+    output:
+        scores=dag_presence.all_shards(PRESENCE, "results/presence/{model}/shards"),
+        meta=dag_presence.all_shards(
+            PRESENCE, "results/presence/{model}/shards", "json"
+        ),
+    log:
+        f"{LOGS}/presence_score/{{model}}.log",
+    benchmark:
+        f"{COST}/presence_score/{{model}}.tsv"
+    wildcard_constraints:
+        model=name_regex(PRESENCE_SCORED if PRESENCE_PER_MODEL else []),
 
 
 rule presence_aggregate:

@@ -142,6 +142,22 @@ def corpus_shards(cfg: Mapping[str, Any], domain: str) -> list[str]:
     return [f"{corpus_dir(cfg)}/{domain}/part-{k}.parquet" for k in shard_ids(cfg)]
 
 
+def all_shards(cfg: Mapping[str, Any], root: str, ext: str = "parquet") -> list[str]:
+    """``{root}/{domain}/part-NNNNN.{ext}`` for every domain and shard, domain-major."""
+    return [f"{root}/{d}/part-{k}.{ext}" for d in cfg["domains"] for k in shard_ids(cfg)]
+
+
+def shard_args(corpus: Any, scores: Any, meta: Any) -> str:
+    """``--corpus C --out S --meta M`` per shard (presence_score.py's repeated flags)."""
+    def items(x: Any) -> list[str]:
+        return [x] if isinstance(x, str) else list(x)
+
+    flags: list[str] = []
+    for c, o, m in zip(items(corpus), items(scores), items(meta), strict=True):
+        flags += ["--corpus", c, "--out", o, "--meta", m]
+    return common.shell_flags(flags)
+
+
 def sample_flags(cfg: Mapping[str, Any], domain: str) -> str:
     """Command-line flags of presence_sample.py for ``domain``."""
     return common.shell_flags([

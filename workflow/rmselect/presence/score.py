@@ -176,15 +176,18 @@ def score_frame(model: Any, tokenizer: Any, docs: pl.DataFrame, **kwargs: Any) -
 
 @dataclass(kw_only=True)
 class PresenceArgs:
-    """Presence scores of one model on one shard of a sampled domain corpus
-    (results/presence/corpus/<domain>/part-NNNNN.parquet): writes <out> (doc_id, n_tokens,
-    score) and <meta> (provenance). Reads local files only; never the network."""
+    """Presence scores of one model on shards of sampled domain corpora
+    (results/presence/corpus/<domain>/part-NNNNN.parquet): for each --corpus, writes the
+    matching --out (doc_id, n_tokens, score) and --meta (provenance), loading the model once.
+    Reads local files only; never the network."""
 
     model: str = opt("model dir or hub id to score with")
     name: str = opt("model name (for messages and provenance)")
-    corpus: str = opt("sampled shard: parquet with doc_id, text")
-    out: str = opt("results/presence/<model>/shards/<domain>/part-NNNNN.parquet")
-    meta: str = opt("provenance JSON of this shard")
+    corpus: list[str] = opt("sampled shard: parquet with doc_id, text (repeat for several)",
+                            repeat=True)
+    out: list[str] = opt("results/presence/<model>/shards/<domain>/part-NNNNN.parquet, one per "
+                         "--corpus", repeat=True)
+    meta: list[str] = opt("provenance JSON of each shard, one per --corpus", repeat=True)
     max_tokens: int = opt("N: tokens scored per document", default=2048)
     batch_tokens: int = opt("padded tokens per trunk forward", default=16384)
     prefix: str = opt("context token before the first document token (see module docs)",
@@ -204,25 +207,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = cli.parse(PresenceArgs, argv, prog="presence_score.py")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    t0 = time.time()
-    docs = pl.read_parquet(args.corpus)
-    missing = {"doc_id", "text"} - set(docs.columns)
-    if missing:
-        raise SystemExit(f"presence: {args.corpus}: missing column(s) {', '.join(sorted(missing))};"
-                         " rerun presence_sample for this domain")
+    if not (len(args.corpus) == len(args.out) == len(args.meta)) or not args.corpus:
+        raise SystemExit("presence: give one --out and one --meta per --corpus")
+    for corpus in args.corpus:
+        if not Path(corpus).exists():
+            raise SystemExit(f"presence: {corpus} is missing; run presence_sample for its domain")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     tok = load_tokenizer(args.model, trust_remote_code=args.trust_remote_code)
     model = load_causal_lm(args.model, trust_remote_code=args.trust_remote_code)
     model.to(device).eval()
-    df, dropped = score_frame(model, tok, docs, max_tokens=args.max_tokens,
-                              prefix=args.prefix, batch_tokens=args.batch_tokens)
-    write_table(Path(args.out), df)
-    write_json(Path(args.meta), {
-        "model": args.name, "source": str(args.model), "corpus": str(args.corpus),
-        "max_tokens": args.max_tokens, "prefix": args.prefix,
-        "prefix_token_id": prefix_token_id(tok, args.prefix), "device": device,
-        "logit_chunk": chunk_positions(vocab_size(model)), "n_docs": df.height,
-        "dropped": dropped, "tokens": int(df["n_tokens"].sum()) if df.height else 0,
-        "wall_s": round(time.time() - t0, 3)})
-    log.info("%s / %s: %d docs scored, %d dropped", args.name, args.corpus, df.height, dropped)
+    for corpus, out, meta in zip(args.corpus, args.out, args.meta):
+        t0 = time.time()
+        docs = pl.read_parquet(corpus)
+        missing = {"doc_id", "text"} - set(docs.columns)
+        if missing:
+            raise SystemExit(f"presence: {corpus}: missing column(s) "
+                             f"{', '.join(sorted(missing))}; rerun presence_sample for this domain")
+        df, dropped = score_frame(model, tok, docs, max_tokens=args.max_tokens,
+                                  prefix=args.prefix, batch_tokens=args.batch_tokens)
+        write_table(Path(out), df)
+        write_json(Path(meta), {
+            "model": args.name, "source": str(args.model), "corpus": str(corpus),
+            "max_tokens": args.max_tokens, "prefix": args.prefix,
+            "prefix_token_id": prefix_token_id(tok, args.prefix), "device": device,
+            "logit_chunk": chunk_positions(vocab_size(model)), "n_docs": df.height,
+            "dropped": dropped, "tokens": int(df["n_tokens"].sum()) if df.height else 0,
+            "wall_s": round(time.time() - t0, 3)})
+        log.info("%s / %s: %d docs scored, %d dropped", args.name, corpus, df.height, dropped)
     return 0
