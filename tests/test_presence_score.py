@@ -118,32 +118,38 @@ def test_length_batches_respect_token_budget():
 
 
 def test_main_writes_parquet_and_provenance(tmp_path):
+    from rmselect.presence.corpus import SampleArgs, write_corpus
+
     model_dir = build_bigram_model(tmp_path / "m")
     corpus = tmp_path / "dom.jsonl"
     docs = ["a b b c", "", "c", "a b c a b c"]
     corpus.write_text("".join(json.dumps({"body": d}) + "\n" for d in docs))
-    domains = {"toy": {"path": str(corpus), "text_column": "body"}}
-    out = tmp_path / "out"
-    rc = ps.main(["--model", str(model_dir), "--name", "bigram", "--domains", json.dumps(domains),
-                  "--out-dir", str(out), "--n-docs", "10", "--seed", "3", "--device", "cpu"])
+    entry = {"path": str(corpus), "text_column": "body"}
+    write_corpus(SampleArgs(domain="toy", entry=json.dumps(entry), n_docs=10, seed=3,
+                            shard_docs=10, out_dir=str(tmp_path / "corpus")))
+    out = tmp_path / "out" / "part-00000.parquet"
+    rc = ps.main(["--model", str(model_dir), "--name", "bigram", "--device", "cpu",
+                  "--corpus", str(tmp_path / "corpus" / "part-00000.parquet"),
+                  "--out", str(out), "--meta", str(out.with_suffix(".json"))])
     assert rc == 0
-    df = pl.read_parquet(out / "toy.parquet")
+    df = pl.read_parquet(out)
     assert df.columns == ["doc_id", "n_tokens", "score"]
     assert df["doc_id"].to_list() == [0, 2, 3]  # the empty document (row 1) is skipped
     assert df["n_tokens"].to_list() == [4, 1, 6]
     assert df["score"][1] == pytest.approx(LOG_TENTH, abs=1e-5)
-    prov = json.loads((out / "presence.json").read_text())
-    assert prov["scored_by"] == "bigram" and prov["reused_from"] is None
-    assert prov["domains"]["toy"]["n_docs"] == 3
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["model"] == "bigram" and meta["n_docs"] == 3 and meta["dropped"] == 0
+    assert meta["prefix_token_id"] == VOCAB["<s>"] and meta["tokens"] == 11
 
 
 def test_bad_text_column_names_domain_and_leaves_nothing(tmp_path):
-    model_dir = build_bigram_model(tmp_path / "m")
+    from rmselect.presence.corpus import main as sample_main
+
     corpus = tmp_path / "dom.jsonl"
     corpus.write_text(json.dumps({"text": "a b"}) + "\n")
-    domains = {"good": {"path": str(corpus)}, "bad": {"path": str(corpus), "text_column": "body"}}
-    out = tmp_path / "out"
-    with pytest.raises(ValueError, match=r"presence domain 'bad'.*text column 'body'"):
-        ps.main(["--model", str(model_dir), "--name", "m", "--domains", json.dumps(domains),
-                 "--out-dir", str(out), "--device", "cpu"])
-    assert not (out / "good.parquet").exists()
+    out = tmp_path / "corpus" / "bad"
+    with pytest.raises(SystemExit, match=r"presence domain 'bad'.*text column 'body'"):
+        sample_main(["--domain", "bad", "--entry", json.dumps({"path": str(corpus),
+                                                                "text_column": "body"}),
+                     "--n-docs", "4", "--seed", "0", "--shard-docs", "2", "--out-dir", str(out)])
+    assert not out.exists() or not any(out.iterdir())

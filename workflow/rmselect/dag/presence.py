@@ -34,7 +34,42 @@ def settings(study: Study) -> dict[str, Any]:
                 f"config: field 'presence.reference_models[{i}].name': '{ref['name']}' is "
                 "already a model of the model table; reference models are scored in addition"
             )
+    if out["shard_docs"] is None and out["domains"]:
+        out["shard_docs"] = auto_shard_docs(study, out)
+    elif out["shard_docs"] is None:
+        out["shard_docs"] = int(out["n_docs"])
     return out
+
+
+def scored_limits(study: Study, cfg: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """``{scored model: (params_b, presence runtime limit in seconds)}`` (first attempt;
+    models without params_b are left out)."""
+    from rmselect.cluster.resources import resources_for
+
+    out = {}
+    for name, src in plan(study, cfg).items():
+        pb = params_b(study, cfg, name)
+        if src != name or not pb:
+            continue
+        extra = study.model(name).extra if name in study.models else None
+        runtime = resources_for("presence", pb, study.config, name, model_extra=extra)["runtime"]
+        out[name] = (float(pb), 60.0 * float(runtime))
+    return out
+
+
+def auto_shard_docs(study: Study, cfg: Mapping[str, Any]) -> int:
+    """``presence.shard_docs: null``: sized by :func:`rmselect.presence.cost.auto_shard_docs`
+    at ``max_tokens`` (+1 prefix) tokens per document, from the config alone (so the shard
+    count never changes when data files appear), then evened out over that many shards."""
+    from rmselect.plan.cost_model import plan_settings, profiles
+    from rmselect.presence.cost import auto_shard_docs as _auto
+
+    pc = plan_settings(study.config)
+    prof = profiles(pc)[pc["profile"]]
+    largest = _auto(scored_limits(study, cfg), float(cfg["max_tokens"]) + 1, int(cfg["n_docs"]),
+                    prof)
+    shards = -(-int(cfg["n_docs"]) // largest)
+    return -(-int(cfg["n_docs"]) // shards)  # the same count of shards, evened out
 
 
 def references(cfg: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -81,18 +116,75 @@ def trust_remote_code(study: Study, cfg: Mapping[str, Any], name: str) -> bool:
     return study.model(name).trust_remote_code
 
 
-def domain_files(cfg: Mapping[str, Any]) -> list[str]:
-    """The local corpus files of the configured domains."""
-    return [e["path"] for e in cfg["domains"].values() if "path" in e]
+def domain_files(cfg: Mapping[str, Any], domain: str | None = None) -> list[str]:
+    """The local source files of the configured domains (of one domain when named)."""
+    items = cfg["domains"].items() if domain is None else [(domain, cfg["domains"][domain])]
+    return [e["path"] for _, e in items if "path" in e]
+
+
+# --------------------------------------------------------------------------- corpus and shards
+
+
+def corpus_dir(cfg: Mapping[str, Any]) -> str:
+    """Where the sampled corpora live (``presence.corpus_dir``; a path shared by studies)."""
+    return str(cfg["corpus_dir"]).rstrip("/")
+
+
+def shard_ids(cfg: Mapping[str, Any]) -> list[str]:
+    """Shard numbers (``00000`` …) of every domain: ``ceil(n_docs / shard_docs)`` of them."""
+    from rmselect.presence.corpus import n_shards
+
+    return [f"{k:05d}" for k in range(n_shards(int(cfg["n_docs"]), int(cfg["shard_docs"])))]
+
+
+def corpus_shards(cfg: Mapping[str, Any], domain: str) -> list[str]:
+    """The sampled shard files of ``domain`` (the pattern when ``domain`` is a wildcard)."""
+    return [f"{corpus_dir(cfg)}/{domain}/part-{k}.parquet" for k in shard_ids(cfg)]
+
+
+def all_shards(cfg: Mapping[str, Any], root: str, ext: str = "parquet") -> list[str]:
+    """``{root}/{domain}/part-NNNNN.{ext}`` for every domain and shard, domain-major."""
+    return [f"{root}/{d}/part-{k}.{ext}" for d in cfg["domains"] for k in shard_ids(cfg)]
+
+
+def shard_args(corpus: Any, scores: Any, meta: Any) -> str:
+    """``--corpus C --out S --meta M`` per shard (presence_score.py's repeated flags)."""
+    def items(x: Any) -> list[str]:
+        return [x] if isinstance(x, str) else list(x)
+
+    flags: list[str] = []
+    for c, o, m in zip(items(corpus), items(scores), items(meta), strict=True):
+        flags += ["--corpus", c, "--out", o, "--meta", m]
+    return common.shell_flags(flags)
+
+
+def sample_flags(cfg: Mapping[str, Any], domain: str) -> str:
+    """Command-line flags of presence_sample.py for ``domain``."""
+    return common.shell_flags([
+        "--domain", domain, "--entry", json.dumps(cfg["domains"][domain], sort_keys=True),
+        "--n-docs", str(cfg["n_docs"]), "--seed", str(cfg["seed"]),
+        "--shard-docs", str(cfg["shard_docs"]),
+    ])
+
+
+def sample_runtime(study: Study, cfg: Mapping[str, Any], domain: str) -> int:
+    """Minutes for ``presence_sample`` of ``domain``: twice the planned CPU time
+    (``rmselect.presence.cost.sample_cost``), at least 30; 30 when it is not stated."""
+    import math
+
+    from rmselect.plan.cost_model import plan_settings
+    from rmselect.presence.cost import sample_cost
+
+    c = sample_cost(domain, cfg["domains"][domain], int(cfg["n_docs"]),
+                    plan_settings(study.config))
+    return 30 if not math.isfinite(c.cpu_s) else max(30, math.ceil(2 * c.cpu_s / 60))
 
 
 def score_flags(study: Study, cfg: Mapping[str, Any], name: str) -> str:
-    """Command-line flags of presence_score.py for model ``name``."""
+    """Command-line flags of presence_score.py for model ``name`` (one shard job)."""
     flags = [
         "--model", model_ref(study, cfg, name), "--name", name,
-        "--domains", json.dumps(cfg["domains"], sort_keys=True),
-        "--max-tokens", str(cfg["max_tokens"]), "--n-docs", str(cfg["n_docs"]),
-        "--seed", str(cfg["seed"]), "--batch-tokens", str(cfg["batch_tokens"]),
+        "--max-tokens", str(cfg["max_tokens"]), "--batch-tokens", str(cfg["batch_tokens"]),
         "--prefix", str(cfg["prefix"]),
     ]
     if trust_remote_code(study, cfg, name):
@@ -100,21 +192,26 @@ def score_flags(study: Study, cfg: Mapping[str, Any], name: str) -> str:
     return common.shell_flags(flags)
 
 
-def resource(study: Study, cfg: Mapping[str, Any], cluster: Any, key: str) -> Callable[..., Any]:
-    """A Snakemake resource callable for presence jobs (reference models included)."""
+def offline_env(study: Study, cfg: Mapping[str, Any], name: str) -> str:
+    """Environment of a presence scoring job: data sets always offline; the hub offline too
+    unless the model itself is a hub id (then only its weights may come from the hub cache
+    or the hub; the corpus never does)."""
+    hub_model = name in references(cfg) or not model_files(study, cfg, name)
+    return "HF_DATASETS_OFFLINE=1" + ("" if hub_model else " HF_HUB_OFFLINE=1")
+
+
+def resource(study: Study, cfg: Mapping[str, Any], cluster: Any, key: str,
+             kind: str = "presence") -> Callable[..., Any]:
+    """A Snakemake resource callable for presence jobs (reference models included);
+    ``kind="analysis"`` for the CPU jobs that aggregate a model's shards."""
     from rmselect.cluster.resources import resources_for
 
     def _value(wildcards: Any, attempt: int = 1) -> Any:
-        from rmselect.config import section_settings
-        from rmselect.plan.feasibility import job_minutes_of
-
+        # a shard's runtime: the formula (shard_docs is sized to fit it), not the plan's
+        # projection of a whole model's presence work
         name = wildcards.model
         extra = study.model(name).extra if name in study.models else None
-        projected = (job_minutes_of(study, cluster).get(("presence", name))
-                     if section_settings(study.config, "resources")["runtime_from"]
-                     == "projection" else None)
-        return resources_for("presence", params_b(study, cfg, name), study.config, name,
-                             model_extra=extra, cluster=cluster, attempt=attempt,
-                             projected_min=projected)[key]
+        return resources_for(kind, params_b(study, cfg, name), study.config, name,
+                             model_extra=extra, cluster=cluster, attempt=attempt)[key]
 
     return _value

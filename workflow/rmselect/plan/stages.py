@@ -205,7 +205,8 @@ def presence_work(study: Study, cfg: Mapping[str, Any], root: Path) -> list[Work
         else:
             doc_tok[dom] = (int(pc["n_docs"]), float(cap), "max_tokens (no stated mean)")
     plan = prsmk.plan(study, pc)
-    out = []
+    out = presence_sample_work(pc, cfg)
+    fits = presence_shard_fits(study, pc, cfg, {d: t for d, (_, t, _) in doc_tok.items()})
     for model in prsmk.presence_models(study, pc):
         if plan[model] != model:
             continue
@@ -213,10 +214,44 @@ def presence_work(study: Study, cfg: Mapping[str, Any], root: Path) -> list[Work
         if not pb:
             raise ConfigError(f"config: field 'presence.reference_models': '{model}' needs params_b")
         tokens = sum(n * t for n, t, _ in doc_tok.values())
-        w = Work("presence", "presence_score", model, pb, runs=1, forward_tokens=tokens)
+        jobs = sum(max(1, -(-n // int(pc["shard_docs"]))) for n, _, _ in doc_tok.values())
+        w = Work("presence", "presence_score", model, pb, runs=jobs, forward_tokens=tokens)
         w.notes.append("; ".join(f"{d}: {n} docs x {t:.0f} tok ({s})"
                                  for d, (n, t, s) in doc_tok.items()))
+        if model in fits:
+            w.notes.append(fits[model])
         out.append(w)
+    return out
+
+
+def presence_sample_work(pc: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[Work]:
+    """One row per sampled domain (rule presence_sample, CPU: no FLOPs); its CPU-hours and
+    network bytes are in the note (rmselect.presence.cost.sample_cost)."""
+    from rmselect.presence.cost import sample_cost
+
+    out = []
+    for dom, entry in pc["domains"].items():
+        c = sample_cost(dom, entry, int(pc["n_docs"]), cfg)
+        w = Work("presence", "presence_sample", f"corpus:{dom}", 0.0, runs=1)
+        w.notes.append(f"CPU {c.cpu_s / 3600:.3g} h, network {c.network_bytes / 1e9:.4g} GB; "
+                       f"{c.note}")
+        out.append(w)
+    return out
+
+
+def presence_shard_fits(study: Study, pc: Mapping[str, Any], cfg: Mapping[str, Any],
+                        tok_per_doc: Mapping[str, float]) -> dict[str, str]:
+    """``{model: note}``: the slowest shard job's projected GPU time against its limit on
+    ``plan.profile`` (rmselect.presence.cost.shard_fits)."""
+    from rmselect.dag.presence import scored_limits
+    from rmselect.presence.cost import shard_fits
+
+    prof = cost_model.profiles(cfg)[cfg["profile"]]
+    out = {}
+    for f in shard_fits(scored_limits(study, pc), tok_per_doc, int(pc["shard_docs"]), prof):
+        verdict = "fits" if f.fits else "EXCEEDS its limit"
+        out[f.model] = (f"slowest shard ({f.domain}, {f.shard_docs} docs): {f.gpu_s / 60:.1f} "
+                        f"GPU-min on {prof.name}, limit {f.limit_s / 60:.0f} min: {verdict}")
     return out
 
 

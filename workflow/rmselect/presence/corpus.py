@@ -9,25 +9,43 @@ A domain is a config data-set entry (``rmselect.datasets_io``) with optional ext
     e.g. ``{meta.redpajama_set_name: RedPajamaGithub}`` selects one SlimPajama part.
 ``streaming``
     hub data sets only: read the data set as a stream (nothing but the sampled documents
-    is materialised; needed for SlimPajama-627B). Sampling then uses
-    ``IterableDataset.shuffle(seed, buffer_size=shuffle_buffer)`` and takes the first
-    ``n_docs`` documents of the shuffled, filtered stream.
+    is kept; needed for SlimPajama-627B). Sampling is hash-based (a bottom-k sample): every
+    matching document gets the key ``blake2b(seed, doc_id)`` and the ``n_docs`` smallest keys
+    are kept, so the same seed gives the same documents whatever the stream's chunking, and
+    the sample is uniform over the documents read.
+``pool_docs``
+    streams only: stop after this many *matching* documents (default: read the whole stream).
+    The sample is then uniform over the first ``pool_docs`` matching documents of the stream,
+    which is what bounds the sampling rule's network bytes (SlimPajama's files are shuffled).
 
 ``doc_id`` is the document's row number in the source (before filtering), so a document
-can be found again; for streams it is the position in the unshuffled stream.
+can be found again; for streams it is the position in the stream.
+
+Sampling happens once per domain, on CPU, in the ``presence_sample`` rule (:func:`main`): it
+writes ``results/presence/corpus/{domain}/part-{k:05d}.parquet`` (``doc_id, text``, shard
+``k`` = documents ``k·shard_docs …`` in ``doc_id`` order; trailing shards may be empty when the
+source has fewer documents) and ``manifest.json`` (source, filter, seed, counts). Every
+scoring job reads these files and nothing else.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import hashlib
+import heapq
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import polars as pl
 
+from rmselect import cli
+from rmselect.cli import opt
 from rmselect.datasets_io import DatasetError, load_frame
 
 DEFAULT_TEXT_COLUMN = "text"
-DEFAULT_SHUFFLE_BUFFER = 10_000
 
 
 def _filter_values(value: Any) -> list[Any]:
@@ -89,9 +107,39 @@ def sample_frame(
     )
 
 
-def _stream_sample(entry: Mapping[str, Any], n_docs: int, seed: int, what: str) -> pl.DataFrame:
+def hash_key(seed: int, doc_id: int) -> int:
+    """The sampling key of a streamed document: 64 bits of ``blake2b(f"{seed}:{doc_id}")``."""
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{doc_id}".encode(), digest_size=8).digest(), "big")
+
+
+def bottom_k(rows: Iterable[tuple[int, str]], n_docs: int, seed: int) -> tuple[list[tuple[int, str]], int]:
+    """The ``n_docs`` rows with the smallest :func:`hash_key` (sorted by ``doc_id``) and the
+    number of rows read: a uniform sample without replacement that depends only on the seed
+    and the set of rows, not on their order."""
+    heap: list[tuple[int, int, str]] = []  # (-key, doc_id, text): the largest key on top
+    seen = 0
+    for doc_id, text in rows:
+        seen += 1
+        key = hash_key(seed, doc_id)
+        if len(heap) < n_docs:
+            heapq.heappush(heap, (-key, doc_id, text))
+        elif key < -heap[0][0]:
+            heapq.heapreplace(heap, (-key, doc_id, text))
+    return sorted((d, t) for _, d, t in heap), seen
+
+
+@dataclass
+class StreamCounts:
+    read: int = 0  # rows read from the stream
+    matched: int = 0  # rows passing the filter with a non-empty text
+    text_bytes: int = 0  # UTF-8 bytes of every text read (a lower bound on network bytes)
+
+
+def _stream_sample(entry: Mapping[str, Any], n_docs: int, seed: int, what: str,
+                   counts: StreamCounts | None = None) -> pl.DataFrame:
     import datasets
 
+    counts = counts if counts is not None else StreamCounts()
     text_column = entry.get("text_column", DEFAULT_TEXT_COLUMN)
     kwargs: dict[str, Any] = {}
     for key in ("name", "data_files", "revision"):
@@ -100,21 +148,25 @@ def _stream_sample(entry: Mapping[str, Any], n_docs: int, seed: int, what: str) 
     ds = datasets.load_dataset(
         entry["hub"], split=entry.get("split", "train"), streaming=True, **kwargs
     )
-    ds = ds.map(lambda row, i: {"__doc_id": i}, with_indices=True)
     filters = dict(entry.get("filter") or {})
+    pool = entry.get("pool_docs")
 
-    def keep(row: Mapping[str, Any]) -> bool:
-        text = row.get(text_column)
-        if not text:
-            return False
-        return all(_get_nested(row, c) in _filter_values(v) for c, v in filters.items())
+    def matching() -> Iterable[tuple[int, str]]:
+        for i, row in enumerate(ds):
+            counts.read += 1
+            text = row.get(text_column)
+            counts.text_bytes += len(str(text or "").encode())
+            if not text or not all(_get_nested(row, c) in _filter_values(v)
+                                   for c, v in filters.items()):
+                continue
+            counts.matched += 1
+            yield i, str(text)
+            if pool and counts.matched >= int(pool):
+                return
 
-    ds = ds.filter(keep)
-    ds = ds.shuffle(seed=seed, buffer_size=int(entry.get("shuffle_buffer", DEFAULT_SHUFFLE_BUFFER)))
-    rows = [(int(r["__doc_id"]), str(r[text_column])) for r in ds.take(n_docs)]
+    rows, _ = bottom_k(matching(), n_docs, seed)
     if not rows:
         raise DatasetError(f"{what}: the stream has no documents matching {filters or 'anything'}")
-    rows.sort()
     return pl.DataFrame(
         {"doc_id": [r[0] for r in rows], "text": [r[1] for r in rows]},
         schema={"doc_id": pl.Int64, "text": pl.String},
@@ -122,15 +174,100 @@ def _stream_sample(entry: Mapping[str, Any], n_docs: int, seed: int, what: str) 
 
 
 def sample_documents(
-    entry: Mapping[str, Any], n_docs: int, seed: int, root: str = ".", what: str = "corpus"
+    entry: Mapping[str, Any], n_docs: int, seed: int, root: str = ".", what: str = "corpus",
+    counts: StreamCounts | None = None,
 ) -> pl.DataFrame:
-    """Sample ``n_docs`` documents (``doc_id, text``) of one domain entry."""
+    """Sample ``n_docs`` documents (``doc_id, text``) of one domain entry.
+
+    Local files and non-streamed hub sets: ``numpy.random.default_rng(seed).choice`` over the
+    filtered rows (:func:`sample_frame`); streams: the hash-based bottom-k sample.
+    """
     if n_docs < 1:
         raise DatasetError(f"{what}: n_docs must be at least 1, got {n_docs}")
     if entry.get("streaming"):
         if "hub" not in entry:
             raise DatasetError(f"{what}: 'streaming' needs a hub data set, not a local path")
-        return _stream_sample(entry, n_docs, seed, what)
+        return _stream_sample(entry, n_docs, seed, what, counts)
     df = load_frame(entry, root).with_row_index("__doc_id")
     df = filter_frame(df, entry.get("filter") or {}, what)
     return sample_frame(df, n_docs, seed, entry.get("text_column", DEFAULT_TEXT_COLUMN), what)
+
+
+# --------------------------------------------------------------------------- shards
+
+
+def n_shards(n_docs: int, shard_docs: int) -> int:
+    """Shards of a domain: ``ceil(n_docs / shard_docs)``, at least 1."""
+    if shard_docs < 1:
+        raise ValueError(f"shard_docs must be at least 1, got {shard_docs}")
+    return max(1, math.ceil(n_docs / shard_docs))
+
+
+def shard_name(k: int) -> str:
+    return f"part-{k:05d}.parquet"
+
+
+def split_shards(docs: pl.DataFrame, shards: int, shard_docs: int) -> list[pl.DataFrame]:
+    """Shard ``k``: rows ``k·shard_docs … (k+1)·shard_docs - 1`` in ``doc_id`` order."""
+    docs = docs.sort("doc_id")
+    return [docs.slice(k * shard_docs, shard_docs) for k in range(shards)]
+
+
+@dataclass(kw_only=True)
+class SampleArgs:
+    """Sample one presence domain once, on CPU: writes <out-dir>/part-NNNNN.parquet
+    (doc_id, text) and <out-dir>/manifest.json (source, filter, seed, counts)."""
+
+    domain: str = opt("domain name (for messages and the manifest)")
+    entry: str = opt("JSON data-set entry of the domain (path|hub, text_column, filter, "
+                     "streaming, pool_docs)")
+    n_docs: int = opt("documents to sample")
+    seed: int = opt("sampling seed")
+    shard_docs: int = opt("documents per shard (one scoring job each)")
+    out_dir: str = opt("results/presence/corpus/<domain>")
+
+
+def write_corpus(args: SampleArgs) -> dict[str, Any]:
+    """Sample, split into shards, write them and then the manifest (last, atomically)."""
+    import json
+
+    from rmselect.io import write_json, write_table
+
+    t0 = time.time()
+    entry = json.loads(args.entry)
+    counts = StreamCounts()
+    docs = sample_documents(entry, args.n_docs, args.seed, what=f"presence domain '{args.domain}'",
+                            counts=counts)
+    k = n_shards(args.n_docs, args.shard_docs)
+    out = Path(args.out_dir)
+    parts = split_shards(docs, k, args.shard_docs)
+    for i, part in enumerate(parts):
+        write_table(out / shard_name(i), part)
+    manifest = {
+        "domain": args.domain,
+        "source": {key: entry[key] for key in ("path", "hub", "name", "split", "data_files",
+                                               "revision", "text_column") if key in entry},
+        "filter": entry.get("filter") or {},
+        "streaming": bool(entry.get("streaming")),
+        "pool_docs": entry.get("pool_docs"),
+        "sampling": "hash bottom-k (blake2b(seed:doc_id))" if entry.get("streaming")
+        else "numpy default_rng(seed).choice over the filtered rows",
+        "seed": args.seed, "n_docs_requested": args.n_docs, "n_docs": docs.height,
+        "shard_docs": args.shard_docs, "shards": [
+            {"file": shard_name(i), "n_docs": p.height} for i, p in enumerate(parts)],
+        "rows_read": counts.read or None, "rows_matched": counts.matched or None,
+        "text_bytes_read": counts.text_bytes or None,
+        "text_bytes_sampled": int(docs["text"].str.len_bytes().sum()),
+        "wall_s": round(time.time() - t0, 3),
+    }
+    write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = cli.parse(SampleArgs, argv, prog="presence_sample.py")
+    try:
+        write_corpus(args)
+    except DatasetError as err:
+        raise SystemExit(f"presence_sample: {err}") from None
+    return 0

@@ -17,14 +17,15 @@ EOS) nothing is prepended and the first token, which has no context, is **exclud
 
 ``n_tokens`` in the output is always the number of log-probabilities averaged. Documents with
 no scorable token are dropped and counted. Log-probabilities are natural logs, computed in
-float32 from the model's logits. When ``N`` (+1 for the prefix) exceeds the model's
+float32 from the model's logits (its own final-logit transform, e.g. Gemma-2's softcapping,
+applied), over slices of positions (:mod:`rmselect.logprobs`): never the full
+``batch × length × vocabulary`` logits. When ``N`` (+1 for the prefix) exceeds the model's
 ``max_position_embeddings``, ``N`` is lowered to fit and the change is logged.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import time
@@ -95,12 +96,17 @@ def length_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]
 
 @torch.no_grad()
 def score_sequences(
-    model: Any, sequences: Sequence[Sequence[int]], batch_tokens: int = 16384, pad_id: int = 0
+    model: Any, sequences: Sequence[Sequence[int]], batch_tokens: int = 16384, pad_id: int = 0,
+    chunk: int | None = None,
 ) -> list[DocScore]:
     """Mean log p(t_i | t_<i) over positions 1..len-1 of each sequence (position 0 = context).
 
-    Sequences of length < 2 get ``n_tokens = 0`` and a NaN score.
+    Sequences of length < 2 get ``n_tokens = 0`` and a NaN score. The head runs over slices
+    of ``chunk`` positions (:mod:`rmselect.logprobs`; default: sized by the vocabulary), so
+    no ``batch × length × vocabulary`` logits are built.
     """
+    from rmselect.logprobs import batch_logprobs
+
     device = next(model.parameters()).device
     out: list[DocScore] = [DocScore(0, math.nan)] * len(sequences)
     lengths = [len(s) for s in sequences]
@@ -115,12 +121,10 @@ def score_sequences(
             ids[row, : lengths[i]] = torch.tensor(sequences[i], dtype=torch.long)
             mask[row, : lengths[i]] = 1
         ids, mask = ids.to(device), mask.to(device)
-        logits = model(input_ids=ids, attention_mask=mask).logits
+        spans = [(0, lengths[i] - 1) for i in batch]
+        fwd = batch_logprobs(model, ids, mask, spans, chunk=chunk)
         for row, i in enumerate(batch):
-            n = lengths[i]
-            lp = torch.log_softmax(logits[row, : n - 1].float(), dim=-1)
-            tok = lp.gather(-1, ids[row, 1:n].unsqueeze(-1)).squeeze(-1)
-            out[i] = DocScore(n - 1, float(tok.mean().item()))
+            out[i] = DocScore(lengths[i] - 1, float(fwd.logprobs[row].mean().item()))
     return out
 
 
@@ -172,18 +176,20 @@ def score_frame(model: Any, tokenizer: Any, docs: pl.DataFrame, **kwargs: Any) -
 
 @dataclass(kw_only=True)
 class PresenceArgs:
-    """Presence scores of one model on every domain corpus: writes <out-dir>/<domain>.parquet
-    (doc_id, n_tokens, score) and <out-dir>/presence.json."""
+    """Presence scores of one model on shards of sampled domain corpora
+    (results/presence/corpus/<domain>/part-NNNNN.parquet): for each --corpus, writes the
+    matching --out (doc_id, n_tokens, score) and --meta (provenance), loading the model once.
+    Reads local files only; never the network."""
 
     model: str = opt("model dir or hub id to score with")
     name: str = opt("model name (for messages and provenance)")
-    domains: str = opt(
-        'JSON {domain: data-set entry} (path|hub, text_column, filter, streaming)')
-    out_dir: str = opt("results/presence/<model>")
+    corpus: list[str] = opt("sampled shard: parquet with doc_id, text (repeat for several)",
+                            repeat=True)
+    out: list[str] = opt("results/presence/<model>/shards/<domain>/part-NNNNN.parquet, one per "
+                         "--corpus", repeat=True)
+    meta: list[str] = opt("provenance JSON of each shard, one per --corpus", repeat=True)
     max_tokens: int = opt("N: tokens scored per document", default=2048)
-    n_docs: int = opt("documents sampled per domain", default=64)
-    seed: int = opt("document sampling seed", default=0)
-    batch_tokens: int = opt("padded tokens per batch", default=16384)
+    batch_tokens: int = opt("padded tokens per trunk forward", default=16384)
     prefix: str = opt("context token before the first document token (see module docs)",
                       default="auto", choices=PREFIX_MODES)
     trust_remote_code: bool = opt(default=False)
@@ -198,41 +204,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rmselect.device import pick_device
     from rmselect.hf import load_causal_lm, load_tokenizer
     from rmselect.io import write_json, write_table
-    from rmselect.presence.corpus import sample_documents
+    from rmselect.logprobs import chunk_positions, vocab_size
 
     args = cli.parse(PresenceArgs, argv, prog="presence_score.py")
     device = str(pick_device(args.device))  # a job holding GPUs without CUDA stops here
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    domains = json.loads(args.domains)
-    if not domains:
-        raise SystemExit("presence: no domains configured (set presence.domains)")
-    t0 = time.time()
+    if not (len(args.corpus) == len(args.out) == len(args.meta)) or not args.corpus:
+        raise SystemExit("presence: give one --out and one --meta per --corpus")
+    for corpus in args.corpus:
+        if not Path(corpus).exists():
+            raise SystemExit(f"presence: {corpus} is missing; run presence_sample for its domain")
     tok = load_tokenizer(args.model, trust_remote_code=args.trust_remote_code)
     model = load_causal_lm(args.model, trust_remote_code=args.trust_remote_code)
     model.to(device).eval()
-    out_dir = Path(args.out_dir)
-    prov: dict[str, Any] = {
-        "model": args.name, "scored_by": args.name, "reused_from": None, "source": str(args.model),
-        "max_tokens": args.max_tokens, "prefix": args.prefix,
-        "prefix_token_id": prefix_token_id(tok, args.prefix), "seed": args.seed,
-        "n_docs_requested": args.n_docs, "device": device, "domains": {},
-    }
-    results: dict[str, pl.DataFrame] = {}
-    for domain, entry in domains.items():
-        td = time.time()
-        docs = sample_documents(entry, args.n_docs, args.seed, what=f"presence domain '{domain}'")
+    for corpus, out, meta in zip(args.corpus, args.out, args.meta):
+        t0 = time.time()
+        docs = pl.read_parquet(corpus)
+        missing = {"doc_id", "text"} - set(docs.columns)
+        if missing:
+            raise SystemExit(f"presence: {corpus}: missing column(s) "
+                             f"{', '.join(sorted(missing))}; rerun presence_sample for this domain")
         df, dropped = score_frame(model, tok, docs, max_tokens=args.max_tokens,
                                   prefix=args.prefix, batch_tokens=args.batch_tokens)
-        if df.height == 0:
-            raise SystemExit(f"presence: model '{args.name}' domain '{domain}': no document has "
-                             "a scorable token; check the corpus")
-        results[domain] = df
-        prov["domains"][domain] = {"n_docs": df.height, "dropped": dropped,
-                                   "mean": float(df["score"].mean()),  # type: ignore[arg-type]
-                                   "wall_s": round(time.time() - td, 3)}
-        log.info("%s / %s: %d docs, mean %.4f", args.name, domain, df.height, df["score"].mean())
-    for domain, df in results.items():  # write only once every domain succeeded
-        write_table(out_dir / f"{domain}.parquet", df)
-    prov["wall_s"] = round(time.time() - t0, 3)
-    write_json(out_dir / "presence.json", prov)
+        write_table(Path(out), df)
+        write_json(Path(meta), {
+            "model": args.name, "source": str(args.model), "corpus": str(corpus),
+            "max_tokens": args.max_tokens, "prefix": args.prefix,
+            "prefix_token_id": prefix_token_id(tok, args.prefix), "device": device,
+            "logit_chunk": chunk_positions(vocab_size(model)), "n_docs": df.height,
+            "dropped": dropped, "tokens": int(df["n_tokens"].sum()) if df.height else 0,
+            "wall_s": round(time.time() - t0, 3)})
+        log.info("%s / %s: %d docs scored, %d dropped", args.name, corpus, df.height, dropped)
     return 0

@@ -103,8 +103,12 @@ class ResponseReader:
 
         Batches are length-sorted and right-padded with an attention mask; a text's last
         real token is found from its own length, never from the pad id (pad may be EOS).
+        Log-probabilities come from :func:`rmselect.logprobs.batch_logprobs` (head over slices
+        of positions, the model's own softcapping; never the full-vocabulary logits).
         """
         import torch
+
+        from rmselect.logprobs import batch_logprobs
 
         encoded = self.encode(prompts, responses)
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
@@ -122,17 +126,15 @@ class ResponseReader:
                 seq = encoded[i][0]
                 ids[r, : len(seq)] = torch.tensor(seq)
                 mask[r, : len(seq)] = 1
-            with torch.no_grad():
-                out = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
+            spans = [(encoded[i][1] - 1, len(encoded[i][0]) - 1) for i in idx]
+            out = batch_logprobs(self.model, ids.to(device), mask.to(device), spans,
                                  output_hidden_states=True)
+            assert out.hidden_states is not None
             hidden = out.hidden_states[1:] if self.settings.layers == "all" else out.hidden_states[-1:]
             for r, i in enumerate(idx):
-                seq, start = encoded[i]
-                n = len(seq)
+                n = len(encoded[i][0])
                 self.tokens += n
-                lp = torch.log_softmax(out.logits[r, start - 1 : n - 1].float(), dim=-1)
-                target = ids[r, start:n].to(lp.device)
-                logp[i] = float(lp.gather(-1, target[:, None]).mean())
+                logp[i] = float(out.logprobs[r].mean())
                 states[i] = torch.cat([h[r, n - 1].float() for h in hidden]).cpu().numpy()
         return logp, np.stack(states) if states else np.zeros((0, 0))  # type: ignore[arg-type]
 
