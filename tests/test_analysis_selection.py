@@ -171,8 +171,65 @@ def test_l1_ratio_zero_is_the_same_objective_as_elastic_net():
     ref = ElasticNet(alpha=0.3, l1_ratio=0.0, tol=1e-12, max_iter=100000).fit(X, y)
     assert ours.coef_ == pytest.approx(ref.coef_, abs=1e-6)
     assert ours.intercept_ == pytest.approx(ref.intercept_, abs=1e-6)
-    l1 = ElasticNetOrRidge(alpha=0.3, l1_ratio=1.0).fit(X, y)
-    assert l1.coef_ == pytest.approx(ElasticNet(alpha=0.3, l1_ratio=1.0).fit(X, y).coef_)
+    for rho in (0.25, 0.5, 0.75, 1.0):  # dual Newton (0 < rho < 1) and LARS (rho = 1)
+        ours = ElasticNetOrRidge(alpha=0.3, l1_ratio=rho).fit(X, y)
+        ref = ElasticNet(alpha=0.3, l1_ratio=rho, tol=1e-14, max_iter=100000).fit(X, y)
+        assert ours.coef_ == pytest.approx(ref.coef_, abs=1e-8)
+        assert ours.intercept_ == pytest.approx(ref.intercept_, abs=1e-8)
+
+
+def test_exact_solvers_match_converged_coordinate_descent_with_more_terms_than_models():
+    """p > n with correlated columns, the case where ElasticNet's defaults stop early."""
+    from sklearn.linear_model import ElasticNet
+
+    from rmselect.analysis.selection_solvers import solve_path
+
+    rng = np.random.default_rng(3)
+    q = rng.normal(size=20)
+    Z = np.outer(q, rng.uniform(0.5, 1, 30)) + rng.normal(0, 0.3, (20, 30))
+    y = 3 * q + rng.normal(0, 0.5, 20)
+    alphas = [0.1, 0.01]
+    for rho in (0.0, 0.5, 1.0):
+        path = solve_path(Z, y, alphas, rho)
+        for a, (coef, b) in zip(alphas, path):
+            ref = ElasticNet(alpha=a, l1_ratio=rho, tol=1e-14, max_iter=10**6).fit(Z, y)
+            assert coef == pytest.approx(ref.coef_, abs=1e-6), (a, rho)
+            assert b == pytest.approx(ref.intercept_, abs=1e-6)
+
+
+def test_path_grid_search_equals_the_per_point_grid_search():
+    """Same folds, same grid: same choice, CV scores and coefficients as GridSearchCV over
+    per-point coordinate-descent fits (well-conditioned small case: n > terms)."""
+    from rmselect.analysis.selection_model import reference_grid_search
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(40, 3))
+    y = 50 + 3 * X[:, 0] - 1.5 * X[:, 1] * X[:, 2] + rng.normal(0, 0.3, 40)
+    cfg = SelectionConfig(degrees=[1, 2], alphas=[0.1, 0.01], l1_ratios=[0.0, 0.5, 1.0],
+                          cv_folds=5, seed=0)
+    new, old = grid_search(X, y, False, cfg), reference_grid_search(X, y, False, cfg)
+    assert new.best_params_ == old.best_params_
+    assert new.best_params_["poly__degree"] == 2  # the planted interaction is found
+    for params, score in zip(old.cv_results_["params"], old.cv_results_["mean_test_score"]):
+        key = (params["enet__alpha"], params["enet__l1_ratio"], params["poly__degree"])
+        # within the reference's coordinate-descent tolerance (relative duality gap 1e-4)
+        assert new.cv_scores_[key] == pytest.approx(score, rel=1e-2)
+    a = new.best_estimator_.named_steps["enet"].coef_
+    b = old.best_estimator_.named_steps["enet"].coef_
+    # the reference stops at ElasticNet's default tolerance, ~1e-4 away from the optimum ...
+    assert np.max(np.abs(a - b)) < 1e-3
+    assert new.predict(X) == pytest.approx(old.predict(X), abs=1e-3)
+    # ... which the per-point fit reaches when run to convergence: equal within 1e-6
+    from sklearn.linear_model import ElasticNet
+
+    Z = new.best_estimator_[:-1].transform(X)
+    p = new.best_params_
+    tight = ElasticNet(alpha=p["enet__alpha"], l1_ratio=p["enet__l1_ratio"], tol=1e-14,
+                       max_iter=10**6).fit(Z, y)
+    assert np.max(np.abs(a - tight.coef_)) < 1e-6
+    # folds in parallel give the same scores
+    par = grid_search(X, y, False, cfg, n_jobs=2)
+    assert par.cv_scores_ == pytest.approx(new.cv_scores_)
 
 
 def test_impute_policy_runs_the_imputer_inside_the_pipeline():

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
+from joblib import Parallel, delayed
 from scipy import stats
 from scipy.special import comb
 from sklearn.linear_model import LinearRegression
@@ -65,15 +66,25 @@ def out_of_sample(
     pred = np.full(len(y), np.nan)
     base = np.full(len(y), np.nan)
     impute = al.missing_policy == "impute"
-    for tr, te in splits:
-        if len(tr) < 3:
-            continue
-        gs = grid_search(X[tr], y[tr], impute, cfg)
-        pred[te] = gs.predict(X[te])
-        j, lr, mean = best_single_fit(X[tr], y[tr])
-        xt = np.where(np.isnan(X[te, j]), mean, X[te, j])
-        base[te] = lr.predict(xt.reshape(-1, 1))
+    parts = [(tr, te) for tr, te in splits if len(tr) >= 3]
+    # outer folds in parallel, each grid search serial inside its worker
+    jobs = min(cfg.n_jobs, len(parts))
+    run = Parallel(n_jobs=jobs) if jobs > 1 else (lambda tasks: [f(*a) for f, a, _ in tasks])
+    fits = run(delayed(_outer_fold)(X, y, tr, te, impute, cfg) for tr, te in parts)
+    for (tr, te), (p, b) in zip(parts, fits):
+        pred[te], base[te] = p, b
     return pred, base
+
+
+def _outer_fold(
+    X: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.ndarray, impute: bool,
+    cfg: SelectionConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out predictions of the selection model and the single-feature baseline."""
+    gs = grid_search(X[tr], y[tr], impute, cfg, n_jobs=1)
+    j, lr, mean = best_single_fit(X[tr], y[tr])
+    xt = np.where(np.isnan(X[te, j]), mean, X[te, j])
+    return gs.predict(X[te]), lr.predict(xt.reshape(-1, 1))
 
 
 def expected_best_in_shortlist(pred: np.ndarray, truth: np.ndarray, k: int) -> float:
