@@ -23,6 +23,7 @@ from sklearn.linear_model import ElasticNet, Ridge
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+from threadpoolctl import threadpool_limits
 
 from rmselect.analysis.data import AnalysisError
 from rmselect.analysis.selection_solvers import solve_path
@@ -190,6 +191,14 @@ def fold_scores(
     cfg: SelectionConfig,
 ) -> dict[tuple[float, float, int], float]:
     """Validation score of every grid point on one fold (see :func:`grid_search`)."""
+    with threadpool_limits(limits=1, user_api="blas"):  # see solve_path
+        return _fold_scores(X, y, tr, te, impute, cfg)
+
+
+def _fold_scores(
+    X: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.ndarray, impute: bool,
+    cfg: SelectionConfig,
+) -> dict[tuple[float, float, int], float]:
     pre = _transformers(impute, max(cfg.degrees), cfg).fit(X[tr], y[tr])
     Ztr, Zte = pre.transform(X[tr]), pre.transform(X[te])
     n_terms = _n_terms(pre, cfg.degrees)
@@ -227,7 +236,8 @@ class PathSearch:
     def best_estimator_(self) -> Pipeline:
         if self._est is None:
             X, y, impute, cfg = self._data
-            self._est = pipeline(impute, cfg).set_params(**self.best_params_).fit(X, y)
+            with threadpool_limits(limits=1, user_api="blas"):
+                self._est = pipeline(impute, cfg).set_params(**self.best_params_).fit(X, y)
         return self._est
 
     def predict(self, X: np.ndarray) -> np.ndarray:
