@@ -242,3 +242,14 @@ def test_impute_policy_runs_the_imputer_inside_the_pipeline():
     assert s["missing_policy"] == "impute" and np.isfinite(s["nested_cv_mae"])
     gs = grid_search(X, al.y["overall"], True, FAST)
     assert "impute" in gs.best_estimator_.named_steps
+
+
+def test_lower_degree_terms_are_a_prefix_of_the_largest_degree():
+    from rmselect.analysis.selection_model import _n_terms, _transformers
+
+    X = np.random.default_rng(0).normal(size=(12, 4))
+    pre = _transformers(False, 3, SelectionConfig()).fit(X)
+    deg = pre.named_steps["poly"].powers_.sum(axis=1)
+    n = _n_terms(pre, [1, 2, 3])
+    assert n == {1: 4, 2: 14, 3: 34}
+    assert all((deg[: n[d]] <= d).all() and (deg[n[d]:] > d).all() for d in (1, 2, 3))

@@ -85,8 +85,11 @@ from rmselect.analysis.selection_eval import (  # noqa: F401
     hit_probability,
     mae,
     out_of_sample,
+    out_of_sample_all,
     quality_rows,
+    strategy_evidence,
 )
+from rmselect.analysis.selection_strategies import STRATEGIES
 from rmselect.analysis.selection_model import (  # noqa: F401
     ElasticNetOrRidge,
     SelectionConfig,
@@ -157,11 +160,15 @@ def analyse_objective(
     fitted = model.predict(X)
     rows: list[dict[str, Any]] = []
 
-    def add(evaluation: str, predictor: str, feature: str, pred: np.ndarray) -> None:
+    def add(evaluation: str, predictor: str, feature: str, pred: np.ndarray,
+            per_k: dict[int, tuple[float, float]] | None = None,
+            ev: dict[str, Any] | None = None) -> None:
         for r in quality_rows(al.models, pred, y, ks):
+            lo, hi = (per_k or {}).get(r["k"], (None, None))
             rows.append(
                 {"objective": al.objective, "evaluation": evaluation, "predictor": predictor,
                  "feature": feature} | r | {"missing_policy": al.missing_policy}
+                | {"coverage_lo": lo, "coverage_hi": hi} | evidence_columns(ev)
             )
 
     add("in_sample", "selection_model", "", fitted)
@@ -184,21 +191,30 @@ def analyse_objective(
         "in_sample_mae": mae(fitted, y),
         "best_single_feature_in_sample": al.features[jbest],
     }
-    oof: dict[str, np.ndarray] = {}
+    oof: dict[str, dict[str, np.ndarray]] = {}
+    evidence: dict[str, Any] = {}
     kinds = ["nested_cv"] + (list(GROUPINGS) if cfg.leave_one_family_out else [])
     for kind in kinds:
-        res = out_of_sample(al, X, kind, cfg)
+        res = out_of_sample_all(al, X, kind, cfg)
         if res is None:
             summary[f"{kind}_mae"] = None
             continue
-        pred, base = res
-        oof[kind] = pred
-        add(kind, "selection_model", "", pred)
-        add(kind, "best_single_feature", "(chosen per fold)", base)
-        summary[f"{kind}_mae"] = mae(pred, y)
-        summary[f"{kind}_baseline_mae"] = mae(base, y)
+        oof[kind] = res
+        ev, per_k = strategy_evidence(res, y, ks, compare_k, cfg.bootstrap, cfg.seed)
+        evidence[kind] = ev
+        n_ok = int(np.sum(~np.isnan(y)))
+        for name in STRATEGIES:
+            pred = res[name] if name != "random" else np.zeros(len(y))
+            feature = {"best_single_feature": "(chosen per fold)",
+                       "random": f"(expectation: coverage k/{n_ok})"}.get(name, "")
+            add(kind, name, feature, pred, per_k.get(name), ev.get(name))
+        summary[f"{kind}_mae"] = mae(res["selection_model"], y)
+        summary[f"{kind}_baseline_mae"] = mae(res["best_single_feature"], y)
+    summary["strategies"] = {"k": list(compare_k), "bootstrap": cfg.bootstrap} | evidence
+    summary["strategy"] = choose_strategy(evidence, cfg.strategy)
+    chosen = summary["strategy"]["residuals_of"]
     summary["oof_residuals"] = (
-        (y - oof["nested_cv"]).tolist() if "nested_cv" in oof else []
+        (y - oof["nested_cv"][chosen]).tolist() if "nested_cv" in oof else []
     )
     # Mean coverage over compare_k: selection model vs best single feature, per evaluation.
     cmp: dict[str, Any] = {}
@@ -221,6 +237,50 @@ def analyse_objective(
     return summary, rows
 
 
+def evidence_columns(ev: dict[str, Any] | None) -> dict[str, Any]:
+    """The per-strategy columns of selection_coverage.csv (null for in-sample rows)."""
+    ev = ev or {}
+    vr, vb = ev.get("vs_random") or {}, ev.get("vs_best_single") or {}
+    return {
+        "mean_coverage": ev.get("mean_coverage"), "mean_coverage_lo": ev.get("lo"),
+        "mean_coverage_hi": ev.get("hi"),
+        "vs_random": vr.get("difference"), "vs_random_lo": vr.get("lo"),
+        "vs_random_hi": vr.get("hi"), "beats_random": ev.get("beats_random"),
+        "vs_best_single": vb.get("difference"), "vs_best_single_lo": vb.get("lo"),
+        "vs_best_single_hi": vb.get("hi"), "beats_best_single": ev.get("beats_best_single"),
+    }
+
+
+#: The evaluation whose evidence chooses the recommender's strategy.
+CHOICE_EVALUATION = "nested_cv"
+
+
+def choose_strategy(evidence: dict[str, Any], setting: str) -> dict[str, Any]:
+    """The recommender's strategy: the setting's, or the best nested-CV mean coverage.
+
+    ``beats_random`` says whether any strategy's paired interval against random excludes 0
+    (nested CV); without one the recommender reports that no ranking is supported.
+    """
+    ev = evidence.get(CHOICE_EVALUATION, {})
+    fitted = {s: e for s, e in ev.items() if s != "random"}
+    if setting == "best_out_of_sample":
+        chosen = max(fitted, key=lambda s: fitted[s]["mean_coverage"]) if fitted \
+            else "selection_model"
+    else:
+        chosen = setting
+    any_beats = any(e.get("beats_random") for e in fitted.values())
+    return {
+        "setting": setting,
+        "evaluation": CHOICE_EVALUATION,
+        "chosen": chosen,
+        "evidence": fitted.get(chosen),
+        "random_mean_coverage": (ev.get("random") or {}).get("mean_coverage"),
+        "beats_random": bool((fitted.get(chosen) or {}).get("beats_random", False)),
+        "any_strategy_beats_random": bool(any_beats),
+        "residuals_of": chosen,
+    }
+
+
 COV_SCHEMA = {
     "objective": pl.String,
     "evaluation": pl.String,
@@ -232,6 +292,19 @@ COV_SCHEMA = {
     "hit_at_k": pl.Float64,
     "regret_points": pl.Float64,
     "missing_policy": pl.String,
+    "coverage_lo": pl.Float64,
+    "coverage_hi": pl.Float64,
+    "mean_coverage": pl.Float64,
+    "mean_coverage_lo": pl.Float64,
+    "mean_coverage_hi": pl.Float64,
+    "vs_random": pl.Float64,
+    "vs_random_lo": pl.Float64,
+    "vs_random_hi": pl.Float64,
+    "beats_random": pl.Boolean,
+    "vs_best_single": pl.Float64,
+    "vs_best_single_lo": pl.Float64,
+    "vs_best_single_hi": pl.Float64,
+    "beats_best_single": pl.Boolean,
 }
 
 

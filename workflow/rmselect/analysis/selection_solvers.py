@@ -33,11 +33,21 @@ from typing import Sequence
 
 import numpy as np
 from sklearn.linear_model import lars_path
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 #: Convergence of the dual Newton: squared gradient norm relative to max(1, ||y||²).
 NEWTON_TOL = 1e-20
 NEWTON_MAX_ITER = 500
+
+
+_CONTROLLER: list[ThreadpoolController] = []
+
+
+def single_threaded_blas():  # noqa: ANN201 (a context manager)
+    """Context limiting BLAS to one thread (the library scan is done once per process)."""
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
 def ridge_path(Z: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> list[np.ndarray]:
@@ -128,7 +138,7 @@ def solve_path(
     OpenBLAS threads cost far more than they save (20× slower on a busy 2-core machine);
     parallelism comes from running folds in separate processes.
     """
-    with threadpool_limits(limits=1, user_api="blas"):
+    with single_threaded_blas():
         return _solve_path(Z, y, alphas, l1_ratio)
 
 
