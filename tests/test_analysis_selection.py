@@ -253,3 +253,58 @@ def test_lower_degree_terms_are_a_prefix_of_the_largest_degree():
     n = _n_terms(pre, [1, 2, 3])
     assert n == {1: 4, 2: 14, 3: 34}
     assert all((deg[: n[d]] <= d).all() and (deg[n[d]:] > d).all() for d in (1, 2, 3))
+
+
+STRAT = SelectionConfig(degrees=[1], alphas=[0.1, 0.01], l1_ratios=[0.5], cv_folds=5,
+                        outer_folds=5, seed=0, leave_one_family_out=False, bootstrap=200)
+
+
+def _study(signal: bool, seed: int, n: int = 40, p: int = 8) -> Aligned:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p))
+    y = 60 + rng.normal(0, 3, n)
+    if signal:  # feature 3 determines the score up to noise
+        X[:, 3] = (y - 60) / 3 + rng.normal(0, 0.15, n)
+    names = [f"m{i:02d}" for i in range(n)]
+    return Aligned("bt", names, [f"f{j}" for j in range(p)], X, {"overall": y},
+                   [f"fam{i % 8}" for i in range(n)], np.exp(rng.normal(2, 1, n)),
+                   "drop_feature")
+
+
+def _evidence(rows, predictor):
+    r = [x for x in rows if x["evaluation"] == "nested_cv" and x["predictor"] == predictor]
+    return r[0]
+
+
+def test_planted_feature_is_found_out_of_sample_and_beats_random():
+    from rmselect.analysis.selection_strategies import chosen_feature
+
+    al = _study(signal=True, seed=0)
+    s, rows = analyse_objective(al, STRAT, ks=list(range(1, 11)), compare_k=[5, 6, 7, 8])
+    assert chosen_feature(al.X, al.y["overall"], al.features, STRAT) == "f3"
+    rnd = _evidence(rows, "random")
+    assert rnd["mean_coverage"] == pytest.approx(np.mean([5, 6, 7, 8]) / 40)
+    for strat in ("rank_average", "best_single_feature"):
+        e = _evidence(rows, strat)
+        assert e["mean_coverage"] > 0.7  # random: 0.16
+        assert e["beats_random"] and e["vs_random_lo"] > 0.3
+        assert e["coverage_lo"] <= e["coverage"] <= e["coverage_hi"]
+    assert s["strategy"]["any_strategy_beats_random"]
+    assert s["strategy"]["chosen"] != "size_only"
+    # residuals are the chosen strategy's, on the score scale (noise sd ~0.45 points)
+    assert np.median(np.abs(s["oof_residuals"])) < 2.0
+    # random row: exact expectations
+    r1 = [x for x in rows if x["predictor"] == "random" and x["k"] == 4][0]
+    assert r1["coverage"] == pytest.approx(4 / 40) and r1["hit_at_k"] == pytest.approx(4 / 40)
+
+
+def test_pure_noise_no_strategy_interval_excludes_random():
+    al = _study(signal=False, seed=1)
+    s, rows = analyse_objective(al, STRAT, ks=list(range(1, 11)), compare_k=[5, 6, 7, 8])
+    fitted = [x for x in rows if x["evaluation"] == "nested_cv" and x["predictor"] != "random"]
+    assert {x["predictor"] for x in fitted} == {"selection_model", "ridge", "rank_average",
+                                                 "best_single_feature", "size_only"}
+    for x in fitted:
+        assert x["vs_random_lo"] <= 0 <= x["vs_random_hi"], x["predictor"]
+        assert not x["beats_random"]
+    assert not s["strategy"]["any_strategy_beats_random"]
