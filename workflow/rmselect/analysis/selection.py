@@ -99,7 +99,7 @@ from rmselect.analysis.selection_model import (  # noqa: F401
     pipeline,
     used_features,
 )
-from rmselect.analysis.selection_plots import plot_coefficients, plot_comparison
+from rmselect.analysis.selection_plots import plot_coefficients, plot_comparison, plot_selection
 
 log = logging.getLogger(__name__)
 
@@ -357,7 +357,7 @@ def write_selection(a: SelectionModelArgs) -> int:
         rows.extend(r)
     cov = pl.DataFrame(rows, schema=COV_SCHEMA)
     plot_coefficients(summary, a.figures[0])
-    plot_comparison(cov, a.figures[1], title="selection model vs best single feature")
+    plot_selection(cov, a.figures[1])
     feat_cov = pl.read_csv(a.coverage)
     col = f"passes_{a.appendix_filter}"
     extra = (feat_cov.filter(pl.col(col)) if col in feat_cov.columns

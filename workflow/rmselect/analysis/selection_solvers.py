@@ -32,7 +32,7 @@ import warnings
 from typing import Sequence
 
 import numpy as np
-from sklearn.linear_model import lars_path
+from sklearn.linear_model import enet_path, lars_path
 from threadpoolctl import ThreadpoolController
 
 #: Convergence of the dual Newton: squared gradient norm relative to max(1, ||y||²).
@@ -111,22 +111,52 @@ def enet_dual_newton(
     return s / lam2, th
 
 
-def lasso_lars(Z: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> list[np.ndarray]:
-    """Lasso coefficients at each alpha, read off the exact LARS path."""
+def lasso_lars(Z: np.ndarray, y: np.ndarray, alphas: Sequence[float],
+               max_iter: int = 10000) -> list[np.ndarray]:
+    """Lasso coefficients at each alpha, read off the exact LARS path.
+
+    LARS can lose accuracy when the active terms are nearly collinear (a few models, many
+    polynomial terms); each solution's optimality (KKT) conditions are checked and, where
+    they fail, that alpha is solved by coordinate descent instead (:func:`_lasso_cd`).
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         knots, _, coefs = lars_path(Z, y, method="lasso", alpha_min=float(min(alphas)))
     out = []
     for a in alphas:
         if a >= knots[0]:
-            out.append(np.zeros(Z.shape[1]))
+            w = np.zeros(Z.shape[1])
         elif a <= knots[-1]:
-            out.append(coefs[:, -1].copy())
+            w = coefs[:, -1].copy()
         else:
             i = int(np.searchsorted(-knots, -a))  # knots decrease: knots[i-1] > a >= knots[i]
-            w = (knots[i - 1] - a) / (knots[i - 1] - knots[i])
-            out.append((1 - w) * coefs[:, i - 1] + w * coefs[:, i])
+            t = (knots[i - 1] - a) / (knots[i - 1] - knots[i])
+            w = (1 - t) * coefs[:, i - 1] + t * coefs[:, i]
+        if not _lasso_kkt(Z, y, w, a):
+            w = _lasso_cd(Z, y, a, max_iter)
+        out.append(w)
     return out
+
+
+def _lasso_kkt(Z: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float,
+               rtol: float = 1e-6) -> bool:
+    """Whether ``w`` satisfies the lasso's optimality conditions to ``rtol`` · alpha."""
+    if not np.all(np.isfinite(w)):
+        return False
+    g = Z.T @ (y - Z @ w) / len(y)
+    act = w != 0
+    ok_in = np.all(np.abs(g[~act]) <= alpha * (1 + rtol))
+    ok_act = np.all(np.abs(g[act] - alpha * np.sign(w[act])) <= alpha * rtol)
+    return bool(ok_in and ok_act)
+
+
+def _lasso_cd(Z: np.ndarray, y: np.ndarray, alpha: float, max_iter: int) -> np.ndarray:
+    """The lasso by coordinate descent (``ElasticNet``'s solver), the fallback of LARS."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, coefs, _ = enet_path(np.asfortranarray(Z), y, l1_ratio=1.0, alphas=[alpha],
+                                max_iter=max_iter, tol=1e-4, precompute=False)
+    return coefs[:, 0]
 
 
 def solve_path(
