@@ -1,10 +1,14 @@
 """Recommend a base model among candidates that have features but no reward model.
 
-For each objective the selection model of :mod:`.selection` (same grid, same seed, same
-missing-value policy) is fitted on the analysed models that have RM scores, then predicts the
-overall RM score of every candidate (``recommend.candidates``).
+For each objective the strategy that selection_model.json chose (``strategy.chosen``: the
+best out-of-sample coverage, or ``analysis.selection.strategy``; the Elastic Net selection
+model of :mod:`.selection` when absent) is fitted on the analysed models that have RM scores
+(same grid, seed and missing-value policy), then predicts the overall RM score of every
+candidate (``recommend.candidates``). When no strategy beats a random ordering out of sample
+(``strategy.any_strategy_beats_random`` false) ``rank`` stays empty and ``note`` says why.
 
-* Prediction interval: split-conformal, from the n nested-CV out-of-fold residuals
+* Prediction interval: split-conformal, from the n nested-CV out-of-fold residuals of the
+  chosen strategy
   r_i = y_i - ŷ_i written by the selection analysis (``oof_residuals`` in
   ``selection_model.json``). q = the ⌈(n+1)·level⌉-th smallest |r_i| (the finite-sample
   corrected quantile, level ⌈(n+1)·level⌉/n of the absolute residuals); the interval is
@@ -17,7 +21,8 @@ overall RM score of every candidate (``recommend.candidates``).
   models. (An earlier version used signed linear quantiles without the correction or the
   clipping and gave [-107, 59] for a 0–100 score on the toy study.)
 * rank: 1 = highest predicted score within the objective.
-* top_features: the ``recommend.top_features`` polynomial terms with the largest
+* top_features (selection model only; other strategies: their name): the
+  ``recommend.top_features`` polynomial terms with the largest
   |coefficient × standardised term value| for that candidate, as ``term:+contribution``
   (points above/below the training mean contributed by that term).
 * A candidate's missing feature value is filled with the training mean and listed in

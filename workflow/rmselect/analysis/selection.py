@@ -8,11 +8,13 @@ Model (one per objective, target = overall RM score)::
 (at l1_ratio = 0 the identical ridge objective is solved by ``Ridge``: see
 :class:`ElasticNetOrRidge`).
 
-Hyper-parameters are chosen by ``GridSearchCV`` over the paper's grid (degree {1,2,3},
+Hyper-parameters are chosen by grid search over the paper's grid (degree {1,2,3},
 alpha {0.1, 0.01, 0.001, 0.0001}, l1_ratio {0, 0.25, 0.5, 0.75, 1}) with shuffled
 ``KFold(cv_folds)`` (paper: 10), scoring ``analysis.selection.scoring``; the best setting is
 refit on all models (the reported model and its non-zero coefficients, on the standardised
-polynomial terms).
+polynomial terms). The search solves along alpha paths with exact solvers
+(:func:`.selection_model.grid_search`); ``reference_grid_search`` is the earlier
+``GridSearchCV`` over coordinate-descent fits, kept for the bench.
 
 Selection quality, each as coverage@k of the predicted score (see :mod:`.coverage`),
 hit@k (the true best model is in the predicted top-k) and regret@k (overall RM points lost:
@@ -33,9 +35,13 @@ sets have k members; it is written under both names.
   the lineage grouping to show by how much.
 
 Baseline ``best_single_feature``: in sample, the feature with the highest mean coverage over
-``compare_k`` (the paper's comparison); out of sample, in each training part the feature with
-the largest |Spearman ρ| is picked and a straight line fitted, then used to predict the held-
-out models (so the baseline faces the same leakage rules as the model).
+``compare_k`` (the paper's comparison). Out of sample every strategy of
+:mod:`.selection_strategies` (ridge, rank average, best single feature by inner-CV Spearman,
+size only, and the random ordering's expectation) is fitted on each training part and
+predicts the held-out models, with a bootstrap interval over models and paired comparisons
+against random and the best single feature (:func:`.selection_eval.strategy_evidence`); the
+strategy with the best nested-CV mean coverage (or ``analysis.selection.strategy``) is the
+one the recommender uses (``strategy`` in the summary).
 
 MAE with and without the presence means (``presence_*`` columns), ``mae_presence``, two
 comparisons side by side:
