@@ -308,3 +308,23 @@ def test_pure_noise_no_strategy_interval_excludes_random():
         assert x["vs_random_lo"] <= 0 <= x["vs_random_hi"], x["predictor"]
         assert not x["beats_random"]
     assert not s["strategy"]["any_strategy_beats_random"]
+
+
+def test_lasso_solutions_are_checked_against_the_optimality_conditions():
+    """9 models x 35 nearly collinear terms: LARS's answer once had coefficients of 1e13;
+    a solution failing the lasso's KKT conditions is re-solved by coordinate descent."""
+    from rmselect.analysis.selection_solvers import _lasso_kkt, lasso_lars
+
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=9)
+    Z = np.outer(q, np.ones(35)) + rng.normal(0, 1e-3, (9, 35))
+    Z -= Z.mean(axis=0)
+    y = 5 * q + rng.normal(0, 0.5, 9)
+    y -= y.mean()
+    for a, w in zip([0.1, 0.001], lasso_lars(Z, y, [0.1, 0.001])):
+        assert np.all(np.isfinite(w))
+        # the l1 norm of a lasso solution is bounded by objective(0) / alpha
+        assert np.abs(w).sum() <= (y @ y) / (2 * len(y)) / a + 1e-9
+    w = lasso_lars(Z, y, [0.1])[0]
+    assert _lasso_kkt(Z, y, w, 0.1, rtol=1e-2)
+    assert not _lasso_kkt(Z, y, w + 0.5, 0.1)
