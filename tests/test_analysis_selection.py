@@ -328,3 +328,20 @@ def test_lasso_solutions_are_checked_against_the_optimality_conditions():
     w = lasso_lars(Z, y, [0.1])[0]
     assert _lasso_kkt(Z, y, w, 0.1, rtol=1e-2)
     assert not _lasso_kkt(Z, y, w + 0.5, 0.1)
+
+
+def test_ridge_strategy_chooses_the_penalty_ridgecv_chooses():
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import KFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from rmselect.analysis.selection_strategies import RIDGE_ALPHAS, fit_ridge
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(30, 6))
+    y = X @ rng.normal(size=6) + rng.normal(0, 2, 30)
+    ours = fit_ridge(X, y, np.ones(30), False, STRAT)
+    ref = make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS, scoring="neg_mean_squared_error",
+                        cv=KFold(5, shuffle=True, random_state=0))).fit(X, y)
+    assert ours(X, None) == pytest.approx(ref.predict(X), abs=1e-8)

@@ -9,7 +9,8 @@ training part by inner CV with the grid search's folds (shuffled ``KFold(cv_fold
 
 * ``selection_model``: the paper's Elastic Net over polynomial terms (:mod:`.selection_model`).
 * ``ridge``: ``StandardScaler`` → ``Ridge(alpha)`` on the raw features (degree 1), alpha from
-  :data:`RIDGE_ALPHAS` by inner-CV MSE (``RidgeCV``).
+  :data:`RIDGE_ALPHAS` by mean inner-fold MSE (``RidgeCV(cv=KFold)``'s choice, computed in
+  closed form per fold).
 * ``rank_average``: each feature's value becomes its mid-rank percentile among the training
   models (signed by its training Spearman ρ with the score); the score is the mean percentile
   of the m features with the largest inner-CV Spearman, m ∈ 1..p chosen by inner CV; a line
@@ -29,12 +30,13 @@ from typing import Callable
 import numpy as np
 from scipy import stats
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LinearRegression, RidgeCV
+from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from rmselect.analysis.selection_model import SelectionConfig, grid_search
+from rmselect.analysis.selection_solvers import ridge_path
 
 Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -58,19 +60,32 @@ def _line(score: np.ndarray, y: np.ndarray) -> LinearRegression:
     return LinearRegression().fit(score.reshape(-1, 1), y)
 
 
+def _spearman_columns(A: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman ρ of each column of ``A`` (no NaN) with ``y``; 0 where undefined."""
+    ra = stats.rankdata(A, axis=0)
+    ry = stats.rankdata(y)
+    ra = ra - ra.mean(axis=0)
+    ry = ry - ry.mean()
+    den = np.sqrt((ra**2).sum(axis=0) * (ry @ ry))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (ra.T @ ry) / den
+    return np.where(np.isfinite(r), r, 0.0)
+
+
 class Percentiles:
     """Signed mid-rank percentiles of each feature among training rows (NaN → 0.5)."""
 
     def __init__(self, X: np.ndarray, y: np.ndarray) -> None:
         self.sorted = [np.sort(X[~np.isnan(X[:, j]), j]) for j in range(X.shape[1])]
-        self.sign = np.ones(X.shape[1])
         self.rho = np.zeros(X.shape[1])
-        for j in range(X.shape[1]):
+        full = ~np.isnan(X).any(axis=0)
+        if full.any():
+            self.rho[full] = _spearman_columns(X[:, full], y)
+        for j in np.flatnonzero(~full):
             ok = ~np.isnan(X[:, j])
-            if ok.sum() >= 3 and np.ptp(X[ok, j]) > 0 and np.ptp(y[ok]) > 0:
-                r = float(stats.spearmanr(X[ok, j], y[ok]).statistic)
-                self.rho[j] = r if np.isfinite(r) else 0.0
-                self.sign[j] = -1.0 if self.rho[j] < 0 else 1.0
+            if ok.sum() >= 3:
+                self.rho[j] = _spearman_columns(X[ok, j : j + 1], y[ok])[0]
+        self.sign = np.where(self.rho < 0, -1.0, 1.0)
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         P = np.full(X.shape, 0.5)
@@ -83,12 +98,19 @@ class Percentiles:
         return np.where(self.sign < 0, 1.0 - P, P)
 
 
+_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+
 def inner_cv_spearman(X: np.ndarray, y: np.ndarray, cfg: SelectionConfig
                       ) -> tuple[np.ndarray, np.ndarray]:
     """(per-feature inner-CV Spearman, inner-CV Spearman of the top-m average for m=1..p).
 
-    The top-m order inside each inner fold is that fold's training |ρ|.
+    The top-m order inside each inner fold is that fold's training |ρ|. The last result is
+    kept, as rank_average and best_single_feature ask for the same training part in turn.
     """
+    key = (X.tobytes(), y.tobytes(), X.shape, cfg.cv_folds, cfg.seed)
+    if key in _CACHE:
+        return _CACHE[key]
     n, p = X.shape
     oof_feat = np.full((n, p), np.nan)
     oof_m = np.full((n, p), np.nan)
@@ -98,15 +120,10 @@ def inner_cv_spearman(X: np.ndarray, y: np.ndarray, cfg: SelectionConfig
         oof_feat[te] = P
         order = np.argsort(-np.abs(pc.rho), kind="stable")
         oof_m[te] = np.cumsum(P[:, order], axis=1) / np.arange(1, p + 1)
-
-    def rho(v: np.ndarray) -> float:
-        if np.ptp(v) == 0 or np.ptp(y) == 0:
-            return 0.0
-        r = float(stats.spearmanr(v, y).statistic)
-        return r if np.isfinite(r) else 0.0
-
-    return (np.array([rho(oof_feat[:, j]) for j in range(p)]),
-            np.array([rho(oof_m[:, m]) for m in range(p)]))
+    out = (_spearman_columns(oof_feat, y), _spearman_columns(oof_m, y))
+    _CACHE.clear()
+    _CACHE[key] = out
+    return out
 
 
 def fit_selection_model(X, y, params_b, impute, cfg) -> Predict:
@@ -115,9 +132,22 @@ def fit_selection_model(X, y, params_b, impute, cfg) -> Predict:
 
 
 def fit_ridge(X, y, params_b, impute, cfg) -> Predict:
-    model = make_pipeline(SimpleImputer(strategy="mean"), StandardScaler(),
-                          RidgeCV(alphas=RIDGE_ALPHAS, cv=_inner(len(y), cfg),
-                                  scoring="neg_mean_squared_error"))
+    """Ridge on standardised features; alpha by the mean inner-fold MSE (RidgeCV's choice
+    with ``cv=KFold``), each fold solved for all alphas in closed form."""
+    def prep(Xt: np.ndarray):
+        return make_pipeline(SimpleImputer(strategy="mean"), StandardScaler()).fit(Xt)
+
+    mse = np.zeros(len(RIDGE_ALPHAS))
+    splits = list(_inner(len(y), cfg).split(X))
+    for tr, te in splits:
+        pre = prep(X[tr])
+        Z, Zt = pre.transform(X[tr]), pre.transform(X[te])
+        zm, ym = Z.mean(axis=0), y[tr].mean()
+        # Ridge(A) = ridge_path at A / n (ridge_path uses the ElasticNet scaling n·alpha)
+        coefs = ridge_path(Z - zm, y[tr] - ym, [a / len(tr) for a in RIDGE_ALPHAS])
+        mse += [np.mean((y[te] - (ym + (Zt - zm) @ c)) ** 2) for c in coefs]
+    alpha = RIDGE_ALPHAS[int(np.argmin(mse / len(splits)))]
+    model = make_pipeline(SimpleImputer(strategy="mean"), StandardScaler(), Ridge(alpha=alpha))
     model.fit(X, y)
     return lambda Xn, pn: model.predict(Xn)
 
