@@ -345,3 +345,21 @@ def test_ridge_strategy_chooses_the_penalty_ridgecv_chooses():
     ref = make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS, scoring="neg_mean_squared_error",
                         cv=KFold(5, shuffle=True, random_state=0))).fit(X, y)
     assert ours(X, None) == pytest.approx(ref.predict(X), abs=1e-8)
+
+
+def test_proximal_lasso_reaches_the_lasso_optimum():
+    from sklearn.linear_model import Lasso
+
+    from rmselect.analysis.selection_solvers import _lasso_kkt, lasso_proximal
+
+    rng = np.random.default_rng(6)
+    q = rng.normal(size=20)
+    Z = np.outer(q, rng.uniform(0.5, 1, 60)) + rng.normal(0, 0.3, (20, 60))
+    Z -= Z.mean(axis=0)
+    y = 3 * q + rng.normal(0, 0.5, 20)
+    y -= y.mean()
+    for a in (0.1, 0.01):
+        w = lasso_proximal(Z, y, a)
+        assert w is not None and _lasso_kkt(Z, y, w, a)
+        ref = Lasso(alpha=a, fit_intercept=False, tol=1e-14, max_iter=10**6).fit(Z, y)
+        assert w == pytest.approx(ref.coef_, abs=1e-5)

@@ -20,7 +20,9 @@ solved to machine precision, with every alpha of the grid in one call:
   in a few steps; w = S_λ₁(Zᵀθ)/λ₂. Alphas are solved from the largest down, each started from
   the previous θ.
 * ρ = 1 (lasso): the exact piecewise-linear path of ``lars_path(method="lasso")`` down to the
-  smallest alpha, read at each alpha by linear interpolation between its knots.
+  smallest alpha, read at each alpha by linear interpolation between its knots; a solution
+  that fails the lasso's optimality conditions (LARS on nearly collinear terms) is re-solved
+  by proximal-point steps, each an elastic net solved as above (:func:`lasso_proximal`).
 
 :func:`rmselect.analysis.selection_model` tests compare each against ``ElasticNet`` run to a
 tight tolerance.
@@ -68,25 +70,29 @@ def _soft(c: np.ndarray, t: float) -> np.ndarray:
 def enet_dual_newton(
     Zt: np.ndarray, y: np.ndarray, alpha: float, l1_ratio: float,
     theta: np.ndarray | None = None, K: np.ndarray | None = None,
+    shift: np.ndarray | None = None, max_iter: int = NEWTON_MAX_ITER,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(w, θ) of the elastic net at 0 < l1_ratio < 1 by semismooth Newton on the dual.
 
     ``Zt`` is the transposed design (p × n, C order: rows are terms); ``K`` = ZZᵀ, used to
-    form the Newton matrix from the inactive terms when they are fewer.
+    form the Newton matrix from the inactive terms when they are fewer. ``shift`` = v
+    centres the ridge term at v (penalty λ₂/2·||w − v||², the proximal step of
+    :func:`lasso_proximal`): w = S_λ₁(Zᵀθ + λ₂v)/λ₂.
     """
     n = len(y)
     lam1, lam2 = n * alpha * l1_ratio, n * alpha * (1.0 - l1_ratio)
     th = y.copy() if theta is None else theta.copy()
     K = Zt.T @ Zt if K is None else K
+    b = 0.0 if shift is None else lam2 * shift
 
     def parts(t: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        c = Zt @ t
+        c = Zt @ t + b
         s = _soft(c, lam1)
         return c, s, float(-0.5 * t @ t + t @ y - 0.5 / lam2 * s @ s)
 
     c, s, D = parts(th)
     scale = max(1.0, float(y @ y))
-    for _ in range(NEWTON_MAX_ITER):
+    for _ in range(max_iter):
         act = np.abs(c) > lam1
         ZA = Zt[act]
         g = y - th - ZA.T @ s[act] / lam2
@@ -116,8 +122,10 @@ def lasso_lars(Z: np.ndarray, y: np.ndarray, alphas: Sequence[float],
     """Lasso coefficients at each alpha, read off the exact LARS path.
 
     LARS can lose accuracy when the active terms are nearly collinear (a few models, many
-    polynomial terms); each solution's optimality (KKT) conditions are checked and, where
-    they fail, that alpha is solved by coordinate descent instead (:func:`_lasso_cd`).
+    polynomial terms: half the solutions on 32 models x 13,000 degree-3 terms); each
+    solution's optimality (KKT) conditions are checked and, where they fail, that alpha is
+    solved by :func:`lasso_proximal`, and if that fails too by coordinate descent
+    (:func:`_lasso_cd`, the reference's solver).
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -133,9 +141,30 @@ def lasso_lars(Z: np.ndarray, y: np.ndarray, alphas: Sequence[float],
             t = (knots[i - 1] - a) / (knots[i - 1] - knots[i])
             w = (1 - t) * coefs[:, i - 1] + t * coefs[:, i]
         if not _lasso_kkt(Z, y, w, a):
+            w = lasso_proximal(Z, y, a)
+        if w is None or not _lasso_kkt(Z, y, w, a):
             w = _lasso_cd(Z, y, a, max_iter)
         out.append(w)
     return out
+
+
+def lasso_proximal(Z: np.ndarray, y: np.ndarray, alpha: float,
+                   max_outer: int = 300) -> np.ndarray | None:
+    """The lasso by the proximal point method: w_{k+1} = argmin lasso(w) + σ/2·||w − w_k||²,
+    each step an elastic net solved exactly by :func:`enet_dual_newton` (σ = max(α/10, 1e-4)
+    on standardised terms: a speed setting, the fixed point is the lasso optimum whatever σ).
+    Stops when the lasso's KKT conditions hold; None if they do not after ``max_outer``.
+    """
+    sigma = max(0.1 * alpha, 1e-4)
+    a_en, l1 = alpha + sigma, alpha / (alpha + sigma)  # λ₁ = nα, λ₂ = nσ
+    Zt = np.ascontiguousarray(Z.T)
+    K = Z @ Z.T
+    w, th = np.zeros(Z.shape[1]), y.copy()
+    for _ in range(max_outer):
+        w, th = enet_dual_newton(Zt, y, a_en, l1, th, K, shift=w, max_iter=50)
+        if _lasso_kkt(Z, y, w, alpha):
+            return w
+    return None
 
 
 def _lasso_kkt(Z: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float,
