@@ -70,3 +70,27 @@ def test_ranks_held_back_models_on_the_fixture(tmp_path):
     assert r0["pi_n_residuals"] == 5
     assert out.filter(pl.col("objective") == "bt")["pi_lo"].is_nan().all()  # no residuals
     assert set(out["missing_policy"]) == {"drop_feature"}
+
+
+def test_uses_the_chosen_strategy_and_says_when_none_beats_random(tmp_path):
+    from rmselect.analysis.recommend import NO_EVIDENCE
+
+    models = load_models(fixture_models_csv(tmp_path))
+    rm = load_rm_scores(FIXTURE / "rm_scores.csv", "rewardbench")
+    cands = ["famd-7b", "famc-0.5b"]
+    rm_train = rm.filter(~pl.col("model").is_in(cands))
+    feats = load_features(FIXTURE / "features.csv")
+    res = {"regression": [-1.0, -0.5, 0.0, 0.5, 1.0]}
+    good = {"regression": {"chosen": "rank_average", "any_strategy_beats_random": True},
+            "bt": {"chosen": "size_only", "any_strategy_beats_random": False}}
+    out = recommend(rm_train, feats, models, cands, "drop_feature", FAST, res, level=0.5,
+                    strategies=good)
+    reg = out.filter(pl.col("objective") == "regression").sort("rank")
+    assert reg["strategy"].to_list() == ["rank_average"] * 2
+    assert reg["candidate"].to_list() == ["famd-7b", "famc-0.5b"]
+    assert (reg["note"] == "").all()
+    r0 = reg.row(0, named=True)  # split-conformal on the residuals given, as before
+    assert r0["pi_hi"] - r0["pi_lo"] == pytest.approx(1.0)
+    bt = out.filter(pl.col("objective") == "bt")
+    assert bt["rank"].is_null().all()  # no strategy beats random: no ranking
+    assert (bt["note"] == NO_EVIDENCE).all() and (bt["strategy"] == "size_only").all()

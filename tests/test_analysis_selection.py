@@ -171,8 +171,65 @@ def test_l1_ratio_zero_is_the_same_objective_as_elastic_net():
     ref = ElasticNet(alpha=0.3, l1_ratio=0.0, tol=1e-12, max_iter=100000).fit(X, y)
     assert ours.coef_ == pytest.approx(ref.coef_, abs=1e-6)
     assert ours.intercept_ == pytest.approx(ref.intercept_, abs=1e-6)
-    l1 = ElasticNetOrRidge(alpha=0.3, l1_ratio=1.0).fit(X, y)
-    assert l1.coef_ == pytest.approx(ElasticNet(alpha=0.3, l1_ratio=1.0).fit(X, y).coef_)
+    for rho in (0.25, 0.5, 0.75, 1.0):  # dual Newton (0 < rho < 1) and LARS (rho = 1)
+        ours = ElasticNetOrRidge(alpha=0.3, l1_ratio=rho).fit(X, y)
+        ref = ElasticNet(alpha=0.3, l1_ratio=rho, tol=1e-14, max_iter=100000).fit(X, y)
+        assert ours.coef_ == pytest.approx(ref.coef_, abs=1e-8)
+        assert ours.intercept_ == pytest.approx(ref.intercept_, abs=1e-8)
+
+
+def test_exact_solvers_match_converged_coordinate_descent_with_more_terms_than_models():
+    """p > n with correlated columns, the case where ElasticNet's defaults stop early."""
+    from sklearn.linear_model import ElasticNet
+
+    from rmselect.analysis.selection_solvers import solve_path
+
+    rng = np.random.default_rng(3)
+    q = rng.normal(size=20)
+    Z = np.outer(q, rng.uniform(0.5, 1, 30)) + rng.normal(0, 0.3, (20, 30))
+    y = 3 * q + rng.normal(0, 0.5, 20)
+    alphas = [0.1, 0.01]
+    for rho in (0.0, 0.5, 1.0):
+        path = solve_path(Z, y, alphas, rho)
+        for a, (coef, b) in zip(alphas, path):
+            ref = ElasticNet(alpha=a, l1_ratio=rho, tol=1e-14, max_iter=10**6).fit(Z, y)
+            assert coef == pytest.approx(ref.coef_, abs=1e-6), (a, rho)
+            assert b == pytest.approx(ref.intercept_, abs=1e-6)
+
+
+def test_path_grid_search_equals_the_per_point_grid_search():
+    """Same folds, same grid: same choice, CV scores and coefficients as GridSearchCV over
+    per-point coordinate-descent fits (well-conditioned small case: n > terms)."""
+    from rmselect.analysis.selection_model import reference_grid_search
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(40, 3))
+    y = 50 + 3 * X[:, 0] - 1.5 * X[:, 1] * X[:, 2] + rng.normal(0, 0.3, 40)
+    cfg = SelectionConfig(degrees=[1, 2], alphas=[0.1, 0.01], l1_ratios=[0.0, 0.5, 1.0],
+                          cv_folds=5, seed=0)
+    new, old = grid_search(X, y, False, cfg), reference_grid_search(X, y, False, cfg)
+    assert new.best_params_ == old.best_params_
+    assert new.best_params_["poly__degree"] == 2  # the planted interaction is found
+    for params, score in zip(old.cv_results_["params"], old.cv_results_["mean_test_score"]):
+        key = (params["enet__alpha"], params["enet__l1_ratio"], params["poly__degree"])
+        # within the reference's coordinate-descent tolerance (relative duality gap 1e-4)
+        assert new.cv_scores_[key] == pytest.approx(score, rel=1e-2)
+    a = new.best_estimator_.named_steps["enet"].coef_
+    b = old.best_estimator_.named_steps["enet"].coef_
+    # the reference stops at ElasticNet's default tolerance, ~1e-4 away from the optimum ...
+    assert np.max(np.abs(a - b)) < 1e-3
+    assert new.predict(X) == pytest.approx(old.predict(X), abs=1e-3)
+    # ... which the per-point fit reaches when run to convergence: equal within 1e-6
+    from sklearn.linear_model import ElasticNet
+
+    Z = new.best_estimator_[:-1].transform(X)
+    p = new.best_params_
+    tight = ElasticNet(alpha=p["enet__alpha"], l1_ratio=p["enet__l1_ratio"], tol=1e-14,
+                       max_iter=10**6).fit(Z, y)
+    assert np.max(np.abs(a - tight.coef_)) < 1e-6
+    # folds in parallel give the same scores
+    par = grid_search(X, y, False, cfg, n_jobs=2)
+    assert par.cv_scores_ == pytest.approx(new.cv_scores_)
 
 
 def test_impute_policy_runs_the_imputer_inside_the_pipeline():
@@ -185,3 +242,124 @@ def test_impute_policy_runs_the_imputer_inside_the_pipeline():
     assert s["missing_policy"] == "impute" and np.isfinite(s["nested_cv_mae"])
     gs = grid_search(X, al.y["overall"], True, FAST)
     assert "impute" in gs.best_estimator_.named_steps
+
+
+def test_lower_degree_terms_are_a_prefix_of_the_largest_degree():
+    from rmselect.analysis.selection_model import _n_terms, _transformers
+
+    X = np.random.default_rng(0).normal(size=(12, 4))
+    pre = _transformers(False, 3, SelectionConfig()).fit(X)
+    deg = pre.named_steps["poly"].powers_.sum(axis=1)
+    n = _n_terms(pre, [1, 2, 3])
+    assert n == {1: 4, 2: 14, 3: 34}
+    assert all((deg[: n[d]] <= d).all() and (deg[n[d]:] > d).all() for d in (1, 2, 3))
+
+
+STRAT = SelectionConfig(degrees=[1], alphas=[0.1, 0.01], l1_ratios=[0.5], cv_folds=5,
+                        outer_folds=5, seed=0, leave_one_family_out=False, bootstrap=200)
+
+
+def _study(signal: bool, seed: int, n: int = 40, p: int = 8) -> Aligned:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p))
+    y = 60 + rng.normal(0, 3, n)
+    if signal:  # feature 3 determines the score up to noise
+        X[:, 3] = (y - 60) / 3 + rng.normal(0, 0.15, n)
+    names = [f"m{i:02d}" for i in range(n)]
+    return Aligned("bt", names, [f"f{j}" for j in range(p)], X, {"overall": y},
+                   [f"fam{i % 8}" for i in range(n)], np.exp(rng.normal(2, 1, n)),
+                   "drop_feature")
+
+
+def _evidence(rows, predictor):
+    r = [x for x in rows if x["evaluation"] == "nested_cv" and x["predictor"] == predictor]
+    return r[0]
+
+
+def test_planted_feature_is_found_out_of_sample_and_beats_random():
+    from rmselect.analysis.selection_strategies import chosen_feature
+
+    al = _study(signal=True, seed=0)
+    s, rows = analyse_objective(al, STRAT, ks=list(range(1, 11)), compare_k=[5, 6, 7, 8])
+    assert chosen_feature(al.X, al.y["overall"], al.features, STRAT) == "f3"
+    rnd = _evidence(rows, "random")
+    assert rnd["mean_coverage"] == pytest.approx(np.mean([5, 6, 7, 8]) / 40)
+    for strat in ("rank_average", "best_single_feature"):
+        e = _evidence(rows, strat)
+        assert e["mean_coverage"] > 0.5  # random: 0.16; 0.67-0.97 over seeds 0-3
+        assert e["beats_random"] and e["vs_random_lo"] > 0.3
+        assert e["coverage_lo"] <= e["coverage"] <= e["coverage_hi"]
+    assert s["strategy"]["any_strategy_beats_random"]
+    assert s["strategy"]["chosen"] != "size_only"
+    # residuals are the chosen strategy's, on the score scale (noise sd ~0.45 points)
+    assert np.median(np.abs(s["oof_residuals"])) < 2.0
+    # random row: exact expectations
+    r1 = [x for x in rows if x["predictor"] == "random" and x["k"] == 4][0]
+    assert r1["coverage"] == pytest.approx(4 / 40) and r1["hit_at_k"] == pytest.approx(4 / 40)
+
+
+def test_pure_noise_no_strategy_interval_excludes_random():
+    al = _study(signal=False, seed=1)
+    s, rows = analyse_objective(al, STRAT, ks=list(range(1, 11)), compare_k=[5, 6, 7, 8])
+    fitted = [x for x in rows if x["evaluation"] == "nested_cv" and x["predictor"] != "random"]
+    assert {x["predictor"] for x in fitted} == {"selection_model", "ridge", "rank_average",
+                                                 "best_single_feature", "size_only"}
+    for x in fitted:
+        assert x["vs_random_lo"] <= 0 <= x["vs_random_hi"], x["predictor"]
+        assert not x["beats_random"]
+    assert not s["strategy"]["any_strategy_beats_random"]
+
+
+def test_lasso_solutions_are_checked_against_the_optimality_conditions():
+    """9 models x 35 nearly collinear terms: LARS's answer once had coefficients of 1e13;
+    a solution failing the lasso's KKT conditions is re-solved by coordinate descent."""
+    from rmselect.analysis.selection_solvers import _lasso_kkt, lasso_lars
+
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=9)
+    Z = np.outer(q, np.ones(35)) + rng.normal(0, 1e-3, (9, 35))
+    Z -= Z.mean(axis=0)
+    y = 5 * q + rng.normal(0, 0.5, 9)
+    y -= y.mean()
+    for a, w in zip([0.1, 0.001], lasso_lars(Z, y, [0.1, 0.001])):
+        assert np.all(np.isfinite(w))
+        # the l1 norm of a lasso solution is bounded by objective(0) / alpha
+        assert np.abs(w).sum() <= (y @ y) / (2 * len(y)) / a + 1e-9
+    w = lasso_lars(Z, y, [0.1])[0]
+    assert _lasso_kkt(Z, y, w, 0.1, rtol=1e-2)
+    assert not _lasso_kkt(Z, y, w + 0.5, 0.1)
+
+
+def test_ridge_strategy_chooses_the_penalty_ridgecv_chooses():
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import KFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from rmselect.analysis.selection_strategies import RIDGE_ALPHAS, fit_ridge
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(30, 6))
+    y = X @ rng.normal(size=6) + rng.normal(0, 2, 30)
+    ours = fit_ridge(X, y, np.ones(30), False, STRAT)
+    ref = make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS, scoring="neg_mean_squared_error",
+                        cv=KFold(5, shuffle=True, random_state=0))).fit(X, y)
+    assert ours(X, None) == pytest.approx(ref.predict(X), abs=1e-8)
+
+
+def test_proximal_lasso_reaches_the_lasso_optimum():
+    from sklearn.linear_model import Lasso
+
+    from rmselect.analysis.selection_solvers import _lasso_kkt, lasso_proximal
+
+    rng = np.random.default_rng(6)
+    q = rng.normal(size=20)
+    Z = np.outer(q, rng.uniform(0.5, 1, 60)) + rng.normal(0, 0.3, (20, 60))
+    Z -= Z.mean(axis=0)
+    y = 3 * q + rng.normal(0, 0.5, 20)
+    y -= y.mean()
+    for a in (0.1, 0.01):
+        w = lasso_proximal(Z, y, a)
+        assert w is not None and _lasso_kkt(Z, y, w, a)
+        ref = Lasso(alpha=a, fit_intercept=False, tol=1e-14, max_iter=10**6).fit(Z, y)
+        assert w == pytest.approx(ref.coef_, abs=1e-5)

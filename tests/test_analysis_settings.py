@@ -72,6 +72,8 @@ EXPECTED_ANALYSIS = {
         "max_iter": 10000,
         "leave_one_family_out": True,
         "n_jobs": 1,
+        "strategy": "best_out_of_sample",
+        "bootstrap": 200,
     },
     "pca": {"components": 0},
     "cost": {

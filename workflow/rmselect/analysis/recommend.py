@@ -1,10 +1,14 @@
 """Recommend a base model among candidates that have features but no reward model.
 
-For each objective the selection model of :mod:`.selection` (same grid, same seed, same
-missing-value policy) is fitted on the analysed models that have RM scores, then predicts the
-overall RM score of every candidate (``recommend.candidates``).
+For each objective the strategy that selection_model.json chose (``strategy.chosen``: the
+best out-of-sample coverage, or ``analysis.selection.strategy``; the Elastic Net selection
+model of :mod:`.selection` when absent) is fitted on the analysed models that have RM scores
+(same grid, seed and missing-value policy), then predicts the overall RM score of every
+candidate (``recommend.candidates``). When no strategy beats a random ordering out of sample
+(``strategy.any_strategy_beats_random`` false) ``rank`` stays empty and ``note`` says why.
 
-* Prediction interval: split-conformal, from the n nested-CV out-of-fold residuals
+* Prediction interval: split-conformal, from the n nested-CV out-of-fold residuals of the
+  chosen strategy
   r_i = y_i - ŷ_i written by the selection analysis (``oof_residuals`` in
   ``selection_model.json``). q = the ⌈(n+1)·level⌉-th smallest |r_i| (the finite-sample
   corrected quantile, level ⌈(n+1)·level⌉/n of the absolute residuals); the interval is
@@ -17,7 +21,8 @@ overall RM score of every candidate (``recommend.candidates``).
   models. (An earlier version used signed linear quantiles without the correction or the
   clipping and gave [-107, 59] for a 0–100 score on the toy study.)
 * rank: 1 = highest predicted score within the objective.
-* top_features: the ``recommend.top_features`` polynomial terms with the largest
+* top_features (selection model only; other strategies: their name): the
+  ``recommend.top_features`` polynomial terms with the largest
   |coefficient × standardised term value| for that candidate, as ``term:+contribution``
   (points above/below the training mean contributed by that term).
 * A candidate's missing feature value is filled with the training mean and listed in
@@ -26,6 +31,7 @@ overall RM score of every candidate (``recommend.candidates``).
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -44,8 +50,11 @@ from rmselect.analysis.data import (
     objectives_present,
 )
 from rmselect.analysis.selection_model import SelectionConfig, contributions, grid_search
+from rmselect.analysis.selection_strategies import FITTERS
 from rmselect.cli import opt
 from rmselect.io import read_json, write_table
+
+log = logging.getLogger(__name__)
 
 SCHEMA = {
     "candidate": pl.String,
@@ -59,7 +68,13 @@ SCHEMA = {
     "top_features": pl.String,
     "imputed_features": pl.String,
     "missing_policy": pl.String,
+    "strategy": pl.String,
+    "note": pl.String,
 }
+
+#: ``note`` of every row of an objective where no strategy beats random out of sample.
+NO_EVIDENCE = ("no strategy beats a random ordering out of sample (nested CV, paired"
+               " bootstrap): no ranking is given; predicted scores are for reference only")
 
 
 #: Range of the overall RewardBench score (points); intervals are clipped to it.
@@ -106,7 +121,14 @@ def recommend(
     level: float = 0.9,
     n_top: int = 3,
     score_range: tuple[float, float] = SCORE_RANGE,
+    strategies: dict[str, dict[str, Any]] | None = None,
 ) -> pl.DataFrame:
+    """Predicted score, interval and rank of each candidate, per objective.
+
+    ``strategies``: the ``strategy`` block of each objective in selection_model.json (the
+    chosen strategy and whether any strategy beats random); without it the selection model
+    ranks, as before strategies were compared.
+    """
     have = set(feats["model"].to_list())
     absent = [c for c in candidates if c not in have]
     if absent:
@@ -121,31 +143,45 @@ def recommend(
         cands = [c for c in candidates if c not in al_models]
         if not cands:
             continue
-        gs = grid_search(al.X, al.y["overall"], missing == "impute", cfg)
-        model = gs.best_estimator_
+        st = (strategies or {}).get(obj) or {}
+        chosen = st.get("chosen", "selection_model")
+        ranked = st.get("any_strategy_beats_random", True)
         cf = feats.filter(pl.col("model").is_in(cands))
         Xc = np.column_stack([cf[f].cast(pl.Float64).to_numpy() for f in al.features])
         names_c = cf["model"].to_list()
+        pmap = dict(zip(models["model"].to_list(), models["params_b"].to_list()))
+        pc = np.array([pmap.get(c) if pmap.get(c) is not None else np.nan for c in names_c],
+                      dtype=float)
         means = np.nanmean(al.X, axis=0)
         imputed = [[f for f, v in zip(al.features, row) if np.isnan(v)] for row in Xc]
         if missing != "impute":
             Xc = np.where(np.isnan(Xc), means, Xc)
-        pred = model.predict(Xc)
-        contrib = contributions(model, al.features, Xc)
+        if chosen == "selection_model":
+            model = grid_search(al.X, al.y["overall"], missing == "impute", cfg).best_estimator_
+            pred = model.predict(Xc)
+            contrib = contributions(model, al.features, Xc)
+            tops = ["; ".join(f"{t['term']}:{t['contribution']:+.2f}" for t in row[:n_top])
+                    for row in contrib]
+        else:
+            pred = FITTERS[chosen](al.X, al.y["overall"], al.params_b, missing == "impute",
+                                   cfg)(Xc, pc)
+            tops = [f"({chosen})"] * len(pred)
         order = np.argsort(-pred, kind="stable")
         rank = np.empty(len(pred), dtype=int)
         rank[order] = np.arange(1, len(pred) + 1)
         for i, c in enumerate(names_c):
             lo, hi, n_res = interval(float(pred[i]), residuals.get(obj, []), level,
                                      score_range)
-            top = "; ".join(f"{t['term']}:{t['contribution']:+.2f}" for t in contrib[i][:n_top])
             rows.append({
                 "candidate": c, "objective": obj, "predicted_score": float(pred[i]),
-                "pi_lo": lo, "pi_hi": hi, "pi_level": level, "pi_n_residuals": n_res, "rank": int(rank[i]),
-                "top_features": top, "imputed_features": ";".join(imputed[i]),
-                "missing_policy": missing,
+                "pi_lo": lo, "pi_hi": hi, "pi_level": level, "pi_n_residuals": n_res,
+                "rank": int(rank[i]) if ranked else None,
+                "top_features": tops[i], "imputed_features": ";".join(imputed[i]),
+                "missing_policy": missing, "strategy": chosen,
+                "note": "" if ranked else NO_EVIDENCE,
             })
-    return pl.DataFrame(rows, schema=SCHEMA).sort("objective", "rank")
+    return pl.DataFrame(rows, schema=SCHEMA).sort("objective", "rank", "predicted_score",
+                                                  descending=[False, False, True])
 
 
 @dataclass(kw_only=True)
@@ -170,10 +206,14 @@ def write_recommendations(a: RecommendArgs) -> int:
     cfg = a.selection_config()
     sel = read_json(a.selection_json)
     res = {o: s.get("oof_residuals", []) for o, s in sel.get("objectives", {}).items()}
+    strategies = {o: s.get("strategy") for o, s in sel.get("objectives", {}).items()}
     df = recommend(
         load_rm_scores(a.rm_scores, a.benchmark), load_features(a.features),
         load_models(a.models), a.candidates, a.missing, cfg, res, a.level,
-        a.top_features, tuple(a.score_range),
+        a.top_features, tuple(a.score_range), strategies,
     ) if a.candidates else pl.DataFrame(schema=SCHEMA)
+    for o, st in strategies.items():
+        if st and not st.get("any_strategy_beats_random", True):
+            log.warning("%s: %s", o, NO_EVIDENCE)
     write_table(a.out, df)
     return 0

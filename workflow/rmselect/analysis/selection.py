@@ -8,11 +8,13 @@ Model (one per objective, target = overall RM score)::
 (at l1_ratio = 0 the identical ridge objective is solved by ``Ridge``: see
 :class:`ElasticNetOrRidge`).
 
-Hyper-parameters are chosen by ``GridSearchCV`` over the paper's grid (degree {1,2,3},
+Hyper-parameters are chosen by grid search over the paper's grid (degree {1,2,3},
 alpha {0.1, 0.01, 0.001, 0.0001}, l1_ratio {0, 0.25, 0.5, 0.75, 1}) with shuffled
 ``KFold(cv_folds)`` (paper: 10), scoring ``analysis.selection.scoring``; the best setting is
 refit on all models (the reported model and its non-zero coefficients, on the standardised
-polynomial terms).
+polynomial terms). The search solves along alpha paths with exact solvers
+(:func:`.selection_model.grid_search`); ``reference_grid_search`` is the earlier
+``GridSearchCV`` over coordinate-descent fits, kept for the bench.
 
 Selection quality, each as coverage@k of the predicted score (see :mod:`.coverage`),
 hit@k (the true best model is in the predicted top-k) and regret@k (overall RM points lost:
@@ -33,9 +35,13 @@ sets have k members; it is written under both names.
   the lineage grouping to show by how much.
 
 Baseline ``best_single_feature``: in sample, the feature with the highest mean coverage over
-``compare_k`` (the paper's comparison); out of sample, in each training part the feature with
-the largest |Spearman ρ| is picked and a straight line fitted, then used to predict the held-
-out models (so the baseline faces the same leakage rules as the model).
+``compare_k`` (the paper's comparison). Out of sample every strategy of
+:mod:`.selection_strategies` (ridge, rank average, best single feature by inner-CV Spearman,
+size only, and the random ordering's expectation) is fitted on each training part and
+predicts the held-out models, with a bootstrap interval over models and paired comparisons
+against random and the best single feature (:func:`.selection_eval.strategy_evidence`); the
+strategy with the best nested-CV mean coverage (or ``analysis.selection.strategy``) is the
+one the recommender uses (``strategy`` in the summary).
 
 MAE with and without the presence means (``presence_*`` columns), ``mae_presence``, two
 comparisons side by side:
@@ -85,8 +91,11 @@ from rmselect.analysis.selection_eval import (  # noqa: F401
     hit_probability,
     mae,
     out_of_sample,
+    out_of_sample_all,
     quality_rows,
+    strategy_evidence,
 )
+from rmselect.analysis.selection_strategies import STRATEGIES
 from rmselect.analysis.selection_model import (  # noqa: F401
     ElasticNetOrRidge,
     SelectionConfig,
@@ -96,7 +105,7 @@ from rmselect.analysis.selection_model import (  # noqa: F401
     pipeline,
     used_features,
 )
-from rmselect.analysis.selection_plots import plot_coefficients, plot_comparison
+from rmselect.analysis.selection_plots import plot_coefficients, plot_comparison, plot_selection
 
 log = logging.getLogger(__name__)
 
@@ -157,11 +166,15 @@ def analyse_objective(
     fitted = model.predict(X)
     rows: list[dict[str, Any]] = []
 
-    def add(evaluation: str, predictor: str, feature: str, pred: np.ndarray) -> None:
+    def add(evaluation: str, predictor: str, feature: str, pred: np.ndarray,
+            per_k: dict[int, tuple[float, float]] | None = None,
+            ev: dict[str, Any] | None = None) -> None:
         for r in quality_rows(al.models, pred, y, ks):
+            lo, hi = (per_k or {}).get(r["k"], (None, None))
             rows.append(
                 {"objective": al.objective, "evaluation": evaluation, "predictor": predictor,
                  "feature": feature} | r | {"missing_policy": al.missing_policy}
+                | {"coverage_lo": lo, "coverage_hi": hi} | evidence_columns(ev)
             )
 
     add("in_sample", "selection_model", "", fitted)
@@ -184,21 +197,30 @@ def analyse_objective(
         "in_sample_mae": mae(fitted, y),
         "best_single_feature_in_sample": al.features[jbest],
     }
-    oof: dict[str, np.ndarray] = {}
+    oof: dict[str, dict[str, np.ndarray]] = {}
+    evidence: dict[str, Any] = {}
     kinds = ["nested_cv"] + (list(GROUPINGS) if cfg.leave_one_family_out else [])
     for kind in kinds:
-        res = out_of_sample(al, X, kind, cfg)
+        res = out_of_sample_all(al, X, kind, cfg)
         if res is None:
             summary[f"{kind}_mae"] = None
             continue
-        pred, base = res
-        oof[kind] = pred
-        add(kind, "selection_model", "", pred)
-        add(kind, "best_single_feature", "(chosen per fold)", base)
-        summary[f"{kind}_mae"] = mae(pred, y)
-        summary[f"{kind}_baseline_mae"] = mae(base, y)
+        oof[kind] = res
+        ev, per_k = strategy_evidence(res, y, ks, compare_k, cfg.bootstrap, cfg.seed)
+        evidence[kind] = ev
+        n_ok = int(np.sum(~np.isnan(y)))
+        for name in STRATEGIES:
+            pred = res[name] if name != "random" else np.zeros(len(y))
+            feature = {"best_single_feature": "(chosen per fold)",
+                       "random": f"(expectation: coverage k/{n_ok})"}.get(name, "")
+            add(kind, name, feature, pred, per_k.get(name), ev.get(name))
+        summary[f"{kind}_mae"] = mae(res["selection_model"], y)
+        summary[f"{kind}_baseline_mae"] = mae(res["best_single_feature"], y)
+    summary["strategies"] = {"k": list(compare_k), "bootstrap": cfg.bootstrap} | evidence
+    summary["strategy"] = choose_strategy(evidence, cfg.strategy)
+    chosen = summary["strategy"]["residuals_of"]
     summary["oof_residuals"] = (
-        (y - oof["nested_cv"]).tolist() if "nested_cv" in oof else []
+        (y - oof["nested_cv"][chosen]).tolist() if "nested_cv" in oof else []
     )
     # Mean coverage over compare_k: selection model vs best single feature, per evaluation.
     cmp: dict[str, Any] = {}
@@ -221,6 +243,50 @@ def analyse_objective(
     return summary, rows
 
 
+def evidence_columns(ev: dict[str, Any] | None) -> dict[str, Any]:
+    """The per-strategy columns of selection_coverage.csv (null for in-sample rows)."""
+    ev = ev or {}
+    vr, vb = ev.get("vs_random") or {}, ev.get("vs_best_single") or {}
+    return {
+        "mean_coverage": ev.get("mean_coverage"), "mean_coverage_lo": ev.get("lo"),
+        "mean_coverage_hi": ev.get("hi"),
+        "vs_random": vr.get("difference"), "vs_random_lo": vr.get("lo"),
+        "vs_random_hi": vr.get("hi"), "beats_random": ev.get("beats_random"),
+        "vs_best_single": vb.get("difference"), "vs_best_single_lo": vb.get("lo"),
+        "vs_best_single_hi": vb.get("hi"), "beats_best_single": ev.get("beats_best_single"),
+    }
+
+
+#: The evaluation whose evidence chooses the recommender's strategy.
+CHOICE_EVALUATION = "nested_cv"
+
+
+def choose_strategy(evidence: dict[str, Any], setting: str) -> dict[str, Any]:
+    """The recommender's strategy: the setting's, or the best nested-CV mean coverage.
+
+    ``beats_random`` says whether any strategy's paired interval against random excludes 0
+    (nested CV); without one the recommender reports that no ranking is supported.
+    """
+    ev = evidence.get(CHOICE_EVALUATION, {})
+    fitted = {s: e for s, e in ev.items() if s != "random"}
+    if setting == "best_out_of_sample":
+        chosen = max(fitted, key=lambda s: fitted[s]["mean_coverage"]) if fitted \
+            else "selection_model"
+    else:
+        chosen = setting
+    any_beats = any(e.get("beats_random") for e in fitted.values())
+    return {
+        "setting": setting,
+        "evaluation": CHOICE_EVALUATION,
+        "chosen": chosen,
+        "evidence": fitted.get(chosen),
+        "random_mean_coverage": (ev.get("random") or {}).get("mean_coverage"),
+        "beats_random": bool((fitted.get(chosen) or {}).get("beats_random", False)),
+        "any_strategy_beats_random": bool(any_beats),
+        "residuals_of": chosen,
+    }
+
+
 COV_SCHEMA = {
     "objective": pl.String,
     "evaluation": pl.String,
@@ -232,6 +298,19 @@ COV_SCHEMA = {
     "hit_at_k": pl.Float64,
     "regret_points": pl.Float64,
     "missing_policy": pl.String,
+    "coverage_lo": pl.Float64,
+    "coverage_hi": pl.Float64,
+    "mean_coverage": pl.Float64,
+    "mean_coverage_lo": pl.Float64,
+    "mean_coverage_hi": pl.Float64,
+    "vs_random": pl.Float64,
+    "vs_random_lo": pl.Float64,
+    "vs_random_hi": pl.Float64,
+    "beats_random": pl.Boolean,
+    "vs_best_single": pl.Float64,
+    "vs_best_single_lo": pl.Float64,
+    "vs_best_single_hi": pl.Float64,
+    "beats_best_single": pl.Boolean,
 }
 
 
@@ -284,7 +363,7 @@ def write_selection(a: SelectionModelArgs) -> int:
         rows.extend(r)
     cov = pl.DataFrame(rows, schema=COV_SCHEMA)
     plot_coefficients(summary, a.figures[0])
-    plot_comparison(cov, a.figures[1], title="selection model vs best single feature")
+    plot_selection(cov, a.figures[1])
     feat_cov = pl.read_csv(a.coverage)
     col = f"passes_{a.appendix_filter}"
     extra = (feat_cov.filter(pl.col(col)) if col in feat_cov.columns

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
+from joblib import Parallel, delayed
 from scipy import stats
 from scipy.special import comb
 from sklearn.linear_model import LinearRegression
@@ -18,7 +19,8 @@ from sklearn.model_selection import GroupKFold, KFold
 
 from rmselect.analysis.coverage import coverage_at_k, inclusion
 from rmselect.analysis.data import Aligned
-from rmselect.analysis.selection_model import SelectionConfig, grid_search
+from rmselect.analysis.selection_model import SelectionConfig
+from rmselect.analysis.selection_strategies import FITTERS
 
 
 #: Leave-one-group-out evaluations: name → the Aligned attribute holding each model's group.
@@ -58,22 +60,95 @@ def out_of_sample(
     al: Aligned, X: np.ndarray, kind: str, cfg: SelectionConfig
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Out-of-fold predictions of the selection model and of the single-feature baseline."""
+    res = out_of_sample_all(al, X, kind, cfg, ("selection_model", "best_single_feature"))
+    return None if res is None else (res["selection_model"], res["best_single_feature"])
+
+
+def out_of_sample_all(
+    al: Aligned, X: np.ndarray, kind: str, cfg: SelectionConfig,
+    strategies: Sequence[str] = tuple(FITTERS),
+) -> dict[str, np.ndarray] | None:
+    """Out-of-fold predictions of each strategy (:mod:`.selection_strategies`), same splits."""
     y = al.y["overall"]
     splits = _splits(al, kind, cfg)
     if splits is None:
         return None
-    pred = np.full(len(y), np.nan)
-    base = np.full(len(y), np.nan)
     impute = al.missing_policy == "impute"
-    for tr, te in splits:
-        if len(tr) < 3:
-            continue
-        gs = grid_search(X[tr], y[tr], impute, cfg)
-        pred[te] = gs.predict(X[te])
-        j, lr, mean = best_single_fit(X[tr], y[tr])
-        xt = np.where(np.isnan(X[te, j]), mean, X[te, j])
-        base[te] = lr.predict(xt.reshape(-1, 1))
-    return pred, base
+    parts = [(tr, te) for tr, te in splits if len(tr) >= 3]
+    # outer folds in parallel, each grid search serial inside its worker
+    jobs = min(cfg.n_jobs, len(parts))
+    run = Parallel(n_jobs=jobs) if jobs > 1 else (lambda tasks: [f(*a) for f, a, _ in tasks])
+    fits = run(delayed(_outer_fold)(X, y, al.params_b, tr, te, impute, cfg, tuple(strategies))
+               for tr, te in parts)
+    out = {s: np.full(len(y), np.nan) for s in strategies}
+    for (tr, te), preds in zip(parts, fits):
+        for name, p in preds.items():
+            out[name][te] = p
+    return out
+
+
+def _outer_fold(
+    X: np.ndarray, y: np.ndarray, params_b: np.ndarray, tr: np.ndarray, te: np.ndarray,
+    impute: bool, cfg: SelectionConfig, strategies: tuple[str, ...],
+) -> dict[str, np.ndarray]:
+    """Held-out predictions of each strategy fitted on the training part."""
+    pb = np.asarray(params_b, float)
+    return {name: FITTERS[name](X[tr], y[tr], pb[tr], impute, cfg)(X[te], pb[te])
+            for name in strategies}
+
+
+def strategy_evidence(
+    preds: dict[str, np.ndarray], y: np.ndarray, ks: Sequence[int], compare_k: Sequence[int],
+    draws: int, seed: int,
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[int, tuple[float, float]]]]:
+    """Mean coverage over ``compare_k`` per strategy with a bootstrap interval over models,
+    and paired bootstrap differences against ``random`` and ``best_single_feature``.
+
+    Each draw resamples the models with replacement and recomputes every strategy's
+    coverage on the same draw (paired). Intervals are the 2.5 and 97.5 percentiles; a
+    strategy *beats* another when its difference's lower bound is above 0. Returns
+    ({strategy: summary}, {strategy: {k: (coverage_lo, coverage_hi)}}).
+    """
+    n = len(y)
+    names = list(preds) + ["random"]
+    P = dict(preds) | {"random": np.zeros(n)}
+    ok = np.all([~np.isnan(v) for v in P.values()], axis=0) & ~np.isnan(y)
+    idx0 = np.flatnonzero(ok)
+    m = len(idx0)
+    ks_all = sorted({k for k in list(ks) + list(compare_k) if 1 <= k <= m})
+    cmp_k = [k for k in compare_k if 1 <= k <= m]
+    rng = np.random.default_rng(seed)
+    draws_idx = [idx0] + [idx0[rng.integers(0, m, m)] for _ in range(draws)]
+    cov = {s: np.full((len(draws_idx), len(ks_all)), np.nan) for s in names}
+    for d, idx in enumerate(draws_idx):
+        yt = y[idx]
+        for s in names:
+            pv = P[s][idx]
+            cov[s][d] = [coverage_at_k(list(range(m)), pv, yt, k) for k in ks_all]
+    pos = [ks_all.index(k) for k in cmp_k]
+    mean = {s: cov[s][:, pos].mean(axis=1) if pos else np.full(len(draws_idx), np.nan)
+            for s in names}
+
+    def interval(v: np.ndarray) -> tuple[float, float]:
+        return (float(np.percentile(v[1:], 2.5)), float(np.percentile(v[1:], 97.5))) \
+            if draws else (float("nan"), float("nan"))
+
+    out: dict[str, dict[str, Any]] = {}
+    for s in names:
+        lo, hi = interval(mean[s])
+        row: dict[str, Any] = {"mean_coverage": float(mean[s][0]), "lo": lo, "hi": hi}
+        for ref, key in (("random", "random"), ("best_single_feature", "best_single")):
+            if ref in mean and ref != s:
+                diff = mean[s] - mean[ref]
+                dlo, dhi = interval(diff)
+                row[f"vs_{key}"] = {"difference": float(diff[0]), "lo": dlo, "hi": dhi}
+                row[f"beats_{key}"] = bool(dlo > 0)
+        out[s] = row
+    per_k = {s: {k: (float(np.percentile(cov[s][1:, i], 2.5)),
+                     float(np.percentile(cov[s][1:, i], 97.5))) if draws
+                 else (float("nan"), float("nan"))
+                 for i, k in enumerate(ks_all)} for s in names}
+    return out, per_k
 
 
 def expected_best_in_shortlist(pred: np.ndarray, truth: np.ndarray, k: int) -> float:

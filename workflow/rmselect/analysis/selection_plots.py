@@ -27,6 +27,55 @@ def plot_coefficients(summary: dict[str, Any], stem: str) -> None:
     plotting.save(fig, stem)
 
 
+#: Colours and labels of the strategies in the out-of-sample figure.
+STRATEGY_STYLE = {
+    "selection_model": (0, "Elastic Net (paper)"),
+    "ridge": (2, "ridge, linear"),
+    "rank_average": (4, "rank average, top m"),
+    "best_single_feature": (1, "best single feature"),
+    "size_only": (5, "size only (params_b)"),
+}
+OUT_OF_SAMPLE = ("nested_cv", "leave_one_lineage_out", "leave_one_family_out")
+
+
+def plot_selection(cov: pl.DataFrame, stem: str) -> None:
+    """Figure 6, out of sample first: coverage@k of every strategy per out-of-sample
+    evaluation (one panel each, objectives in rows) with the random line k/n (intervals:
+    selection_coverage.csv); the last column is the paper's in-sample
+    comparison, labelled in-sample."""
+    objs = cov["objective"].unique(maintain_order=True).to_list() or ["(none)"]
+    evs = [e for e in OUT_OF_SAMPLE if e in set(cov["evaluation"].to_list())]
+    cols = evs + ["in_sample"]
+    fig, axes = plotting.figure("double", height=2.2 * len(objs) + 0.4, nrows=len(objs),
+                                ncols=len(cols), squeeze=False, sharey=True,
+                                layout="constrained")
+    for r, obj in enumerate(objs):
+        for c, ev in enumerate(cols):
+            ax = axes[r][c]
+            d = cov.filter((pl.col("objective") == obj) & (pl.col("evaluation") == ev))
+            for pr, s in d.group_by("predictor", maintain_order=True):
+                pr = pr[0]
+                s = s.sort("k")
+                if pr == "random":
+                    ax.plot(s["k"], s["coverage"], color="black", ls="--", lw=1.0,
+                            label="random (k/n)")
+                    continue
+                ci, lab = STRATEGY_STYLE.get(pr, (6, pr))
+                if ev == "in_sample" and pr == "best_single_feature":
+                    lab = f"{s['feature'][0]} (best feature, in-sample)"
+                ax.plot(s["k"], s["coverage"], marker="o", ms=2, lw=1.3,
+                        color=plotting.PALETTE[ci % 8], label=lab)
+            ax.set_ylim(0, 1.05)
+            ax.set_xlabel("k (top-k models)")
+            if c == 0:
+                ax.set_ylabel(f"{obj}: coverage")
+            name = {"nested_cv": "nested CV"}.get(ev, ev.replace("_", "-"))
+            ax.set_title("IN-SAMPLE (optimistic)" if ev == "in_sample"
+                         else f"out of sample: {name}", fontsize=6.5)
+            ax.legend(fontsize=4.5)
+    plotting.save(fig, stem)
+
+
 def plot_comparison(cov: pl.DataFrame, stem: str, extra: pl.DataFrame | None = None,
                     title: str = "") -> None:
     """Figure 6 (selection model vs best single feature) or 10 (vs filtered features)."""
