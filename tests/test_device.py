@@ -93,8 +93,9 @@ def test_entry_points_stop_before_loading(monkeypatch, tmp_path):
     with pytest.raises(D.NoCudaError):
         load_reward_model(tmp_path / "no-such-rm")
     with pytest.raises(D.NoCudaError):
-        presence.main(["--model", str(tmp_path / "m"), "--name", "m", "--domains",
-                       json.dumps({"web": {"path": "x"}}), "--out-dir", str(tmp_path / "o")])
+        presence.main(["--model", str(tmp_path / "m"), "--name", "m",
+                       "--corpus", str(tmp_path / "c.parquet"), "--out",
+                       str(tmp_path / "o.parquet"), "--meta", str(tmp_path / "o.json")])
     with pytest.raises(D.NoCudaError):
         probe.main(["--model", str(tmp_path / "m"), "--name", "m", "--data",
                     json.dumps({"path": "unread.jsonl"}), "--out", str(tmp_path / "o.json")])

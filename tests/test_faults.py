@@ -746,3 +746,12 @@ def test_killing_the_job_wrapper_kills_the_trainer(tiny_setup, tmp_path, launche
         time.sleep(0.1)
     assert not _alive(trainer)
     assert not (out / "run.json").exists()
+
+
+def test_population_is_checked_only_for_runs_that_reach_the_analyses():
+    from rmselect.validate import wants_analysis
+
+    assert wants_analysis(None) and wants_analysis([])  # rule all
+    assert wants_analysis(["analysis"]) and wants_analysis(["results/recommendation.csv"])
+    assert not wants_analysis(["rm"])
+    assert not wants_analysis(["results/eval/rewardbench/bt/toyllama-1-s/seed1.json"])

@@ -39,8 +39,7 @@ def trained(tmp_path_factory) -> dict[int, dict[str, dict]]:
     write_model_table(wd.table, (WEAK, STRONG), steps=None)  # the zoo's own budgets
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg["models"] = "config/models_test.tsv"
-    for group in cfg["size_groups"]:
-        group["default"] = STRONG
+    cfg["size_groups"] = [{"name": "all", "min_b": 0.0, "max_b": 1000.0, "default": STRONG}]
     cfg["posttrain"]["variants"] = []
     cfg["recommend"]["candidates"] = []
     cfg["rm"]["objectives"] = ["bt"]

@@ -370,9 +370,25 @@ def check_lmeval_tasks(study: Any, root: Path = REPO_ROOT) -> None:
         )
 
 
-def check_plan(study: Any, root: Path = REPO_ROOT) -> None:
-    """Every study-level plan-time check (the Snakefile calls this after load_study)."""
+#: Targets (a rule name or a path fragment) that build the cross-model analyses.
+ANALYSIS_TARGETS = ("all", "analysis", "report", "recommend", "results/analysis",
+                    "results/recommendation", "results/report")
+
+
+def wants_analysis(targets: Iterable[str] | None) -> bool:
+    """Whether a run with these command-line ``targets`` reaches the cross-model analyses
+    (no target = rule ``all``). A run of one stage (``snakemake rm``, one RM's files) on a
+    few models is not refused for a population only the analyses need."""
+    targets = [str(t) for t in (targets or ())]
+    return not targets or any(a in t for t in targets for a in ANALYSIS_TARGETS)
+
+
+def check_plan(study: Any, root: Path = REPO_ROOT,
+               targets: Iterable[str] | None = None) -> None:
+    """Every study-level plan-time check (the Snakefile calls this after load_study, with
+    the command line's targets)."""
     check_batches(study)
     check_chat_templates(study, root)
-    check_population(study)
+    if wants_analysis(targets):
+        check_population(study)
     check_lmeval_tasks(study, root)

@@ -30,7 +30,8 @@ def _config_source():
 
 try:
     STUDY = load_study(config, _config_source(), REPO)
-    check_plan(STUDY, REPO)  # plan-time checks of config + tables (rmselect.validate)
+    # plan-time checks of config + tables (rmselect.validate), for the requested targets
+    check_plan(STUDY, REPO, getattr(workflow.dag_settings, "targets", None))
 except ConfigError as err:
     sys.stderr.write(f"rmselect: configuration error: {err}\n")
     sys.exit(1)
