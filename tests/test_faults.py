@@ -755,3 +755,21 @@ def test_population_is_checked_only_for_runs_that_reach_the_analyses():
     assert wants_analysis(["analysis"]) and wants_analysis(["results/recommendation.csv"])
     assert not wants_analysis(["rm"])
     assert not wants_analysis(["results/eval/rewardbench/bt/toyllama-1-s/seed1.json"])
+
+
+def test_targets_come_from_the_snakemake_command_line(monkeypatch):
+    """The Snakefile is parsed before Snakemake hands over its DAG settings: the targets
+    are read from the command line with Snakemake's own parser."""
+    import sys
+    from types import SimpleNamespace
+
+    from rmselect.validate import command_line_targets
+
+    wf = SimpleNamespace(dag_settings=None)
+    monkeypatch.setattr(sys, "argv", ["snakemake", "-n", "--cores", "2", "rm",
+                                      "--configfile", "c.yaml"])
+    assert command_line_targets(wf) == ["rm"]
+    monkeypatch.setattr(sys, "argv", ["snakemake", "--cores", "2"])
+    assert command_line_targets(wf) == []  # rule all: the analyses are checked
+    wf = SimpleNamespace(dag_settings=SimpleNamespace(targets={"results/recommendation.csv"}))
+    assert command_line_targets(wf) == ["results/recommendation.csv"]

@@ -383,6 +383,24 @@ def wants_analysis(targets: Iterable[str] | None) -> bool:
     return not targets or any(a in t for t in targets for a in ANALYSIS_TARGETS)
 
 
+def command_line_targets(workflow: Any) -> list[str] | None:
+    """The targets this Snakemake run was asked for (none: rule ``all``), or None when they
+    cannot be known. The Snakefile is parsed before Snakemake hands the workflow its DAG
+    settings, so the command line is read with Snakemake's own argument parser."""
+    settings = getattr(workflow, "dag_settings", None)
+    if settings is not None and settings.targets:
+        return [str(t) for t in settings.targets]
+    try:
+        import sys
+
+        from snakemake.cli import get_argument_parser
+
+        args, _ = get_argument_parser().parse_known_args(sys.argv[1:])
+        return [str(t) for t in (args.targets or [])]
+    except (Exception, SystemExit):  # not the snakemake command line (the API, a test)
+        return None
+
+
 def check_plan(study: Any, root: Path = REPO_ROOT,
                targets: Iterable[str] | None = None) -> None:
     """Every study-level plan-time check (the Snakefile calls this after load_study, with

@@ -9,7 +9,7 @@ REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO.joinpath("workflow")))
 
 from rmselect.config import ConfigError, load_study, section_settings  # noqa: E402
-from rmselect.validate import check_plan  # noqa: E402
+from rmselect.validate import check_plan, command_line_targets  # noqa: E402
 from rmselect.dag.common import (  # noqa: E402
     GPU_SLOT,
     launcher,
@@ -31,7 +31,7 @@ def _config_source():
 try:
     STUDY = load_study(config, _config_source(), REPO)
     # plan-time checks of config + tables (rmselect.validate), for the requested targets
-    check_plan(STUDY, REPO, getattr(workflow.dag_settings, "targets", None))
+    check_plan(STUDY, REPO, command_line_targets(workflow))
 except ConfigError as err:
     sys.stderr.write(f"rmselect: configuration error: {err}\n")
     sys.exit(1)
