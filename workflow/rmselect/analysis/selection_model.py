@@ -56,7 +56,18 @@ class SelectionConfig:
         return cls(**d)
 
 
-class ElasticNetOrRidge(RegressorMixin, BaseEstimator):
+class _ElasticNetParams(RegressorMixin, BaseEstimator):
+    """The parameters both estimators take (sklearn reads them from ``__init__``)."""
+
+    def __init__(self, alpha: float = 1.0, l1_ratio: float = 0.5, max_iter: int = 10000,
+                 random_state: int | None = None) -> None:
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+
+class ElasticNetOrRidge(_ElasticNetParams):
     """The elastic net ``ElasticNet(alpha, l1_ratio)`` minimises, solved exactly.
 
     ElasticNet minimises 1/(2n)·||y − Xw||² + α·ρ·||w||₁ + α(1 − ρ)/2·||w||². Coordinate
@@ -65,13 +76,6 @@ class ElasticNetOrRidge(RegressorMixin, BaseEstimator):
     precision (ridge in closed form at ρ = 0, the dual by Newton at 0 < ρ < 1, LARS at ρ = 1).
     ``max_iter`` and ``random_state`` are kept for the reference estimator's signature.
     """
-
-    def __init__(self, alpha: float = 1.0, l1_ratio: float = 0.5, max_iter: int = 10000,
-                 random_state: int | None = None) -> None:
-        self.alpha = alpha
-        self.l1_ratio = l1_ratio
-        self.max_iter = max_iter
-        self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "ElasticNetOrRidge":
         X = np.asarray(X, dtype=float)
@@ -84,7 +88,7 @@ class ElasticNetOrRidge(RegressorMixin, BaseEstimator):
         return np.asarray(X, dtype=float) @ self.coef_ + self.intercept_
 
 
-class CDElasticNetOrRidge(RegressorMixin, BaseEstimator):
+class CDElasticNetOrRidge(_ElasticNetParams):
     """The estimator before paths (reference for the bench and the equality test):
     ``ElasticNet(alpha, l1_ratio)`` by coordinate descent; at ``l1_ratio == 0`` the same
     objective solved exactly.
@@ -94,13 +98,6 @@ class CDElasticNetOrRidge(RegressorMixin, BaseEstimator):
     solves in closed form, where coordinate descent converges slowly and sklearn warns that it
     is unreliable (on 9,000 degree-3 terms: seconds per fit instead of milliseconds).
     """
-
-    def __init__(self, alpha: float = 1.0, l1_ratio: float = 0.5, max_iter: int = 10000,
-                 random_state: int | None = None) -> None:
-        self.alpha = alpha
-        self.l1_ratio = l1_ratio
-        self.max_iter = max_iter
-        self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "CDElasticNetOrRidge":
         if self.l1_ratio == 0:
