@@ -32,7 +32,6 @@ from rmselect.plan.memory import GB
 #: Retention settings another change adds (rm.keep_checkpoints, rm.ds_save_minutes); until the
 #: schema has them, the plan assumes this retention: the best HF checkpoint kept per run and
 #: the DeepSpeed state saved every 30 minutes.
-RETENTION_IF_ABSENT = {"keep_checkpoints": 1, "ds_save_minutes": 30}
 #: Context lm-eval assumes without benchmarks.max_length (Llama-3.1/3.2, Phi-3.5, Tulu-3).
 MODEL_CONTEXT = 131_072
 #: Rule -> resource kind (rmselect.cluster.resources); probe jobs are sized as presence jobs
@@ -78,10 +77,6 @@ class Row:
 def _feas(config: Mapping[str, Any]) -> dict[str, Any]:
     return plan_settings(config)
 
-
-def _retention(config: Mapping[str, Any]) -> dict[str, Any]:
-    rc = section_settings(config, "rm")
-    return {k: (rc.get(k) if rc.get(k) is not None else v) for k, v in RETENTION_IF_ABSENT.items()}
 
 
 def train_ranks(config: Mapping[str, Any], params_b: float, kind: str, gpus_per_node: int) -> int:
@@ -258,12 +253,11 @@ def _ceiling(cluster: Any) -> float | None:
 def rm_rows(study: Study, prof: GpuProfile, gpn: int, root: Path,
             cluster: Any = None) -> list[Row]:
     from rmselect.plan.stages import rm_runs
-    from rmselect.rm.rules import rm_config, size_settings_raw
+    from rmselect.rm.rules import keep_checkpoints, rm_config, size_settings_raw
 
     cfg = study.config
     plan = _feas(cfg)
     rc = rm_config(cfg)
-    ret = _retention(cfg)
     out = []
     for w in rm_runs(study, plan, root):
         spec = study.model(w.model)
@@ -285,11 +279,9 @@ def rm_rows(study: Study, prof: GpuProfile, gpn: int, root: Path,
         from rmselect.plan.sizes import _eval_points
 
         evals = _eval_points(w.steps, int(rc["eval_every"]))
-        # "all": every evaluation point's checkpoint (the retention before rm.keep_checkpoints)
-        m = evals if ret["keep_checkpoints"] == "all" else int(ret["keep_checkpoints"])
-        if w.objective == "bt" or rc["train_merge_grid_step"] == rc["merge_grid_step"]:
-            m = min(m, evals) if ret["keep_checkpoints"] == "all" else 1
-        ds_saves = max(1, math.ceil(minutes / float(ret["ds_save_minutes"])))
+        # HF dirs the run keeps, as the trainer is told (0: every evaluation point)
+        m = keep_checkpoints(rc, w.objective) or evals
+        ds_saves = max(1, math.ceil(minutes / float(rc["ds_save_minutes"])))
         out.append(_check(Row(
             profile=prof.name, rule=f"rm_train[{w.objective}]", model=w.model,
             params_b=w.params_b, jobs=w.runs, ranks=s.ranks,
