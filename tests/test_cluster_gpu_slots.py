@@ -32,6 +32,15 @@ def slot_env(tmp_path: Path, ids: str = "0,1,2") -> dict[str, str]:
     }
 
 
+def start_holder(env: dict[str, str]) -> subprocess.Popen:
+    """A job on one slot that prints its device and holds it (until killed)."""
+    return subprocess.Popen(
+        [sys.executable, SLOT, "1", "--", "python", "-c",
+         "import os, time; print(os.environ['CUDA_VISIBLE_DEVICES'], flush=True); time.sleep(300)"],
+        env=env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
 def test_device_ids_from_env():
     assert device_ids({"RMSELECT_GPU_IDS": "0, 1,3"}) == ["0", "1", "3"]
     assert device_ids({"RMSELECT_GPU_IDS": ""}) == []
@@ -59,11 +68,7 @@ def test_slots_within_an_inherited_visible_set_and_pci_order(tmp_path):
                          text=True, check=True)  # fmt: skip
     assert out.stdout.split() == ["0,1", "PCI_BUS_ID", "2"]
     env["CUDA_VISIBLE_DEVICES"] = "5,6"
-    holder = subprocess.Popen(
-        [sys.executable, SLOT, "1", "--", "python", "-c",
-         "import os, time; print(os.environ['CUDA_VISIBLE_DEVICES'], flush=True); time.sleep(300)"],
-        env=env, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    holder = start_holder(env)
     try:
         assert holder.stdout.readline().strip() == "5"
         out = subprocess.run([sys.executable, SLOT, "1", "--", *show], env=env,
@@ -149,11 +154,7 @@ def test_multi_gpu_job_gets_distinct_devices(tmp_path):
 def test_killed_holder_releases_its_slot(tmp_path):
     """A job that dies (SIGKILL: no clean-up at all) frees its device for the next job."""
     env = slot_env(tmp_path, "0")
-    holder = subprocess.Popen(
-        [sys.executable, SLOT, "1", "--", "python", "-c",
-         "import os, time; print(os.environ['CUDA_VISIBLE_DEVICES'], flush=True); time.sleep(300)"],
-        env=env, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    holder = start_holder(env)
     try:
         assert holder.stdout.readline().strip() == "0"  # it holds the only device
         busy = subprocess.run(
