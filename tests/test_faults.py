@@ -496,6 +496,16 @@ def test_posttrain_refuses_a_held_variant_folder(tmp_path, capsys):
         proc.wait()
 
 
+def _dies_with(wrapper: subprocess.Popen, pid: int, within: float) -> bool:
+    """SIGKILL the job's shell ``wrapper``; whether ``pid`` is gone ``within`` seconds."""
+    wrapper.send_signal(signal.SIGKILL)
+    wrapper.wait()
+    deadline = time.time() + within
+    while _alive(pid) and time.time() < deadline:
+        time.sleep(0.05)
+    return not _alive(pid)
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/status").read_text()
@@ -517,12 +527,7 @@ def test_child_dies_with_its_shell_wrapper(tmp_path):
         time.sleep(0.05)
     child = int(pidfile.read_text())
     assert _alive(child)
-    wrapper.send_signal(signal.SIGKILL)
-    wrapper.wait()
-    deadline = time.time() + 10
-    while _alive(child) and time.time() < deadline:
-        time.sleep(0.05)
-    assert not _alive(child)
+    assert _dies_with(wrapper, child, within=10)
 
 
 # --------------------------------------------------------------------------- model sources
@@ -739,12 +744,7 @@ def test_killing_the_job_wrapper_kills_the_trainer(tiny_setup, tmp_path, launche
                                env=_env())
     trainer = _wait_for_lock(out)
     assert trainer != wrapper.pid and _alive(trainer)
-    wrapper.send_signal(signal.SIGKILL)
-    wrapper.wait()
-    deadline = time.time() + 30
-    while _alive(trainer) and time.time() < deadline:
-        time.sleep(0.1)
-    assert not _alive(trainer)
+    assert _dies_with(wrapper, trainer, within=30)
     assert not (out / "run.json").exists()
 
 
