@@ -158,9 +158,7 @@ def test_paper_dry_run_with_slurm_profile_matches_table(tmp_path):
             continue
         spec = study.model(model)
         # runtime_from: projection -- the plan's projected minutes of the job
-        # (presence shards keep the formula: presence.shard_docs is sized to fit it)
-        projected = (None if kind == "presence"
-                     else job_minutes_of(study, site).get((kind, model)))
+        projected = job_minutes_of(study, site).get((kind, model))
         want = resources_for(
             kind, spec.params_b, study.config, model, model_extra=spec.extra, cluster=site,
             projected_min=projected,

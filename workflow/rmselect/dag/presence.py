@@ -207,11 +207,17 @@ def resource(study: Study, cfg: Mapping[str, Any], cluster: Any, key: str,
     from rmselect.cluster.resources import resources_for
 
     def _value(wildcards: Any, attempt: int = 1) -> Any:
-        # a shard's runtime: the formula (shard_docs is sized to fit it), not the plan's
-        # projection of a whole model's presence work
+        from rmselect.config import section_settings
+        from rmselect.plan.feasibility import job_minutes_of
+
         name = wildcards.model
         extra = study.model(name).extra if name in study.models else None
+        # runtime_from: projection -- the plan's minutes of one job (here: one shard)
+        projected = (job_minutes_of(study, cluster).get((kind, name))
+                     if section_settings(study.config, "resources")["runtime_from"]
+                     == "projection" else None)
         return resources_for(kind, params_b(study, cfg, name), study.config, name,
-                             model_extra=extra, cluster=cluster, attempt=attempt)[key]
+                             model_extra=extra, cluster=cluster, attempt=attempt,
+                             projected_min=projected)[key]
 
     return _value
