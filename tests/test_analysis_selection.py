@@ -311,9 +311,9 @@ def test_pure_noise_no_strategy_interval_excludes_random():
 
 
 def test_lasso_solutions_are_checked_against_the_optimality_conditions():
-    """9 models x 35 nearly collinear terms: LARS's answer once had coefficients of 1e13;
-    a solution failing the lasso's KKT conditions is re-solved by coordinate descent."""
-    from rmselect.analysis.selection_solvers import _lasso_kkt, lasso_lars
+    """9 models x 35 nearly collinear terms (where LARS once gave coefficients of 1e13):
+    every solution is finite, within the l1 bound, and passes the lasso's KKT check."""
+    from rmselect.analysis.selection_solvers import _lasso_kkt, lasso_path
 
     rng = np.random.default_rng(0)
     q = rng.normal(size=9)
@@ -321,11 +321,12 @@ def test_lasso_solutions_are_checked_against_the_optimality_conditions():
     Z -= Z.mean(axis=0)
     y = 5 * q + rng.normal(0, 0.5, 9)
     y -= y.mean()
-    for a, w in zip([0.1, 0.001], lasso_lars(Z, y, [0.1, 0.001])):
+    for a, w in zip([0.1, 0.001], lasso_path(Z, y, [0.1, 0.001])):
         assert np.all(np.isfinite(w))
         # the l1 norm of a lasso solution is bounded by objective(0) / alpha
         assert np.abs(w).sum() <= (y @ y) / (2 * len(y)) / a + 1e-9
-    w = lasso_lars(Z, y, [0.1])[0]
+        assert _lasso_kkt(Z, y, w, a)
+    w = lasso_path(Z, y, [0.1])[0]
     assert _lasso_kkt(Z, y, w, 0.1, rtol=1e-2)
     assert not _lasso_kkt(Z, y, w + 0.5, 0.1)
 
@@ -363,3 +364,42 @@ def test_proximal_lasso_reaches_the_lasso_optimum():
         assert w is not None and _lasso_kkt(Z, y, w, a)
         ref = Lasso(alpha=a, fit_intercept=False, tol=1e-14, max_iter=10**6).fit(Z, y)
         assert w == pytest.approx(ref.coef_, abs=1e-5)
+
+
+def test_seed_interval_of_a_ranking_widens_with_seed_noise():
+    """Planted seeds: a perfect ranking's coverage is exactly 1 on the seed means; its seed
+    interval is a point without seed noise and widens as seed noise grows against the
+    spread of the models; the random ordering's interval is its expectation k/n."""
+    from rmselect.analysis.selection import seed_intervals
+
+    rng = np.random.default_rng(0)
+    n, ks = 30, [3, 5, 10]
+    y = np.linspace(50, 80, n)
+    assert seed_intervals(y, None, ks, ks) == ({k: (None, None) for k in ks}, (None, None))
+    widths = []
+    for noise in (0.0, 1.0, 5.0):
+        draws = y + rng.normal(0, noise, (300, n))
+        per_k, mean = seed_intervals(y, draws, ks, ks)
+        assert mean[0] <= mean[1] <= 1.0
+        widths.append(mean[1] - mean[0])
+        if noise == 0:
+            assert all(per_k[k] == (1.0, 1.0) for k in ks)
+        rnd, _ = seed_intervals(np.zeros(n), draws, ks, ks)
+        assert all(rnd[k] == pytest.approx((k / n, k / n)) for k in ks)
+    assert widths[0] == 0 and widths[1] > 0.05 and widths[2] > widths[1] + 0.1
+    assert seed_intervals(y, y + rng.normal(0, 5.0, (300, n)), ks, ks)[1][0] < 0.8
+
+
+def test_selection_rows_carry_seed_intervals_when_seeds_exist():
+    al = _study(signal=True, seed=0)
+    y = al.y["overall"]
+    draws = y + np.random.default_rng(3).normal(0, 0.5, (50, len(y)))
+    _, rows = analyse_objective(al, STRAT, ks=[5], compare_k=[5], seed_y=draws)
+    for r in rows:
+        assert r["coverage_seed_lo"] <= r["coverage_seed_hi"], r["predictor"]
+        if r["predictor"] == "random":
+            assert r["coverage_seed_lo"] == pytest.approx(5 / len(y))
+        if r["evaluation"] != "in_sample":
+            assert r["mean_coverage_seed_lo"] is not None
+    _, rows = analyse_objective(al, STRAT, ks=[5], compare_k=[5])
+    assert all(r["coverage_seed_lo"] is None for r in rows)

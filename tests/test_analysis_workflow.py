@@ -41,7 +41,8 @@ def test_import_only_analysis_and_report(tmp_path):
                  "tables/table5_bt.tex", "leaderboard_share.csv"):
         assert (an / name).exists(), name
     for stem in ("gains_vs_default", "correlations", "coverage_main", "coverage_appendix",
-                 "selection_coefficients", "selection_coverage", "selection_vs_filtered",
+                 "selection_coefficients", "selection_coverage", "selection_in_sample",
+                 "selection_vs_filtered",
                  "pca_variance", "pca_loadings", "bt_vs_regression", "leaderboard_families"):
         assert (fig / f"{stem}.png").exists() and (fig / f"{stem}.pdf").exists(), stem
     assert (tmp_path / "results" / "recommendation.csv").exists()

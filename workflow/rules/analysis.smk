@@ -15,6 +15,7 @@ from rmselect.dag.analysis import (
     gpu_allocation,
     paper_tables,
     producible,
+    selection_figure,
     table,
     upstream_targets,
 )
@@ -52,9 +53,12 @@ ANALYSIS_RESOURCES = {k: res("analysis", k) for k in ("mem_mb", "runtime")}
 COMMON_FLAGS = ("benchmark", "missing")
 SELECTION_FLAGS = (*COMMON_FLAGS, "k", "compare-k", "selection")
 RECOMMEND_FLAGS = ("level", "top-features", "score-range")
-SELECTION_PDFS = ("coefficients.pdf", "coverage.pdf", "vs_filtered.pdf")
-
-
+SELECTION_PDFS = (
+    "coefficients.pdf",
+    "coverage.pdf",
+    "vs_filtered.pdf",
+    "in_sample.pdf",
+)
 # Table 1 needs the post-training stage's table; without one (no lineage) it is skipped.
 POSTTRAINING = (
     A["posttraining"] if producible(A["posttraining"], workflow.rules) else None
@@ -169,15 +173,17 @@ rule analysis_coverage:
 rule analysis_selection:
     input:
         rm=RM_SCORES,
+        rm_seeds=RM_SEED_TABLE,
         features=FEATURES,
         models=f"{AN}/models.csv",
         coverage=f"{AN}/coverage.csv",
     output:
         json=table(f"{AN}/selection_model.json", "selection_model"),
         csv=table(f"{AN}/selection_coverage.csv", "selection_table"),
-        coef=figure("selection_coefficients", "Selection model"),
-        cov=figure("selection_coverage", "Selection model"),
-        vs=figure("selection_vs_filtered", "Selection model"),
+        coef=selection_figure("selection_coefficients"),
+        cov=selection_figure("selection_coverage"),
+        vs=selection_figure("selection_vs_filtered"),
+        ins=selection_figure("selection_in_sample"),
         pdf=multiext(f"{FIG}/selection_", *SELECTION_PDFS),
     log:
         f"{LOGS}/analysis_selection/all.log",
@@ -192,11 +198,12 @@ rule analysis_selection:
         script=f"{ASCRIPT}/analysis_selection.py",
         code=code_hash(f"{CODE}/analysis_selection.py"),
         flags=analysis_flags(A, *SELECTION_FLAGS, "appendix-filter"),
+        seeds=SEED_ARGS,
     shell:
         "python {params.script} --rm-scores {input.rm} --features {input.features}"
-        " --models {input.models} --coverage {input.coverage} {params.flags}"
+        " --models {input.models} --coverage {input.coverage} {params.flags} {params.seeds}"
         " --n-jobs {threads} --out-json {output.json} --out-coverage {output.csv}"
-        " --figures {output.coef} {output.cov} {output.vs} > {log} 2>&1"
+        " --figures {output.coef} {output.cov} {output.vs} {output.ins} > {log} 2>&1"
 
 
 rule analysis_pca:
@@ -348,6 +355,7 @@ ANALYSIS_FIGURES = [
     *expand(f"{FIG}/coverage_{{name}}.png", name=COV_FILTERS),
     f"{FIG}/selection_coefficients.png",
     f"{FIG}/selection_coverage.png",
+    f"{FIG}/selection_in_sample.png",
     f"{FIG}/selection_vs_filtered.png",
     f"{FIG}/pca_variance.png",
     f"{FIG}/pca_loadings.png",

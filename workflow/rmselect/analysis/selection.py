@@ -95,6 +95,7 @@ from rmselect.analysis.selection_eval import (  # noqa: F401
     quality_rows,
     strategy_evidence,
 )
+from rmselect.analysis.seeds import draw_seeds, interval, load_seed_scores
 from rmselect.analysis.selection_strategies import STRATEGIES
 from rmselect.analysis.selection_model import (  # noqa: F401
     ElasticNetOrRidge,
@@ -105,7 +106,12 @@ from rmselect.analysis.selection_model import (  # noqa: F401
     pipeline,
     used_features,
 )
-from rmselect.analysis.selection_plots import plot_coefficients, plot_comparison, plot_selection
+from rmselect.analysis.selection_plots import (
+    plot_coefficients,
+    plot_comparison,
+    plot_in_sample,
+    plot_selection,
+)
 
 log = logging.getLogger(__name__)
 
@@ -148,10 +154,44 @@ def presence_comparison(
     }
 
 
+#: Level of the seed intervals (as the coverage table's, :mod:`rmselect.analysis.coverage`).
+SEED_LEVEL = 0.95
+
+
+def seed_intervals(
+    pred: np.ndarray, y_draws: np.ndarray | None, ks: Sequence[int],
+    compare_k: Sequence[int], level: float = SEED_LEVEL,
+) -> tuple[dict[int, tuple[float | None, float | None]], tuple[float | None, float | None]]:
+    """Seed intervals of one predictor's ranking: ({k: coverage@k}, mean coverage over
+    ``compare_k``) when the truth is a seed draw (:mod:`rmselect.analysis.seeds`).
+
+    The predictions stay fixed; each draw gives every model the score of one of its RM seeds,
+    the truth a single-seed study would have ranked against. The interval is the central
+    ``level`` share over the draws: how much of the coverage is the RM's training seed.
+    ``y_draws`` None (no model has two seeds) gives empty intervals.
+    """
+    none: tuple[float | None, float | None] = (None, None)
+    if y_draws is None:
+        return {k: none for k in ks}, none
+    n_ok = int(np.sum(~np.isnan(pred)))
+    ks_all = sorted({int(k) for k in list(ks) + list(compare_k) if 1 <= k <= n_ok})
+    names = list(range(len(pred)))
+    cov = np.array([[coverage_at_k(names, pred, yd, k) for k in ks_all] for yd in y_draws])
+    per_k = {k: interval(cov[:, i], level) for i, k in enumerate(ks_all)}
+    pos = [ks_all.index(k) for k in compare_k if k in ks_all]
+    mean = interval(cov[:, pos].mean(axis=1), level) if pos else none
+    return {k: per_k.get(int(k), none) for k in ks}, mean
+
+
 def analyse_objective(
-    al: Aligned, cfg: SelectionConfig, ks: Sequence[int], compare_k: Sequence[int]
+    al: Aligned, cfg: SelectionConfig, ks: Sequence[int], compare_k: Sequence[int],
+    seed_y: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Fit, evaluate and summarise one objective: (JSON summary, selection_coverage rows)."""
+    """Fit, evaluate and summarise one objective: (JSON summary, selection_coverage rows).
+
+    ``seed_y``: seed draws of the overall score (draws × models, :func:`draw_seeds`), for
+    the seed intervals; None when no model has more than one seed.
+    """
     y = al.y["overall"]
     if len(al.models) < 4 or not al.features:
         raise AnalysisError(
@@ -169,12 +209,17 @@ def analyse_objective(
     def add(evaluation: str, predictor: str, feature: str, pred: np.ndarray,
             per_k: dict[int, tuple[float, float]] | None = None,
             ev: dict[str, Any] | None = None) -> None:
+        seed_k, seed_mean = seed_intervals(pred, seed_y, ks, compare_k)
         for r in quality_rows(al.models, pred, y, ks):
             lo, hi = (per_k or {}).get(r["k"], (None, None))
+            slo, shi = seed_k.get(r["k"], (None, None))
             rows.append(
                 {"objective": al.objective, "evaluation": evaluation, "predictor": predictor,
                  "feature": feature} | r | {"missing_policy": al.missing_policy}
                 | {"coverage_lo": lo, "coverage_hi": hi} | evidence_columns(ev)
+                | {"coverage_seed_lo": slo, "coverage_seed_hi": shi,
+                   "mean_coverage_seed_lo": seed_mean[0] if ev else None,
+                   "mean_coverage_seed_hi": seed_mean[1] if ev else None}
             )
 
     add("in_sample", "selection_model", "", fitted)
@@ -311,6 +356,10 @@ COV_SCHEMA = {
     "vs_best_single_lo": pl.Float64,
     "vs_best_single_hi": pl.Float64,
     "beats_best_single": pl.Boolean,
+    "coverage_seed_lo": pl.Float64,
+    "coverage_seed_hi": pl.Float64,
+    "mean_coverage_seed_lo": pl.Float64,
+    "mean_coverage_seed_hi": pl.Float64,
 }
 
 
@@ -324,9 +373,13 @@ class SelectionModelArgs(SelectionArgs):
     compare_k: list[int] = opt(
         "the k whose mean coverage compares the model with the best single feature")
     appendix_filter: str = opt("coverage filter name for Figure 10", default="")
+    rm_seeds: str | None = opt("rm_scores_seeds.csv (seed intervals)", default=None)
+    seed_draws: int = opt("seed draws", default=200)
     out_json: str = opt("selection_model.json")
     out_coverage: str = opt("selection_coverage.csv")
-    figures: list[str] = opt("PNG paths of Figures 5, 6, 10 (PDFs beside them)", nargs=3)
+    figures: list[str] = opt(
+        "PNG paths of Figure 5, out-of-sample coverage by strategy, Figure 10 and Figure 6"
+        " in-sample (PDFs beside them)", nargs=4)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -348,9 +401,13 @@ def write_selection(a: SelectionModelArgs) -> int:
         "objectives": {},
     }
     rows: list[dict[str, Any]] = []
-    for obj in objectives_present(rm):
+    per_seed = load_seed_scores(a.rm_seeds, a.benchmark)
+    for i, obj in enumerate(objectives_present(rm)):
         al = align(rm, feats, models, obj, a.missing)
-        s, r = analyse_objective(al, cfg, a.k, a.compare_k)
+        draws = draw_seeds(al, per_seed, a.seed_draws, cfg.seed + i)
+        s, r = analyse_objective(al, cfg, a.k, a.compare_k,
+                                 draws.y["overall"] if draws.varies else None)
+        s["n_seed_draws"] = draws.n_draws if draws.varies else 0
         summary["objectives"][obj] = s
         log.info(
             "%s: %d models, best %s, %d non-zero terms; MAE in-sample %.2f, nested CV %s,"
@@ -364,6 +421,7 @@ def write_selection(a: SelectionModelArgs) -> int:
     cov = pl.DataFrame(rows, schema=COV_SCHEMA)
     plot_coefficients(summary, a.figures[0])
     plot_selection(cov, a.figures[1])
+    plot_in_sample(cov, a.figures[3])
     feat_cov = pl.read_csv(a.coverage)
     col = f"passes_{a.appendix_filter}"
     extra = (feat_cov.filter(pl.col(col)) if col in feat_cov.columns

@@ -86,16 +86,19 @@ ANALYSIS_DIR = "results/analysis"
 FIGURE_DIR = "results/figures"
 
 
-def figure(stem: str, subcategory: str, caption: str | None = None) -> Any:
+def figure(stem: str, subcategory: str, caption: str | None = None,
+           label: str | None = None) -> Any:
     """``results/figures/<stem>.png`` flagged for the Snakemake report.
 
     The caption is ``workflow/report/<caption or stem>.rst``; Snakemake resolves it against
     the rule file that calls this, so the path is written relative to ``workflow/rules``.
+    ``label`` orders a subcategory: the report lists labelled figures by their label (so
+    "1 ..." comes first), unlabelled ones by file name.
     """
-    return figures(f"{FIGURE_DIR}/{stem}.png", subcategory, caption or stem)
+    return figures(f"{FIGURE_DIR}/{stem}.png", subcategory, caption or stem, label)
 
 
-def figures(paths: Any, subcategory: str, caption: str) -> Any:
+def figures(paths: Any, subcategory: str, caption: str, label: str | None = None) -> Any:
     """Figure path(s) flagged for the report under ``subcategory``, captioned ``<caption>.rst``."""
     from snakemake.io import report
 
@@ -104,7 +107,23 @@ def figures(paths: Any, subcategory: str, caption: str) -> Any:
         caption=f"../report/{caption}.rst",
         category="Figures",
         subcategory=subcategory,
+        labels={"figure": label} if label else None,
     )
+
+
+#: The report's "Selection model" figures in reading order (the labels sort a subcategory):
+#: what holds out of sample first, then the paper's in-sample Figure 6, labelled so.
+SELECTION_LABELS = {
+    "selection_coverage": "1. out of sample: coverage by strategy vs random",
+    "selection_in_sample": "2. IN-SAMPLE: the paper's Figure 6 (optimistic)",
+    "selection_coefficients": "3. Elastic Net coefficients (Figure 5, fit on all models)",
+    "selection_vs_filtered": "4. in sample: model vs filtered features (Figure 10)",
+}
+
+
+def selection_figure(stem: str) -> Any:
+    """A "Selection model" figure of the report, labelled in reading order."""
+    return figure(stem, "Selection model", label=SELECTION_LABELS[stem])
 
 
 def table(path: Any, caption: str) -> Any:
