@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +56,10 @@ def test_import_only_analysis_and_report(tmp_path):
     assert rep.returncode == 0, rep.stderr[-3000:]
     html = (tmp_path / "report.html").read_text(errors="ignore")
     assert "correlations" in html and len(html) > 100_000
+    # The selection section leads with what holds out of sample: the report lists a labelled
+    # subcategory by its labels, so the out-of-sample figure comes first, the paper's
+    # in-sample Figure 6 second.
+    labels = dict(re.findall(r'"results/figures/(selection_\w+)\.png": \{[^{}]*?"labels": '
+                             r'\{"figure": "([^"]+)"\}', html))
+    assert sorted(labels, key=labels.get)[:2] == ["selection_coverage", "selection_in_sample"]
+    assert "IN-SAMPLE" in labels["selection_in_sample"]
