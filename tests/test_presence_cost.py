@@ -100,13 +100,18 @@ def test_plan_counts_sampling_and_shard_jobs():
             w.notes[-1] for w in score if not w.notes[-1].endswith(": fits")]
 
 
-def test_sample_job_runtime_is_twice_its_planned_cpu_time():
+def test_sample_job_runtime_is_twice_its_planned_cpu_time_over_its_workers():
     from rmselect.config import load_study_file
     from rmselect.dag import presence as dp
 
     study = load_study_file("config/paper.yaml")
     cfg = dp.settings(study)
-    # Books: 100,000 / 0.00036 = 277.8 M docs at 2,000 per CPU-s = 138,889 s; x 2 / 60
-    assert dp.sample_runtime(study, cfg, "book") == math.ceil(2 * 1e5 / 0.00036 / 2000 / 60)
+    assert dp.sample_workers(cfg, "book") == cfg["sample_workers"] == 16
+    # Books: 100,000 / 0.00036 = 277.8 M docs at 2,000 per CPU-s = 138,889 CPU-s over 16
+    # workers = 8,681 s (2.4 h); x 2 / 60
+    assert dp.sample_runtime(study, cfg, "book") == math.ceil(2 * 1e5 / 0.00036 / 2000 / 16 / 60)
+    # memory: 20,000 documents of at most 2,048 x 64 characters, twice, on top of the base
+    assert dp.max_chars(cfg) == 2048 * 64
+    assert dp.sample_mem_mb(cfg, "book", 4000) == 4000 + math.ceil(2 * 20000 * 131072 / 1e6)
     toy = load_study_file("config/config.yaml")
     assert dp.sample_runtime(toy, dp.settings(toy), "facts") == 30  # local file: the floor

@@ -70,6 +70,73 @@ def test_bottom_k_depends_on_seed_and_set_not_order():
     assert pc.bottom_k(iter(rows[:10]), 50, seed=1)[0] == rows[:10]
 
 
+
+def _stream_files(folder: Path, n_files: int = 7, rows: int = 30) -> dict:
+    """A stream of ``n_files`` JSON-lines files; rows of kind 1 match the filter; row 0 of
+    file 0 is long."""
+    folder.mkdir()
+    for f in range(n_files):
+        lines = [json.dumps({"text": ("x" * 500 if f == r == 0 else f"f{f} r{r}"),
+                             "meta": {"kind": r % 3}}) for r in range(rows)]
+        (folder / f"part-{f:03d}.jsonl").write_text("\n".join(lines) + "\n")
+    files = sorted(str(p) for p in folder.glob("*.jsonl"))
+    return {"hub": "json", "data_files": files, "streaming": True, "filter": {"meta.kind": 0}}
+
+
+def test_stream_sample_is_the_same_for_any_worker_count_and_stops_at_a_block(tmp_path):
+    entry = _stream_files(tmp_path / "src")
+    c1, c2 = pc.StreamCounts(), pc.StreamCounts()
+    one = pc.sample_documents(entry, 12, seed=3, counts=c1, block_files=2)
+    two = pc.sample_documents(entry, 12, seed=3, counts=c2, workers=2, block_files=2)
+    assert one.equals(two) and one.height == 12
+    assert (c1.read, c1.matched, c1.files) == (c2.read, c2.matched, c2.files) == (210, 70, 7)
+    # doc_id = file << 32 | row, and the text is that row's
+    for d, t in zip(one["doc_id"].to_list(), one["text"].to_list()):
+        f, r = d >> pc.ROW_BITS, d & ((1 << pc.ROW_BITS) - 1)
+        assert r % 3 == 0 and (t == f"f{f} r{r}" or (f, r) == (0, 0))
+    # pool_docs 25: blocks of 2 files hold 20 matching documents each, so reading stops
+    # after the second block (40 matched, 4 files), whatever the workers
+    pooled = {**entry, "pool_docs": 25}
+    for w in (1, 3):
+        c = pc.StreamCounts()
+        s = pc.sample_documents(pooled, 12, seed=3, counts=c, workers=w, block_files=2)
+        assert (c.files, c.matched) == (4, 40)
+        assert max(d >> pc.ROW_BITS for d in s["doc_id"].to_list()) <= 3
+    # texts keep max_chars characters
+    c = pc.StreamCounts()
+    cut = pc.sample_documents(entry, 70, seed=3, counts=c, max_chars=100, block_files=2)
+    assert cut["text"].str.len_chars().max() == 100 and c.truncated == 1
+
+
+def test_stream_sample_resumes_after_the_last_finished_block(tmp_path, monkeypatch):
+    entry = _stream_files(tmp_path / "src")
+    whole = pc.sample_documents(entry, 12, seed=3, block_files=2)
+    state = tmp_path / "out" / pc.STATE_DIR
+    scanned: list[int] = []
+    real = pc.scan_file
+
+    def dies_in_block_3(index: int):
+        scanned.append(index)
+        if index == 5:  # the third block (files 4, 5): the job is killed here
+            raise KeyboardInterrupt
+        return real(index)
+
+    monkeypatch.setattr(pc, "scan_file", dies_in_block_3)
+    with pytest.raises(KeyboardInterrupt):
+        pc.sample_documents(entry, 12, seed=3, state_dir=state, block_files=2)
+    assert json.loads((state / "state.json").read_text())["next_block"] == 2
+    scanned.clear()
+    monkeypatch.setattr(pc, "scan_file", lambda i: (scanned.append(i), real(i))[1])
+    c = pc.StreamCounts()
+    again = pc.sample_documents(entry, 12, seed=3, counts=c, state_dir=state, block_files=2)
+    assert scanned == [4, 5, 6]  # the finished blocks are not read again
+    assert again.equals(whole) and (c.files, c.read) == (7, 210)
+    # another seed does not take over the state of this one
+    scanned.clear()
+    pc.sample_documents(entry, 12, seed=4, state_dir=state, block_files=2)
+    assert scanned == list(range(7))
+
+
 def test_write_corpus_shards_and_manifest(tmp_path):
     src = _docs(tmp_path / "d.jsonl")
     out = tmp_path / "corpus" / "dom"

@@ -77,16 +77,19 @@ rule presence_sample:
         domain=name_regex(PRESENCE_DOMAINS),
     conda:
         "../../envs/presence.yaml"
+    threads: lambda wc: dag_presence.sample_workers(PRESENCE, wc.domain)
     resources:
-        mem_mb=res("analysis", "mem_mb"),
+        mem_mb=lambda wc, attempt: dag_presence.sample_mem_mb(
+            PRESENCE, wc.domain, res("analysis", "mem_mb")(wc, attempt)
+        ),
         runtime=lambda wc: dag_presence.sample_runtime(STUDY, PRESENCE, wc.domain),
     params:
         code=code_hash("workflow/scripts/presence_sample.py"),
         flags=lambda wc: dag_presence.sample_flags(PRESENCE, wc.domain),
         out=lambda wc, output: str(Path(output.manifest).parent),
     shell:
-        "python workflow/scripts/presence_sample.py {params.flags} --out-dir {params.out}"
-        " > {log} 2>&1"
+        "python workflow/scripts/presence_sample.py {params.flags} --workers {threads}"
+        " --out-dir {params.out} > {log} 2>&1"
 
 
 rule presence_score:

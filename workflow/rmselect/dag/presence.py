@@ -158,18 +158,33 @@ def shard_args(corpus: Any, scores: Any, meta: Any) -> str:
     return common.shell_flags(flags)
 
 
+def max_chars(cfg: Mapping[str, Any]) -> int:
+    """Characters a sampled document keeps: what the scorer reads of it at most
+    (``max_tokens`` × ``rmselect.presence.score.CHARS_PER_TOKEN``)."""
+    from rmselect.presence.score import CHARS_PER_TOKEN
+
+    return int(cfg["max_tokens"]) * CHARS_PER_TOKEN
+
+
+def sample_workers(cfg: Mapping[str, Any], domain: str) -> int:
+    """Processes (the rule's threads) of ``presence_sample``: ``presence.sample_workers`` for
+    a stream, 1 for a local file or a downloaded data set (nothing to read in parallel)."""
+    return int(cfg["sample_workers"]) if cfg["domains"][domain].get("streaming") else 1
+
+
 def sample_flags(cfg: Mapping[str, Any], domain: str) -> str:
-    """Command-line flags of presence_sample.py for ``domain``."""
+    """Command-line flags of presence_sample.py for ``domain`` (``--workers`` comes from the
+    rule's threads)."""
     return common.shell_flags([
         "--domain", domain, "--entry", json.dumps(cfg["domains"][domain], sort_keys=True),
         "--n-docs", str(cfg["n_docs"]), "--seed", str(cfg["seed"]),
-        "--shard-docs", str(cfg["shard_docs"]),
+        "--shard-docs", str(cfg["shard_docs"]), "--max-chars", str(max_chars(cfg)),
     ])
 
 
 def sample_runtime(study: Study, cfg: Mapping[str, Any], domain: str) -> int:
-    """Minutes for ``presence_sample`` of ``domain``: twice the planned CPU time
-    (``rmselect.presence.cost.sample_cost``), at least 30; 30 when it is not stated."""
+    """Minutes for ``presence_sample`` of ``domain``: twice the planned CPU time over its
+    workers (``rmselect.presence.cost.sample_cost``), at least 30; 30 when not stated."""
     import math
 
     from rmselect.plan.cost_model import plan_settings
@@ -177,7 +192,16 @@ def sample_runtime(study: Study, cfg: Mapping[str, Any], domain: str) -> int:
 
     c = sample_cost(domain, cfg["domains"][domain], int(cfg["n_docs"]),
                     plan_settings(study.config))
-    return 30 if not math.isfinite(c.cpu_s) else max(30, math.ceil(2 * c.cpu_s / 60))
+    wall = c.cpu_s / sample_workers(cfg, domain)
+    return 30 if not math.isfinite(wall) else max(30, math.ceil(2 * wall / 60))
+
+
+def sample_mem_mb(cfg: Mapping[str, Any], domain: str, base_mb: int) -> int:
+    """Memory of ``presence_sample``: ``base_mb`` plus twice the sampled text at its longest
+    (``n_docs`` × :func:`max_chars` bytes: the candidates and the shards being written)."""
+    import math
+
+    return int(base_mb) + math.ceil(2 * int(cfg["n_docs"]) * max_chars(cfg) / 1e6)
 
 
 def score_flags(study: Study, cfg: Mapping[str, Any], name: str) -> str:

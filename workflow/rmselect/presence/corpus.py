@@ -14,12 +14,22 @@ A domain is a config data-set entry (``rmselect.datasets_io``) with optional ext
     are kept, so the same seed gives the same documents whatever the stream's chunking, and
     the sample is uniform over the documents read.
 ``pool_docs``
-    streams only: stop after this many *matching* documents (default: read the whole stream).
-    The sample is then uniform over the first ``pool_docs`` matching documents of the stream,
-    which is what bounds the sampling rule's network bytes (SlimPajama's files are shuffled).
+    streams only: stop reading at the end of the first block of files (:data:`BLOCK_FILES`
+    source files, in the data set's file order) at which at least this many *matching*
+    documents have been read (default: read the whole stream). The sample is then uniform over
+    the matching documents of those files, which is what bounds the sampling rule's network
+    bytes (SlimPajama's files are shuffled). Blocks, not worker processes, decide where
+    reading stops, so the sample does not depend on the number of workers.
 
 ``doc_id`` is the document's row number in the source (before filtering), so a document
-can be found again; for streams it is the position in the stream.
+can be found again; for streams it is ``file << 32 | row``: the file's index in the data
+set's file order and the row inside it.
+
+A stream is read by ``--workers`` processes, one source file at a time each
+(``IterableDataset.shard``), and its state (blocks done, counts, the best candidates) is
+kept in ``<out>/.sample_state`` after every block: a killed job resumes at the next block.
+Texts keep at most ``max_chars`` characters (the scorer's own cut, max_tokens ×
+``rmselect.presence.score.CHARS_PER_TOKEN``), which bounds the job's memory on books.
 
 Sampling happens once per domain, on CPU, in the ``presence_sample`` rule (:func:`main`): it
 writes ``results/presence/corpus/{domain}/part-{k:05d}.parquet`` (``doc_id, text``, shard
@@ -133,40 +143,171 @@ class StreamCounts:
     read: int = 0  # rows read from the stream
     matched: int = 0  # rows passing the filter with a non-empty text
     text_bytes: int = 0  # UTF-8 bytes of every text read (a lower bound on network bytes)
+    files: int = 0  # source files read
+    truncated: int = 0  # sampled texts cut at max_chars
 
 
-def _stream_sample(entry: Mapping[str, Any], n_docs: int, seed: int, what: str,
-                   counts: StreamCounts | None = None) -> pl.DataFrame:
+#: Source files per block of a streamed sample: the pool ends at a block boundary, so the
+#: documents read (and the sample) do not depend on the number of worker processes.
+BLOCK_FILES = 64
+#: Bits of a streamed document's row number inside its file (``doc_id = file << 32 | row``).
+ROW_BITS = 32
+#: State of an unfinished streamed sample, kept in the output folder between attempts.
+STATE_DIR = ".sample_state"
+
+#: Per worker process: the streamed data set and what a file scan needs (set by _init_worker).
+_WORKER: dict[str, Any] = {}
+
+
+def _load_stream(entry: Mapping[str, Any]) -> Any:
     import datasets
 
-    counts = counts if counts is not None else StreamCounts()
-    text_column = entry.get("text_column", DEFAULT_TEXT_COLUMN)
     kwargs: dict[str, Any] = {}
     for key in ("name", "data_files", "revision"):
         if entry.get(key) is not None:
             kwargs[key] = entry[key]
-    ds = datasets.load_dataset(
+    return datasets.load_dataset(
         entry["hub"], split=entry.get("split", "train"), streaming=True, **kwargs
     )
+
+
+def _init_worker(entry: Mapping[str, Any], n_docs: int, seed: int, max_chars: int | None) -> None:
+    _WORKER.update(ds=_load_stream(entry), entry=dict(entry), n_docs=n_docs, seed=seed,
+                   max_chars=max_chars)
+
+
+def scan_file(index: int) -> tuple[list[tuple[int, int, str]], StreamCounts]:
+    """One source file of the stream (``IterableDataset.shard`` = one file): its matching
+    documents' ``n_docs`` smallest :func:`hash_key` ``(key, doc_id, text)`` and its counts."""
+    ds, entry = _WORKER["ds"], _WORKER["entry"]
+    n_docs, seed, max_chars = _WORKER["n_docs"], _WORKER["seed"], _WORKER["max_chars"]
+    text_column = entry.get("text_column", DEFAULT_TEXT_COLUMN)
     filters = dict(entry.get("filter") or {})
+    part = ds.shard(num_shards=ds.num_shards, index=index, contiguous=True)
+    counts = StreamCounts(files=1)
+    heap: list[tuple[int, int, str]] = []  # (-key, doc_id, text): the largest key on top
+    for row_no, row in enumerate(part):
+        counts.read += 1
+        text = row.get(text_column)
+        counts.text_bytes += len(str(text or "").encode())
+        if not text or not all(_get_nested(row, c) in _filter_values(v)
+                               for c, v in filters.items()):
+            continue
+        counts.matched += 1
+        doc_id = (index << ROW_BITS) | row_no
+        key = hash_key(seed, doc_id)
+        if len(heap) < n_docs or key < -heap[0][0]:
+            text = str(text)
+            if max_chars and len(text) > max_chars:
+                text = text[:max_chars]
+                counts.truncated += 1
+            item = (-key, doc_id, text)
+            (heapq.heappush if len(heap) < n_docs else heapq.heapreplace)(heap, item)
+    return [(-k, d, t) for k, d, t in heap], counts
+
+
+def _merge(best: list[tuple[int, int, str]], new: Iterable[tuple[int, int, str]], n_docs: int
+           ) -> list[tuple[int, int, str]]:
+    """The ``n_docs`` smallest keys of both lists (key, doc_id, text)."""
+    return heapq.nsmallest(n_docs, [*best, *new], key=lambda r: (r[0], r[1]))
+
+
+def _add(total: StreamCounts, c: StreamCounts) -> None:
+    for f in ("read", "matched", "text_bytes", "files", "truncated"):
+        setattr(total, f, getattr(total, f) + getattr(c, f))
+
+
+class _State:
+    """An unfinished streamed sample in ``<out>/.sample_state``: the blocks done, the counts
+    and the current best candidates, rewritten after every block, so a killed job resumes at
+    the next block. The signature (entry, n_docs, seed, block size, max_chars) must match."""
+
+    def __init__(self, folder: Path | None, signature: str) -> None:
+        self.folder, self.signature = folder, signature
+
+    def load(self) -> tuple[int, StreamCounts, list[tuple[int, int, str]]] | None:
+        import json
+
+        if self.folder is None or not (self.folder / "state.json").is_file():
+            return None
+        st = json.loads((self.folder / "state.json").read_text())
+        if st.get("signature") != self.signature:
+            return None
+        cand = pl.read_parquet(self.folder / "candidates.parquet")
+        rows = list(zip([int(k) for k in cand["key"].to_list()], cand["doc_id"].to_list(),
+                        cand["text"].to_list()))
+        return int(st["next_block"]), StreamCounts(**st["counts"]), rows
+
+    def save(self, next_block: int, counts: StreamCounts, rows: list[tuple[int, int, str]]) -> None:
+        from dataclasses import asdict
+
+        from rmselect.io import write_json, write_table
+
+        if self.folder is None:
+            return
+        write_table(self.folder / "candidates.parquet", pl.DataFrame(
+            {"key": [r[0] for r in rows], "doc_id": [r[1] for r in rows],
+             "text": [r[2] for r in rows]},
+            schema={"key": pl.UInt64, "doc_id": pl.Int64, "text": pl.String}))
+        write_json(self.folder / "state.json", {"signature": self.signature,
+                                                "next_block": next_block,
+                                                "counts": asdict(counts)})
+
+    def clear(self) -> None:
+        import shutil
+
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _stream_sample(entry: Mapping[str, Any], n_docs: int, seed: int, what: str,
+                   counts: StreamCounts | None = None, workers: int = 1,
+                   max_chars: int | None = None, state_dir: str | Path | None = None,
+                   block_files: int = BLOCK_FILES) -> pl.DataFrame:
+    """The hash bottom-k sample of a stream, read file by file in blocks of ``block_files``
+    source files, each block's files scanned by ``workers`` processes.
+
+    ``pool_docs`` ends the reading after the first block at which at least that many
+    matching documents have been read; blocks, not workers, decide where, so any number of
+    workers gives the same documents. With ``state_dir`` the state is kept after each block
+    and a rerun resumes there.
+    """
+    import hashlib
+    import json
+    from concurrent.futures import ProcessPoolExecutor
+
+    counts = counts if counts is not None else StreamCounts()
     pool = entry.get("pool_docs")
-
-    def matching() -> Iterable[tuple[int, str]]:
-        for i, row in enumerate(ds):
-            counts.read += 1
-            text = row.get(text_column)
-            counts.text_bytes += len(str(text or "").encode())
-            if not text or not all(_get_nested(row, c) in _filter_values(v)
-                                   for c, v in filters.items()):
-                continue
-            counts.matched += 1
-            yield i, str(text)
-            if pool and counts.matched >= int(pool):
-                return
-
-    rows, _ = bottom_k(matching(), n_docs, seed)
-    if not rows:
-        raise DatasetError(f"{what}: the stream has no documents matching {filters or 'anything'}")
+    signature = hashlib.sha256(json.dumps(
+        [dict(entry), n_docs, seed, block_files, max_chars], sort_keys=True).encode()).hexdigest()
+    state = _State(Path(state_dir) if state_dir else None, signature)
+    resumed = state.load()
+    block, best = 0, []
+    if resumed:
+        block, done, best = resumed
+        _add(counts, done)
+    n_files = _load_stream(entry).num_shards
+    executor = (ProcessPoolExecutor(workers, initializer=_init_worker,
+                                    initargs=(dict(entry), n_docs, seed, max_chars))
+                if workers > 1 else None)
+    if executor is None:
+        _init_worker(entry, n_docs, seed, max_chars)
+    try:
+        while block * block_files < n_files and not (pool and counts.matched >= int(pool)):
+            files = range(block * block_files, min(n_files, (block + 1) * block_files))
+            results = executor.map(scan_file, files) if executor else map(scan_file, files)
+            for rows, c in results:
+                best = _merge(best, rows, n_docs)
+                _add(counts, c)
+            block += 1
+            state.save(block, counts, best)
+    finally:
+        if executor is not None:
+            executor.shutdown()
+    if not best:
+        raise DatasetError(f"{what}: the stream has no documents matching "
+                           f"{dict(entry.get('filter') or {}) or 'anything'}")
+    rows = sorted((d, t) for _, d, t in best)
     return pl.DataFrame(
         {"doc_id": [r[0] for r in rows], "text": [r[1] for r in rows]},
         schema={"doc_id": pl.Int64, "text": pl.String},
@@ -175,22 +316,32 @@ def _stream_sample(entry: Mapping[str, Any], n_docs: int, seed: int, what: str,
 
 def sample_documents(
     entry: Mapping[str, Any], n_docs: int, seed: int, root: str = ".", what: str = "corpus",
-    counts: StreamCounts | None = None,
+    counts: StreamCounts | None = None, workers: int = 1, max_chars: int | None = None,
+    state_dir: str | Path | None = None, block_files: int = BLOCK_FILES,
 ) -> pl.DataFrame:
     """Sample ``n_docs`` documents (``doc_id, text``) of one domain entry.
 
     Local files and non-streamed hub sets: ``numpy.random.default_rng(seed).choice`` over the
-    filtered rows (:func:`sample_frame`); streams: the hash-based bottom-k sample.
+    filtered rows (:func:`sample_frame`); streams: the hash-based bottom-k sample, read in
+    blocks of files by ``workers`` processes (:func:`_stream_sample`). Texts longer than
+    ``max_chars`` keep their first ``max_chars`` characters (the scorer reads no more: see
+    ``rmselect.presence.score.CHARS_PER_TOKEN``); a SlimPajama book is ~0.5 MB.
     """
     if n_docs < 1:
         raise DatasetError(f"{what}: n_docs must be at least 1, got {n_docs}")
+    counts = counts if counts is not None else StreamCounts()
     if entry.get("streaming"):
         if "hub" not in entry:
             raise DatasetError(f"{what}: 'streaming' needs a hub data set, not a local path")
-        return _stream_sample(entry, n_docs, seed, what, counts)
+        return _stream_sample(entry, n_docs, seed, what, counts, workers, max_chars, state_dir,
+                              block_files)
     df = load_frame(entry, root).with_row_index("__doc_id")
     df = filter_frame(df, entry.get("filter") or {}, what)
-    return sample_frame(df, n_docs, seed, entry.get("text_column", DEFAULT_TEXT_COLUMN), what)
+    out = sample_frame(df, n_docs, seed, entry.get("text_column", DEFAULT_TEXT_COLUMN), what)
+    if max_chars:
+        counts.truncated = int((out["text"].str.len_chars() > max_chars).sum())
+        out = out.with_columns(pl.col("text").str.slice(0, max_chars))
+    return out
 
 
 # --------------------------------------------------------------------------- shards
@@ -225,6 +376,11 @@ class SampleArgs:
     seed: int = opt("sampling seed")
     shard_docs: int = opt("documents per shard (one scoring job each)")
     out_dir: str = opt("results/presence/corpus/<domain>")
+    workers: int = opt("processes reading a stream's files (the rule's threads)", default=1)
+    max_chars: int = opt("characters kept per document (0: all; the DAG passes max_tokens x "
+                         "rmselect.presence.score.CHARS_PER_TOKEN)", default=0)
+    block_files: int = opt("source files per block of a stream (the sample depends on it)",
+                           default=BLOCK_FILES)
 
 
 def write_corpus(args: SampleArgs) -> dict[str, Any]:
@@ -236,10 +392,12 @@ def write_corpus(args: SampleArgs) -> dict[str, Any]:
     t0 = time.time()
     entry = json.loads(args.entry)
     counts = StreamCounts()
-    docs = sample_documents(entry, args.n_docs, args.seed, what=f"presence domain '{args.domain}'",
-                            counts=counts)
-    k = n_shards(args.n_docs, args.shard_docs)
     out = Path(args.out_dir)
+    docs = sample_documents(entry, args.n_docs, args.seed, what=f"presence domain '{args.domain}'",
+                            counts=counts, workers=max(1, args.workers),
+                            max_chars=args.max_chars or None, state_dir=out / STATE_DIR,
+                            block_files=args.block_files)
+    k = n_shards(args.n_docs, args.shard_docs)
     parts = split_shards(docs, k, args.shard_docs)
     for i, part in enumerate(parts):
         write_table(out / shard_name(i), part)
@@ -256,11 +414,16 @@ def write_corpus(args: SampleArgs) -> dict[str, Any]:
         "shard_docs": args.shard_docs, "shards": [
             {"file": shard_name(i), "n_docs": p.height} for i, p in enumerate(parts)],
         "rows_read": counts.read or None, "rows_matched": counts.matched or None,
+        "files_read": counts.files or None,
+        "block_files": args.block_files if entry.get("streaming") else None,
+        "workers": args.workers, "max_chars": args.max_chars or None,
+        "texts_truncated": counts.truncated,
         "text_bytes_read": counts.text_bytes or None,
         "text_bytes_sampled": int(docs["text"].str.len_bytes().sum()),
         "wall_s": round(time.time() - t0, 3),
     }
     write_json(out / "manifest.json", manifest)
+    _State(out / STATE_DIR, "").clear()
     return manifest
 
 
