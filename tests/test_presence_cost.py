@@ -115,3 +115,26 @@ def test_sample_job_runtime_is_twice_its_planned_cpu_time_over_its_workers():
     assert dp.sample_mem_mb(cfg, "book", 4000) == 4000 + math.ceil(2 * 20000 * 131072 / 1e6)
     toy = load_study_file("config/config.yaml")
     assert dp.sample_runtime(toy, dp.settings(toy), "facts") == 30  # local file: the floor
+
+
+def test_sampling_jobs_are_checked_against_the_sites_runtime_ceiling():
+    from rmselect.cluster.resources import ClusterSettings
+    from rmselect.config import load_study_file
+    from rmselect.plan.cost_model import plan_settings, profiles
+    from rmselect.plan.feasibility import sample_rows
+
+    study = load_study_file("config/paper.yaml")
+    prof = profiles(plan_settings(study.config))["A6000"]
+    rows = {r.model: r for r in sample_rows(study, prof)}
+    assert set(rows) == {f"corpus:{d}" for d in ("github", "book", "arxiv", "wikipedia",
+                                                  "stackexchange")}
+    book = rows["corpus:book"]
+    # 138,889 CPU-s over 16 workers; the request is twice that, rounded up to a minute
+    assert book.minutes == pytest.approx(1e5 / 0.00036 / 2000 / 16 / 60)
+    assert book.runtime_limit_min == math.ceil(2 * book.minutes) and book.verdict == "fits"
+    # a site ceiling of 2 hours: Books asks for 290 min and is flagged with the workers
+    # that would fit; the shorter domains still fit
+    capped = {r.model: r for r in sample_rows(study, prof, ClusterSettings(runtime_ceiling=120))}
+    assert capped["corpus:book"].verdict == "infeasible"
+    assert "presence.sample_workers >= 39" in capped["corpus:book"].breaks[0]
+    assert capped["corpus:github"].verdict == "fits"

@@ -414,6 +414,43 @@ def forward_rows(study: Study, items: Sequence[Work], prof: GpuProfile, gpn: int
     return out
 
 
+def sample_rows(study: Study, prof: GpuProfile, cluster: Any = None) -> list[Row]:
+    """The CPU job sampling each streamed presence domain (rule ``presence_sample``): its
+    wall time over its workers against the runtime it asks for and the site's ceiling, and
+    the text it holds against its memory (``rmselect.dag.presence``)."""
+    from rmselect.cluster.resources import resources_for
+    from rmselect.dag import presence as dp
+    from rmselect.presence.cost import sample_cost
+
+    cfg = study.config
+    pres = dp.settings(study)
+    ceiling = _ceiling(cluster)
+    out = []
+    for domain, entry in pres["domains"].items():
+        if not entry.get("streaming"):
+            continue
+        cost = sample_cost(domain, entry, int(pres["n_docs"]), _feas(cfg))
+        if not math.isfinite(cost.cpu_s):
+            continue
+        workers = dp.sample_workers(pres, domain)
+        limit = float(dp.sample_runtime(study, pres, domain))
+        base = float(resources_for("analysis", 0.0, cfg)["mem_mb"])  # the rule's base
+        text_gb = int(pres["n_docs"]) * dp.max_chars(pres) / 1e9
+        row = Row(profile=prof.name, rule="presence_sample", model=f"corpus:{domain}",
+                  params_b=0.0, jobs=1, ranks=1, settings=f"CPU, {workers} workers",
+                  gpu_gb=0.0, gpu_limit_gb=0.0, host_gb=text_gb + base / 1000.0,
+                  host_limit_gb=dp.sample_mem_mb(pres, domain, int(base)) / 1000.0,
+                  minutes=cost.cpu_s / workers / 60.0,
+                  runtime_limit_min=min(limit, ceiling) if ceiling else limit)
+        if ceiling and limit > ceiling:
+            row.breaks.append(
+                f"time: asks for {limit:,.0f} min > the site's runtime ceiling {ceiling:,.0f}"
+                f" min; fix: presence.sample_workers >= "
+                f"{math.ceil(workers * limit / ceiling)}")
+        out.append(_check(row, prof, ceiling))
+    return out
+
+
 def feasibility(study: Study, profile: str, gpus_per_node: int | None = None,
                 root: Path = REPO_ROOT, cluster: Any = None) -> list[Row]:
     """Every job kind of ``study`` on a node of ``gpus_per_node`` GPUs of ``profile``."""
@@ -428,6 +465,7 @@ def feasibility(study: Study, profile: str, gpus_per_node: int | None = None,
         rows += rm_rows(study, prof, gpn, root, cluster)
     rows += posttrain_rows(study, items, prof, gpn, cluster)
     rows += forward_rows(study, items, prof, gpn, cluster)
+    rows += sample_rows(study, prof, cluster)
     return rows
 
 
@@ -449,6 +487,8 @@ def job_minutes_of(study: Study, cluster: Any = None, profile: str | None = None
     out: dict[tuple[str, str], float] = {}
     if section_settings(cfg, "resources").get("gpu_tiers"):
         for r in feasibility(study, profile, None, REPO_ROOT, cluster):
+            if r.rule.split("[")[0] not in KIND:  # CPU jobs (presence_sample) size themselves
+                continue
             kind = KIND[r.rule.split("[")[0]]
             out[(kind, r.model)] = max(out.get((kind, r.model), 0.0), r.minutes)
     _MINUTES[key] = out
