@@ -171,9 +171,10 @@ def _load_stream(entry: Mapping[str, Any]) -> Any:
     )
 
 
-def _init_worker(entry: Mapping[str, Any], n_docs: int, seed: int, max_chars: int | None) -> None:
-    _WORKER.update(ds=_load_stream(entry), entry=dict(entry), n_docs=n_docs, seed=seed,
-                   max_chars=max_chars)
+def _init_worker(entry: Mapping[str, Any], n_docs: int, seed: int, max_chars: int | None,
+                 ds: Any = None) -> None:
+    _WORKER.update(ds=ds if ds is not None else _load_stream(entry), entry=dict(entry),
+                   n_docs=n_docs, seed=seed, max_chars=max_chars)
 
 
 def scan_file(index: int) -> tuple[list[tuple[int, int, str]], StreamCounts]:
@@ -286,12 +287,13 @@ def _stream_sample(entry: Mapping[str, Any], n_docs: int, seed: int, what: str,
     if resumed:
         block, done, best = resumed
         _add(counts, done)
-    n_files = _load_stream(entry).num_shards
+    ds = _load_stream(entry)
+    n_files = ds.num_shards
     executor = (ProcessPoolExecutor(workers, initializer=_init_worker,
                                     initargs=(dict(entry), n_docs, seed, max_chars))
                 if workers > 1 else None)
     if executor is None:
-        _init_worker(entry, n_docs, seed, max_chars)
+        _init_worker(entry, n_docs, seed, max_chars, ds)
     try:
         while block * block_files < n_files and not (pool and counts.matched >= int(pool)):
             files = range(block * block_files, min(n_files, (block + 1) * block_files))
