@@ -123,17 +123,18 @@ def test_stream_sample_resumes_after_the_last_finished_block(tmp_path, monkeypat
 
     monkeypatch.setattr(pc, "scan_file", dies_in_block_3)
     with pytest.raises(KeyboardInterrupt):
-        pc.sample_documents(entry, 12, seed=3, state_dir=state, block_files=2)
+        pc.sample_documents(entry, 12, seed=3, state_dir=state, block_files=2, save_every_s=0)
     assert json.loads((state / "state.json").read_text())["next_block"] == 2
     scanned.clear()
     monkeypatch.setattr(pc, "scan_file", lambda i: (scanned.append(i), real(i))[1])
     c = pc.StreamCounts()
-    again = pc.sample_documents(entry, 12, seed=3, counts=c, state_dir=state, block_files=2)
+    again = pc.sample_documents(entry, 12, seed=3, counts=c, state_dir=state, block_files=2,
+                                save_every_s=0)
     assert scanned == [4, 5, 6]  # the finished blocks are not read again
     assert again.equals(whole) and (c.files, c.read) == (7, 210)
     # another seed does not take over the state of this one
     scanned.clear()
-    pc.sample_documents(entry, 12, seed=4, state_dir=state, block_files=2)
+    pc.sample_documents(entry, 12, seed=4, state_dir=state, block_files=2, save_every_s=0)
     assert scanned == list(range(7))
 
 

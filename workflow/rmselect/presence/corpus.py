@@ -27,7 +27,7 @@ set's file order and the row inside it.
 
 A stream is read by ``--workers`` processes, one source file at a time each
 (``IterableDataset.shard``), and its state (blocks done, counts, the best candidates) is
-kept in ``<out>/.sample_state`` after every block: a killed job resumes at the next block.
+kept in ``<out>/.sample_state`` after a block every 15 minutes: a killed job resumes there.
 Texts keep at most ``max_chars`` characters (the scorer's own cut, max_tokens ×
 ``rmselect.presence.score.CHARS_PER_TOKEN``), which bounds the job's memory on books.
 
@@ -125,17 +125,11 @@ def hash_key(seed: int, doc_id: int) -> int:
 def bottom_k(rows: Iterable[tuple[int, str]], n_docs: int, seed: int) -> tuple[list[tuple[int, str]], int]:
     """The ``n_docs`` rows with the smallest :func:`hash_key` (sorted by ``doc_id``) and the
     number of rows read: a uniform sample without replacement that depends only on the seed
-    and the set of rows, not on their order."""
-    heap: list[tuple[int, int, str]] = []  # (-key, doc_id, text): the largest key on top
-    seen = 0
-    for doc_id, text in rows:
-        seen += 1
-        key = hash_key(seed, doc_id)
-        if len(heap) < n_docs:
-            heapq.heappush(heap, (-key, doc_id, text))
-        elif key < -heap[0][0]:
-            heapq.heapreplace(heap, (-key, doc_id, text))
-    return sorted((d, t) for _, d, t in heap), seen
+    and the set of rows, not on their order (what the streamed sample keeps, file by file)."""
+    heap: list[tuple[int, int, str]] = []
+    rows = list(rows)
+    _merge(heap, ((hash_key(seed, d), d, t) for d, t in rows), n_docs)
+    return sorted((d, t) for _, d, t in _rows(heap)), len(rows)
 
 
 @dataclass
@@ -154,6 +148,8 @@ BLOCK_FILES = 64
 ROW_BITS = 32
 #: State of an unfinished streamed sample, kept in the output folder between attempts.
 STATE_DIR = ".sample_state"
+#: Seconds between two saves of that state (the candidates of Books are ~2.6 GB).
+SAVE_EVERY_S = 900.0
 
 #: Per worker process: the streamed data set and what a file scan needs (set by _init_worker).
 _WORKER: dict[str, Any] = {}
@@ -186,7 +182,7 @@ def scan_file(index: int) -> tuple[list[tuple[int, int, str]], StreamCounts]:
     filters = dict(entry.get("filter") or {})
     part = ds.shard(num_shards=ds.num_shards, index=index, contiguous=True)
     counts = StreamCounts(files=1)
-    heap: list[tuple[int, int, str]] = []  # (-key, doc_id, text): the largest key on top
+    heap: list[tuple[int, int, str]] = []  # as in _merge
     for row_no, row in enumerate(part):
         counts.read += 1
         text = row.get(text_column)
@@ -197,20 +193,29 @@ def scan_file(index: int) -> tuple[list[tuple[int, int, str]], StreamCounts]:
         counts.matched += 1
         doc_id = (index << ROW_BITS) | row_no
         key = hash_key(seed, doc_id)
-        if len(heap) < n_docs or key < -heap[0][0]:
+        if len(heap) < n_docs or (-key, -doc_id) > heap[0][:2]:  # it enters the sample
             text = str(text)
             if max_chars and len(text) > max_chars:
                 text = text[:max_chars]
                 counts.truncated += 1
-            item = (-key, doc_id, text)
-            (heapq.heappush if len(heap) < n_docs else heapq.heapreplace)(heap, item)
-    return [(-k, d, t) for k, d, t in heap], counts
+            _merge(heap, [(key, doc_id, text)], n_docs)
+    return _rows(heap), counts
 
 
-def _merge(best: list[tuple[int, int, str]], new: Iterable[tuple[int, int, str]], n_docs: int
-           ) -> list[tuple[int, int, str]]:
-    """The ``n_docs`` smallest keys of both lists (key, doc_id, text)."""
-    return heapq.nsmallest(n_docs, [*best, *new], key=lambda r: (r[0], r[1]))
+def _merge(heap: list[tuple[int, int, str]], new: Iterable[tuple[int, int, str]], n_docs: int
+           ) -> None:
+    """Add ``(key, doc_id, text)`` candidates to ``heap`` (``(-key, -doc_id, text)``, the
+    largest key on top), keeping the ``n_docs`` smallest keys: O(log n) per candidate."""
+    for key, doc_id, text in new:
+        item = (-key, -doc_id, text)
+        if len(heap) < n_docs:
+            heapq.heappush(heap, item)
+        elif item > heap[0]:  # a smaller key (or the same key and a smaller doc_id)
+            heapq.heapreplace(heap, item)
+
+
+def _rows(heap: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    return [(-k, -d, t) for k, d, t in heap]
 
 
 def _add(total: StreamCounts, c: StreamCounts) -> None:
@@ -264,14 +269,16 @@ class _State:
 def _stream_sample(entry: Mapping[str, Any], n_docs: int, seed: int, what: str,
                    counts: StreamCounts | None = None, workers: int = 1,
                    max_chars: int | None = None, state_dir: str | Path | None = None,
-                   block_files: int = BLOCK_FILES) -> pl.DataFrame:
+                   block_files: int = BLOCK_FILES, save_every_s: float = SAVE_EVERY_S
+                   ) -> pl.DataFrame:
     """The hash bottom-k sample of a stream, read file by file in blocks of ``block_files``
     source files, each block's files scanned by ``workers`` processes.
 
     ``pool_docs`` ends the reading after the first block at which at least that many
     matching documents have been read; blocks, not workers, decide where, so any number of
-    workers gives the same documents. With ``state_dir`` the state is kept after each block
-    and a rerun resumes there.
+    workers gives the same documents. With ``state_dir`` the state is kept after a block
+    once ``save_every_s`` seconds have passed since the last save, and a rerun resumes at
+    the block after the last save.
     """
     import hashlib
     import json
@@ -283,9 +290,10 @@ def _stream_sample(entry: Mapping[str, Any], n_docs: int, seed: int, what: str,
         [dict(entry), n_docs, seed, block_files, max_chars], sort_keys=True).encode()).hexdigest()
     state = _State(Path(state_dir) if state_dir else None, signature)
     resumed = state.load()
-    block, best = 0, []
+    block, heap = 0, []
     if resumed:
-        block, done, best = resumed
+        block, done, rows = resumed
+        _merge(heap, rows, n_docs)
         _add(counts, done)
     ds = _load_stream(entry)
     n_files = ds.num_shards
@@ -294,18 +302,22 @@ def _stream_sample(entry: Mapping[str, Any], n_docs: int, seed: int, what: str,
                 if workers > 1 else None)
     if executor is None:
         _init_worker(entry, n_docs, seed, max_chars, ds)
+    saved = time.monotonic()
     try:
         while block * block_files < n_files and not (pool and counts.matched >= int(pool)):
             files = range(block * block_files, min(n_files, (block + 1) * block_files))
             results = executor.map(scan_file, files) if executor else map(scan_file, files)
             for rows, c in results:
-                best = _merge(best, rows, n_docs)
+                _merge(heap, rows, n_docs)
                 _add(counts, c)
             block += 1
-            state.save(block, counts, best)
+            if time.monotonic() - saved >= save_every_s:  # the candidates may be GBs
+                state.save(block, counts, _rows(heap))
+                saved = time.monotonic()
     finally:
         if executor is not None:
             executor.shutdown()
+    best = _rows(heap)
     if not best:
         raise DatasetError(f"{what}: the stream has no documents matching "
                            f"{dict(entry.get('filter') or {}) or 'anything'}")
@@ -320,6 +332,7 @@ def sample_documents(
     entry: Mapping[str, Any], n_docs: int, seed: int, root: str = ".", what: str = "corpus",
     counts: StreamCounts | None = None, workers: int = 1, max_chars: int | None = None,
     state_dir: str | Path | None = None, block_files: int = BLOCK_FILES,
+    save_every_s: float = SAVE_EVERY_S,
 ) -> pl.DataFrame:
     """Sample ``n_docs`` documents (``doc_id, text``) of one domain entry.
 
@@ -336,7 +349,7 @@ def sample_documents(
         if "hub" not in entry:
             raise DatasetError(f"{what}: 'streaming' needs a hub data set, not a local path")
         return _stream_sample(entry, n_docs, seed, what, counts, workers, max_chars, state_dir,
-                              block_files)
+                              block_files, save_every_s)
     df = load_frame(entry, root).with_row_index("__doc_id")
     df = filter_frame(df, entry.get("filter") or {}, what)
     out = sample_frame(df, n_docs, seed, entry.get("text_column", DEFAULT_TEXT_COLUMN), what)
