@@ -72,8 +72,7 @@ class ElasticNetOrRidge(_ElasticNetParams):
 
     ElasticNet minimises 1/(2n)·||y − Xw||² + α·ρ·||w||₁ + α(1 − ρ)/2·||w||². Coordinate
     descent stops at a loose tolerance or runs out of iterations on thousands of polynomial
-    terms; :func:`~.selection_solvers.solve_path` solves the same objective to machine
-    precision (ridge in closed form at ρ = 0, the dual by Newton at 0 < ρ < 1, proximal-point
+    terms; :func:`~.selection_solvers.solve_path` solves the same objective exactly (ridge in closed form at ρ = 0, the dual by Newton at 0 < ρ < 1, proximal-point
     elastic-net steps at ρ = 1).
     ``max_iter`` and ``random_state`` are kept for the reference estimator's signature.
     """
