@@ -72,9 +72,10 @@ class ElasticNetOrRidge(_ElasticNetParams):
 
     ElasticNet minimises 1/(2n)·||y − Xw||² + α·ρ·||w||₁ + α(1 − ρ)/2·||w||². Coordinate
     descent stops at a loose tolerance or runs out of iterations on thousands of polynomial
-    terms; :func:`~.selection_solvers.solve_path` solves the same objective exactly (ridge in closed form at ρ = 0, the dual by Newton at 0 < ρ < 1, proximal-point
-    elastic-net steps at ρ = 1).
-    ``max_iter`` and ``random_state`` are kept for the reference estimator's signature.
+    terms; :func:`~.selection_solvers.solve_path` solves the same objective exactly (ridge
+    in closed form at ρ = 0, the dual by Newton at 0 < ρ < 1, proximal-point elastic-net
+    steps at ρ = 1 until the KKT conditions hold to 1e-6·α). ``max_iter`` and
+    ``random_state`` are kept for the reference estimator's signature.
     """
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "ElasticNetOrRidge":
