@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import polars as pl
 import pytest
 
@@ -138,3 +140,25 @@ def test_sampling_jobs_are_checked_against_the_sites_runtime_ceiling():
     assert capped["corpus:book"].verdict == "infeasible"
     assert "presence.sample_workers >= 39" in capped["corpus:book"].breaks[0]
     assert capped["corpus:github"].verdict == "fits"
+
+
+def test_precision_table_separates_shared_difficulty_from_model_differences():
+    """Planted: each document has a difficulty shared by every model (sd 0.7) and each model
+    its own per-document noise (sd 0.1), so a model's mean needs ~19k documents for ±0.01
+    nats but the difference of two models only ~770; a reused copy adds no pair."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    difficulty = rng.normal(-2.0, 0.7, n)
+    rows = []
+    for m in ("a", "b", "c"):
+        s = difficulty + rng.normal(0.0, 0.1, n) + {"a": 0.0, "b": 0.3, "c": -0.2}[m]
+        rows.append(pl.DataFrame({"model": m, "domain": "d", "doc_id": np.arange(n),
+                                  "score": s}))
+    copy = rows[0].with_columns(pl.lit("a-small").alias("model"))
+    t = pp.precision_table(pl.concat(rows + [copy]), 0.01).row(0, named=True)
+    assert t["models"] == 4 and t["pairs"] == 3 and t["n_docs"] == n
+    assert 0.68 < t["max_std"] < 0.74
+    assert 0.13 < t["max_paired_std"] < 0.16  # sqrt(2) x 0.1
+    assert 17000 < t["n_needed_mean"] < 21000 and 650 < t["n_needed_paired"] < 1000
+    assert t["halfwidth_paired"] == pytest.approx(1.96 * t["max_paired_std"] / np.sqrt(n),
+                                                  rel=1e-3)

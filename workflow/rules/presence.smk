@@ -9,6 +9,7 @@
 #   results/presence/summary.csv                model, domain, mean, std, n_docs, scored_by
 #   results/presence/histograms.csv             shared-bin histograms per domain
 #   results/presence/jsd.csv                    model_a, model_b, domain, js_distance (+ mean)
+#   results/presence/precision.csv              per domain: spread, half-widths, n needed
 #   results/figures/presence_distributions.png|pdf, results/figures/presence_jsd.png|pdf
 #
 # Logic: workflow/rmselect/presence/; settings, flags and inputs: rmselect.dag.presence.
@@ -41,6 +42,7 @@ PRESENCE_TABLES = [
     "results/presence/summary.csv",
     "results/presence/histograms.csv",
     "results/presence/jsd.csv",
+    "results/presence/precision.csv",
 ]
 PRESENCE_FIGURES = expand(
     "results/figures/presence_{fig}.{ext}",
@@ -236,6 +238,7 @@ rule presence_distributions:
         summary="results/presence/summary.csv",
         histograms="results/presence/histograms.csv",
         jsd="results/presence/jsd.csv",
+        precision="results/presence/precision.csv",
         figures=PRESENCE_FIGURES,
     log:
         f"{LOGS}/presence_distributions/presence.log",
@@ -255,4 +258,5 @@ rule presence_distributions:
     shell:
         "python workflow/scripts/presence_distributions.py --presence-dir {params.dir}"
         " {params.flags} --summary {output.summary} --histograms {output.histograms} --jsd {output.jsd}"
+        " --precision {output.precision}"
         " --fig-distributions {params.fig_dist} --fig-jsd {params.fig_jsd} > {log} 2>&1"

@@ -205,6 +205,9 @@ class DistributionsArgs:
     jsd: str = opt("output jsd.csv")
     fig_distributions: str = opt("figure stem (png + pdf)")
     fig_jsd: str = opt("figure stem (png + pdf)")
+    precision: str | None = opt("output precision.csv (rmselect.presence.precision)",
+                                default=None)
+    halfwidth: float = opt("target 95 % half-width of precision.csv, nats", default=0.01)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -225,6 +228,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_table(args.summary, summary)
     write_table(args.histograms, hist)
     write_table(args.jsd, jsd)
+    if args.precision:
+        from rmselect.presence.precision import precision_table
+
+        write_table(args.precision, precision_table(scores, args.halfwidth))
     plot_distributions(hist, args.fig_distributions)
     plot_jsd(jsd, args.fig_jsd)
     return 0

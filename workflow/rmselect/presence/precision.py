@@ -88,19 +88,66 @@ def spread(scores: pl.DataFrame, halfwidth: float) -> pl.DataFrame:
         lambda s: n_for_halfwidth(s, halfwidth), return_dtype=pl.Int64).alias("n_needed"))
 
 
+def _paired_stds(wide: np.ndarray) -> np.ndarray:
+    """Std (ddof=1) of the per-document difference of every model pair, from the covariance
+    of the documents × models matrix: var(a − b) = var a + var b − 2 cov(a, b)."""
+    c = np.atleast_2d(np.cov(wide, rowvar=False, ddof=1))
+    d = np.diag(c)
+    var = d[:, None] + d[None, :] - 2 * c
+    iu = np.triu_indices(len(d), k=1)
+    return np.sqrt(np.maximum(var[iu], 0.0))
+
+
 def paired_spread(scores: pl.DataFrame, halfwidth: float) -> pl.DataFrame:
     """Per domain: the largest std over model pairs of the per-document score difference
     (same documents), and the n it needs."""
+    t = precision_table(scores, halfwidth)
+    return t.select("domain", "pairs", pl.col("max_paired_std"),
+                    pl.col("n_needed_paired").alias("n_needed"))
+
+
+def precision_table(scores: pl.DataFrame, halfwidth: float = 0.01, z: float = Z95
+                    ) -> pl.DataFrame:
+    """Per domain, from finished scores (``model, domain, doc_id, score``): how precise the
+    presence means are and what n a ``halfwidth`` needs (``results/presence/precision.csv``).
+
+    * ``max_std``: the largest per-document std of one model; ``halfwidth_mean`` the 95 %
+      half-width of that model's mean at the documents scored; ``n_needed_mean`` the n for
+      ``halfwidth`` on a model's absolute mean (how ``presence.n_docs`` is sized).
+    * ``max_paired_std``: the largest std of the per-document difference of two models on the
+      same documents; ``halfwidth_paired``, ``n_needed_paired`` the same for the difference of
+      two models' means, which is what the cross-model analyses compare (the documents'
+      shared difficulty cancels). Models whose scores are identical copies (family reuse)
+      count as one.
+    """
     rows = []
     for (domain,), g in scores.group_by(["domain"], maintain_order=True):
         wide = g.pivot(on="model", index="doc_id", values="score").drop_nulls()
         models = [c for c in wide.columns if c != "doc_id"]
-        worst = max((float((wide[a] - wide[b]).std()) for i, a in enumerate(models)
-                     for b in models[i + 1:]), default=float("nan"))
-        rows.append({"domain": domain, "pairs": len(models) * (len(models) - 1) // 2,
-                     "max_paired_std": worst,
-                     "n_needed": n_for_halfwidth(worst, halfwidth) if worst == worst else None})
-    return pl.DataFrame(rows)
+        mat = wide.select(models).to_numpy().astype(float)
+        mat = np.unique(mat, axis=1) if mat.size else mat  # a reused copy is one model
+        n = int(mat.shape[0])
+        stds = mat.std(axis=0, ddof=1) if n > 1 else np.array([np.nan])
+        max_std = float(np.nanmax(stds)) if stds.size else float("nan")
+        paired = _paired_stds(mat) if n > 1 and mat.shape[1] > 1 else np.array([])
+        max_paired = float(paired.max()) if paired.size else float("nan")
+
+        def hw(sd: float) -> float | None:
+            return z * sd / math.sqrt(n) if n and sd == sd else None
+
+        def need(sd: float) -> int | None:
+            return n_for_halfwidth(sd, halfwidth, z) if sd == sd else None
+
+        rows.append({"domain": domain, "models": len(models), "pairs": int(paired.size),
+                     "n_docs": n, "max_std": max_std, "halfwidth_mean": hw(max_std),
+                     "n_needed_mean": need(max_std), "max_paired_std": max_paired,
+                     "halfwidth_paired": hw(max_paired), "n_needed_paired": need(max_paired),
+                     "target_halfwidth": halfwidth})
+    return pl.DataFrame(rows, schema={
+        "domain": pl.String, "models": pl.Int64, "pairs": pl.Int64, "n_docs": pl.Int64,
+        "max_std": pl.Float64, "halfwidth_mean": pl.Float64, "n_needed_mean": pl.Int64,
+        "max_paired_std": pl.Float64, "halfwidth_paired": pl.Float64,
+        "n_needed_paired": pl.Int64, "target_halfwidth": pl.Float64})
 
 
 @dataclass(kw_only=True)
