@@ -132,6 +132,21 @@ def test_stream_sample_resumes_after_the_last_finished_block(tmp_path, monkeypat
                                 save_every_s=0)
     assert scanned == [4, 5, 6]  # the finished blocks are not read again
     assert again.equals(whole) and (c.files, c.read) == (7, 210)
+    # a kill between writing the next candidates and the state that names them: the
+    # resumed run uses the last complete state and samples no document twice
+    pc.clear_state(tmp_path / "out")
+    assert not state.exists()
+    monkeypatch.setattr(pc, "scan_file", dies_in_block_3)
+    with pytest.raises(KeyboardInterrupt):
+        pc.sample_documents(entry, 12, seed=3, state_dir=state, block_files=2, save_every_s=0)
+    (state / "candidates-000003.parquet").write_bytes(
+        (state / "candidates-000002.parquet").read_bytes())  # a newer file, never committed
+    monkeypatch.setattr(pc, "scan_file", lambda i: (scanned.append(i), real(i))[1])
+    scanned.clear()
+    again = pc.sample_documents(entry, 12, seed=3, state_dir=state, block_files=2,
+                                save_every_s=0)
+    assert scanned == [4, 5, 6] and again.equals(whole)
+    assert again["doc_id"].n_unique() == again.height
     # another seed does not take over the state of this one
     scanned.clear()
     pc.sample_documents(entry, 12, seed=4, state_dir=state, block_files=2, save_every_s=0)

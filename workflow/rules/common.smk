@@ -8,7 +8,7 @@ from pathlib import Path
 REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO.joinpath("workflow")))
 
-from rmselect.config import ConfigError, load_study, section_settings  # noqa: E402
+from rmselect.config import ConfigError, load_study  # noqa: E402
 from rmselect.validate import check_plan, command_line_targets  # noqa: E402
 from rmselect.dag.common import (  # noqa: E402
     GPU_SLOT,
@@ -110,19 +110,9 @@ if "plan" not in sys.argv[1:]:
             sys.exit(1)
 
 
-def _projected_minutes(kind, name):
-    """The plan's projected minutes of one job (resources.runtime_from: projection); `kind`
-    is the resource kind or, for rules sized as another kind, the rule's own (`probe`).
-    """
-    if section_settings(STUDY.config, "resources")["runtime_from"] != "projection":
-        return None
-    from rmselect.plan.feasibility import job_minutes_of
-
-    return job_minutes_of(STUDY, CLUSTER).get((kind, name))
-
-
 def _job_resources(kind, wildcards, attempt, projection=None):
     from rmselect.cluster.resources import resources_for
+    from rmselect.plan.feasibility import projected_minutes
 
     name = wildcards.get("model")
     spec = STUDY.model(name) if name else None
@@ -134,7 +124,7 @@ def _job_resources(kind, wildcards, attempt, projection=None):
         model_extra=spec.extra if spec else None,
         cluster=CLUSTER,
         attempt=attempt,
-        projected_min=_projected_minutes(projection or kind, name) if name else None,
+        projected_min=projected_minutes(STUDY, CLUSTER, projection or kind, name),
     )
 
 

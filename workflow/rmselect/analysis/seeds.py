@@ -154,18 +154,22 @@ def seed_columns(al: Aligned, draws: SeedDraws, level: float,
     return out
 
 
+def coverage_draws(pred: np.ndarray, y_draws: np.ndarray, ks: Sequence[int]) -> np.ndarray:
+    """Coverage@k of the fixed ranking ``pred`` against each seed draw of the truth
+    (draws × ks; NaN where k exceeds the models known in both)."""
+    from rmselect.analysis.coverage import coverage_at_k
+
+    names = list(range(len(pred)))
+    return np.array([[coverage_at_k(names, pred, yd, k) for k in ks] for yd in y_draws],
+                    dtype=float).reshape(len(y_draws), len(ks))
+
+
 def coverage_intervals(al: Aligned, draws: SeedDraws, ks: Sequence[int], level: float
                        ) -> dict[tuple[str, int], tuple[float | None, float | None]]:
     """(feature, k) -> seed interval of coverage@k (None, None when no model has seeds)."""
-    from rmselect.analysis.coverage import coverage_at_k
-
     out: dict[tuple[str, int], tuple[float | None, float | None]] = {}
     for j, f in enumerate(al.features):
-        for k in ks:
-            if not draws.varies:
-                out[(f, k)] = (None, None)
-                continue
-            vals = np.array([coverage_at_k(al.models, al.X[:, j], yd, k)
-                             for yd in draws.y["overall"]])
-            out[(f, k)] = interval(vals, level)
+        cov = coverage_draws(al.X[:, j], draws.y["overall"], ks) if draws.varies else None
+        for i, k in enumerate(ks):
+            out[(f, k)] = interval(cov[:, i], level) if cov is not None else (None, None)
     return out

@@ -95,7 +95,7 @@ from rmselect.analysis.selection_eval import (  # noqa: F401
     quality_rows,
     strategy_evidence,
 )
-from rmselect.analysis.seeds import draw_seeds, interval, load_seed_scores
+from rmselect.analysis.seeds import coverage_draws, draw_seeds, interval, load_seed_scores
 from rmselect.analysis.selection_strategies import STRATEGIES
 from rmselect.analysis.selection_model import (  # noqa: F401
     ElasticNetOrRidge,
@@ -175,8 +175,7 @@ def seed_intervals(
         return {k: none for k in ks}, none
     n_ok = int(np.sum(~np.isnan(pred)))
     ks_all = sorted({int(k) for k in list(ks) + list(compare_k) if 1 <= k <= n_ok})
-    names = list(range(len(pred)))
-    cov = np.array([[coverage_at_k(names, pred, yd, k) for k in ks_all] for yd in y_draws])
+    cov = coverage_draws(pred, y_draws, ks_all)
     per_k = {k: interval(cov[:, i], level) for i, k in enumerate(ks_all)}
     pos = [ks_all.index(k) for k in compare_k if k in ks_all]
     mean = interval(cov[:, pos].mean(axis=1), level) if pos else none

@@ -231,17 +231,13 @@ def resource(study: Study, cfg: Mapping[str, Any], cluster: Any, key: str,
     from rmselect.cluster.resources import resources_for
 
     def _value(wildcards: Any, attempt: int = 1) -> Any:
-        from rmselect.config import section_settings
-        from rmselect.plan.feasibility import job_minutes_of
+        from rmselect.plan.feasibility import projected_minutes
 
         name = wildcards.model
         extra = study.model(name).extra if name in study.models else None
-        # runtime_from: projection -- the plan's minutes of one job (here: one shard)
-        projected = (job_minutes_of(study, cluster).get((kind, name))
-                     if section_settings(study.config, "resources")["runtime_from"]
-                     == "projection" else None)
+        # the plan's minutes of one job, here one shard (runtime_from: projection)
         return resources_for(kind, params_b(study, cfg, name), study.config, name,
                              model_extra=extra, cluster=cluster, attempt=attempt,
-                             projected_min=projected)[key]
+                             projected_min=projected_minutes(study, cluster, kind, name))[key]
 
     return _value

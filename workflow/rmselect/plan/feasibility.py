@@ -29,9 +29,6 @@ from rmselect.plan import memory as M
 from rmselect.plan.cost_model import GpuProfile, Work, plan_settings, profiles
 from rmselect.plan.memory import GB
 
-#: Retention settings another change adds (rm.keep_checkpoints, rm.ds_save_minutes); until the
-#: schema has them, the plan assumes this retention: the best HF checkpoint kept per run and
-#: the DeepSpeed state saved every 30 minutes.
 #: Context lm-eval assumes without benchmarks.max_length (Llama-3.1/3.2, Phi-3.5, Tulu-3).
 MODEL_CONTEXT = 131_072
 #: Rule -> resource kind (rmselect.cluster.resources); probe jobs are sized as presence jobs
@@ -425,6 +422,7 @@ def sample_rows(study: Study, prof: GpuProfile, cluster: Any = None) -> list[Row
     cfg = study.config
     pres = dp.settings(study)
     ceiling = _ceiling(cluster)
+    base = float(resources_for("analysis", 0.0, cfg)["mem_mb"])  # the rule's base memory
     out = []
     for domain, entry in pres["domains"].items():
         if not entry.get("streaming"):
@@ -434,15 +432,13 @@ def sample_rows(study: Study, prof: GpuProfile, cluster: Any = None) -> list[Row
             continue
         workers = dp.sample_workers(pres, domain)
         limit = float(dp.sample_runtime(study, pres, domain))
-        base = float(resources_for("analysis", 0.0, cfg)["mem_mb"])  # the rule's base
         text_gb = int(pres["n_docs"]) * dp.max_chars(pres) / 1e9
         row = Row(profile=prof.name, rule="presence_sample", model=f"corpus:{domain}",
                   params_b=0.0, jobs=1, ranks=1, settings=f"CPU, {workers} workers",
                   gpu_gb=0.0, gpu_limit_gb=0.0, host_gb=text_gb + base / 1000.0,
                   host_limit_gb=dp.sample_mem_mb(pres, domain, int(base)) / 1000.0,
-                  minutes=cost.cpu_s / workers / 60.0,
-                  runtime_limit_min=min(limit, ceiling) if ceiling else limit)
-        if ceiling and limit > ceiling:
+                  minutes=cost.cpu_s / workers / 60.0, runtime_limit_min=limit)
+        if ceiling and limit > ceiling:  # the request itself is over what the site allows
             row.breaks.append(
                 f"time: asks for {limit:,.0f} min > the site's runtime ceiling {ceiling:,.0f}"
                 f" min; fix: presence.sample_workers >= "
@@ -487,12 +483,23 @@ def job_minutes_of(study: Study, cluster: Any = None, profile: str | None = None
     out: dict[tuple[str, str], float] = {}
     if section_settings(cfg, "resources").get("gpu_tiers"):
         for r in feasibility(study, profile, None, REPO_ROOT, cluster):
-            if r.rule.split("[")[0] not in KIND:  # CPU jobs (presence_sample) size themselves
+            kind = KIND.get(r.rule.split("[")[0])
+            if kind is None:  # a CPU job (presence_sample) sizes its own runtime
                 continue
-            kind = KIND[r.rule.split("[")[0]]
             out[(kind, r.model)] = max(out.get((kind, r.model), 0.0), r.minutes)
     _MINUTES[key] = out
     return out
+
+
+def projected_minutes(study: Study, cluster: Any, kind: str, name: str | None
+                      ) -> float | None:
+    """The plan's projected minutes of one ``kind`` job of model ``name`` where
+    ``resources.runtime_from: projection`` (else None): what the DAG passes to
+    ``rmselect.cluster.resources.resources_for`` as ``projected_min``. ``kind`` is the
+    resource kind or, for a rule sized as another kind, the rule's own (``probe``)."""
+    if not name or section_settings(study.config, "resources")["runtime_from"] != "projection":
+        return None
+    return job_minutes_of(study, cluster).get((kind, name))
 
 
 def study_disk_gb(rows: Sequence[Row], in_flight: int, prune: bool = True) -> float:

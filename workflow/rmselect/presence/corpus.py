@@ -44,7 +44,7 @@ import hashlib
 import heapq
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -193,7 +193,7 @@ def scan_file(index: int) -> tuple[list[tuple[int, int, str]], StreamCounts]:
         counts.matched += 1
         doc_id = (index << ROW_BITS) | row_no
         key = hash_key(seed, doc_id)
-        if len(heap) < n_docs or (-key, -doc_id) > heap[0][:2]:  # it enters the sample
+        if _enters(heap, key, doc_id, n_docs):  # cut the text only if it is kept
             text = str(text)
             if max_chars and len(text) > max_chars:
                 text = text[:max_chars]
@@ -202,16 +202,20 @@ def scan_file(index: int) -> tuple[list[tuple[int, int, str]], StreamCounts]:
     return _rows(heap), counts
 
 
+def _enters(heap: list[tuple[int, int, str]], key: int, doc_id: int, n_docs: int) -> bool:
+    """Whether a candidate belongs among the ``n_docs`` smallest keys of ``heap`` (ties: the
+    smaller doc_id)."""
+    return len(heap) < n_docs or (-key, -doc_id) > heap[0][:2]
+
+
 def _merge(heap: list[tuple[int, int, str]], new: Iterable[tuple[int, int, str]], n_docs: int
            ) -> None:
     """Add ``(key, doc_id, text)`` candidates to ``heap`` (``(-key, -doc_id, text)``, the
     largest key on top), keeping the ``n_docs`` smallest keys: O(log n) per candidate."""
     for key, doc_id, text in new:
-        item = (-key, -doc_id, text)
-        if len(heap) < n_docs:
-            heapq.heappush(heap, item)
-        elif item > heap[0]:  # a smaller key (or the same key and a smaller doc_id)
-            heapq.heapreplace(heap, item)
+        if _enters(heap, key, doc_id, n_docs):
+            push = heapq.heappush if len(heap) < n_docs else heapq.heapreplace
+            push(heap, (-key, -doc_id, text))
 
 
 def _rows(heap: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
@@ -219,14 +223,16 @@ def _rows(heap: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
 
 
 def _add(total: StreamCounts, c: StreamCounts) -> None:
-    for f in ("read", "matched", "text_bytes", "files", "truncated"):
-        setattr(total, f, getattr(total, f) + getattr(c, f))
+    for f in fields(StreamCounts):
+        setattr(total, f.name, getattr(total, f.name) + getattr(c, f.name))
 
 
 class _State:
     """An unfinished streamed sample in ``<out>/.sample_state``: the blocks done, the counts
-    and the current best candidates, rewritten after every block, so a killed job resumes at
-    the next block. The signature (entry, n_docs, seed, block size, max_chars) must match."""
+    and the best candidates so far, so a killed job resumes after its last save. The
+    candidates go to a file named by the block, then ``state.json`` (written atomically)
+    points to it: a kill between the two writes leaves the previous, consistent state. The
+    signature (entry, n_docs, seed, block size, max_chars) must match."""
 
     def __init__(self, folder: Path | None, signature: str) -> None:
         self.folder, self.signature = folder, signature
@@ -239,7 +245,7 @@ class _State:
         st = json.loads((self.folder / "state.json").read_text())
         if st.get("signature") != self.signature:
             return None
-        cand = pl.read_parquet(self.folder / "candidates.parquet")
+        cand = pl.read_parquet(self.folder / st["candidates"])
         rows = list(zip([int(k) for k in cand["key"].to_list()], cand["doc_id"].to_list(),
                         cand["text"].to_list()))
         return int(st["next_block"]), StreamCounts(**st["counts"]), rows
@@ -251,19 +257,24 @@ class _State:
 
         if self.folder is None:
             return
-        write_table(self.folder / "candidates.parquet", pl.DataFrame(
+        name = f"candidates-{next_block:06d}.parquet"
+        write_table(self.folder / name, pl.DataFrame(
             {"key": [r[0] for r in rows], "doc_id": [r[1] for r in rows],
              "text": [r[2] for r in rows]},
             schema={"key": pl.UInt64, "doc_id": pl.Int64, "text": pl.String}))
         write_json(self.folder / "state.json", {"signature": self.signature,
-                                                "next_block": next_block,
+                                                "next_block": next_block, "candidates": name,
                                                 "counts": asdict(counts)})
+        for old in self.folder.glob("candidates-*.parquet"):
+            if old.name != name:
+                old.unlink()
 
-    def clear(self) -> None:
-        import shutil
 
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
+def clear_state(out_dir: str | Path) -> None:
+    """Remove a finished sample's state folder."""
+    import shutil
+
+    shutil.rmtree(Path(out_dir) / STATE_DIR, ignore_errors=True)
 
 
 def _stream_sample(entry: Mapping[str, Any], n_docs: int, seed: int, what: str,
@@ -438,7 +449,7 @@ def write_corpus(args: SampleArgs) -> dict[str, Any]:
         "wall_s": round(time.time() - t0, 3),
     }
     write_json(out / "manifest.json", manifest)
-    _State(out / STATE_DIR, "").clear()
+    clear_state(out)
     return manifest
 
 
