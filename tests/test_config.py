@@ -211,7 +211,7 @@ EXPECTED_DEFAULTS = {
         "dtype": "auto", "limit_per_subset": None, "toy_ties": 10, "jobs": "per_rm",
     },
     "presence": {
-        "domains": {}, "max_tokens": 2048, "n_docs": 20000, "seed": None, "batch_tokens": 16384,
+        "domains": {}, "max_tokens": 2048, "n_docs": 7500, "seed": None, "batch_tokens": 16384,
         "prefix": "auto", "bins": 40, "family_reuse": False, "reference_models": [],
     },
     "benchmarks": {

@@ -112,9 +112,10 @@ def test_sample_job_runtime_is_twice_its_planned_cpu_time_over_its_workers():
     # Books: 100,000 / 0.00036 = 277.8 M docs at 2,000 per CPU-s = 138,889 CPU-s over 16
     # workers = 8,681 s (2.4 h); x 2 / 60
     assert dp.sample_runtime(study, cfg, "book") == math.ceil(2 * 1e5 / 0.00036 / 2000 / 16 / 60)
-    # memory: 20,000 documents of at most 2,048 x 64 characters, twice, on top of the base
+    # memory: Books' documents of at most 2,048 x 64 characters, twice, on top of the base
     assert dp.max_chars(cfg) == 2048 * 64
-    assert dp.sample_mem_mb(cfg, "book", 4000) == 4000 + math.ceil(2 * 20000 * 131072 / 1e6)
+    n = cfg["domains"]["book"]["n_docs"]
+    assert dp.sample_mem_mb(cfg, "book", 4000) == 4000 + math.ceil(2 * n * 131072 / 1e6)
     toy = load_study_file("config/config.yaml")
     assert dp.sample_runtime(toy, dp.settings(toy), "facts") == 30  # local file: the floor
 
@@ -134,6 +135,13 @@ def test_sampling_jobs_are_checked_against_the_sites_runtime_ceiling():
     # 138,889 CPU-s over 16 workers; the request is twice that, rounded up to a minute
     assert book.minutes == pytest.approx(1e5 / 0.00036 / 2000 / 16 / 60)
     assert book.runtime_limit_min == math.ceil(2 * book.minutes) and book.verdict == "fits"
+    # disk: the shards kept (documents x max_tokens x 64 characters); at the peak the
+    # resumable candidates file of as many documents beside them
+    from rmselect.dag import presence as dp
+
+    text_gb = dp.domain_docs(dp.settings(study), "book") * 2048 * 64 / 1e9
+    assert book.disk_kept_gb == pytest.approx(text_gb) and book.disk_peak_gb == pytest.approx(
+        2 * text_gb)
     # a site ceiling of 2 hours: Books asks for 290 min and is flagged with the workers
     # that would fit; the shorter domains still fit
     capped = {r.model: r for r in sample_rows(study, prof, ClusterSettings(runtime_ceiling=120))}
@@ -162,3 +170,14 @@ def test_precision_table_separates_shared_difficulty_from_model_differences():
     assert 17000 < t["n_needed_mean"] < 21000 and 650 < t["n_needed_paired"] < 1000
     assert t["halfwidth_paired"] == pytest.approx(1.96 * t["max_paired_std"] / np.sqrt(n),
                                                   rel=1e-3)
+
+
+def test_readme_corpus_dedupes_filters_and_is_seeded():
+    long = [f"README {i} " + "words " * 50 for i in range(6)]
+    bodies = long + [long[0], "short", ""]
+    out = pp.readme_corpus(4, seed=1, bodies=bodies)
+    assert out.height == 4 and out["text"].n_unique() == 4
+    assert set(out["text"]) <= {b.strip() for b in long}
+    assert out.equals(pp.readme_corpus(4, seed=1, bodies=list(reversed(bodies))))
+    assert pp.readme_corpus(50, seed=1, bodies=bodies).height == 6  # all six distinct
+    assert pp.readme_corpus(3, seed=0).height == 3  # the installed distributions' READMEs

@@ -93,7 +93,13 @@ def test_main_writes_tables_and_figures(tmp_path):
                "--histograms", str(out / "h.csv"), "--jsd", str(out / "jsd.csv"),
                "--fig-distributions", str(out / "fd"), "--fig-jsd", str(out / "fj")])
     s = pl.read_csv(out / "summary.csv")
-    assert s.columns == ["model", "domain", "mean", "std", "n_docs", "scored_by"]
+    assert s.columns == ["model", "domain", "mean", "std", "n_docs", "scored_by", "estimate",
+                         "halfwidth", "estimator", "r2"]
+    # no corpus directory: the estimate is the plain mean, with z·sd/sqrt(n) as half-width
+    assert s["estimator"].unique().to_list() == ["mean"]
+    assert s["estimate"].to_list() == s["mean"].to_list()
+    assert s["halfwidth"].to_list() == pytest.approx(
+        (1.959963984540054 * s["std"] / s["n_docs"].sqrt()).to_list())
     assert s.filter(pl.col("model") == "B")["scored_by"].to_list() == ["A", "A"]
     assert pl.read_csv(out / "jsd.csv").columns == ["model_a", "model_b", "domain", "js_distance"]
     for stem in ("fd", "fj"):

@@ -153,3 +153,23 @@ def test_bad_text_column_names_domain_and_leaves_nothing(tmp_path):
                                                                 "text_column": "body"}),
                      "--n-docs", "4", "--seed", "0", "--shard-docs", "2", "--out-dir", str(out)])
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_prefix_scores_are_the_stage_scores_over_each_prefix(bigram):
+    """rmselect.presence.precision.prefix_scores: one forward, prefix means by hand."""
+    import polars as pl
+
+    from rmselect.presence.precision import prefix_scores
+
+    model, tok = bigram
+    docs = pl.DataFrame({"doc_id": [7, 9], "text": ["a b b c", "c c"]})
+    df = prefix_scores(model, tok, docs, [2, 4], batch_tokens=8).sort("doc_id", "prefix")
+    got = {(r["doc_id"], r["prefix"]): (r["n_tokens"], r["score"]) for r in df.iter_rows(named=True)}
+    # "a b b c": first 2 = a|<s>, b|a (1/2 each); all 4 add b|b 1/10, c|b 1/2
+    assert got[(7, 2)] == (2, pytest.approx(LOG_HALF, abs=1e-5))
+    assert got[(7, 4)] == (4, pytest.approx((3 * LOG_HALF + LOG_TENTH) / 4, abs=1e-5))
+    # "c c": c|<s>, c|c both 1/10; a prefix longer than the document is the document
+    assert got[(9, 2)] == got[(9, 4)] == (2, pytest.approx(LOG_TENTH, abs=1e-5))
+    full = ps.score_texts(model, tok, docs["text"].to_list(), max_tokens=4)
+    assert [s.score for s in full] == pytest.approx(
+        df.filter(pl.col("prefix") == 4)["score"].to_list(), abs=1e-6)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -274,3 +275,48 @@ def test_killed_shard_reruns_alone(tmp_path):
     assert sorted(j["rule"] for j in jobs) == ["presence_aggregate", "presence_score"]
     (score_job,) = [j for j in jobs if j["rule"] == "presence_score"]
     assert score_job["wildcards"]["shard"] == "00001"
+
+
+def test_write_corpus_takes_the_shared_shard_count(tmp_path):
+    """--shards: a smaller domain writes as many (smaller) shards as the largest one."""
+    src = _docs(tmp_path / "d.jsonl")
+    entry = json.dumps({"path": str(src), "filter": {"kind": 1}})
+    args = pc.SampleArgs(domain="dom", entry=entry, n_docs=5, seed=3, shard_docs=2, shards=4,
+                         out_dir=str(tmp_path / "c"))
+    man = pc.write_corpus(args)
+    assert [s["n_docs"] for s in man["shards"]] == [2, 2, 1, 0]
+    args.shards, args.out_dir = 2, str(tmp_path / "bad")
+    with pytest.raises(pc.DatasetError, match="2 shards of 2 cannot hold n_docs 5"):
+        pc.write_corpus(args)
+    assert not (tmp_path / "bad" / "manifest.json").exists()
+
+
+def test_domain_n_docs_sizes_its_sample_and_shares_the_shard_count():
+    from rmselect.config import load_study_file
+    from rmselect.dag import presence as dp
+    from rmselect.plan.stages import presence_work
+
+    study = load_study_file("config/paper.yaml")
+    study.config["presence"]["shard_docs"] = 1000
+    study.config["presence"]["n_docs"] = 2500
+    for entry in study.config["presence"]["domains"].values():
+        entry.pop("n_docs", None)  # every domain takes presence.n_docs but github
+    study.config["presence"]["domains"]["github"]["n_docs"] = 4200
+    cfg = dp.settings(study)
+    assert dp.domain_docs(cfg, "github") == 4200 and dp.domain_docs(cfg, "book") == 2500
+    assert dp.most_docs(cfg) == 4200 and len(dp.shard_ids(cfg)) == 5  # ceil(4200 / 1000)
+    assert dp.domain_shard_docs(cfg, "github") == 840  # 4200 over 5 shards
+    assert dp.domain_shard_docs(cfg, "book") == 500
+    flags = dp.sample_flags(cfg, "github")
+    assert "--n-docs 4200 " in flags and "--shard-docs 840 " in flags and "--shards 5 " in flags
+    assert '"n_docs"' not in flags  # the entry (the sample's signature) is the source alone
+    assert dp.sample_mem_mb(cfg, "github", 0) == math.ceil(2 * 4200 * 2048 * 64 / 1e6)
+    # the plan: github's 4,200 documents of 1,000 tokens, the others 2,500 each; 5 x 5 jobs
+    from rmselect.plan.cost_model import plan_settings
+
+    work = {w.model: w for w in presence_work(study, plan_settings(study.config), Path("."))
+            if w.rule == "presence_score"}
+    w = work["Crystal"]
+    assert w.runs == 25
+    assert w.forward_tokens == 4200 * 1000 + 2500 * (2048 + 2048 + 700 + 600)
+    assert "github: 4200 docs" in w.notes[0]

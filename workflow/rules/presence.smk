@@ -231,6 +231,9 @@ rule presence_reuse:
 rule presence_distributions:
     input:
         scores=PRESENCE_FILES,
+        corpora=expand(
+            f"{PRESENCE_CORPUS}/{{domain}}/manifest.json", domain=PRESENCE_DOMAINS
+        ),
         provenance=expand(
             "results/presence/{model}/presence.json", model=PRESENCE_MODELS
         ),
@@ -251,7 +254,8 @@ rule presence_distributions:
     params:
         code=code_hash("workflow/scripts/presence_distributions.py"),
         flags=f"--models {shell_words(PRESENCE_MODELS)}"
-        f" --domains {shell_words(PRESENCE_DOMAINS)} --bins {PRESENCE['bins']}",
+        f" --domains {shell_words(PRESENCE_DOMAINS)} --bins {PRESENCE['bins']}"
+        f" --corpus-dir {PRESENCE_CORPUS} --estimator {PRESENCE['estimator']}",
         dir=lambda wc, input: str(Path(input.provenance[0]).parent.parent),
         fig_dist=lambda wc, output: str(Path(output.figures[0]).with_suffix("")),
         fig_jsd=lambda wc, output: str(Path(output.figures[2]).with_suffix("")),

@@ -56,7 +56,9 @@ def read_probes(probe_dir: str | Path, models: Sequence[str]) -> dict[str, dict[
 
 
 def read_presence(path: str | Path, domains: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
-    """``model -> {presence_<domain>: mean}`` from the presence stage's summary.csv."""
+    """``model -> {presence_<domain>: estimate}`` from the presence stage's summary.csv (the
+    domain-mean estimate, ``rmselect.presence.distributions.estimates``; ``mean`` in a
+    summary without an ``estimate`` column)."""
     path = Path(path)
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
@@ -67,7 +69,7 @@ def read_presence(path: str | Path, domains: Sequence[str] | None = None) -> dic
         for row in reader:
             if domains and row["domain"] not in domains:
                 continue
-            v = (row["mean"] or "").strip()
+            v = (row.get("estimate") or row["mean"] or "").strip()
             if v:
                 out.setdefault(row["model"], {})[f"presence_{row['domain']}"] = float(v)
     return out

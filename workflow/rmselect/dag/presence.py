@@ -41,6 +41,19 @@ def settings(study: Study) -> dict[str, Any]:
     return out
 
 
+def domain_docs(cfg: Mapping[str, Any], domain: str) -> int:
+    """Documents sampled and scored for ``domain``: its entry's ``n_docs`` (domains differ
+    in per-document spread, so each can be sized for the same half-width), else
+    ``presence.n_docs``."""
+    return int(cfg["domains"][domain].get("n_docs") or cfg["n_docs"])
+
+
+def most_docs(cfg: Mapping[str, Any]) -> int:
+    """The largest domain's documents (``presence.n_docs`` without domains): it sets the
+    shard count that every domain shares."""
+    return max([domain_docs(cfg, d) for d in cfg["domains"]] or [int(cfg["n_docs"])])
+
+
 def scored_limits(study: Study, cfg: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
     """``{scored model: (params_b, presence runtime limit in seconds)}`` (first attempt;
     models without params_b are left out)."""
@@ -66,10 +79,10 @@ def auto_shard_docs(study: Study, cfg: Mapping[str, Any]) -> int:
 
     pc = plan_settings(study.config)
     prof = profiles(pc)[pc["profile"]]
-    largest = _auto(scored_limits(study, cfg), float(cfg["max_tokens"]) + 1, int(cfg["n_docs"]),
-                    prof)
-    shards = -(-int(cfg["n_docs"]) // largest)
-    return -(-int(cfg["n_docs"]) // shards)  # the same count of shards, evened out
+    n = most_docs(cfg)
+    largest = _auto(scored_limits(study, cfg), float(cfg["max_tokens"]) + 1, n, prof)
+    shards = -(-n // largest)
+    return -(-n // shards)  # the same count of shards, evened out
 
 
 def references(cfg: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -131,10 +144,18 @@ def corpus_dir(cfg: Mapping[str, Any]) -> str:
 
 
 def shard_ids(cfg: Mapping[str, Any]) -> list[str]:
-    """Shard numbers (``00000`` …) of every domain: ``ceil(n_docs / shard_docs)`` of them."""
+    """Shard numbers (``00000`` …) of every domain: ``ceil(n / shard_docs)`` of them for the
+    largest domain's ``n`` (:func:`most_docs`); a smaller domain has as many, smaller shards
+    (:func:`domain_shard_docs`), so the rules' file lists do not depend on the domain."""
     from rmselect.presence.corpus import n_shards
 
-    return [f"{k:05d}" for k in range(n_shards(int(cfg["n_docs"]), int(cfg["shard_docs"])))]
+    return [f"{k:05d}" for k in range(n_shards(most_docs(cfg), int(cfg["shard_docs"])))]
+
+
+def domain_shard_docs(cfg: Mapping[str, Any], domain: str) -> int:
+    """Documents per shard of ``domain``: its documents evened out over the shared shard
+    count (``presence.shard_docs`` for the largest domain)."""
+    return min(int(cfg["shard_docs"]), -(-domain_docs(cfg, domain) // len(shard_ids(cfg))))
 
 
 def corpus_shards(cfg: Mapping[str, Any], domain: str) -> list[str]:
@@ -175,11 +196,21 @@ def sample_workers(cfg: Mapping[str, Any], domain: str) -> int:
 def sample_flags(cfg: Mapping[str, Any], domain: str) -> str:
     """Command-line flags of presence_sample.py for ``domain`` (``--workers`` comes from the
     rule's threads)."""
+    entry = {k: v for k, v in cfg["domains"][domain].items() if k != "n_docs"}
     return common.shell_flags([
-        "--domain", domain, "--entry", json.dumps(cfg["domains"][domain], sort_keys=True),
-        "--n-docs", str(cfg["n_docs"]), "--seed", str(cfg["seed"]),
-        "--shard-docs", str(cfg["shard_docs"]), "--max-chars", str(max_chars(cfg)),
+        "--domain", domain, "--entry", json.dumps(entry, sort_keys=True),
+        "--n-docs", str(domain_docs(cfg, domain)), "--seed", str(cfg["seed"]),
+        "--shard-docs", str(domain_shard_docs(cfg, domain)), "--shards", str(len(shard_ids(cfg))),
+        "--max-chars", str(max_chars(cfg)), "--covariate-chars", str(covariate_chars(cfg)),
     ])
+
+
+def covariate_chars(cfg: Mapping[str, Any]) -> int:
+    """Characters of each document the sampler's covariate reads (``max_tokens`` ×
+    ``rmselect.presence.covariate.CHARS_PER_TOKEN``): about the text the scorer sees."""
+    from rmselect.presence.covariate import CHARS_PER_TOKEN
+
+    return int(cfg["max_tokens"]) * CHARS_PER_TOKEN
 
 
 def sample_runtime(study: Study, cfg: Mapping[str, Any], domain: str) -> int:
@@ -190,7 +221,7 @@ def sample_runtime(study: Study, cfg: Mapping[str, Any], domain: str) -> int:
     from rmselect.plan.cost_model import plan_settings
     from rmselect.presence.cost import sample_cost
 
-    c = sample_cost(domain, cfg["domains"][domain], int(cfg["n_docs"]),
+    c = sample_cost(domain, cfg["domains"][domain], domain_docs(cfg, domain),
                     plan_settings(study.config))
     wall = c.cpu_s / sample_workers(cfg, domain)
     return 30 if not math.isfinite(wall) else max(30, math.ceil(2 * wall / 60))
@@ -198,10 +229,11 @@ def sample_runtime(study: Study, cfg: Mapping[str, Any], domain: str) -> int:
 
 def sample_mem_mb(cfg: Mapping[str, Any], domain: str, base_mb: int) -> int:
     """Memory of ``presence_sample``: ``base_mb`` plus twice the sampled text at its longest
-    (``n_docs`` × :func:`max_chars` bytes: the candidates and the shards being written)."""
+    (the domain's documents × :func:`max_chars` bytes: the candidates and the shards being
+    written)."""
     import math
 
-    return int(base_mb) + math.ceil(2 * int(cfg["n_docs"]) * max_chars(cfg) / 1e6)
+    return int(base_mb) + math.ceil(2 * domain_docs(cfg, domain) * max_chars(cfg) / 1e6)
 
 
 def score_flags(study: Study, cfg: Mapping[str, Any], name: str) -> str:

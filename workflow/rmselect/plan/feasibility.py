@@ -369,8 +369,9 @@ def _stage_tokens(study: Study, rule: str) -> tuple[int, bool, int, int, int]:
         return ctx, True, ctx, 10_000, ctx
     if rule == "presence_score":
         p = section_settings(cfg, "presence")
-        return (int(p["batch_tokens"]), True, 0,
-                int(p["n_docs"]) * max(1, len(p["domains"] or {})), int(p["max_tokens"]) + 1)
+        docs = sum(int((e or {}).get("n_docs") or p["n_docs"]) for e in (p["domains"] or {}).values())
+        return (int(p["batch_tokens"]), True, 0, docs or int(p["n_docs"]),
+                int(p["max_tokens"]) + 1)
     p = section_settings(cfg, "probe")
     return (int(p["batch_size"]) * int(p["max_length"]), True, 0,
             2 * int(p["max_train_pairs"] or 0), int(p["max_length"]))
@@ -413,8 +414,9 @@ def forward_rows(study: Study, items: Sequence[Work], prof: GpuProfile, gpn: int
 
 def sample_rows(study: Study, prof: GpuProfile, cluster: Any = None) -> list[Row]:
     """The CPU job sampling each streamed presence domain (rule ``presence_sample``): its
-    wall time over its workers against the runtime it asks for and the site's ceiling, and
-    the text it holds against its memory (``rmselect.dag.presence``)."""
+    wall time over its workers against the runtime it asks for and the site's ceiling, the
+    text it holds against its memory (``rmselect.dag.presence``), and its disk: the shards it
+    keeps (the sampled text) and, at its peak, the resumable candidates file beside them."""
     from rmselect.cluster.resources import resources_for
     from rmselect.dag import presence as dp
     from rmselect.presence.cost import sample_cost
@@ -427,17 +429,18 @@ def sample_rows(study: Study, prof: GpuProfile, cluster: Any = None) -> list[Row
     for domain, entry in pres["domains"].items():
         if not entry.get("streaming"):
             continue
-        cost = sample_cost(domain, entry, int(pres["n_docs"]), _feas(cfg))
+        cost = sample_cost(domain, entry, dp.domain_docs(pres, domain), _feas(cfg))
         if not math.isfinite(cost.cpu_s):
             continue
         workers = dp.sample_workers(pres, domain)
         limit = float(dp.sample_runtime(study, pres, domain))
-        text_gb = int(pres["n_docs"]) * dp.max_chars(pres) / 1e9
+        text_gb = dp.domain_docs(pres, domain) * dp.max_chars(pres) / 1e9
         row = Row(profile=prof.name, rule="presence_sample", model=f"corpus:{domain}",
                   params_b=0.0, jobs=1, ranks=1, settings=f"CPU, {workers} workers",
                   gpu_gb=0.0, gpu_limit_gb=0.0, host_gb=text_gb + base / 1000.0,
                   host_limit_gb=dp.sample_mem_mb(pres, domain, int(base)) / 1000.0,
-                  minutes=cost.cpu_s / workers / 60.0, runtime_limit_min=limit)
+                  minutes=cost.cpu_s / workers / 60.0, runtime_limit_min=limit,
+                  disk_written_gb=text_gb, disk_peak_gb=2 * text_gb, disk_kept_gb=text_gb)
         if ceiling and limit > ceiling:  # the request itself is over what the site allows
             row.breaks.append(
                 f"time: asks for {limit:,.0f} min > the site's runtime ceiling {ceiling:,.0f}"
@@ -618,6 +621,8 @@ def report(study: Study, root: Path = REPO_ROOT, cluster: Any = None
         lines += infeasible_lines(got)
         disk = study_disk_gb(got, int(plan["runs_in_flight"]),
                              bool(section_settings(cfg, "rm")["prune_checkpoints"]))
+        # the sampled corpora stay for the whole study; every domain may sample at once
+        disk += sum(r.disk_peak_gb for r in got if r.rule == "presence_sample")
         budget = plan.get("disk_tb")
         msg = f"study peak disk on {name}: {disk / 1000:,.2f} TB"
         if budget and disk / 1000 > float(budget):

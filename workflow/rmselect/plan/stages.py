@@ -183,7 +183,8 @@ def bench_work(study: Study, cfg: Mapping[str, Any], root: Path) -> list[Work]:
 
 
 def presence_work(study: Study, cfg: Mapping[str, Any], root: Path) -> list[Work]:
-    """Presence scores: ``n_docs`` documents per domain up to ``max_tokens`` per scoring model."""
+    """Presence scores: each domain's documents (``n_docs``, or the domain's own) up to
+    ``max_tokens`` per scoring model."""
     from rmselect.dag import presence as prsmk
 
     pc = prsmk.settings(study)
@@ -196,14 +197,14 @@ def presence_work(study: Study, cfg: Mapping[str, Any], root: Path) -> list[Work
         path = _local(entry, root)
         if path is not None:
             df = _read_rows(path)
-            n = min(int(pc["n_docs"]), df.height)
+            n = min(prsmk.domain_docs(pc, dom), df.height)
             chars = _mean_len(df, [str(entry.get("text_column", "text"))])
             tok = _capped(chars / float(cfg["chars_per_token"]), cap)
             doc_tok[dom] = (n, tok, f"counted in {entry['path']}")
         elif dom in per_doc:
-            doc_tok[dom] = (int(pc["n_docs"]), _capped(per_doc[dom], cap), "stated")
+            doc_tok[dom] = (prsmk.domain_docs(pc, dom), _capped(per_doc[dom], cap), "stated")
         else:
-            doc_tok[dom] = (int(pc["n_docs"]), float(cap), "max_tokens (no stated mean)")
+            doc_tok[dom] = (prsmk.domain_docs(pc, dom), float(cap), "max_tokens (no stated mean)")
     plan = prsmk.plan(study, pc)
     out = presence_sample_work(pc, cfg)
     fits = presence_shard_fits(study, pc, cfg, {d: t for d, (_, t, _) in doc_tok.items()})
@@ -214,7 +215,7 @@ def presence_work(study: Study, cfg: Mapping[str, Any], root: Path) -> list[Work
         if not pb:
             raise ConfigError(f"config: field 'presence.reference_models': '{model}' needs params_b")
         tokens = sum(n * t for n, t, _ in doc_tok.values())
-        jobs = sum(max(1, -(-n // int(pc["shard_docs"]))) for n, _, _ in doc_tok.values())
+        jobs = len(doc_tok) * len(prsmk.shard_ids(pc))  # every domain has the same shards
         w = Work("presence", "presence_score", model, pb, runs=jobs, forward_tokens=tokens)
         w.notes.append("; ".join(f"{d}: {n} docs x {t:.0f} tok ({s})"
                                  for d, (n, t, s) in doc_tok.items()))
@@ -227,11 +228,12 @@ def presence_work(study: Study, cfg: Mapping[str, Any], root: Path) -> list[Work
 def presence_sample_work(pc: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[Work]:
     """One row per sampled domain (rule presence_sample, CPU: no FLOPs); its CPU-hours and
     network bytes are in the note (rmselect.presence.cost.sample_cost)."""
+    from rmselect.dag.presence import domain_docs
     from rmselect.presence.cost import sample_cost
 
     out = []
     for dom, entry in pc["domains"].items():
-        c = sample_cost(dom, entry, int(pc["n_docs"]), cfg)
+        c = sample_cost(dom, entry, domain_docs(pc, dom), cfg)
         w = Work("presence", "presence_sample", f"corpus:{dom}", 0.0, runs=1)
         w.notes.append(f"CPU {c.cpu_s / 3600:.3g} h, network {c.network_bytes / 1e9:.4g} GB; "
                        f"{c.note}")
@@ -243,12 +245,13 @@ def presence_shard_fits(study: Study, pc: Mapping[str, Any], cfg: Mapping[str, A
                         tok_per_doc: Mapping[str, float]) -> dict[str, str]:
     """``{model: note}``: the slowest shard job's projected GPU time against its limit on
     ``plan.profile`` (rmselect.presence.cost.shard_fits)."""
-    from rmselect.dag.presence import scored_limits
+    from rmselect.dag.presence import domain_shard_docs, scored_limits
     from rmselect.presence.cost import shard_fits
 
     prof = cost_model.profiles(cfg)[cfg["profile"]]
     out = {}
-    for f in shard_fits(scored_limits(study, pc), tok_per_doc, int(pc["shard_docs"]), prof):
+    shard_docs = {d: domain_shard_docs(pc, d) for d in tok_per_doc}
+    for f in shard_fits(scored_limits(study, pc), tok_per_doc, shard_docs, prof):
         verdict = "fits" if f.fits else "EXCEEDS its limit"
         out[f.model] = (f"slowest shard ({f.domain}, {f.shard_docs} docs): {f.gpu_s / 60:.1f} "
                         f"GPU-min on {prof.name}, limit {f.limit_s / 60:.0f} min: {verdict}")

@@ -35,7 +35,9 @@ Sampling happens once per domain, on CPU, in the ``presence_sample`` rule (:func
 writes ``results/presence/corpus/{domain}/part-{k:05d}.parquet`` (``doc_id, text``, shard
 ``k`` = documents ``k·shard_docs …`` in ``doc_id`` order; trailing shards may be empty when the
 source has fewer documents) and ``manifest.json`` (source, filter, seed, counts). Every
-scoring job reads these files and nothing else.
+scoring job reads these files and nothing else. With ``--covariate-chars`` each shard also
+has the documents' covariate (``zlib_ratio``) and the manifest its mean over the whole pool,
+for the regression estimator of the domain mean (:mod:`rmselect.presence.covariate`).
 """
 
 from __future__ import annotations
@@ -139,6 +141,16 @@ class StreamCounts:
     text_bytes: int = 0  # UTF-8 bytes of every text read (a lower bound on network bytes)
     files: int = 0  # source files read
     truncated: int = 0  # sampled texts cut at max_chars
+    # the covariate (rmselect.presence.covariate) over every matching document read: the
+    # pool's count, sum and sum of squares
+    x_n: int = 0
+    x_sum: float = 0.0
+    x_sq: float = 0.0
+
+    def add_x(self, x: float) -> None:
+        self.x_n += 1
+        self.x_sum += x
+        self.x_sq += x * x
 
 
 #: Source files per block of a streamed sample: the pool ends at a block boundary, so the
@@ -168,16 +180,21 @@ def _load_stream(entry: Mapping[str, Any]) -> Any:
 
 
 def _init_worker(entry: Mapping[str, Any], n_docs: int, seed: int, max_chars: int | None,
-                 ds: Any = None) -> None:
+                 ds: Any = None, covariate_chars: int = 0) -> None:
     _WORKER.update(ds=ds if ds is not None else _load_stream(entry), entry=dict(entry),
-                   n_docs=n_docs, seed=seed, max_chars=max_chars)
+                   n_docs=n_docs, seed=seed, max_chars=max_chars,
+                   covariate_chars=covariate_chars)
 
 
 def scan_file(index: int) -> tuple[list[tuple[int, int, str]], StreamCounts]:
     """One source file of the stream (``IterableDataset.shard`` = one file): its matching
-    documents' ``n_docs`` smallest :func:`hash_key` ``(key, doc_id, text)`` and its counts."""
+    documents' ``n_docs`` smallest :func:`hash_key` ``(key, doc_id, text)`` and its counts
+    (with the covariate's moments over every matching document when ``covariate_chars``)."""
+    from rmselect.presence.covariate import zlib_ratio
+
     ds, entry = _WORKER["ds"], _WORKER["entry"]
     n_docs, seed, max_chars = _WORKER["n_docs"], _WORKER["seed"], _WORKER["max_chars"]
+    cov_chars = int(_WORKER.get("covariate_chars") or 0)
     text_column = entry.get("text_column", DEFAULT_TEXT_COLUMN)
     filters = dict(entry.get("filter") or {})
     part = ds.shard(num_shards=ds.num_shards, index=index, contiguous=True)
@@ -191,6 +208,8 @@ def scan_file(index: int) -> tuple[list[tuple[int, int, str]], StreamCounts]:
                                for c, v in filters.items()):
             continue
         counts.matched += 1
+        if cov_chars:
+            counts.add_x(zlib_ratio(str(text), cov_chars))
         doc_id = (index << ROW_BITS) | row_no
         key = hash_key(seed, doc_id)
         if _enters(heap, key, doc_id, n_docs):  # cut the text only if it is kept
@@ -280,8 +299,8 @@ def clear_state(out_dir: str | Path) -> None:
 def _stream_sample(entry: Mapping[str, Any], n_docs: int, seed: int, what: str,
                    counts: StreamCounts | None = None, workers: int = 1,
                    max_chars: int | None = None, state_dir: str | Path | None = None,
-                   block_files: int = BLOCK_FILES, save_every_s: float = SAVE_EVERY_S
-                   ) -> pl.DataFrame:
+                   block_files: int = BLOCK_FILES, save_every_s: float = SAVE_EVERY_S,
+                   covariate_chars: int = 0) -> pl.DataFrame:
     """The hash bottom-k sample of a stream, read file by file in blocks of ``block_files``
     source files, each block's files scanned by ``workers`` processes.
 
@@ -298,7 +317,8 @@ def _stream_sample(entry: Mapping[str, Any], n_docs: int, seed: int, what: str,
     counts = counts if counts is not None else StreamCounts()
     pool = entry.get("pool_docs")
     signature = hashlib.sha256(json.dumps(
-        [dict(entry), n_docs, seed, block_files, max_chars], sort_keys=True).encode()).hexdigest()
+        [dict(entry), n_docs, seed, block_files, max_chars, covariate_chars], sort_keys=True
+    ).encode()).hexdigest()
     state = _State(Path(state_dir) if state_dir else None, signature)
     resumed = state.load()
     block, heap = 0, []
@@ -309,10 +329,11 @@ def _stream_sample(entry: Mapping[str, Any], n_docs: int, seed: int, what: str,
     ds = _load_stream(entry)
     n_files = ds.num_shards
     executor = (ProcessPoolExecutor(workers, initializer=_init_worker,
-                                    initargs=(dict(entry), n_docs, seed, max_chars))
+                                    initargs=(dict(entry), n_docs, seed, max_chars, None,
+                                              covariate_chars))
                 if workers > 1 else None)
     if executor is None:
-        _init_worker(entry, n_docs, seed, max_chars, ds)
+        _init_worker(entry, n_docs, seed, max_chars, ds, covariate_chars)
     saved = time.monotonic()
     try:
         while block * block_files < n_files and not (pool and counts.matched >= int(pool)):
@@ -343,7 +364,7 @@ def sample_documents(
     entry: Mapping[str, Any], n_docs: int, seed: int, root: str = ".", what: str = "corpus",
     counts: StreamCounts | None = None, workers: int = 1, max_chars: int | None = None,
     state_dir: str | Path | None = None, block_files: int = BLOCK_FILES,
-    save_every_s: float = SAVE_EVERY_S,
+    save_every_s: float = SAVE_EVERY_S, covariate_chars: int = 0,
 ) -> pl.DataFrame:
     """Sample ``n_docs`` documents (``doc_id, text``) of one domain entry.
 
@@ -351,7 +372,9 @@ def sample_documents(
     filtered rows (:func:`sample_frame`); streams: the hash-based bottom-k sample, read in
     blocks of files by ``workers`` processes (:func:`_stream_sample`). Texts longer than
     ``max_chars`` keep their first ``max_chars`` characters (the scorer reads no more: see
-    ``rmselect.presence.score.CHARS_PER_TOKEN``); a SlimPajama book is ~0.5 MB.
+    ``rmselect.presence.score.CHARS_PER_TOKEN``); a SlimPajama book is ~0.5 MB. With
+    ``covariate_chars``, ``counts`` gets the covariate's moments over the pool (every
+    matching non-empty document of the file, or of the stream's blocks read).
     """
     if n_docs < 1:
         raise DatasetError(f"{what}: n_docs must be at least 1, got {n_docs}")
@@ -360,10 +383,17 @@ def sample_documents(
         if "hub" not in entry:
             raise DatasetError(f"{what}: 'streaming' needs a hub data set, not a local path")
         return _stream_sample(entry, n_docs, seed, what, counts, workers, max_chars, state_dir,
-                              block_files, save_every_s)
+                              block_files, save_every_s, covariate_chars)
     df = load_frame(entry, root).with_row_index("__doc_id")
     df = filter_frame(df, entry.get("filter") or {}, what)
-    out = sample_frame(df, n_docs, seed, entry.get("text_column", DEFAULT_TEXT_COLUMN), what)
+    text_column = entry.get("text_column", DEFAULT_TEXT_COLUMN)
+    out = sample_frame(df, n_docs, seed, text_column, what)
+    if covariate_chars:
+        from rmselect.presence.covariate import zlib_ratio
+
+        for text in df[text_column].to_list():
+            if text:
+                counts.add_x(zlib_ratio(str(text), covariate_chars))
     if max_chars:
         counts.truncated = int((out["text"].str.len_chars() > max_chars).sum())
         out = out.with_columns(pl.col("text").str.slice(0, max_chars))
@@ -401,12 +431,17 @@ class SampleArgs:
     n_docs: int = opt("documents to sample")
     seed: int = opt("sampling seed")
     shard_docs: int = opt("documents per shard (one scoring job each)")
+    shards: int = opt("shard files to write (0: ceil(n_docs / shard_docs)); the DAG gives "
+                      "every domain the same count", default=0)
     out_dir: str = opt("results/presence/corpus/<domain>")
     workers: int = opt("processes reading a stream's files (the rule's threads)", default=1)
     max_chars: int = opt("characters kept per document (0: all; the DAG passes max_tokens x "
                          "rmselect.presence.score.CHARS_PER_TOKEN)", default=0)
     block_files: int = opt("source files per block of a stream (the sample depends on it)",
                            default=BLOCK_FILES)
+    covariate_chars: int = opt("characters of each document the covariate (zlib ratio, "
+                               "rmselect.presence.covariate) reads; 0: no covariate",
+                               default=0)
 
 
 def write_corpus(args: SampleArgs) -> dict[str, Any]:
@@ -419,11 +454,20 @@ def write_corpus(args: SampleArgs) -> dict[str, Any]:
     entry = json.loads(args.entry)
     counts = StreamCounts()
     out = Path(args.out_dir)
+    k = args.shards or n_shards(args.n_docs, args.shard_docs)
+    if k * args.shard_docs < args.n_docs:
+        raise DatasetError(f"presence domain '{args.domain}': {k} shards of {args.shard_docs} "
+                           f"cannot hold n_docs {args.n_docs}; raise --shards or --shard-docs")
     docs = sample_documents(entry, args.n_docs, args.seed, what=f"presence domain '{args.domain}'",
                             counts=counts, workers=max(1, args.workers),
                             max_chars=args.max_chars or None, state_dir=out / STATE_DIR,
-                            block_files=args.block_files)
-    k = n_shards(args.n_docs, args.shard_docs)
+                            block_files=args.block_files, covariate_chars=args.covariate_chars)
+    if args.covariate_chars:
+        from rmselect.presence.covariate import NAME, zlib_ratio
+
+        docs = docs.with_columns(pl.Series(NAME, [zlib_ratio(t, args.covariate_chars)
+                                                  for t in docs["text"].to_list()],
+                                           dtype=pl.Float64))
     parts = split_shards(docs, k, args.shard_docs)
     for i, part in enumerate(parts):
         write_table(out / shard_name(i), part)
@@ -446,11 +490,23 @@ def write_corpus(args: SampleArgs) -> dict[str, Any]:
         "texts_truncated": counts.truncated,
         "text_bytes_read": counts.text_bytes or None,
         "text_bytes_sampled": int(docs["text"].str.len_bytes().sum()),
+        "covariate": _covariate_manifest(counts, args.covariate_chars),
         "wall_s": round(time.time() - t0, 3),
     }
     write_json(out / "manifest.json", manifest)
     clear_state(out)
     return manifest
+
+
+def _covariate_manifest(counts: StreamCounts, chars: int) -> dict[str, Any] | None:
+    """The pool's covariate moments for the regression estimator (None without one)."""
+    from rmselect.presence.covariate import LEVEL, NAME, Moments
+
+    if not chars or not counts.x_n:
+        return None
+    m = Moments(counts.x_n, counts.x_sum, counts.x_sq)
+    return {"name": NAME, "chars": chars, "zlib_level": LEVEL, "pool_docs": m.n,
+            "mean": m.mean, "sd": m.sd}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

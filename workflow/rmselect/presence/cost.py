@@ -101,13 +101,16 @@ def auto_shard_docs(models: Mapping[str, tuple[float, float]], tok_per_doc: floa
 
 
 def shard_fits(models: Mapping[str, tuple[float, float]], tok_per_doc: Mapping[str, float],
-               shard_docs: int, profile: Any) -> list[ShardFit]:
-    """The slowest domain's shard of every model against its limit."""
+               shard_docs: int | Mapping[str, int], profile: Any) -> list[ShardFit]:
+    """The slowest domain's shard of every model against its limit; ``shard_docs`` is one
+    size for every domain or a size per domain."""
+    size = {d: shard_docs if isinstance(shard_docs, int) else int(shard_docs[d])
+            for d in tok_per_doc}
+    dom = max(tok_per_doc, key=lambda d: size[d] * tok_per_doc[d])
     out = []
-    dom, tok = max(tok_per_doc.items(), key=lambda kv: kv[1])
     for name, (pb, limit) in models.items():
-        tokens = shard_docs * tok
-        out.append(ShardFit(name, pb, dom, shard_docs, tokens, shard_seconds(pb, tokens, profile),
+        tokens = size[dom] * tok_per_doc[dom]
+        out.append(ShardFit(name, pb, dom, size[dom], tokens, shard_seconds(pb, tokens, profile),
                             limit))
     return out
 

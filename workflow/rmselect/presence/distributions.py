@@ -1,8 +1,12 @@
 """Presence score distributions: summary, shared-bin histograms, Jensen–Shannon distances.
 
 * ``summary.csv``: ``model, domain, mean, std, n_docs`` (std with ddof=1; empty for one doc),
-  plus ``scored_by`` (the model whose scores these are; differs under family reuse).
-  The benchmarks stage adds ``presence_<domain> = mean`` to the feature table from it.
+  plus ``scored_by`` (the model whose scores these are; differs under family reuse) and the
+  domain-mean estimate: ``estimate, halfwidth, estimator, r2`` (:func:`estimates`). With
+  ``presence.estimator: regression`` and a corpus whose manifest has the pool's covariate,
+  ``estimate`` is the regression estimator of :mod:`rmselect.presence.covariate`; otherwise
+  the plain ``mean``. The benchmarks stage adds ``presence_<domain> = estimate`` to the
+  feature table from it.
 * ``histograms.csv``: ``model, domain, bin, lo, hi, count, prob``. Within a domain every
   model uses the **same** bins: ``n_bins`` equal-width bins spanning the minimum to the maximum
   score of all models on that domain (±0.5 when all scores are equal).
@@ -17,6 +21,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -60,6 +65,57 @@ def summarise(scores: pl.DataFrame) -> pl.DataFrame:
         pl.col("score").std(ddof=1).alias("std"),
         pl.len().cast(pl.Int64).alias("n_docs"),
     )
+
+
+def corpus_covariates(corpus_dir: str | Path, domains: Sequence[str]
+                      ) -> dict[str, tuple[pl.DataFrame, dict] | None]:
+    """Per domain: the sampled documents' covariate (``doc_id, x``) and the manifest's pool
+    moments, or None when the corpus has no covariate (sampled without one)."""
+    import json
+
+    from rmselect.presence.covariate import NAME
+
+    out: dict[str, tuple[pl.DataFrame, dict] | None] = {}
+    for d in domains:
+        folder = Path(corpus_dir) / d
+        man = json.loads((folder / "manifest.json").read_text())
+        cov = man.get("covariate")
+        files = sorted(folder.glob("part-*.parquet"))
+        if not cov or not files or NAME not in pl.read_parquet_schema(files[0]):
+            out[d] = None
+            continue
+        x = pl.concat([pl.read_parquet(f, columns=["doc_id", NAME]) for f in files])
+        out[d] = (x.rename({NAME: "x"}), cov)
+    return out
+
+
+def estimates(scores: pl.DataFrame, covariates: dict[str, tuple[pl.DataFrame, dict] | None],
+              estimator: str = "regression") -> pl.DataFrame:
+    """``model, domain, estimate, halfwidth, estimator, r2`` per (model, domain): the
+    regression estimator where ``estimator`` is ``regression`` and the domain has a
+    covariate, else the plain mean (rmselect.presence.covariate)."""
+    from rmselect.presence import covariate as cv
+
+    rows = []
+    for (model, domain), g in scores.group_by(["model", "domain"], maintain_order=True):
+        cov = covariates.get(str(domain)) if estimator == "regression" else None
+        if cov is None:
+            e = cv.plain(g["score"].to_numpy())
+        else:
+            x, man = cov
+            j = g.join(x, on="doc_id", how="inner")
+            if j.height != g.height:
+                raise ValueError(f"presence: model '{model}' domain '{domain}': "
+                                 f"{g.height - j.height} scored documents are not in the "
+                                 "corpus; rescore after resampling")
+            e = cv.regression(j["score"].to_numpy(), j["x"].to_numpy(), float(man["mean"]),
+                              int(man["pool_docs"]))
+        rows.append({"model": model, "domain": domain, "estimate": e.estimate,
+                     "halfwidth": e.halfwidth if math.isfinite(e.halfwidth) else None,
+                     "estimator": e.estimator, "r2": e.r2})
+    return pl.DataFrame(rows, schema={"model": pl.String, "domain": pl.String,
+                                      "estimate": pl.Float64, "halfwidth": pl.Float64,
+                                      "estimator": pl.String, "r2": pl.Float64})
 
 
 def shared_edges(values: np.ndarray, n_bins: int) -> np.ndarray:
@@ -207,6 +263,11 @@ class DistributionsArgs:
     fig_jsd: str = opt("figure stem (png + pdf)")
     precision: str | None = opt("output precision.csv (rmselect.presence.precision)",
                                 default=None)
+    corpus_dir: str | None = opt("the sampled corpora (<dir>/<domain>/manifest.json and "
+                                 "part-*.parquet) whose covariate the regression estimator "
+                                 "uses; none: plain means", default=None)
+    estimator: str = opt("domain-mean estimator of summary.csv's estimate",
+                         default="regression", choices=["regression", "mean"])
     halfwidth: float = opt("target 95 % half-width of precision.csv, nats", default=0.01)
 
 
@@ -223,6 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = summary.with_columns(
         pl.col("model").replace_strict(scored_by, return_dtype=pl.String).alias("scored_by")
     )
+    covs = corpus_covariates(args.corpus_dir, args.domains) if args.corpus_dir else {}
+    summary = summary.join(estimates(scores, covs, args.estimator), on=["model", "domain"],
+                           how="left", maintain_order="left")
     hist = histograms(scores, args.bins)
     jsd = jsd_table(hist)
     write_table(args.summary, summary)
@@ -231,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.precision:
         from rmselect.presence.precision import precision_table
 
-        write_table(args.precision, precision_table(scores, args.halfwidth))
+        write_table(args.precision, precision_table(scores, args.halfwidth, covariates=covs))
     plot_distributions(hist, args.fig_distributions)
     plot_jsd(jsd, args.fig_jsd)
     return 0
