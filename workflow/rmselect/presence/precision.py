@@ -44,8 +44,8 @@ import polars as pl
 
 from rmselect import cli
 from rmselect.cli import opt
+from rmselect.presence.covariate import Z95
 
-Z95 = 1.959963984540054
 
 
 def n_for_halfwidth(std: float, halfwidth: float, z: float = Z95) -> int:
