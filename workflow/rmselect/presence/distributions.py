@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -82,6 +83,8 @@ def corpus_covariates(corpus_dir: str | Path, domains: Sequence[str]
         cov = man.get("covariate")
         files = sorted(folder.glob("part-*.parquet"))
         if not cov or not files or NAME not in pl.read_parquet_schema(files[0]):
+            print(f"presence: corpus {folder} has no covariate (sampled without one); domain "
+                  f"'{d}' is estimated by the plain mean", file=sys.stderr)
             out[d] = None
             continue
         x = pl.concat([pl.read_parquet(f, columns=["doc_id", NAME]) for f in files])
