@@ -111,31 +111,14 @@ def prefix_scores(model: object, tokenizer: object, docs: pl.DataFrame,
     ``prefix`` tokens (fewer where the document is shorter), for every ``prefix`` of
     ``prefix_tokens``, from one forward at the longest (the stage's encoding and context
     token, :mod:`rmselect.presence.score`)."""
-    from rmselect.logprobs import batch_logprobs
-    from rmselect.presence.score import encode_document, length_batches, prefix_token_id
-
-    import torch
+    from rmselect.presence.score import encode_document, prefix_token_id, sequence_logprobs
 
     top = max(prefix_tokens)
     pid = prefix_token_id(tokenizer)
     seqs = [encode_document(tokenizer, t, top, pid) for t in docs["text"].to_list()]
     pad = getattr(tokenizer, "pad_token_id", None)
-    lengths = [len(q) for q in seqs]
-    per_doc: dict[int, np.ndarray] = {}
-    for batch in length_batches(lengths, batch_tokens):
-        batch = [i for i in batch if lengths[i] >= 2]
-        if not batch:
-            continue
-        width = max(lengths[i] for i in batch)
-        ids = torch.full((len(batch), width), int(pad or 0), dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, i in enumerate(batch):
-            ids[row, : lengths[i]] = torch.tensor(seqs[i], dtype=torch.long)
-            mask[row, : lengths[i]] = 1
-        with torch.no_grad():
-            fwd = batch_logprobs(model, ids, mask, [(0, lengths[i] - 1) for i in batch])
-        for row, i in enumerate(batch):
-            per_doc[i] = fwd.logprobs[row].double().numpy()
+    per_doc = {i: lp.double().numpy() for i, lp in enumerate(
+        sequence_logprobs(model, seqs, batch_tokens, int(pad or 0))) if lp is not None}
     rows = []
     for i, doc_id in enumerate(docs["doc_id"].to_list()):
         if i not in per_doc:

@@ -95,20 +95,19 @@ def length_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]
 
 
 @torch.no_grad()
-def score_sequences(
+def sequence_logprobs(
     model: Any, sequences: Sequence[Sequence[int]], batch_tokens: int = 16384, pad_id: int = 0,
     chunk: int | None = None,
-) -> list[DocScore]:
-    """Mean log p(t_i | t_<i) over positions 1..len-1 of each sequence (position 0 = context).
-
-    Sequences of length < 2 get ``n_tokens = 0`` and a NaN score. The head runs over slices
+) -> list[torch.Tensor | None]:
+    """log p(t_i | t_<i) for positions 1..len-1 of each sequence (position 0 = context), in
+    length-sorted padded batches; None for sequences of length < 2. The head runs over slices
     of ``chunk`` positions (:mod:`rmselect.logprobs`; default: sized by the vocabulary), so
     no ``batch × length × vocabulary`` logits are built.
     """
     from rmselect.logprobs import batch_logprobs
 
     device = next(model.parameters()).device
-    out: list[DocScore] = [DocScore(0, math.nan)] * len(sequences)
+    out: list[torch.Tensor | None] = [None] * len(sequences)
     lengths = [len(s) for s in sequences]
     for batch in length_batches(lengths, batch_tokens):
         batch = [i for i in batch if lengths[i] >= 2]
@@ -124,8 +123,19 @@ def score_sequences(
         spans = [(0, lengths[i] - 1) for i in batch]
         fwd = batch_logprobs(model, ids, mask, spans, chunk=chunk)
         for row, i in enumerate(batch):
-            out[i] = DocScore(lengths[i] - 1, float(fwd.logprobs[row].mean().item()))
+            out[i] = fwd.logprobs[row]
     return out
+
+
+def score_sequences(
+    model: Any, sequences: Sequence[Sequence[int]], batch_tokens: int = 16384, pad_id: int = 0,
+    chunk: int | None = None,
+) -> list[DocScore]:
+    """Mean log p(t_i | t_<i) over positions 1..len-1 of each sequence
+    (:func:`sequence_logprobs`); sequences of length < 2 get ``n_tokens = 0`` and a NaN
+    score."""
+    return [DocScore(0, math.nan) if lp is None else DocScore(len(lp), float(lp.mean().item()))
+            for lp in sequence_logprobs(model, sequences, batch_tokens, pad_id, chunk)]
 
 
 def fit_max_tokens(model: Any, max_tokens: int, prefix_id: int | None) -> int:
